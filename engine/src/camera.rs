@@ -1,0 +1,545 @@
+//! The camera rig: where the virtual camera is, frame by frame.
+//!
+//! One internal convention, used everywhere and converted only at the edges (exports):
+//! right-handed, Y up, metres. At yaw 0 the camera looks down -Z with +X to its right
+//! (the glTF camera convention); yaw turns it to the left (counter-clockwise seen from
+//! above), pitch tilts it up. Angles are degrees; `fov` is the horizontal field of view.
+//!
+//! The rig advances by whole frames with a fixed `dt`, never by wall-clock time, so the
+//! same cues at the same frames give the same poses: that is what makes a scene
+//! replayable.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cue::{Action, PathPoint};
+
+/// Metres per second at `forward` or `strafe` = 1 and `speed` = 1.
+pub const MOVE_SPEED: f64 = 20.0;
+/// Metres per second at `rise` = 1.
+pub const RISE_SPEED: f64 = 10.0;
+/// Degrees per second at `yaw` = 1.
+pub const YAW_RATE: f64 = 60.0;
+/// Degrees per second at `pitch` = 1.
+pub const PITCH_RATE: f64 = 40.0;
+/// The camera stays at least this far above the ground, where the model knows it.
+pub const GROUND_CLEARANCE: f64 = 2.0;
+pub const DEFAULT_FOV: f64 = 70.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Pose {
+    /// Position in metres.
+    pub pos: [f64; 3],
+    /// Degrees, counter-clockwise from -Z seen from above.
+    pub yaw: f64,
+    /// Degrees, positive looks up.
+    pub pitch: f64,
+    /// Horizontal field of view in degrees.
+    pub fov: f64,
+}
+
+impl Default for Pose {
+    fn default() -> Self {
+        Pose {
+            pos: [0.0, 60.0, 0.0],
+            yaw: 0.0,
+            pitch: 0.0,
+            fov: DEFAULT_FOV,
+        }
+    }
+}
+
+impl Pose {
+    /// Unit vector the camera looks along, level (ignoring pitch).
+    pub fn forward_level(&self) -> [f64; 3] {
+        let y = self.yaw.to_radians();
+        [-y.sin(), 0.0, -y.cos()]
+    }
+
+    /// Unit vector to the camera's right (always level: the rig never rolls).
+    pub fn right(&self) -> [f64; 3] {
+        let y = self.yaw.to_radians();
+        [y.cos(), 0.0, -y.sin()]
+    }
+
+    /// Unit vector the camera looks along, with pitch.
+    pub fn forward(&self) -> [f64; 3] {
+        let (sp, cp) = self.pitch.to_radians().sin_cos();
+        let f = self.forward_level();
+        [f[0] * cp, sp, f[2] * cp]
+    }
+}
+
+/// Where an axis of the current action came from, so that a timed action
+/// (`duration_s`) stops only the axes it set and only if nothing changed them since.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Axis {
+    value: f64,
+    /// The frame at which this axis returns to zero, for timed actions.
+    until: Option<u64>,
+}
+
+/// A camera path being followed: the points, and the frame at which it started.
+#[derive(Debug, Clone, PartialEq)]
+struct ActivePath {
+    points: Vec<PathPoint>,
+    looped: bool,
+    start_frame: u64,
+}
+
+/// Integrates action cues and follows camera paths, one frame at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraRig {
+    pose: Pose,
+    axes: [Axis; 5],
+    path: Option<ActivePath>,
+    pitch_limit: f64,
+}
+
+impl CameraRig {
+    /// A rig at `pose`; pitch is kept within ±`pitch_limit` degrees (what the model can draw).
+    pub fn new(pose: Pose, pitch_limit: f64) -> Self {
+        let mut rig = CameraRig {
+            pose,
+            axes: Default::default(),
+            path: None,
+            pitch_limit: pitch_limit.clamp(0.0, 89.0),
+        };
+        rig.pose.pitch = rig.pose.pitch.clamp(-rig.pitch_limit, rig.pitch_limit);
+        rig
+    }
+
+    pub fn pose(&self) -> Pose {
+        self.pose
+    }
+
+    /// The current action axes in `ACTION_AXES` order.
+    pub fn action(&self) -> [f64; 5] {
+        self.axes.map(|a| a.value)
+    }
+
+    pub fn following_path(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Jumps to `pose` and stops all motion (scene cuts, checkpoint restores).
+    pub fn place(&mut self, pose: Pose) {
+        self.pose = pose;
+        self.pose.pitch = pose.pitch.clamp(-self.pitch_limit, self.pitch_limit);
+        self.axes = Default::default();
+        self.path = None;
+    }
+
+    /// Applies an action cue at `frame`. Setting any axis hands control back from a
+    /// camera path to the axes.
+    pub fn apply_action(&mut self, action: &Action, frame: u64, fps: f64) {
+        let until = action
+            .duration_s
+            .map(|d| frame + (d * fps).round().max(1.0) as u64);
+        for (axis, value) in self.axes.iter_mut().zip(action.axes()) {
+            if let Some(v) = value {
+                *axis = Axis { value: v, until };
+            }
+        }
+        self.path = None;
+    }
+
+    /// Starts following a camera path at `frame`. If the first point is later than
+    /// t = 0, the path starts from the current pose so the camera glides into it.
+    pub fn follow_path(&mut self, points: &[PathPoint], looped: bool, frame: u64) {
+        let mut pts = Vec::with_capacity(points.len() + 1);
+        if points[0].t > 0.0 {
+            pts.push(PathPoint {
+                t: 0.0,
+                pos: self.pose.pos,
+                yaw: self.pose.yaw,
+                pitch: self.pose.pitch,
+                fov: Some(self.pose.fov),
+            });
+        }
+        pts.extend_from_slice(points);
+        // Unwrap yaw so the camera turns the short way between points.
+        for i in 1..pts.len() {
+            let prev = pts[i - 1].yaw;
+            let mut y = pts[i].yaw;
+            while y - prev > 180.0 {
+                y -= 360.0;
+            }
+            while y - prev < -180.0 {
+                y += 360.0;
+            }
+            pts[i].yaw = y;
+        }
+        // A point without fov keeps the one before it.
+        let mut fov = self.pose.fov;
+        for p in &mut pts {
+            fov = p.fov.unwrap_or(fov);
+            p.fov = Some(fov);
+        }
+        self.axes = Default::default();
+        self.path = Some(ActivePath {
+            points: pts,
+            looped,
+            start_frame: frame,
+        });
+    }
+
+    /// Moves the rig to `frame` (one frame after the last call). `speed` scales motion;
+    /// `ground` gives the terrain height under a point when the model knows it.
+    pub fn advance(
+        &mut self,
+        frame: u64,
+        fps: f64,
+        speed: f64,
+        ground: impl Fn(f64, f64) -> Option<f64>,
+    ) {
+        for axis in &mut self.axes {
+            if axis.until.is_some_and(|u| frame >= u) {
+                *axis = Axis::default();
+            }
+        }
+        if let Some(path) = &self.path {
+            let t = (frame - path.start_frame) as f64 / fps;
+            let (pose, finished) = sample_path(&path.points, path.looped, t);
+            self.pose = pose;
+            self.pose.pitch = pose.pitch.clamp(-self.pitch_limit, self.pitch_limit);
+            if finished {
+                self.path = None;
+            }
+            return;
+        }
+        let dt = 1.0 / fps;
+        let [forward, strafe, rise, yaw, pitch] = self.action();
+        let p = &mut self.pose;
+        p.yaw = wrap_degrees(p.yaw + yaw * YAW_RATE * dt);
+        p.pitch = (p.pitch + pitch * PITCH_RATE * dt).clamp(-self.pitch_limit, self.pitch_limit);
+        let f = p.forward_level();
+        let r = p.right();
+        let step = MOVE_SPEED * speed * dt;
+        p.pos[0] += (f[0] * forward + r[0] * strafe) * step;
+        p.pos[2] += (f[2] * forward + r[2] * strafe) * step;
+        p.pos[1] += rise * RISE_SPEED * speed * dt;
+        if let Some(g) = ground(p.pos[0], p.pos[2]) {
+            p.pos[1] = p.pos[1].max(g + GROUND_CLEARANCE);
+        }
+    }
+}
+
+/// Keeps yaw in (-180, 180] so it never grows without bound over a long show.
+fn wrap_degrees(d: f64) -> f64 {
+    let w = d.rem_euclid(360.0);
+    if w > 180.0 {
+        w - 360.0
+    } else {
+        w
+    }
+}
+
+/// The pose at `t` seconds along a path (uniform Catmull-Rom through the points),
+/// and whether a non-looping path has ended. A looping path repeats with the period of
+/// its last point's time; when its last point equals its first, the loop is seamless.
+fn sample_path(points: &[PathPoint], looped: bool, t: f64) -> (Pose, bool) {
+    let n = points.len();
+    let end = points[n - 1].t;
+    if n == 1 {
+        return (pose_of(&points[0]), !looped);
+    }
+    let (t, finished) = if looped && end > 0.0 {
+        (t.rem_euclid(end), false)
+    } else if t >= end {
+        return (pose_of(&points[n - 1]), true);
+    } else {
+        (t, false)
+    };
+    let k = points.partition_point(|p| p.t <= t).clamp(1, n - 1) - 1;
+    let closed = looped && same_place(&points[0], &points[n - 1]);
+    // Neighbours for the tangents: across the seam of a closed loop, else clamped.
+    let prev = if k > 0 {
+        k - 1
+    } else if closed {
+        n - 2
+    } else {
+        0
+    };
+    let next = if k + 2 < n {
+        k + 2
+    } else if closed {
+        1
+    } else {
+        n - 1
+    };
+    let (p0, p1, p2, p3) = (&points[prev], &points[k], &points[k + 1], &points[next]);
+    let u = ((t - p1.t) / (p2.t - p1.t)).clamp(0.0, 1.0);
+    let mut yaw0 = p0.yaw;
+    let mut yaw3 = p3.yaw;
+    if closed && k == 0 {
+        yaw0 = p1.yaw - (points[n - 1].yaw - p0.yaw);
+    }
+    if closed && k + 2 >= n {
+        yaw3 = p2.yaw + (p3.yaw - points[0].yaw);
+    }
+    let cr = |a: f64, b: f64, c: f64, d: f64| catmull_rom(a, b, c, d, u);
+    let pose = Pose {
+        pos: [0, 1, 2].map(|i| cr(p0.pos[i], p1.pos[i], p2.pos[i], p3.pos[i])),
+        yaw: wrap_degrees(cr(yaw0, p1.yaw, p2.yaw, yaw3)),
+        pitch: cr(p0.pitch, p1.pitch, p2.pitch, p3.pitch),
+        fov: cr(fov_of(p0), fov_of(p1), fov_of(p2), fov_of(p3)).clamp(1.0, 170.0),
+    };
+    (pose, finished)
+}
+
+fn same_place(a: &PathPoint, b: &PathPoint) -> bool {
+    a.pos.iter().zip(b.pos).all(|(x, y)| (x - y).abs() < 1e-6)
+}
+
+fn fov_of(p: &PathPoint) -> f64 {
+    p.fov.unwrap_or(DEFAULT_FOV)
+}
+
+fn pose_of(p: &PathPoint) -> Pose {
+    Pose {
+        pos: p.pos,
+        yaw: wrap_degrees(p.yaw),
+        pitch: p.pitch,
+        fov: fov_of(p),
+    }
+}
+
+/// Uniform Catmull-Rom: passes through `b` at u = 0 and `c` at u = 1.
+fn catmull_rom(a: f64, b: f64, c: f64, d: f64, u: f64) -> f64 {
+    let u2 = u * u;
+    let u3 = u2 * u;
+    0.5 * (2.0 * b
+        + (c - a) * u
+        + (2.0 * a - 5.0 * b + 4.0 * c - d) * u2
+        + (3.0 * b - a - 3.0 * c + d) * u3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FPS: f64 = 30.0;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    fn run(rig: &mut CameraRig, from: u64, frames: u64) {
+        for f in from..from + frames {
+            rig.advance(f, FPS, 1.0, |_, _| None);
+        }
+    }
+
+    fn action(f: impl FnOnce(&mut Action)) -> Action {
+        let mut a = Action::default();
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn forward_at_yaw_zero_moves_down_negative_z() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.apply_action(&action(|a| a.forward = Some(1.0)), 0, FPS);
+        run(&mut rig, 1, 30);
+        let p = rig.pose();
+        assert!(close(p.pos[2], -MOVE_SPEED), "{p:?}");
+        assert!(close(p.pos[0], 0.0) && close(p.pos[1], 60.0), "{p:?}");
+    }
+
+    #[test]
+    fn yaw_turns_left_and_forward_follows_the_heading() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.apply_action(&action(|a| a.yaw = Some(1.0)), 0, FPS);
+        run(&mut rig, 1, 45); // 1.5 s at 60 deg/s
+        assert!(close(rig.pose().yaw, 90.0), "{:?}", rig.pose());
+        rig.apply_action(
+            &action(|a| {
+                a.yaw = Some(0.0);
+                a.forward = Some(0.5)
+            }),
+            46,
+            FPS,
+        );
+        run(&mut rig, 46, 30);
+        // Facing 90 degrees left of -Z is facing -X.
+        let p = rig.pose();
+        assert!(
+            close(p.pos[0], -MOVE_SPEED * 0.5) && p.pos[2].abs() < 1e-9,
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn strafe_rise_and_pitch() {
+        let mut rig = CameraRig::new(Pose::default(), 30.0);
+        rig.apply_action(
+            &action(|a| {
+                a.strafe = Some(1.0);
+                a.rise = Some(-1.0);
+                a.pitch = Some(1.0)
+            }),
+            0,
+            FPS,
+        );
+        run(&mut rig, 1, 30);
+        let p = rig.pose();
+        assert!(close(p.pos[0], MOVE_SPEED), "{p:?}");
+        assert!(close(p.pos[1], 60.0 - RISE_SPEED), "{p:?}");
+        // 40 deg/s for 1 s, held at the model's limit of 30.
+        assert!(close(p.pitch, 30.0), "{p:?}");
+    }
+
+    #[test]
+    fn axes_not_named_are_held() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.apply_action(&action(|a| a.forward = Some(1.0)), 0, FPS);
+        rig.apply_action(&action(|a| a.yaw = Some(0.5)), 0, FPS);
+        assert_eq!(rig.action(), [1.0, 0.0, 0.0, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn timed_action_stops_after_its_duration() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.apply_action(
+            &action(|a| {
+                a.forward = Some(1.0);
+                a.duration_s = Some(0.5)
+            }),
+            0,
+            FPS,
+        );
+        run(&mut rig, 1, 60);
+        assert_eq!(rig.action(), [0.0; 5]);
+        // 15 frames of motion (frames 1..=14 move; at 15 the axis has stopped).
+        assert!(
+            close(rig.pose().pos[2], -MOVE_SPEED * 14.0 / FPS),
+            "{:?}",
+            rig.pose()
+        );
+    }
+
+    #[test]
+    fn ground_keeps_the_camera_above_it() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.apply_action(&action(|a| a.rise = Some(-1.0)), 0, FPS);
+        for f in 1..300 {
+            rig.advance(f, FPS, 1.0, |_, _| Some(25.0));
+        }
+        assert!(close(rig.pose().pos[1], 25.0 + GROUND_CLEARANCE));
+    }
+
+    fn pt(t: f64, pos: [f64; 3], yaw: f64) -> PathPoint {
+        PathPoint {
+            t,
+            pos,
+            yaw,
+            pitch: 0.0,
+            fov: None,
+        }
+    }
+
+    #[test]
+    fn path_passes_through_its_points_and_holds_at_the_end() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        let points = [
+            pt(0.0, [0.0, 10.0, 0.0], 0.0),
+            pt(1.0, [10.0, 10.0, 0.0], 10.0),
+            pt(2.0, [10.0, 20.0, -10.0], 20.0),
+        ];
+        rig.follow_path(&points, false, 100);
+        rig.advance(100, FPS, 1.0, |_, _| None);
+        assert_eq!(rig.pose().pos, [0.0, 10.0, 0.0]);
+        run(&mut rig, 101, 30); // t = 1 s at frame 130
+        let p = rig.pose();
+        assert!(
+            p.pos
+                .iter()
+                .zip([10.0, 10.0, 0.0])
+                .all(|(a, b)| close(*a, b)),
+            "{p:?}"
+        );
+        assert!(close(p.yaw, 10.0));
+        run(&mut rig, 131, 60);
+        assert_eq!(rig.pose().pos, [10.0, 20.0, -10.0]);
+        assert!(!rig.following_path());
+    }
+
+    #[test]
+    fn path_is_smooth_between_points() {
+        let points = [
+            pt(0.0, [0.0, 0.0, 0.0], 0.0),
+            pt(1.0, [10.0, 0.0, 0.0], 0.0),
+            pt(2.0, [20.0, 10.0, 0.0], 0.0),
+        ];
+        // No jumps: consecutive frames stay close, velocity changes gradually.
+        let xs: Vec<f64> = (0..60)
+            .map(|f| sample_path(&points, false, f as f64 / FPS).0.pos[0])
+            .collect();
+        let v: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(v.windows(2).all(|w| (w[1] - w[0]).abs() < 0.05), "{v:?}");
+    }
+
+    #[test]
+    fn path_turns_the_short_way_round() {
+        let points = [pt(0.0, [0.0; 3], 170.0), pt(1.0, [0.0; 3], -170.0)];
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.follow_path(&points, false, 0);
+        run(&mut rig, 0, 16);
+        let yaw = rig.pose().yaw;
+        assert!(yaw.abs() > 170.0, "went the long way: {yaw}");
+    }
+
+    #[test]
+    fn path_starting_later_glides_from_the_current_pose() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.follow_path(&[pt(2.0, [100.0, 60.0, 0.0], 0.0)], false, 0);
+        rig.advance(0, FPS, 1.0, |_, _| None);
+        assert_eq!(rig.pose().pos, Pose::default().pos);
+        run(&mut rig, 1, 30);
+        let x = rig.pose().pos[0];
+        assert!(x > 10.0 && x < 90.0, "{x}");
+    }
+
+    #[test]
+    fn closed_loop_repeats_seamlessly() {
+        let points = [
+            pt(0.0, [0.0, 0.0, 0.0], 0.0),
+            pt(1.0, [10.0, 0.0, 0.0], 0.0),
+            pt(2.0, [10.0, 0.0, 10.0], 0.0),
+            pt(3.0, [0.0, 0.0, 0.0], 0.0),
+        ];
+        let a = sample_path(&points, true, 0.5).0;
+        let b = sample_path(&points, true, 3.5).0;
+        assert_eq!(a, b);
+        // Velocity is continuous across the seam.
+        let before = sample_path(&points, true, 3.0 - 1e-4).0.pos;
+        let after = sample_path(&points, true, 1e-4).0.pos;
+        let at = sample_path(&points, true, 0.0).0.pos;
+        for i in 0..3 {
+            let v1 = (at[i] - before[i]) / 1e-4;
+            let v2 = (after[i] - at[i]) / 1e-4;
+            assert!((v1 - v2).abs() < 1e-2, "axis {i}: {v1} vs {v2}");
+        }
+        assert!(!sample_path(&points, true, 100.0).1);
+    }
+
+    #[test]
+    fn an_action_takes_over_from_a_path() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.follow_path(
+            &[pt(0.0, [0.0; 3], 0.0), pt(10.0, [100.0, 0.0, 0.0], 0.0)],
+            false,
+            0,
+        );
+        rig.apply_action(&action(|a| a.forward = Some(1.0)), 5, FPS);
+        assert!(!rig.following_path());
+    }
+
+    #[test]
+    fn yaw_stays_wrapped() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        rig.apply_action(&action(|a| a.yaw = Some(1.0)), 0, FPS);
+        run(&mut rig, 1, 30 * 60);
+        assert!(rig.pose().yaw.abs() <= 180.0);
+    }
+}

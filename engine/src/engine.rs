@@ -1,0 +1,618 @@
+//! The engine: one thread that owns the model, applies cues on frame boundaries and
+//! renders the frames it is asked for.
+//!
+//! libtorch keeps per-thread state and its tensors are not `Sync`, so the generator is
+//! created, warmed up, stepped and dropped on a single dedicated thread; nothing runs
+//! inference on async workers or on GStreamer's streaming thread. The caller asks for
+//! frames by index ([`Engine::render`]) and gets [`Rendered`] results through the
+//! callback it gave at start. When the caller asks for several frames before the thread
+//! is free, it renders only the newest one (the world still advances through the
+//! skipped frames), which is how a live source catches up after a slow step.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::camera::Pose;
+use crate::device::{device_name, DeviceSpec};
+use crate::frame::{Frame, FramePool};
+use crate::generator::{
+    create_generator, BackendConfig, Fps, Generator, Image, ModelInfo, StepError, StepInput,
+};
+use crate::schedule::{AppliedCue, CueInbox, InFlight, Scheduler};
+use crate::world::{Scene, ShowContext, World};
+use crate::EngineError;
+
+/// How a show's engine starts.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `procedural`, `torchscript`, `pattern` or a registered backend.
+    pub backend: String,
+    /// Model package folder (torchscript).
+    pub model: Option<PathBuf>,
+    pub device: DeviceSpec,
+    pub seed: u64,
+    pub prompt: String,
+    pub scenes: Vec<Scene>,
+    /// Where the camera starts; the model's default when `None`.
+    pub camera: Option<Pose>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            backend: "procedural".into(),
+            model: None,
+            device: DeviceSpec::Auto,
+            seed: 0,
+            prompt: "rolling green hills".into(),
+            scenes: Vec::new(),
+            camera: None,
+        }
+    }
+}
+
+/// What one render produced.
+#[derive(Debug)]
+pub enum Picture {
+    /// A newly rendered frame.
+    New(Frame),
+    /// The world is frozen: the held frame again (with any fade applied).
+    Held(Frame),
+    /// The step failed; show the previous frame again.
+    Failed(StepError),
+}
+
+/// The result of [`Engine::render`].
+#[derive(Debug)]
+pub struct Rendered {
+    pub frame: u64,
+    pub picture: Picture,
+    /// Cues whose effect this frame is the first to show.
+    pub applied: Vec<AppliedCue>,
+    /// Time spent in the model's step (zero when held).
+    pub step_time: Duration,
+}
+
+/// Counters shared with whoever shows the frames.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub rendered: AtomicU64,
+    pub failed: AtomicU64,
+    /// Incremented by the caller when it had to repeat a frame to keep its rate.
+    pub repeated: AtomicU64,
+}
+
+/// A snapshot of the show for status reports; updated every frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub backend: String,
+    pub model: String,
+    pub device: String,
+    pub frame: u64,
+    pub width: usize,
+    pub height: usize,
+    pub fps: Fps,
+    pub camera: Pose,
+    pub prompt: String,
+    pub params: BTreeMap<String, f64>,
+    pub seed: u64,
+    pub frozen: bool,
+    pub fade: f64,
+    pub cues_waiting: usize,
+    pub last_step_ms: f64,
+    pub frames_rendered: u64,
+    pub steps_failed: u64,
+    pub frames_repeated: u64,
+}
+
+enum Request {
+    Output {
+        width: usize,
+        height: usize,
+        fps: Fps,
+    },
+    Render(u64),
+    Stop,
+}
+
+type Deliver = Box<dyn FnMut(Rendered) + Send>;
+
+/// The running engine. Dropping it stops the model thread.
+pub struct Engine {
+    requests: mpsc::Sender<Request>,
+    thread: Option<JoinHandle<()>>,
+    inbox: CueInbox,
+    info: ModelInfo,
+    device: tch::Device,
+    status: Arc<Mutex<Status>>,
+    log: Arc<Mutex<Vec<AppliedCue>>>,
+    counters: Arc<Counters>,
+}
+
+/// The most cue records kept in memory; takes keep their own complete logs.
+const LOG_LIMIT: usize = 100_000;
+
+impl Engine {
+    /// Starts the model thread, loads and warms up the model, and returns once it is
+    /// ready, or with the reason it could not start. `deliver` is called on the model
+    /// thread with every rendered frame.
+    pub fn start(
+        config: EngineConfig,
+        deliver: impl FnMut(Rendered) + Send + 'static,
+    ) -> Result<Engine, EngineError> {
+        let (req_tx, req_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let counters = Arc::new(Counters::default());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let inbox = CueInbox::new(ShowContext::default());
+        let shared = (inbox.clone(), log.clone(), counters.clone());
+        let thread = std::thread::Builder::new()
+            .name("cuecast-model".into())
+            .spawn(move || {
+                let _no_grad = tch::no_grad_guard();
+                let (inbox, log, counters) = shared;
+                match ModelThread::load(config, inbox, log, counters, Box::new(deliver)) {
+                    Ok((mut model, status)) => {
+                        let ready = (model.gen.info().clone(), model.gen.device(), status.clone());
+                        if ready_tx.send(Ok(ready)).is_ok() {
+                            model.run(req_rx, status);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Config {
+                what: "engine".into(),
+                message: format!("cannot start the model thread: {e}"),
+            })?;
+        let (info, device, status) = match ready_rx.recv() {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let reason = match thread.join() {
+                    Err(panic) => panic_message(panic.as_ref()),
+                    Ok(()) => "it exited".into(),
+                };
+                return Err(EngineError::Stopped(format!(
+                    "the model thread failed while loading: {reason}"
+                )));
+            }
+        };
+        Ok(Engine {
+            requests: req_tx,
+            thread: Some(thread),
+            inbox,
+            info,
+            device,
+            status,
+            log,
+            counters,
+        })
+    }
+
+    /// Starts an engine whose frames arrive on a channel.
+    pub fn start_with_channel(
+        config: EngineConfig,
+    ) -> Result<(Engine, mpsc::Receiver<Rendered>), EngineError> {
+        let (tx, rx) = mpsc::channel();
+        let engine = Engine::start(config, move |r| {
+            let _ = tx.send(r);
+        })?;
+        Ok((engine, rx))
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn device(&self) -> tch::Device {
+        self.device
+    }
+
+    /// Where cues go. Clone it freely.
+    pub fn inbox(&self) -> &CueInbox {
+        &self.inbox
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    pub fn status(&self) -> Status {
+        let mut s = self.status.lock().unwrap().clone();
+        s.frames_repeated = self.counters.repeated.load(Ordering::Relaxed);
+        s
+    }
+
+    /// A handle that reads status from any thread (for servers that outlive a borrow).
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle {
+            status: self.status.clone(),
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// The cue log so far (the most recent records).
+    pub fn cue_log(&self) -> Vec<AppliedCue> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sets the size and rate frames are made at (after caps negotiation).
+    pub fn set_output(&self, width: usize, height: usize, fps: Fps) {
+        self.inbox.update_context(|c| c.fps = Some(fps));
+        let _ = self.requests.send(Request::Output { width, height, fps });
+    }
+
+    /// Asks for frame `frame`; the result arrives through the deliver callback.
+    pub fn render(&self, frame: u64) -> Result<(), EngineError> {
+        self.requests
+            .send(Request::Render(frame))
+            .map_err(|_| EngineError::Stopped("the model thread has stopped".into()))
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.requests.send(Request::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads an engine's status from anywhere, for as long as it is wanted.
+#[derive(Clone)]
+pub struct StatusHandle {
+    status: Arc<Mutex<Status>>,
+    counters: Arc<Counters>,
+}
+
+impl StatusHandle {
+    pub fn get(&self) -> Status {
+        let mut s = self.status.lock().unwrap().clone();
+        s.frames_repeated = self.counters.repeated.load(Ordering::Relaxed);
+        s
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Everything the model thread owns.
+struct ModelThread {
+    gen: Box<dyn Generator>,
+    world: World,
+    scheduler: Scheduler,
+    inbox: CueInbox,
+    pool: FramePool,
+    /// The last frame the world advanced to.
+    last_frame: Option<u64>,
+    /// The last frame rendered, before any fade: what a freeze holds.
+    last_raw: Option<Frame>,
+    /// Applied cues not yet shown (the world was frozen when they applied).
+    unshown: Vec<InFlight>,
+    log: Arc<Mutex<Vec<AppliedCue>>>,
+    counters: Arc<Counters>,
+    deliver: Deliver,
+    backend: String,
+}
+
+impl ModelThread {
+    fn load(
+        config: EngineConfig,
+        inbox: CueInbox,
+        log: Arc<Mutex<Vec<AppliedCue>>>,
+        counters: Arc<Counters>,
+        deliver: Deliver,
+    ) -> Result<(Self, Arc<Mutex<Status>>), EngineError> {
+        let device = config.device.resolve()?;
+        let backend_config = BackendConfig {
+            backend: config.backend.clone(),
+            model: config.model.clone(),
+            device,
+            seed: config.seed,
+            prompt: config.prompt.clone(),
+        };
+        let mut gen = catch_unwind(AssertUnwindSafe(|| create_generator(&backend_config)))
+            .map_err(|p| EngineError::Config {
+                what: "backend".into(),
+                message: format!(
+                    "{} panicked while loading: {}",
+                    config.backend,
+                    panic_message(p.as_ref())
+                ),
+            })??;
+        let info = gen.info().clone();
+        let context = ShowContext {
+            params: info.params.clone(),
+            scenes: config.scenes.iter().map(|s| s.name.clone()).collect(),
+            fps: None,
+        };
+        for scene in &config.scenes {
+            context.check_scene(scene).map_err(EngineError::Cue)?;
+        }
+        inbox.update_context(|c| *c = context);
+        let camera = config.camera.unwrap_or_else(|| {
+            let mut pose = Pose::default();
+            if let Some(g) = gen.ground_height(0.0, 0.0) {
+                pose.pos[1] = g + 40.0;
+            }
+            pose
+        });
+        let world = World::new(
+            &info,
+            info.fps,
+            config.seed,
+            &config.prompt,
+            config.scenes,
+            camera,
+        );
+        warm_up(gen.as_mut(), &world)?;
+        let pool = FramePool::new(info.width as usize, info.height as usize);
+        let status = Arc::new(Mutex::new(Status {
+            backend: config.backend.clone(),
+            model: info.name.clone(),
+            device: device_name(device),
+            frame: 0,
+            width: info.width as usize,
+            height: info.height as usize,
+            fps: info.fps,
+            camera: world.camera(),
+            prompt: world.prompt().to_owned(),
+            params: world.named_params(0),
+            seed: world.seed(),
+            frozen: false,
+            fade: 1.0,
+            cues_waiting: 0,
+            last_step_ms: 0.0,
+            frames_rendered: 0,
+            steps_failed: 0,
+            frames_repeated: 0,
+        }));
+        let model = ModelThread {
+            gen,
+            world,
+            scheduler: Scheduler::default(),
+            inbox,
+            pool,
+            last_frame: None,
+            last_raw: None,
+            unshown: Vec::new(),
+            log,
+            counters,
+            deliver,
+            backend: config.backend,
+        };
+        Ok((model, status))
+    }
+
+    fn run(&mut self, requests: mpsc::Receiver<Request>, status: Arc<Mutex<Status>>) {
+        while let Ok(request) = requests.recv() {
+            let mut next = Some(request);
+            let mut target = None;
+            // Take everything queued: settings apply in order, renders collapse to the newest.
+            while let Some(r) = next {
+                match r {
+                    Request::Stop => return,
+                    Request::Output { width, height, fps } => {
+                        if self.pool.size() != (width, height) {
+                            self.pool = FramePool::new(width, height);
+                            self.last_raw = None;
+                        }
+                        self.world.set_fps(fps);
+                    }
+                    Request::Render(frame) => {
+                        target = Some(target.map_or(frame, |t: u64| t.max(frame)))
+                    }
+                }
+                next = requests.try_recv().ok();
+            }
+            if let Some(frame) = target {
+                let rendered = self.render(frame);
+                self.update_status(&status, rendered.frame, rendered.step_time);
+                (self.deliver)(rendered);
+            }
+        }
+    }
+
+    /// Advances the world to `target` and renders it.
+    fn render(&mut self, target: u64) -> Rendered {
+        let fps = self.world.fps();
+        let first = self.last_frame.map_or(0, |f| f + 1);
+        let target = target.max(first);
+        let mut reset = false;
+        for f in first..=target {
+            for cue in self.scheduler.due(&self.inbox, f, fps) {
+                reset |= self.world.apply(cue.cue(), f).reset;
+                self.unshown.push(cue);
+            }
+            let gen = &self.gen;
+            reset |= self.world.advance(f, |x, z| gen.ground_height(x, z)).reset;
+        }
+        self.last_frame = Some(target);
+
+        let started = Instant::now();
+        let fade = self.world.fade_level(target);
+        let picture = match (self.world.frozen(), self.last_raw.clone()) {
+            (true, Some(held)) => Picture::Held(self.faded(held, fade)),
+            _ => match self.step(target, reset) {
+                Ok(raw) => {
+                    self.last_raw = Some(raw.clone());
+                    Picture::New(self.faded(raw, fade))
+                }
+                Err(e) => {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    Picture::Failed(e)
+                }
+            },
+        };
+        let step_time = match picture {
+            Picture::Held(_) => Duration::ZERO,
+            _ => started.elapsed(),
+        };
+        let ready = Instant::now();
+        let applied: Vec<AppliedCue> = match picture {
+            Picture::Failed(_) => Vec::new(),
+            _ => self
+                .unshown
+                .drain(..)
+                .map(|c| c.shown(target, ready))
+                .collect(),
+        };
+        if !applied.is_empty() {
+            let mut log = self.log.lock().unwrap();
+            log.extend(applied.iter().cloned());
+            let excess = log.len().saturating_sub(LOG_LIMIT);
+            log.drain(..excess);
+        }
+        if matches!(picture, Picture::New(_)) {
+            self.counters.rendered.fetch_add(1, Ordering::Relaxed);
+        }
+        Rendered {
+            frame: target,
+            picture,
+            applied,
+            step_time,
+        }
+    }
+
+    fn step(&mut self, frame: u64, reset: bool) -> Result<Frame, StepError> {
+        let world = &self.world;
+        let gen = &mut self.gen;
+        let mut buf = self.pool.take();
+        let (width, height) = (buf.width(), buf.height());
+        let prompt = world.prompt_state(frame);
+        let params = world.params(frame);
+        let input = StepInput {
+            frame,
+            time_s: frame as f64 / world.fps().as_f64(),
+            fps: world.fps(),
+            camera: world.camera(),
+            action: world.action(),
+            prompt: &prompt,
+            params: &params,
+            seed: world.seed(),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            if reset {
+                gen.reset(world.seed(), world.prompt())?;
+            }
+            let mut image = Image {
+                width,
+                height,
+                data: buf.data_mut(),
+            };
+            gen.step(&input, &mut image)
+        }));
+        match outcome {
+            Ok(Ok(())) => Ok(buf.freeze()),
+            Ok(Err(e)) => Err(e),
+            Err(panic) => Err(StepError(format!(
+                "the step panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
+        }
+    }
+
+    /// `raw` scaled towards black by `level` (1 = unchanged, no copy).
+    fn faded(&self, raw: Frame, level: f64) -> Frame {
+        if level >= 1.0 {
+            return raw;
+        }
+        let mut buf = self.pool.take();
+        let gain = (level.clamp(0.0, 1.0) * 256.0).round() as u32;
+        for (dst, src) in buf
+            .data_mut()
+            .chunks_exact_mut(4)
+            .zip(raw.data().chunks_exact(4))
+        {
+            for c in 0..3 {
+                dst[c] = ((u32::from(src[c]) * gain) >> 8) as u8;
+            }
+            dst[3] = src[3];
+        }
+        buf.freeze()
+    }
+
+    fn update_status(&self, status: &Mutex<Status>, frame: u64, step: Duration) {
+        let w = &self.world;
+        let (width, height) = self.pool.size();
+        let mut s = status.lock().unwrap();
+        s.frame = frame;
+        s.width = width;
+        s.height = height;
+        s.fps = w.fps();
+        s.camera = w.camera();
+        s.prompt = w.prompt().to_owned();
+        s.params = w.named_params(frame);
+        s.seed = w.seed();
+        s.frozen = w.frozen();
+        s.fade = w.fade_level(frame);
+        s.cues_waiting = self.scheduler.waiting();
+        if step > Duration::ZERO {
+            s.last_step_ms = step.as_secs_f64() * 1e3;
+        }
+        s.frames_rendered = self.counters.rendered.load(Ordering::Relaxed);
+        s.steps_failed = self.counters.failed.load(Ordering::Relaxed);
+        s.backend.clone_from(&self.backend);
+    }
+}
+
+/// A few steps at the native size before the show starts, so first-call costs
+/// (allocation, TorchScript's profiling recompiles, CUDA context) do not land on air.
+fn warm_up(gen: &mut dyn Generator, world: &World) -> Result<(), EngineError> {
+    let info = gen.info().clone();
+    let mut data = vec![0u8; info.width as usize * info.height as usize * 4];
+    let prompt = world.prompt_state(0);
+    let params = world.params(0);
+    for frame in 0..3 {
+        let input = StepInput {
+            frame,
+            time_s: 0.0,
+            fps: world.fps(),
+            camera: world.camera(),
+            action: [0.0; 5],
+            prompt: &prompt,
+            params: &params,
+            seed: world.seed(),
+        };
+        let mut image = Image {
+            width: info.width as usize,
+            height: info.height as usize,
+            data: &mut data,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| gen.step(&input, &mut image)));
+        let failure = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.0,
+            Err(p) => format!("panicked: {}", panic_message(p.as_ref())),
+        };
+        return Err(EngineError::Config {
+            what: "model".into(),
+            message: format!("{} failed its first step: {failure}", info.name),
+        });
+    }
+    gen.reset(world.seed(), world.prompt())
+        .map_err(|e| EngineError::Config {
+            what: "model".into(),
+            message: format!("{} failed to reset: {e}", info.name),
+        })
+}

@@ -1,0 +1,389 @@
+//! Generators: the models that turn world state into frames.
+//!
+//! A [`Generator`] is created on, and only ever used from, the engine's model thread;
+//! libtorch keeps per-thread state and `Tensor` is not `Sync`, so nothing else touches
+//! it. The engine hands each step the inputs for one frame and a CPU image to fill
+//! (RGBx, the negotiated output size). Tensor backends render on their device and finish
+//! with [`write_image`]: one conversion to u8 on the device, one copy to the host.
+//!
+//! Backends are looked up by name in a registry, so an application (or a test) can add
+//! its own beside the built-in `procedural`, `torchscript` and `pattern`.
+
+pub mod pattern;
+pub mod procedural;
+pub mod torchscript;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::camera::Pose;
+use crate::EngineError;
+
+/// A frame rate as a fraction, as GStreamer and broadcast gear give it (30000/1001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fps {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl Fps {
+    pub const fn new(num: u32, den: u32) -> Self {
+        Fps { num, den }
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.num) / f64::from(self.den)
+    }
+
+    /// The integer frame rate timecode counts in (30 for 29.97).
+    pub fn nominal(self) -> u32 {
+        (self.as_f64().round() as u32).max(1)
+    }
+
+    /// Nanoseconds from the start of the show to the start of `frame`, exact.
+    pub fn frame_to_ns(self, frame: u64) -> u64 {
+        (u128::from(frame) * 1_000_000_000 * u128::from(self.den) / u128::from(self.num)) as u64
+    }
+}
+
+/// A param a model understands, with its range and default.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamSpec {
+    pub name: String,
+    pub default: f64,
+    pub min: f64,
+    pub max: f64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// How a model takes prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptMode {
+    /// The prompt text is passed to every step.
+    Text,
+    /// The model ignores prompts.
+    None,
+}
+
+/// What a model is and what it accepts: from a package's `cuecast-model.yaml`, or
+/// built in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    /// The size and rate the model makes natively.
+    pub width: u32,
+    pub height: u32,
+    pub fps: Fps,
+    /// True when the model renders any size directly; otherwise its frames are scaled
+    /// to the negotiated size.
+    pub any_size: bool,
+    /// Action axes the model takes, in the order it takes them.
+    pub actions: Vec<String>,
+    pub params: Vec<ParamSpec>,
+    pub prompt: PromptMode,
+    /// The steepest camera pitch, in degrees, the model can draw.
+    pub pitch_limit: f64,
+    /// Whether steps produce depth.
+    pub depth: bool,
+    /// A digest of the model's weights and code, for checkpoints.
+    pub hash: String,
+}
+
+impl ModelInfo {
+    pub fn param(&self, name: &str) -> Option<(usize, &ParamSpec)> {
+        self.params.iter().enumerate().find(|(_, p)| p.name == name)
+    }
+}
+
+/// The prompt as a generator sees it: the current text and, during a transition, the
+/// text it is blending from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptState {
+    pub text: String,
+    pub previous: Option<String>,
+    /// 0 = all `previous`, 1 = all `text`.
+    pub mix: f64,
+}
+
+/// Everything a step may depend on. A generator's output must be a function of this
+/// input, its seed and its own state, so that runs are reproducible.
+#[derive(Debug)]
+pub struct StepInput<'a> {
+    pub frame: u64,
+    /// Seconds since the show started (frame / fps).
+    pub time_s: f64,
+    pub fps: Fps,
+    pub camera: Pose,
+    /// Action axes, `ACTION_AXES` order.
+    pub action: [f64; 5],
+    pub prompt: &'a PromptState,
+    /// Current param values, in `ModelInfo::params` order.
+    pub params: &'a [f64],
+    pub seed: u64,
+}
+
+/// The frame a step fills: RGBx, 4 bytes per pixel, rows `width * 4` bytes apart.
+pub struct Image<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub data: &'a mut [u8],
+}
+
+impl Image<'_> {
+    /// A CPU tensor `[height, width, 4]` u8 viewing this image's bytes.
+    ///
+    /// The view borrows `self`: it must not outlive this image, which the borrow checker
+    /// cannot see through `Tensor`, so it is only handed to a closure.
+    pub fn with_tensor<R>(&mut self, f: impl FnOnce(&mut Tensor) -> R) -> R {
+        let (h, w) = (self.height as i64, self.width as i64);
+        assert_eq!(self.data.len(), (h * w * 4) as usize);
+        // SAFETY: the tensor views `self.data`, which is valid and exclusively borrowed
+        // for the duration of `f`; the tensor is dropped before this function returns.
+        let mut t = unsafe {
+            Tensor::from_blob(
+                self.data.as_ptr(),
+                &[h, w, 4],
+                &[w * 4, 4, 1],
+                Kind::Uint8,
+                Device::Cpu,
+            )
+        };
+        f(&mut t)
+    }
+}
+
+/// Why one step failed. The engine counts it and repeats the previous frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StepError(pub String);
+
+impl From<tch::TchError> for StepError {
+    fn from(e: tch::TchError) -> Self {
+        StepError(first_line(&e.to_string()))
+    }
+}
+
+/// libtorch errors carry a C++ backtrace after the message; users need the message.
+pub(crate) fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_owned()
+}
+
+/// A model that makes frames. Lives on the model thread only.
+pub trait Generator {
+    fn info(&self) -> &ModelInfo;
+
+    /// The device it computes on.
+    fn device(&self) -> Device;
+
+    /// Starts the world over from `seed` (at start and on a seed cue).
+    fn reset(&mut self, seed: u64, prompt: &str) -> Result<(), StepError>;
+
+    /// Renders the frame for `input` into `out`.
+    fn step(&mut self, input: &StepInput, out: &mut Image) -> Result<(), StepError>;
+
+    /// Depth in metres of the last frame, `[h, w]` f32, where the model makes depth.
+    fn depth(&self) -> Option<Tensor> {
+        None
+    }
+
+    /// Terrain height under a point, where the model knows it; keeps the camera above
+    /// ground.
+    fn ground_height(&self, _x: f64, _z: f64) -> Option<f64> {
+        None
+    }
+}
+
+/// Writes a frame computed on any device into `out`, scaling it when its size differs.
+///
+/// `rgb` is either float `[3, h, w]` in [0, 1] (what models return) or u8 `[h, w, 3|4]`.
+/// The conversion to u8 RGBx happens on the tensor's device, so a CUDA frame crosses to
+/// the host once, already in its final form.
+pub fn write_image(out: &mut Image, rgb: &Tensor) -> Result<(), StepError> {
+    let (w, h) = (out.width as i64, out.height as i64);
+    let hwc = match (rgb.kind(), rgb.size().as_slice()) {
+        (Kind::Uint8, [sh, sw, c]) if (*c == 3 || *c == 4) && (*sh, *sw) == (h, w) => {
+            rgb.shallow_clone()
+        }
+        (Kind::Uint8, [_, _, c]) if *c == 3 || *c == 4 => to_u8_hwc(&scale(
+            &(rgb.permute([2, 0, 1]).to_kind(Kind::Float) / 255.0),
+            h,
+            w,
+        )?),
+        (Kind::Float | Kind::Half | Kind::BFloat16, [3, sh, sw]) => {
+            let f = rgb.to_kind(Kind::Float);
+            let f = if (*sh, *sw) == (h, w) {
+                f
+            } else {
+                scale(&f, h, w)?
+            };
+            to_u8_hwc(&f)
+        }
+        (kind, size) => {
+            return Err(StepError(format!(
+                "rgb must be float [3, H, W] or uint8 [H, W, 3], got {kind:?} {size:?}"
+            )))
+        }
+    };
+    let rgbx = if hwc.size()[2] == 3 {
+        let alpha = Tensor::full([h, w, 1], 255, (Kind::Uint8, hwc.device()));
+        Tensor::cat(&[hwc, alpha], 2)
+    } else {
+        hwc
+    };
+    out.with_tensor(|dst| dst.f_copy_(&rgbx))?;
+    Ok(())
+}
+
+/// Bilinear scaling of `[3, h, w]`; antialiased when shrinking so detail does not alias.
+fn scale(chw: &Tensor, h: i64, w: i64) -> Result<Tensor, StepError> {
+    let nchw = chw.unsqueeze(0);
+    let shrinking = chw.size()[1] > h || chw.size()[2] > w;
+    let scaled = if shrinking {
+        nchw.f_internal_upsample_bilinear2d_aa([h, w], false, None, None)?
+    } else {
+        nchw.f_upsample_bilinear2d([h, w], false, None, None)?
+    };
+    Ok(scaled.squeeze_dim(0))
+}
+
+fn to_u8_hwc(chw: &Tensor) -> Tensor {
+    (chw.clamp(0.0, 1.0) * 255.0)
+        .round()
+        .to_kind(Kind::Uint8)
+        .permute([1, 2, 0])
+}
+
+/// How a backend is asked to start.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub backend: String,
+    /// Model package folder, for backends that load one.
+    pub model: Option<PathBuf>,
+    pub device: Device,
+    pub seed: u64,
+    pub prompt: String,
+}
+
+type Factory = dyn Fn(&BackendConfig) -> Result<Box<dyn Generator>, EngineError> + Send + Sync;
+
+static REGISTRY: LazyLock<Mutex<BTreeMap<String, Arc<Factory>>>> = LazyLock::new(|| {
+    let mut m: BTreeMap<String, Arc<Factory>> = BTreeMap::new();
+    m.insert(
+        "procedural".into(),
+        Arc::new(procedural::Procedural::create),
+    );
+    m.insert(
+        "torchscript".into(),
+        Arc::new(torchscript::TorchScript::create),
+    );
+    m.insert("pattern".into(), Arc::new(pattern::Pattern::create));
+    Mutex::new(m)
+});
+
+/// Makes a backend available by name (replacing one of the same name).
+pub fn register_backend<F>(name: &str, factory: F)
+where
+    F: Fn(&BackendConfig) -> Result<Box<dyn Generator>, EngineError> + Send + Sync + 'static,
+{
+    REGISTRY
+        .lock()
+        .unwrap()
+        .insert(name.to_owned(), Arc::new(factory));
+}
+
+/// The names of all known backends.
+pub fn backend_names() -> Vec<String> {
+    REGISTRY.lock().unwrap().keys().cloned().collect()
+}
+
+/// Creates the generator `config.backend` names. Call on the thread that will own it.
+pub fn create_generator(config: &BackendConfig) -> Result<Box<dyn Generator>, EngineError> {
+    // Look up and release the lock before calling: a factory may take a while.
+    let found = REGISTRY.lock().unwrap().get(&config.backend).cloned();
+    let factory = found.ok_or_else(|| EngineError::Config {
+        what: "backend".into(),
+        message: format!(
+            "unknown backend {:?} (known: {})",
+            config.backend,
+            backend_names().join(", ")
+        ),
+    })?;
+    factory(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fps_is_exact_for_fractional_rates() {
+        let ntsc = Fps::new(30000, 1001);
+        assert_eq!(ntsc.nominal(), 30);
+        assert_eq!(ntsc.frame_to_ns(30000), 1001 * 1_000_000_000);
+        assert_eq!(Fps::new(30, 1).frame_to_ns(1), 33_333_333);
+    }
+
+    fn image_of(w: usize, h: usize, rgb: &Tensor) -> Vec<u8> {
+        let mut data = vec![0u8; w * h * 4];
+        let mut img = Image {
+            width: w,
+            height: h,
+            data: &mut data,
+        };
+        write_image(&mut img, rgb).unwrap();
+        data
+    }
+
+    #[test]
+    fn writes_float_chw_as_rgbx() {
+        let rgb = Tensor::from_slice(&[1.0f32, 0.0, 0.5, 0.25, 0.0, 1.0]).view([3, 1, 2]);
+        assert_eq!(
+            image_of(2, 1, &rgb),
+            vec![255, 128, 0, 255, 0, 64, 255, 255]
+        );
+    }
+
+    #[test]
+    fn writes_u8_hwc_and_scales_other_sizes() {
+        let rgb = Tensor::full([2, 2, 3], 200, (Kind::Uint8, Device::Cpu));
+        assert_eq!(image_of(2, 2, &rgb), [200, 200, 200, 255].repeat(4));
+        let scaled = image_of(4, 4, &rgb);
+        assert_eq!(scaled, [200, 200, 200, 255].repeat(16));
+    }
+
+    #[test]
+    fn rejects_other_shapes() {
+        let bad = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
+        let mut data = vec![0u8; 16];
+        let mut img = Image {
+            width: 2,
+            height: 2,
+            data: &mut data,
+        };
+        let e = write_image(&mut img, &bad).unwrap_err();
+        assert!(e.0.contains("[3, H, W]"), "{e}");
+    }
+
+    #[test]
+    fn unknown_backend_lists_the_known_ones() {
+        let cfg = BackendConfig {
+            backend: "nope".into(),
+            model: None,
+            device: Device::Cpu,
+            seed: 0,
+            prompt: String::new(),
+        };
+        let e = create_generator(&cfg).err().unwrap().to_string();
+        assert!(e.contains("nope") && e.contains("procedural"), "{e}");
+    }
+}

@@ -1,0 +1,340 @@
+//! From "a cue arrived" to "a cue took effect at frame N".
+//!
+//! Cues arrive on any thread (HTTP, OSC, a cue file) into the [`CueInbox`], which checks
+//! them against the running show and gives each an id; nothing invalid gets in, and a
+//! batch is accepted whole or not at all. The model thread's [`Scheduler`] collects them
+//! at each frame boundary, works out the frame each one is for (`at`), and hands over
+//! those that are due. What happened to every cue is recorded as an [`AppliedCue`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::cue::{At, Cue, CueError, CueId};
+use crate::generator::Fps;
+use crate::world::ShowContext;
+
+/// Called on the model thread when a watched cue has been applied and its frame made.
+pub type Watcher = Arc<dyn Fn(&AppliedCue) + Send + Sync>;
+
+/// The record of one cue: when it arrived, the frame it took effect on and the frame
+/// that first showed it. This is the cue log's line, and what the API reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppliedCue {
+    pub id: CueId,
+    pub cue: Cue,
+    /// Wall-clock arrival, milliseconds since the Unix epoch.
+    pub arrived_unix_ms: u64,
+    /// The frame the cue took effect on.
+    pub frame: u64,
+    /// That frame's presentation time from the start of the show, in nanoseconds.
+    pub pts_ns: u64,
+    /// The first frame rendered with the cue's effect (later than `frame` only when
+    /// frames were skipped to keep up, or the world was frozen).
+    pub shown_frame: u64,
+    /// From arrival to that frame being ready, in milliseconds.
+    pub latency_ms: f64,
+}
+
+/// A cue waiting to be applied.
+struct Pending {
+    id: CueId,
+    cue: Cue,
+    arrived: Instant,
+    arrived_unix_ms: u64,
+    watcher: Option<Watcher>,
+}
+
+struct Inbox {
+    context: ShowContext,
+    next_id: CueId,
+    arrived: Vec<Pending>,
+}
+
+/// Where cues arrive. Cheap to clone; every clone feeds the same show.
+#[derive(Clone)]
+pub struct CueInbox {
+    inner: Arc<Mutex<Inbox>>,
+}
+
+impl CueInbox {
+    pub fn new(context: ShowContext) -> Self {
+        CueInbox {
+            inner: Arc::new(Mutex::new(Inbox {
+                context,
+                next_id: 1,
+                arrived: Vec::new(),
+            })),
+        }
+    }
+
+    /// Replaces what cues are checked against (the frame rate is known only once caps
+    /// are negotiated).
+    pub fn update_context(&self, f: impl FnOnce(&mut ShowContext)) {
+        f(&mut self.inner.lock().unwrap().context);
+    }
+
+    pub fn context(&self) -> ShowContext {
+        self.inner.lock().unwrap().context.clone()
+    }
+
+    /// Checks cues against the show without accepting them.
+    pub fn check(&self, cues: &[Cue]) -> Result<(), CueError> {
+        let inbox = self.inner.lock().unwrap();
+        check_all(&inbox.context, cues)
+    }
+
+    /// Accepts cues, all or none. `watcher` is told as each one is applied.
+    pub fn submit(&self, cues: Vec<Cue>, watcher: Option<Watcher>) -> Result<Vec<CueId>, CueError> {
+        let mut inbox = self.inner.lock().unwrap();
+        check_all(&inbox.context, &cues)?;
+        let arrived = Instant::now();
+        let arrived_unix_ms = unix_ms(SystemTime::now());
+        let mut ids = Vec::with_capacity(cues.len());
+        for cue in cues {
+            let id = inbox.next_id;
+            inbox.next_id += 1;
+            ids.push(id);
+            inbox.arrived.push(Pending {
+                id,
+                cue,
+                arrived,
+                arrived_unix_ms,
+                watcher: watcher.clone(),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// Accepts one cue.
+    pub fn submit_one(&self, cue: Cue) -> Result<CueId, CueError> {
+        Ok(self.submit(vec![cue], None)?[0])
+    }
+
+    fn take_arrived(&self) -> Vec<Pending> {
+        std::mem::take(&mut self.inner.lock().unwrap().arrived)
+    }
+}
+
+fn check_all(context: &ShowContext, cues: &[Cue]) -> Result<(), CueError> {
+    if cues.len() == 1 {
+        return context.check(&cues[0]);
+    }
+    for (i, cue) in cues.iter().enumerate() {
+        context
+            .check(cue)
+            .map_err(|e| e.within(&format!("[{i}]")))?;
+    }
+    Ok(())
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A cue the model thread has applied to the world and not yet seen rendered.
+pub struct InFlight {
+    record: AppliedCue,
+    arrived: Instant,
+    watcher: Option<Watcher>,
+}
+
+impl InFlight {
+    pub fn cue(&self) -> &Cue {
+        &self.record.cue
+    }
+
+    /// The frame showing this cue is ready: completes the record and tells the watcher.
+    pub fn shown(mut self, frame: u64, ready: Instant) -> AppliedCue {
+        self.record.shown_frame = frame;
+        self.record.latency_ms = ready.saturating_duration_since(self.arrived).as_secs_f64() * 1e3;
+        if let Some(w) = &self.watcher {
+            w(&self.record);
+        }
+        self.record
+    }
+}
+
+/// The model thread's side: cues waiting for their frame, ordered by (frame, id).
+#[derive(Default)]
+pub struct Scheduler {
+    waiting: BTreeMap<(u64, CueId), Pending>,
+}
+
+impl Scheduler {
+    /// Collects newly arrived cues at frame boundary `frame`, and returns those due at
+    /// `frame` in the order they must apply: by frame, then by arrival.
+    ///
+    /// A cue without `at` is due now. `in_s` counts from `frame`, the first boundary after
+    /// arrival. A frame or timecode already past is due now; its record says so.
+    pub fn due(&mut self, inbox: &CueInbox, frame: u64, fps: Fps) -> Vec<InFlight> {
+        for p in inbox.take_arrived() {
+            let target = match p.cue.at {
+                None => frame,
+                Some(At::Frame(n)) => n,
+                Some(At::InS(s)) => frame + (s * fps.as_f64()).round() as u64,
+                // Checked on the way in against this frame rate.
+                Some(At::Timecode(tc)) => tc.to_frame(fps.nominal()).unwrap_or(frame),
+            };
+            self.waiting.insert((target.max(frame), p.id), p);
+        }
+        let later = self.waiting.split_off(&(frame + 1, 0));
+        let due = std::mem::replace(&mut self.waiting, later);
+        due.into_values()
+            .map(|p| InFlight {
+                record: AppliedCue {
+                    id: p.id,
+                    cue: p.cue,
+                    arrived_unix_ms: p.arrived_unix_ms,
+                    frame,
+                    pts_ns: fps.frame_to_ns(frame),
+                    shown_frame: frame,
+                    latency_ms: 0.0,
+                },
+                arrived: p.arrived,
+                watcher: p.watcher,
+            })
+            .collect()
+    }
+
+    /// How many cues are scheduled for later frames.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FPS: Fps = Fps::new(30, 1);
+
+    fn cue(v: serde_json::Value) -> Cue {
+        Cue::from_value(&v).unwrap()
+    }
+
+    fn inbox() -> CueInbox {
+        CueInbox::new(ShowContext {
+            fps: Some(FPS),
+            ..Default::default()
+        })
+    }
+
+    /// Runs frames `from..to` and returns (frame, id) for every cue applied.
+    fn run(s: &mut Scheduler, inbox: &CueInbox, frames: std::ops::Range<u64>) -> Vec<(u64, CueId)> {
+        frames
+            .flat_map(|f| {
+                s.due(inbox, f, FPS)
+                    .into_iter()
+                    .map(move |c| (f, c.record.id))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cue_without_at_applies_on_the_next_frame() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        run(&mut s, &inbox, 0..10);
+        let id = inbox.submit_one(cue(json!({"type": "freeze"}))).unwrap();
+        assert_eq!(run(&mut s, &inbox, 10..12), vec![(10, id)]);
+    }
+
+    #[test]
+    fn at_frame_applies_on_that_frame() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        let id = inbox
+            .submit_one(cue(json!({"type": "freeze", "at": {"frame": 42}})))
+            .unwrap();
+        assert_eq!(run(&mut s, &inbox, 0..100), vec![(42, id)]);
+    }
+
+    #[test]
+    fn at_in_s_counts_from_arrival() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        run(&mut s, &inbox, 0..20);
+        let id = inbox
+            .submit_one(cue(json!({"type": "freeze", "at": {"in_s": 1.5}})))
+            .unwrap();
+        assert_eq!(run(&mut s, &inbox, 20..100), vec![(65, id)]);
+    }
+
+    #[test]
+    fn at_timecode_is_show_time() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        let id = inbox
+            .submit_one(cue(
+                json!({"type": "freeze", "at": {"timecode": "00:00:02:10"}}),
+            ))
+            .unwrap();
+        assert_eq!(run(&mut s, &inbox, 0..100), vec![(70, id)]);
+    }
+
+    #[test]
+    fn past_frames_apply_now_and_say_when_they_were_for() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        run(&mut s, &inbox, 0..50);
+        inbox
+            .submit_one(cue(json!({"type": "freeze", "at": {"frame": 10}})))
+            .unwrap();
+        let applied = s.due(&inbox, 50, FPS);
+        assert_eq!(applied.len(), 1);
+        assert_eq!(applied[0].record.frame, 50);
+        assert_eq!(applied[0].cue().at, Some(At::Frame(10)));
+    }
+
+    #[test]
+    fn same_frame_cues_apply_in_arrival_order() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        let a = inbox
+            .submit_one(cue(json!({"type": "freeze", "at": {"frame": 5}})))
+            .unwrap();
+        let b = inbox.submit_one(cue(json!({"type": "resume"}))).unwrap();
+        let c = inbox
+            .submit_one(cue(json!({"type": "resume", "at": {"frame": 5}})))
+            .unwrap();
+        assert_eq!(run(&mut s, &inbox, 0..10), vec![(0, b), (5, a), (5, c)]);
+    }
+
+    #[test]
+    fn a_batch_is_all_or_nothing() {
+        let inbox = inbox();
+        let e = inbox
+            .submit(
+                vec![
+                    cue(json!({"type": "freeze"})),
+                    cue(json!({"type": "scene", "name": "x"})),
+                ],
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("[1].name"));
+        let mut s = Scheduler::default();
+        assert!(run(&mut s, &inbox, 0..3).is_empty());
+    }
+
+    #[test]
+    fn watcher_hears_latency_and_frames() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        inbox
+            .submit(
+                vec![cue(json!({"type": "freeze"}))],
+                Some(Arc::new(move |a: &AppliedCue| {
+                    sink.lock().unwrap().push(a.clone())
+                })),
+            )
+            .unwrap();
+        let due = s.due(&inbox, 30, FPS);
+        let record = due.into_iter().next().unwrap().shown(31, Instant::now());
+        assert_eq!(
+            (record.frame, record.shown_frame, record.pts_ns),
+            (30, 31, 1_000_000_000)
+        );
+        assert_eq!(seen.lock().unwrap().as_slice(), &[record]);
+    }
+}

@@ -1,0 +1,584 @@
+//! The world state a show is in at one frame: camera, prompt, params, seed, freeze and
+//! fade. Cues change it; the generator draws it.
+//!
+//! Everything here is a function of frame indices, never of wall-clock time, so a
+//! scene replays exactly from its seed and cue log. Ramps, blends and fades are stored
+//! as (from, to, start frame, length) and evaluated per frame rather than accumulated.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::camera::{CameraRig, Pose};
+use crate::cue::{At, Cue, CueError, CueKind, FadeTarget, SceneTransition};
+use crate::generator::{Fps, ModelInfo, PromptState};
+
+/// A scene from a show: what to load when a `scene` cue names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scene {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<Pose>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, f64>,
+}
+
+/// What cues are checked against before they are accepted: the running model's params,
+/// the show's scenes, and the frame rate (for timecodes).
+#[derive(Debug, Clone, Default)]
+pub struct ShowContext {
+    pub params: Vec<crate::generator::ParamSpec>,
+    pub scenes: Vec<String>,
+    pub fps: Option<Fps>,
+}
+
+impl ShowContext {
+    /// Checks what a cue refers to exists and is in range.
+    pub fn check(&self, cue: &Cue) -> Result<(), CueError> {
+        match &cue.kind {
+            CueKind::Param { name, value, .. } => self.check_param(name, *value, "value")?,
+            CueKind::Scene { name, .. } => {
+                if !self.scenes.iter().any(|s| s == name) {
+                    return Err(CueError::field(
+                        "name",
+                        if self.scenes.is_empty() {
+                            format!("unknown scene {name:?}: this show has no scenes")
+                        } else {
+                            format!(
+                                "unknown scene {name:?} (scenes: {})",
+                                self.scenes.join(", ")
+                            )
+                        },
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if let (Some(At::Timecode(tc)), Some(fps)) = (cue.at, self.fps) {
+            tc.to_frame(fps.nominal())?;
+        }
+        Ok(())
+    }
+
+    /// Checks a param name and value; `field` names the value in errors.
+    pub fn check_param(&self, name: &str, value: f64, field: &str) -> Result<(), CueError> {
+        let spec = self.params.iter().find(|p| p.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+            CueError::field(
+                "name",
+                format!(
+                    "unknown param {name:?} (this model has: {})",
+                    known.join(", ")
+                ),
+            )
+        })?;
+        if !(spec.min..=spec.max).contains(&value) {
+            return Err(CueError::field(
+                field,
+                format!(
+                    "{name} must be in [{}, {}], got {value}",
+                    spec.min, spec.max
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a scene's params and names before a show starts.
+    pub fn check_scene(&self, scene: &Scene) -> Result<(), CueError> {
+        for (name, value) in &scene.params {
+            self.check_param(name, *value, &format!("params.{name}"))
+                .map_err(|e| e.within(&format!("scenes.{}", scene.name)))?;
+        }
+        Ok(())
+    }
+}
+
+/// A value moving linearly from `from` to `to` over `frames` frames from `start`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ramp {
+    from: f64,
+    to: f64,
+    start: u64,
+    frames: u64,
+}
+
+impl Ramp {
+    fn constant(v: f64) -> Self {
+        Ramp {
+            from: v,
+            to: v,
+            start: 0,
+            frames: 0,
+        }
+    }
+
+    fn at(&self, frame: u64) -> f64 {
+        if self.frames == 0 || frame >= self.start + self.frames {
+            self.to
+        } else if frame <= self.start {
+            self.from
+        } else {
+            let t = (frame - self.start) as f64 / self.frames as f64;
+            self.from + (self.to - self.from) * t
+        }
+    }
+
+    /// Starts moving from wherever the value is at `frame` to `to`.
+    fn retarget(&mut self, to: f64, frame: u64, frames: u64) {
+        *self = Ramp {
+            from: self.at(frame),
+            to,
+            start: frame,
+            frames,
+        };
+    }
+}
+
+/// What the model thread must do after cues were applied.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    /// The generator must start over from the world's seed (seed cue, scene with a seed).
+    pub reset: bool,
+}
+
+/// The state of the show at the current frame.
+#[derive(Debug, Clone)]
+pub struct World {
+    fps: Fps,
+    rig: CameraRig,
+    prompt: String,
+    previous_prompt: Option<String>,
+    prompt_blend: Ramp,
+    params: Vec<Ramp>,
+    param_names: Vec<String>,
+    speed_param: Option<usize>,
+    seed: u64,
+    frozen: bool,
+    /// 1 = program, 0 = black.
+    fade: Ramp,
+    scenes: Vec<Scene>,
+    /// A scene waiting for the middle of its fade transition: which, when, and how
+    /// many frames the fade back up takes.
+    scene_switch: Option<(usize, u64, u64)>,
+}
+
+impl World {
+    pub fn new(
+        info: &ModelInfo,
+        fps: Fps,
+        seed: u64,
+        prompt: &str,
+        scenes: Vec<Scene>,
+        start: Pose,
+    ) -> Self {
+        World {
+            fps,
+            rig: CameraRig::new(start, info.pitch_limit),
+            prompt: prompt.to_owned(),
+            previous_prompt: None,
+            prompt_blend: Ramp::constant(1.0),
+            params: info
+                .params
+                .iter()
+                .map(|p| Ramp::constant(p.default))
+                .collect(),
+            param_names: info.params.iter().map(|p| p.name.clone()).collect(),
+            speed_param: info.param("speed").map(|(i, _)| i),
+            seed,
+            frozen: false,
+            fade: Ramp::constant(1.0),
+            scenes,
+            scene_switch: None,
+        }
+    }
+
+    pub fn fps(&self) -> Fps {
+        self.fps
+    }
+
+    pub fn set_fps(&mut self, fps: Fps) {
+        self.fps = fps;
+    }
+
+    pub fn camera(&self) -> Pose {
+        self.rig.pose()
+    }
+
+    pub fn action(&self) -> [f64; 5] {
+        self.rig.action()
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn frozen(&self) -> bool {
+        self.frozen
+    }
+
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    pub fn fade_level(&self, frame: u64) -> f64 {
+        self.fade.at(frame)
+    }
+
+    /// The prompt as generators see it at `frame` (smoothstep blend).
+    pub fn prompt_state(&self, frame: u64) -> PromptState {
+        let t = self.prompt_blend.at(frame);
+        let mix = t * t * (3.0 - 2.0 * t);
+        PromptState {
+            text: self.prompt.clone(),
+            previous: self.previous_prompt.clone().filter(|_| mix < 1.0),
+            mix,
+        }
+    }
+
+    /// Param values at `frame`, in the model's order.
+    pub fn params(&self, frame: u64) -> Vec<f64> {
+        self.params.iter().map(|r| r.at(frame)).collect()
+    }
+
+    /// Param values by name, for status reports.
+    pub fn named_params(&self, frame: u64) -> BTreeMap<String, f64> {
+        self.param_names
+            .iter()
+            .cloned()
+            .zip(self.params(frame))
+            .collect()
+    }
+
+    fn frames(&self, seconds: f64) -> u64 {
+        (seconds * self.fps.as_f64()).round() as u64
+    }
+
+    /// Applies one cue at `frame`. Cues were validated on the way in.
+    pub fn apply(&mut self, cue: &Cue, frame: u64) -> Effects {
+        let mut fx = Effects::default();
+        match &cue.kind {
+            CueKind::Prompt { text, transition_s } => self.set_prompt(text, *transition_s, frame),
+            CueKind::Action(action) => self.rig.apply_action(action, frame, self.fps.as_f64()),
+            CueKind::CameraPath { points, looped } => self.rig.follow_path(points, *looped, frame),
+            CueKind::Param {
+                name,
+                value,
+                ramp_s,
+            } => {
+                if let Some(i) = self.param_names.iter().position(|n| n == name) {
+                    let frames = self.frames(*ramp_s);
+                    self.params[i].retarget(*value, frame, frames);
+                }
+            }
+            CueKind::Scene {
+                name,
+                transition,
+                transition_s,
+            } => {
+                if let Some(i) = self.scenes.iter().position(|s| &s.name == name) {
+                    match transition {
+                        SceneTransition::Cut => fx.reset |= self.load_scene(i, frame),
+                        SceneTransition::Fade => {
+                            let half = self.frames(transition_s / 2.0);
+                            self.fade.retarget(0.0, frame, half);
+                            self.scene_switch = Some((i, frame + half, half));
+                        }
+                    }
+                }
+            }
+            CueKind::Seed { value } => {
+                self.seed = *value;
+                fx.reset = true;
+            }
+            CueKind::Marker { .. } => {}
+            CueKind::Freeze => self.frozen = true,
+            CueKind::Resume => self.frozen = false,
+            CueKind::Fade { to, duration_s } => {
+                let target = match to {
+                    FadeTarget::Black => 0.0,
+                    FadeTarget::Program => 1.0,
+                };
+                let frames = self.frames(*duration_s);
+                self.fade.retarget(target, frame, frames);
+            }
+        }
+        fx
+    }
+
+    fn set_prompt(&mut self, text: &str, transition_s: f64, frame: u64) {
+        let frames = self.frames(transition_s);
+        self.previous_prompt = Some(std::mem::replace(&mut self.prompt, text.to_owned()));
+        self.prompt_blend = Ramp {
+            from: 0.0,
+            to: 1.0,
+            start: frame,
+            frames,
+        };
+    }
+
+    /// Loads scene `i` at once; returns whether the generator must reset.
+    fn load_scene(&mut self, i: usize, frame: u64) -> bool {
+        let scene = self.scenes[i].clone();
+        if let Some(p) = &scene.prompt {
+            self.set_prompt(p, 0.0, frame);
+        }
+        if let Some(pose) = scene.camera {
+            self.rig.place(pose);
+        }
+        for (name, value) in &scene.params {
+            if let Some(j) = self.param_names.iter().position(|n| n == name) {
+                self.params[j] = Ramp::constant(*value);
+            }
+        }
+        match scene.seed {
+            Some(seed) => {
+                self.seed = seed;
+                true
+            }
+            None => scene.prompt.is_some(),
+        }
+    }
+
+    /// Moves the world to `frame` (one after the last): pending scene switches, then the
+    /// camera. While frozen the camera holds still. Returns effects of a scene switch.
+    pub fn advance(&mut self, frame: u64, ground: impl Fn(f64, f64) -> Option<f64>) -> Effects {
+        let mut fx = Effects::default();
+        if let Some((i, at, back)) = self.scene_switch {
+            if frame >= at {
+                self.scene_switch = None;
+                fx.reset |= self.load_scene(i, frame);
+                self.fade.retarget(1.0, frame, back);
+            }
+        }
+        if !self.frozen {
+            let speed = self.speed_param.map_or(1.0, |i| self.params[i].at(frame));
+            self.rig.advance(frame, self.fps.as_f64(), speed, ground);
+        }
+        fx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::{ParamSpec, PromptMode};
+    use serde_json::json;
+
+    fn info() -> ModelInfo {
+        ModelInfo {
+            name: "test".into(),
+            width: 64,
+            height: 36,
+            fps: Fps::new(30, 1),
+            any_size: true,
+            actions: vec![],
+            params: vec![
+                ParamSpec {
+                    name: "fog".into(),
+                    default: 0.2,
+                    min: 0.0,
+                    max: 1.0,
+                    description: String::new(),
+                },
+                ParamSpec {
+                    name: "speed".into(),
+                    default: 1.0,
+                    min: 0.0,
+                    max: 10.0,
+                    description: String::new(),
+                },
+            ],
+            prompt: PromptMode::Text,
+            pitch_limit: 45.0,
+            depth: false,
+            hash: String::new(),
+        }
+    }
+
+    fn world(scenes: Vec<Scene>) -> World {
+        World::new(
+            &info(),
+            Fps::new(30, 1),
+            7,
+            "hills",
+            scenes,
+            Pose::default(),
+        )
+    }
+
+    fn cue(v: serde_json::Value) -> Cue {
+        Cue::from_value(&v).unwrap()
+    }
+
+    #[test]
+    fn param_ramps_linearly_from_where_it_is() {
+        let mut w = world(vec![]);
+        w.apply(
+            &cue(json!({"type": "param", "name": "fog", "value": 1.0, "ramp_s": 1.0})),
+            10,
+        );
+        assert_eq!(w.params(10)[0], 0.2);
+        assert!((w.params(25)[0] - 0.6).abs() < 1e-12);
+        assert_eq!(w.params(40)[0], 1.0);
+        // Retargeting mid-ramp starts from the current value, without a jump.
+        w.apply(
+            &cue(json!({"type": "param", "name": "fog", "value": 0.0, "ramp_s": 1.0})),
+            25,
+        );
+        assert!((w.params(25)[0] - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn prompt_blends_over_its_transition() {
+        let mut w = world(vec![]);
+        w.apply(
+            &cue(json!({"type": "prompt", "text": "desert", "transition_s": 1.0})),
+            30,
+        );
+        let s = w.prompt_state(30);
+        assert_eq!(
+            (s.text.as_str(), s.previous.as_deref(), s.mix),
+            ("desert", Some("hills"), 0.0)
+        );
+        assert_eq!(w.prompt_state(45).mix, 0.5);
+        let s = w.prompt_state(60);
+        assert_eq!((s.previous, s.mix), (None, 1.0));
+    }
+
+    #[test]
+    fn speed_param_scales_camera_motion() {
+        let mut w = world(vec![]);
+        w.apply(
+            &cue(json!({"type": "param", "name": "speed", "value": 2.0})),
+            0,
+        );
+        w.apply(&cue(json!({"type": "action", "forward": 1})), 0);
+        for f in 1..=30 {
+            w.advance(f, |_, _| None);
+        }
+        assert!((w.camera().pos[2] + 2.0 * crate::camera::MOVE_SPEED).abs() < 1e-9);
+    }
+
+    #[test]
+    fn freeze_holds_the_camera() {
+        let mut w = world(vec![]);
+        w.apply(&cue(json!({"type": "action", "forward": 1})), 0);
+        w.advance(1, |_, _| None);
+        w.apply(&cue(json!({"type": "freeze"})), 2);
+        let held = w.camera();
+        for f in 2..10 {
+            w.advance(f, |_, _| None);
+        }
+        assert_eq!(w.camera(), held);
+        w.apply(&cue(json!({"type": "resume"})), 10);
+        w.advance(10, |_, _| None);
+        assert_ne!(w.camera(), held);
+    }
+
+    #[test]
+    fn fade_to_black_and_back() {
+        let mut w = world(vec![]);
+        w.apply(
+            &cue(json!({"type": "fade", "to": "black", "duration_s": 1.0})),
+            0,
+        );
+        assert_eq!(w.fade_level(15), 0.5);
+        assert_eq!(w.fade_level(30), 0.0);
+        w.apply(
+            &cue(json!({"type": "fade", "to": "program", "duration_s": 0})),
+            31,
+        );
+        assert_eq!(w.fade_level(31), 1.0);
+    }
+
+    #[test]
+    fn seed_cue_asks_for_a_reset() {
+        let mut w = world(vec![]);
+        let fx = w.apply(&cue(json!({"type": "seed", "value": 99})), 3);
+        assert!(fx.reset);
+        assert_eq!(w.seed(), 99);
+    }
+
+    fn scene() -> Scene {
+        Scene {
+            name: "night".into(),
+            prompt: Some("canyon".into()),
+            seed: Some(5),
+            camera: Some(Pose {
+                pos: [1.0, 2.0, 3.0],
+                yaw: 10.0,
+                pitch: 0.0,
+                fov: 60.0,
+            }),
+            params: [("fog".to_string(), 0.9)].into(),
+        }
+    }
+
+    #[test]
+    fn scene_cut_loads_everything_at_once() {
+        let mut w = world(vec![scene()]);
+        let fx = w.apply(&cue(json!({"type": "scene", "name": "night"})), 5);
+        assert!(fx.reset);
+        assert_eq!(w.prompt(), "canyon");
+        assert_eq!(w.prompt_state(5).mix, 1.0);
+        assert_eq!(w.seed(), 5);
+        assert_eq!(w.camera().pos, [1.0, 2.0, 3.0]);
+        assert_eq!(w.params(5)[0], 0.9);
+    }
+
+    #[test]
+    fn scene_fade_switches_at_black() {
+        let mut w = world(vec![scene()]);
+        w.apply(&cue(json!({"type": "scene", "name": "night", "transition": "fade", "transition_s": 2.0})), 0);
+        for f in 1..30 {
+            assert!(!w.advance(f, |_, _| None).reset);
+            assert_eq!(w.prompt(), "hills");
+        }
+        assert!((w.fade_level(29) - 1.0 / 30.0).abs() < 1e-12);
+        assert!(w.advance(30, |_, _| None).reset);
+        assert_eq!(w.prompt(), "canyon");
+        assert_eq!(w.fade_level(30), 0.0);
+        assert_eq!(w.fade_level(45), 0.5);
+        assert_eq!(w.fade_level(60), 1.0);
+    }
+
+    #[test]
+    fn context_rejects_unknown_or_out_of_range_params() {
+        let ctx = ShowContext {
+            params: info().params,
+            scenes: vec!["a".into()],
+            fps: Some(Fps::new(25, 1)),
+        };
+        let e = ctx
+            .check(&cue(json!({"type": "param", "name": "haze", "value": 1})))
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("name"));
+        assert!(
+            e.message.contains("haze") && e.message.contains("fog"),
+            "{e}"
+        );
+        let e = ctx
+            .check(&cue(json!({"type": "param", "name": "fog", "value": 2})))
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("value"));
+        assert!(e.message.contains("[0, 1]"), "{e}");
+        let e = ctx
+            .check(&cue(json!({"type": "scene", "name": "b"})))
+            .unwrap_err();
+        assert!(e.message.contains("unknown scene \"b\""), "{e}");
+        let e = ctx
+            .check(&cue(
+                json!({"type": "freeze", "at": {"timecode": "00:00:00:27"}}),
+            ))
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("at.timecode"));
+        ctx.check(&cue(json!({"type": "scene", "name": "a"})))
+            .unwrap();
+    }
+}
