@@ -572,7 +572,7 @@ impl Light {
         } else {
             scale3(moon_dir, 1.0 / ml)
         };
-        let ambient = scale3(lerp3(horizon, zenith, 0.6), 0.9);
+        let ambient = scale3(lerp3(horizon, zenith, 0.6), 0.42);
         Light {
             sun_dir: light_dir,
             sun,

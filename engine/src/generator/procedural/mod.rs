@@ -25,7 +25,7 @@ use super::{
 use crate::cue::ACTION_AXES;
 use crate::EngineError;
 use look::{look_for, Light, Look};
-use render::{render_cpu, Scratch, Shading, View};
+use render::{plan, render_cpu, Scratch, Shading};
 use terrain::{TerrainMap, PERIOD};
 
 /// Param order, as `ModelInfo::params` lists them.
@@ -98,7 +98,7 @@ impl Procedural {
                 actions: ACTION_AXES.iter().map(|s| s.to_string()).collect(),
                 params: params(),
                 prompt: PromptMode::Text,
-                pitch_limit: 50.0,
+                pitch_limit: 60.0,
                 depth: true,
                 hash: "procedural-1".into(),
             },
@@ -149,14 +149,14 @@ impl Generator for Procedural {
             input.params[FOG] as f32,
             &look,
         );
-        let view = View::new(&input.camera, out.width, out.height);
+        let plan = plan(&input.camera, out.width, out.height);
         let shading = Shading::new(&look, &light);
         match &mut self.renderer {
             Renderer::Cpu(scratch) => {
-                render_cpu(&view, &self.map, &shading, out.data, scratch);
+                render_cpu(&plan, &self.map, &shading, out.data, scratch);
                 Ok(())
             }
-            Renderer::Tensor(t) => t.render(&view, &self.map, &shading, out),
+            Renderer::Tensor(t) => t.render(&plan, &self.map, &shading, out),
         }
     }
 

@@ -1,20 +1,22 @@
 //! The procedural world's renderer: terrain drawn column by column ("voxel space"),
-//! with exact perspective for a pitched camera, per-pixel depth, shading and sky.
+//! with per-pixel depth, shading and sky, for any camera pitch.
 //!
 //! Why columns: marching every pixel's ray through the height map costs ~120 ms a frame
 //! on two CPU cores; marching once per screen column and filling the rows each sample
 //! uncovers costs a few milliseconds, with the same picture.
 //!
-//! The geometry, for a camera with yaw, pitch p and no roll. Every screen column `u` is
-//! a plane through the camera spanned by the level direction `g = fL + x_u cos(p) R`
-//! (fL: level forward, R: right, x_u: the column's tangent) and the camera's up vector
-//! `up'`. A point of that plane is `C + s g + t up'`; its depth along the view axis is
-//! `z = s cos(p)` and its screen height (tangent units) is `y = t / z - tan(p)`. Marching
-//! s outwards in geometric steps, the terrain point at each s is where the plane meets
-//! the ground: `C_y + t cos(p) = H(B - t sin(p) fL)` with `B = C + s g`, solved for t by
-//! Newton's method (no iteration at pitch 0, where t = H(B) - C_y). A screen-space
-//! y-buffer then fills each pixel row the first time terrain reaches it, interpolating
-//! colour and depth between the two samples the row falls between.
+//! Columns are exact for a *level* camera, where every screen column is a vertical plane.
+//! Each column marches outwards at geometrically spaced depths z; the terrain height H
+//! at each sample projects to the screen height `y = (H - C_y) / z` (tangent units), and
+//! a y-buffer fills each pixel row the first time terrain reaches it, interpolating colour
+//! and depth between the two samples the row falls between. What no terrain reaches is
+//! sky.
+//!
+//! A pitched camera is drawn exactly too: a level camera with the same centre sees the
+//! same rays, so the level image is rendered over the window of its image plane that the
+//! pitched view covers (a homography of the pitched image), and each output pixel reads
+//! it back through that homography. At pitch 0 the window is the output itself and
+//! nothing is resampled.
 //!
 //! [`super::tensor`] implements the same algorithm in tensor ops for CUDA; the two are
 //! kept in step and compared by a test.
@@ -28,10 +30,11 @@ pub const Z_NEAR: f32 = 0.3;
 pub const Z_FAR: f32 = 3000.0;
 /// Samples per column, geometrically spaced from Z_NEAR to Z_FAR (2.9 % apart).
 pub const SAMPLES: usize = 320;
-/// Newton iterations for the terrain point of a pitched column plane.
-pub const NEWTON: usize = 2;
+/// A pitched view renders at most this many times the output's pixels (beyond that the
+/// level image gets coarser rather than slower).
+pub const PITCH_PIXEL_CAP: f32 = 2.5;
 
-/// Per-frame camera set-up, shared by both renderers.
+/// A level camera's image: its size, and the window of the image plane it covers.
 #[derive(Debug, Clone)]
 pub struct View {
     pub width: usize,
@@ -41,13 +44,11 @@ pub struct View {
     /// Level forward and right, (x, z).
     pub fl: [f32; 2],
     pub right: [f32; 2],
-    pub sin_p: f32,
-    pub cos_p: f32,
-    pub tan_p: f32,
-    /// tan(fov / 2): half the screen width in tangent units.
-    pub half_w: f32,
-    /// Half the screen height in tangent units.
-    pub half_h: f32,
+    /// Tangent-space window: left and right x, top and bottom y.
+    pub x0: f32,
+    pub x1: f32,
+    pub y0: f32,
+    pub y1: f32,
     /// Depth of each sample along the view axis.
     pub z: Vec<f32>,
     /// Mip level each sample reads.
@@ -55,21 +56,21 @@ pub struct View {
 }
 
 impl View {
-    pub fn new(pose: &Pose, width: usize, height: usize) -> View {
+    fn new(pose: &Pose, width: usize, height: usize, window: [f32; 4]) -> View {
         let yaw = pose.yaw.to_radians();
-        let pitch = pose.pitch.to_radians();
         let wrap = |v: f64| v.rem_euclid(PERIOD) as f32;
-        let half_w = (pose.fov.to_radians() / 2.0).tan() as f32;
-        let half_h = half_w * height as f32 / width as f32;
+        let [x0, x1, y0, y1] = window;
+        let pixel = (x1 - x0) / width as f32;
         let q = (Z_FAR / Z_NEAR).powf(1.0 / (SAMPLES - 1) as f32);
         let z: Vec<f32> = (0..SAMPLES).map(|i| Z_NEAR * q.powi(i as i32)).collect();
         let level = z
             .iter()
             .map(|&z| {
-                // Footprint of a sample: a little over a pixel across, half a step deep.
-                let across = z * 2.0 * half_w / width as f32 * 1.5;
-                let along = z * (q - 1.0) * 0.5;
-                (across.max(along) / TEXEL)
+                // Footprint of a sample: about two pixels across. (Samples are farther apart
+                // in depth than across, but rows interpolate between them; choosing the
+                // level by depth spacing blurs distant ridges into steps.)
+                let across = z * pixel * 2.0;
+                (across / TEXEL)
                     .max(1.0)
                     .log2()
                     .floor()
@@ -82,11 +83,10 @@ impl View {
             cam: [wrap(pose.pos[0]), pose.pos[1] as f32, wrap(pose.pos[2])],
             fl: [-yaw.sin() as f32, -yaw.cos() as f32],
             right: [yaw.cos() as f32, -yaw.sin() as f32],
-            sin_p: pitch.sin() as f32,
-            cos_p: pitch.cos() as f32,
-            tan_p: pitch.tan() as f32,
-            half_w,
-            half_h,
+            x0,
+            x1,
+            y0,
+            y1,
             z,
             level,
         }
@@ -94,25 +94,113 @@ impl View {
 
     /// Tangent-space x of column `u`'s centre.
     pub fn column_x(&self, u: usize) -> f32 {
-        (2.0 * (u as f32 + 0.5) / self.width as f32 - 1.0) * self.half_w
+        self.x0 + (self.x1 - self.x0) * (u as f32 + 0.5) / self.width as f32
     }
 
     /// Tangent-space y (up) of row `r`'s centre.
     pub fn row_y(&self, r: usize) -> f32 {
-        self.half_h - 2.0 * self.half_h * (r as f32 + 0.5) / self.height as f32
+        self.y0 - (self.y0 - self.y1) * (r as f32 + 0.5) / self.height as f32
     }
 
     /// Continuous row coordinate (0 = top edge) of tangent-space height `y`.
     pub fn row_of(&self, y: f32) -> f32 {
-        (self.half_h - y) * self.height as f32 / (2.0 * self.half_h)
+        (self.y0 - y) * self.height as f32 / (self.y0 - self.y1)
+    }
+}
+
+/// How a pitched output image reads the level image.
+#[derive(Debug, Clone, Copy)]
+pub struct Warp {
+    pub width: usize,
+    pub height: usize,
+    half_w: f32,
+    half_h: f32,
+    sin_p: f32,
+    cos_p: f32,
+}
+
+impl Warp {
+    /// Where output pixel (u, r) lies in `view` (pixel coordinates, centres at whole
+    /// numbers), and the factor from level depth to the pitched camera's depth.
+    #[inline]
+    pub fn source(&self, view: &View, u: usize, r: usize) -> (f32, f32, f32) {
+        let x = (2.0 * (u as f32 + 0.5) / self.width as f32 - 1.0) * self.half_w;
+        let y = self.half_h - 2.0 * self.half_h * (r as f32 + 0.5) / self.height as f32;
+        // The ray fwd' + x R + y up', measured along the level forward and world up.
+        let along = self.cos_p - y * self.sin_p;
+        let xl = x / along;
+        let yl = (self.sin_p + y * self.cos_p) / along;
+        let col = (xl - view.x0) / (view.x1 - view.x0) * view.width as f32 - 0.5;
+        let row = (view.y0 - yl) / (view.y0 - view.y1) * view.height as f32 - 0.5;
+        (col, row, 1.0 / along)
     }
 
-    pub fn newton_steps(&self) -> usize {
-        if self.sin_p.abs() < 1e-6 {
-            0
-        } else {
-            NEWTON
+    /// [`Warp::source`] for every output pixel, row-major (for the tensor renderer, so
+    /// both renderers compute the same coordinates).
+    pub fn source_grid(&self, view: &View) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = self.width * self.height;
+        let (mut cols, mut rows, mut scales) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for r in 0..self.height {
+            for u in 0..self.width {
+                let (c, rr, s) = self.source(view, u, r);
+                cols.push(c);
+                rows.push(rr);
+                scales.push(s);
+            }
         }
+        (cols, rows, scales)
+    }
+}
+
+/// What to render for a pose: the level view, and the warp to the pitched output if
+/// the camera is pitched.
+pub struct Plan {
+    pub view: View,
+    pub warp: Option<Warp>,
+}
+
+/// Plans a frame of `width` x `height` for `pose` (pitch within ±80 degrees).
+pub fn plan(pose: &Pose, width: usize, height: usize) -> Plan {
+    let half_w = (pose.fov.to_radians() / 2.0).tan() as f32;
+    let half_h = half_w * height as f32 / width as f32;
+    let pitch = pose.pitch.to_radians();
+    if pitch == 0.0 {
+        let view = View::new(pose, width, height, [-half_w, half_w, half_h, -half_h]);
+        return Plan { view, warp: None };
+    }
+    let (sin_p, cos_p) = (pitch.sin() as f32, pitch.cos() as f32);
+    // The window: a level image plane covering the pitched view's four corners.
+    let along = |y: f32| cos_p - y * sin_p;
+    let level_y = |y: f32| (sin_p + y * cos_p) / along(y);
+    let xmax = half_w / along(half_h).min(along(-half_h));
+    let (top, bottom) = (level_y(half_h), level_y(-half_h));
+    let mut density = width as f32 / (2.0 * half_w);
+    let area = (2.0 * xmax) * (top - bottom) * density * density;
+    let cap = PITCH_PIXEL_CAP * (width * height) as f32;
+    if area > cap {
+        density *= (cap / area).sqrt();
+    }
+    // One pixel of margin all round, so bilinear reads stay inside.
+    let margin = 1.0 / density;
+    let level_w = ((2.0 * (xmax + margin)) * density).ceil() as usize;
+    let level_h = ((top - bottom + 2.0 * margin) * density).ceil() as usize;
+    let x0 = -(level_w as f32) / (2.0 * density);
+    let y0 = top + margin;
+    let window = [x0, -x0, y0, y0 - level_h as f32 / density];
+    Plan {
+        view: View::new(pose, level_w, level_h, window),
+        warp: Some(Warp {
+            width,
+            height,
+            half_w,
+            half_h,
+            sin_p,
+            cos_p,
+        }),
     }
 }
 
@@ -235,14 +323,10 @@ fn pack(c: Rgb) -> u32 {
     b(c[0]) | b(c[1]) << 8 | b(c[2]) << 16 | 0xFF00_0000
 }
 
-/// Height and gradient as the camera meets them: water is a flat surface.
+/// Height as the camera meets it: water is a flat surface.
 #[inline]
-fn surface(tex: Texel, water: f32) -> (f32, f32, f32) {
-    if tex[0] < water {
-        (water, 0.0, 0.0)
-    } else {
-        (tex[0], tex[1], tex[2])
-    }
+fn surface(tex: Texel, water: f32) -> f32 {
+    tex[0].max(water)
 }
 
 /// One terrain sample of a column: its screen row, depth, texel and view vector.
@@ -254,7 +338,8 @@ struct Hit {
     colour: Option<Rgb>,
 }
 
-/// Renders `view` into column-major scratch: `pixels[u * height + r]`, `depth` likewise.
+/// Renders level `view` into column-major scratch: `pixels[u * height + r]`, `depth`
+/// likewise, for columns `columns`.
 fn render_columns(
     view: &View,
     map: &TerrainMap,
@@ -266,41 +351,24 @@ fn render_columns(
     let h = view.height;
     let [cx, cy, cz] = view.cam;
     let water = shading.look.water;
-    let steps = view.newton_steps();
-    let (sp, cp) = (view.sin_p, view.cos_p);
     for (k, u) in columns.enumerate() {
         let px = &mut pixels[k * h..(k + 1) * h];
         let dp = &mut depth[k * h..(k + 1) * h];
         let xu = view.column_x(u);
-        let gx = view.fl[0] + xu * cp * view.right[0];
-        let gz = view.fl[1] + xu * cp * view.right[1];
+        let gx = view.fl[0] + xu * view.right[0];
+        let gz = view.fl[1] + xu * view.right[1];
         let mut ymin = h as f32;
         let mut prev: Option<Hit> = None;
         for i in 0..SAMPLES {
             let z = view.z[i];
-            let lvl = view.level[i] as usize;
-            let s = z / cp;
-            let (bx, bz) = (cx + s * gx, cz + s * gz);
-            let mut tex = map.sample(lvl, bx, bz);
-            let (hgt, _, _) = surface(tex, water);
-            let mut t = (hgt - cy) / cp;
-            for _ in 0..steps {
-                tex = map.sample(lvl, bx - t * sp * view.fl[0], bz - t * sp * view.fl[1]);
-                let (hgt, hx, hz) = surface(tex, water);
-                let f = cy + t * cp - hgt;
-                let fp = (cp + sp * (hx * view.fl[0] + hz * view.fl[1])).max(0.3 * cp);
-                t -= f / fp;
-            }
-            let row = view.row_of(t / z - view.tan_p);
+            let tex = map.sample(view.level[i] as usize, cx + z * gx, cz + z * gz);
+            let t = surface(tex, water) - cy;
+            let row = view.row_of(t / z);
             let mut hit = Hit {
                 row,
                 z,
                 tex,
-                v: [
-                    s * gx - t * sp * view.fl[0],
-                    t * cp,
-                    s * gz - t * sp * view.fl[1],
-                ],
+                v: [z * gx, t, z * gz],
                 colour: None,
             };
             if row < ymin {
@@ -339,14 +407,8 @@ fn render_columns(
         let sky_rows = ((ymin - 0.5).ceil().max(0.0) as usize).min(h);
         for r in 0..sky_rows {
             let y = view.row_y(r);
-            // Ray direction: fwd' + x R + y up'.
-            let d = [
-                cp * view.fl[0] + xu * view.right[0] - y * sp * view.fl[0],
-                sp + y * cp,
-                cp * view.fl[1] + xu * view.right[1] - y * sp * view.fl[1],
-            ];
             let inv = 1.0 / (1.0 + xu * xu + y * y).sqrt();
-            px[r] = pack(shading.sky([d[0] * inv, d[1] * inv, d[2] * inv]));
+            px[r] = pack(shading.sky([gx * inv, y * inv, gz * inv]));
             dp[r] = Z_FAR;
         }
     }
@@ -363,46 +425,116 @@ pub struct Scratch {
     pub width: usize,
 }
 
-/// Renders one frame on the CPU into `out` (RGBx rows) and `scratch.depth`.
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+}
+
+/// Renders one frame on the CPU into `out` (RGBx rows of the output size) and
+/// `scratch.depth`.
 pub fn render_cpu(
-    view: &View,
+    plan: &Plan,
     map: &TerrainMap,
     shading: &Shading,
     out: &mut [u8],
     scratch: &mut Scratch,
 ) {
-    let (w, h) = (view.width, view.height);
-    scratch.pixels.resize(w * h, 0);
-    scratch.depth_columns.resize(w * h, 0.0);
+    let view = &plan.view;
+    let (lw, lh) = (view.width, view.height);
+    let (w, h) = plan.warp.map_or((lw, lh), |wp| (wp.width, wp.height));
+    scratch.pixels.resize(lw * lh, 0);
+    scratch.depth_columns.resize(lw * lh, 0.0);
     scratch.depth.resize(w * h, 0.0);
     scratch.width = w;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let per = w.div_ceil(threads);
+    let per = lw.div_ceil(threads());
     std::thread::scope(|scope| {
         let chunks = scratch
             .pixels
-            .chunks_mut(per * h)
-            .zip(scratch.depth_columns.chunks_mut(per * h));
+            .chunks_mut(per * lh)
+            .zip(scratch.depth_columns.chunks_mut(per * lh));
         for (n, (px, dp)) in chunks.enumerate() {
-            let columns = n * per..((n + 1) * per).min(w);
+            let columns = n * per..((n + 1) * per).min(lw);
             scope.spawn(move || render_columns(view, map, shading, columns, px, dp));
         }
     });
-    // Column-major scratch to row-major output, in tiles that stay in cache.
-    const TILE: usize = 32;
     let (pixels, depth_cols) = (&scratch.pixels, &scratch.depth_columns);
-    for r0 in (0..h).step_by(TILE) {
-        for u0 in (0..w).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(h) {
-                let row = &mut out[r * w * 4..(r + 1) * w * 4];
-                let drow = &mut scratch.depth[r * w..(r + 1) * w];
-                for u in u0..(u0 + TILE).min(w) {
-                    row[u * 4..u * 4 + 4].copy_from_slice(&pixels[u * h + r].to_le_bytes());
-                    drow[u] = depth_cols[u * h + r];
+    match plan.warp {
+        None => {
+            // Column-major scratch to row-major output, in tiles that stay in cache.
+            const TILE: usize = 32;
+            for r0 in (0..h).step_by(TILE) {
+                for u0 in (0..w).step_by(TILE) {
+                    for r in r0..(r0 + TILE).min(h) {
+                        let row = &mut out[r * w * 4..(r + 1) * w * 4];
+                        let drow = &mut scratch.depth[r * w..(r + 1) * w];
+                        for u in u0..(u0 + TILE).min(w) {
+                            row[u * 4..u * 4 + 4]
+                                .copy_from_slice(&pixels[u * lh + r].to_le_bytes());
+                            drow[u] = depth_cols[u * lh + r];
+                        }
+                    }
                 }
             }
         }
+        Some(warp) => {
+            let rows_per = h.div_ceil(threads());
+            std::thread::scope(|scope| {
+                let chunks = out
+                    .chunks_mut(rows_per * w * 4)
+                    .zip(scratch.depth.chunks_mut(rows_per * w));
+                for (n, (rows, drows)) in chunks.enumerate() {
+                    scope.spawn(move || {
+                        for (k, (row, drow)) in rows
+                            .chunks_exact_mut(w * 4)
+                            .zip(drows.chunks_exact_mut(w))
+                            .enumerate()
+                        {
+                            let r = n * rows_per + k;
+                            for u in 0..w {
+                                let (col, lrow, scale) = warp.source(view, u, r);
+                                let (px, d) = resample(pixels, depth_cols, lw, lh, col, lrow);
+                                row[u * 4..u * 4 + 4].copy_from_slice(&px);
+                                drow[u] = d * scale;
+                            }
+                        }
+                    });
+                }
+            });
+        }
     }
+}
+
+/// Bilinear colour and nearest depth of column-major level buffers at (col, row).
+#[inline]
+fn resample(
+    pixels: &[u32],
+    depth: &[f32],
+    w: usize,
+    h: usize,
+    col: f32,
+    row: f32,
+) -> ([u8; 4], f32) {
+    let c = col.clamp(0.0, (w - 1) as f32);
+    let r = row.clamp(0.0, (h - 1) as f32);
+    let (c0, r0) = (
+        (c as usize).min(w.saturating_sub(2)),
+        (r as usize).min(h.saturating_sub(2)),
+    );
+    let (fc, fr) = (c - c0 as f32, r - r0 as f32);
+    let at = |u: usize, v: usize| pixels[u * h + v].to_le_bytes();
+    let (a, b, cc, d) = (
+        at(c0, r0),
+        at(c0 + 1, r0),
+        at(c0, r0 + 1),
+        at(c0 + 1, r0 + 1),
+    );
+    let mut out = [255u8; 4];
+    for i in 0..3 {
+        let top = f32::from(a[i]) + (f32::from(b[i]) - f32::from(a[i])) * fc;
+        let bottom = f32::from(cc[i]) + (f32::from(d[i]) - f32::from(cc[i])) * fc;
+        out[i] = (top + (bottom - top) * fr + 0.5) as u8;
+    }
+    let nearest = depth[(c.round() as usize).min(w - 1) * h + (r.round() as usize).min(h - 1)];
+    (out, nearest)
 }

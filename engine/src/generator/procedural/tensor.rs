@@ -9,7 +9,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::look::Rgb;
-use super::render::{Shading, View, Z_FAR};
+use super::render::{Plan, Shading, View, Z_FAR};
 use super::terrain::{Shape, TerrainMap, N, TEXEL};
 use crate::generator::{Image, StepError};
 
@@ -101,66 +101,86 @@ impl TensorRenderer {
 
     pub fn render(
         &mut self,
-        view: &View,
+        plan: &Plan,
         map: &TerrainMap,
         shading: &Shading,
         out: &mut Image,
     ) -> Result<(), StepError> {
         self.upload(map);
         let dev = self.device;
+        let (level_rgb, level_depth) = self.level(&plan.view, shading);
+        let (rgb, depth) = match &plan.warp {
+            None => (level_rgb, level_depth),
+            Some(warp) => {
+                // The homography of `Warp::source`, for every output pixel at once.
+                let view = &plan.view;
+                let (w, h) = (warp.width as i64, warp.height as i64);
+                let (lw, lh) = (view.width as i64, view.height as i64);
+                let (src_col, src_row, scale) = warp.source_grid(view);
+                let grid = |v: &[f32]| Tensor::from_slice(v).to_device(dev).view([h, w]);
+                let (c, r) = (
+                    grid(&src_col).clamp(0.0, (lw - 1) as f64),
+                    grid(&src_row).clamp(0.0, (lh - 1) as f64),
+                );
+                let c0 = c.floor().clamp_max((lw - 2).max(0) as f64);
+                let r0 = r.floor().clamp_max((lh - 2).max(0) as f64);
+                let (fc, fr) = ((&c - &c0).unsqueeze(-1), (&r - &r0).unsqueeze(-1));
+                let (c0, r0) = (c0.to_kind(Kind::Int64), r0.to_kind(Kind::Int64));
+                // Level images are [lw, lh], column-major like the CPU renderer's scratch.
+                let flat = level_rgb.view([lw * lh, 3]);
+                let at = |cc: &Tensor, rr: &Tensor| {
+                    flat.index_select(0, &(cc * lh + rr).flatten(0, -1))
+                        .view([h, w, 3])
+                };
+                let top = at(&c0, &r0);
+                let top = &top + (at(&(&c0 + 1), &r0) - &top) * &fc;
+                let bottom = at(&c0, &(&r0 + 1));
+                let bottom = &bottom + (at(&(&c0 + 1), &(&r0 + 1)) - &bottom) * &fc;
+                let rgb = (&top + (bottom - &top) * fr + 0.5).floor();
+                let nearest = c.round().to_kind(Kind::Int64).clamp_max(lw - 1) * lh
+                    + r.round().to_kind(Kind::Int64).clamp_max(lh - 1);
+                let depth = level_depth
+                    .view([lw * lh])
+                    .index_select(0, &nearest.flatten(0, -1))
+                    .view([h, w])
+                    * grid(&scale);
+                // Back to [w, h], like the level images.
+                (rgb.transpose(0, 1), depth.transpose(0, 1))
+            }
+        };
+        let (w, h) = (rgb.size()[0], rgb.size()[1]);
+        let bytes = rgb.to_kind(Kind::Uint8).transpose(0, 1);
+        let alpha = Tensor::full([h, w, 1], 255, (Kind::Uint8, dev));
+        let rgbx = Tensor::cat(&[bytes, alpha], 2);
+        out.with_tensor(|dst| dst.f_copy_(&rgbx))?;
+        self.depth = Some(depth.transpose(0, 1).contiguous());
+        Ok(())
+    }
+
+    /// The level image of `view`: colour already quantised to 0..255 (as floats)
+    /// `[w, h, 3]` and depth `[w, h]`, column-major like the CPU renderer's scratch.
+    fn level(&self, view: &View, shading: &Shading) -> (Tensor, Tensor) {
+        let dev = self.device;
         let (w, h, d) = (view.width as i64, view.height as i64, view.z.len() as i64);
         let [cx, cy, cz] = view.cam.map(f64::from);
-        let (sp, cp, tp) = (
-            f64::from(view.sin_p),
-            f64::from(view.cos_p),
-            f64::from(view.tan_p),
-        );
         let (flx, flz) = (f64::from(view.fl[0]), f64::from(view.fl[1]));
-        let water = shading.look.water;
         let fopts = (Kind::Float, dev);
+        let quantise = |c: Tensor| (c.clamp(0.0, 1.0) * 255.0 + 0.5).floor();
 
         let u = Tensor::arange(w, fopts);
-        let xu = ((&u + 0.5) * (2.0 / w as f64) - 1.0) * f64::from(view.half_w);
-        let gx = (&xu * (cp * f64::from(view.right[0])) + flx).unsqueeze(1);
-        let gz = (&xu * (cp * f64::from(view.right[1])) + flz).unsqueeze(1);
+        let xu = (&u + 0.5) * (f64::from(view.x1 - view.x0) / w as f64) + f64::from(view.x0);
+        let gx = (&xu * f64::from(view.right[0]) + flx).unsqueeze(1);
+        let gz = (&xu * f64::from(view.right[1]) + flz).unsqueeze(1);
         let z = Tensor::from_slice(&view.z).to_device(dev);
-        let s = (&z / cp).unsqueeze(0);
+        let zs = z.unsqueeze(0);
         let level =
             Tensor::from_slice(&view.level.iter().map(|&l| i64::from(l)).collect::<Vec<_>>())
                 .to_device(dev);
-        let bx = &s * &gx + cx;
-        let bz = &s * &gz + cz;
-
-        let surface = |tex: &Tensor| {
-            let hgt = tex.select(-1, 0);
-            let wet = hgt.lt(f64::from(water));
-            let zero = hgt.zeros_like();
-            (
-                hgt.clamp_min(f64::from(water)),
-                tex.select(-1, 1).where_self(&wet.logical_not(), &zero),
-                tex.select(-1, 2).where_self(&wet.logical_not(), &zero),
-            )
-        };
-        let mut tex = self.sample(&bx, &bz, &level);
-        let mut t = (surface(&tex).0 - cy) / cp;
-        for _ in 0..view.newton_steps() {
-            tex = self.sample(&(&bx - &t * (sp * flx)), &(&bz - &t * (sp * flz)), &level);
-            let (hgt, hx, hz) = surface(&tex);
-            let f = &t * cp + cy - hgt;
-            let fp = (hx * (sp * flx) + hz * (sp * flz) + cp).clamp_min(0.3 * cp);
-            t = &t - f / fp;
-        }
-        let zs = z.unsqueeze(0);
-        let row_scale = view.height as f64 / (2.0 * f64::from(view.half_h));
-        let row = ((&t / &zs - tp).neg() + f64::from(view.half_h)) * row_scale;
-        let v = Tensor::stack(
-            &[
-                &s * &gx - &t * (sp * flx),
-                &t * cp,
-                &s * &gz - &t * (sp * flz),
-            ],
-            -1,
-        );
+        let tex = self.sample(&(&zs * &gx + cx), &(&zs * &gz + cz), &level);
+        let t = tex.select(-1, 0).clamp_min(f64::from(shading.look.water)) - cy;
+        let row_scale = view.height as f64 / f64::from(view.y0 - view.y1);
+        let row = ((&t / &zs).neg() + f64::from(view.y0)) * row_scale;
+        let v = Tensor::stack(&[&zs * &gx, t.shallow_clone(), &zs * &gz], -1);
         let colour = self.terrain(shading, &tex, &v);
 
         // The y-buffer: the first sample whose running minimum row reaches each row centre.
@@ -190,31 +210,22 @@ impl TensorRenderer {
         let depth = &z0 + (&z1 - &z0) * &frac;
 
         // Sky for everything terrain did not reach.
-        let y = (&centres * (-2.0 * f64::from(view.half_h) / h as f64) + f64::from(view.half_h))
+        let y = (&centres * (-f64::from(view.y0 - view.y1) / h as f64) + f64::from(view.y0))
             .unsqueeze(0);
         let xc = xu.unsqueeze(1);
         let dir = Tensor::stack(
             &[
-                (&xc * f64::from(view.right[0]) + cp * flx) - &y * (sp * flx),
-                (&y * cp + sp).expand([w, h], true),
-                (&xc * f64::from(view.right[1]) + cp * flz) - &y * (sp * flz),
+                gx.expand([w, h], true),
+                y.expand([w, h], true),
+                gz.expand([w, h], true),
             ],
             -1,
         );
         let inv = ((&xc * &xc) + (&y * &y) + 1.0).rsqrt().unsqueeze(-1);
         let sky = self.sky(shading, &(dir * inv));
-
-        let colour = terrain.where_self(&hit.unsqueeze(-1), &sky);
+        let rgb = quantise(terrain.where_self(&hit.unsqueeze(-1), &sky));
         let depth = depth.where_self(&hit, &Tensor::full([w, h], f64::from(Z_FAR), fopts));
-        let bytes = (colour.clamp(0.0, 1.0) * 255.0 + 0.5)
-            .floor()
-            .to_kind(Kind::Uint8)
-            .transpose(0, 1);
-        let alpha = Tensor::full([h, w, 1], 255, (Kind::Uint8, dev));
-        let rgbx = Tensor::cat(&[bytes, alpha], 2);
-        out.with_tensor(|dst| dst.f_copy_(&rgbx))?;
-        self.depth = Some(depth.transpose(0, 1).contiguous());
-        Ok(())
+        (rgb, depth)
     }
 
     fn fog_colour(&self, shading: &Shading, d: &Tensor) -> Tensor {
