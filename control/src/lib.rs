@@ -1,1 +1,533 @@
-//! control
+//! The cue API over HTTP, the part every cuecast front door shares.
+//!
+//! `cuecastsrc control-address=HOST:PORT` serves exactly this router from the element,
+//! for gst-launch users with no daemon; the daemon nests the same router in its full API,
+//! so a cue means the same thing and fails the same way wherever it is sent.
+//!
+//! - `POST /api/v1/cues` — one cue or a list. Accepted cues answer `202` with their ids;
+//!   with `?wait=true` the answer comes once every cue has been applied, with the frame it
+//!   took effect on and its cue-to-frame latency (`timeout_s`, default 5, caps the wait).
+//! - `GET /api/v1/status` — the show right now: frame, camera, prompt, params, counters.
+//!
+//! Errors are JSON `{"error", "detail", "field"}`; nothing in a rejected request is
+//! applied. When a token is set, mutating calls need `Authorization: Bearer <token>`.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cuecast_engine::{AppliedCue, Cue, CueError, CueInbox, StatusHandle};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 256 * 1024;
+/// The longest `?wait=true` may wait.
+pub const MAX_WAIT_S: f64 = 60.0;
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct ControlState {
+    pub inbox: CueInbox,
+    pub status: StatusHandle,
+    /// Required for mutating calls when set.
+    pub token: Option<Arc<str>>,
+}
+
+/// A JSON error: `error` is a stable code, `detail` says what was wrong, `field` names
+/// the input at fault when there is one.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub detail: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error,
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid_cue(e: CueError) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: "invalid_cue",
+            detail: e.message,
+            field: e.field,
+        }
+    }
+
+    fn body(e: BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than {BODY_LIMIT} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.error, "detail": self.detail, "field": self.field});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The cue API's routes, for serving alone or nesting in a bigger API.
+pub fn router(state: ControlState) -> Router {
+    Router::new()
+        .route("/api/v1/cues", post(post_cues))
+        .route("/api/v1/status", get(get_status))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Checks the bearer token for a mutating call.
+pub fn authorize(token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = token else { return Ok(()) };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is wrong",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this API needs Authorization: Bearer <token> for changes",
+        )),
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not leak the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CueQuery {
+    #[serde(default)]
+    wait: bool,
+    timeout_s: Option<f64>,
+}
+
+async fn post_cues(
+    State(state): State<ControlState>,
+    headers: HeaderMap,
+    query: Result<Query<CueQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(state.token.as_deref(), &headers)?;
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let body = body.map_err(ApiError::body)?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    let cues = Cue::list_from_value(&value).map_err(ApiError::invalid_cue)?;
+    if !query.wait {
+        let ids = state
+            .inbox
+            .submit(cues, None)
+            .map_err(ApiError::invalid_cue)?;
+        let list: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+        return Ok((StatusCode::ACCEPTED, Json(json!({"cues": list}))).into_response());
+    }
+    let timeout = query.timeout_s.unwrap_or(5.0);
+    if !(0.0..=MAX_WAIT_S).contains(&timeout) {
+        return Err(ApiError {
+            field: Some("timeout_s".into()),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("timeout_s must be in [0, {MAX_WAIT_S}]"),
+            )
+        });
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AppliedCue>();
+    let watcher = Arc::new(move |a: &AppliedCue| {
+        let _ = tx.send(a.clone());
+    });
+    let ids = state
+        .inbox
+        .submit(cues, Some(watcher))
+        .map_err(ApiError::invalid_cue)?;
+    let mut applied: HashMap<u64, AppliedCue> = HashMap::new();
+    let collect = async {
+        while applied.len() < ids.len() {
+            match rx.recv().await {
+                Some(a) => {
+                    applied.insert(a.id, a);
+                }
+                None => break,
+            }
+        }
+    };
+    let finished = tokio::time::timeout(Duration::from_secs_f64(timeout), collect)
+        .await
+        .is_ok();
+    if !finished || applied.len() < ids.len() {
+        return Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "not_applied",
+            format!("cues {ids:?} were accepted but not all applied within {timeout} s"),
+        ));
+    }
+    let list: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let a = &applied[id];
+            json!({
+                "id": a.id,
+                "type": a.cue.type_name(),
+                "frame": a.frame,
+                "shown_frame": a.shown_frame,
+                "pts_ns": a.pts_ns,
+                "latency_ms": a.latency_ms,
+            })
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(json!({"cues": list}))).into_response())
+}
+
+async fn get_status(State(state): State<ControlState>) -> Json<Value> {
+    Json(serde_json::to_value(state.status.get()).unwrap_or(Value::Null))
+}
+
+/// True when every address `addr` resolves to is loopback.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// The cue API served on its own thread and runtime. Dropping it stops the server.
+pub struct ControlServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Binds `addr` (`host:port`) now, so a taken port is an error here, and serves
+    /// `state` until dropped. Beyond loopback a token is required.
+    pub fn start(addr: &str, state: ControlState) -> Result<ControlServer, String> {
+        let resolved = addr
+            .to_socket_addrs()
+            .map_err(|e| format!("{addr:?} is not a host:port address ({e})"))?
+            .next()
+            .ok_or_else(|| format!("{addr:?} resolves to no address"))?;
+        if !is_loopback(&resolved) && state.token.is_none() {
+            return Err(format!(
+                "{addr} listens beyond loopback: set a token for the API"
+            ));
+        }
+        let listener = std::net::TcpListener::bind(resolved)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| format!("{addr}: {e}"))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("cuecast-control".into())
+            .spawn(move || serve(listener, state, stop_rx))
+            .map_err(|e| format!("cannot start the control thread: {e}"))?;
+        Ok(ControlServer {
+            addr: local,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+fn serve(
+    listener: std::net::TcpListener,
+    state: ControlState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => return,
+    };
+    runtime.block_on(async move {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
+        let (mut graceful, mut deadline) = (stop.clone(), stop);
+        let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|s| *s).await;
+        });
+        // Requests still waiting for cues get a second to finish, then the server goes.
+        tokio::select! {
+            _ = server => {}
+            _ = async {
+                let _ = deadline.wait_for(|s| *s).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            } => {}
+        }
+    });
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use cuecast_engine::{DeviceSpec, Engine, EngineConfig, Fps};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn engine() -> Engine {
+        let config = EngineConfig {
+            backend: "pattern".into(),
+            device: DeviceSpec::Cpu,
+            ..Default::default()
+        };
+        let engine = Engine::start(config, |_| {}).unwrap();
+        engine.set_output(64, 36, Fps::new(30, 1));
+        engine
+    }
+
+    fn app(engine: &Engine, token: Option<&str>) -> Router {
+        router(ControlState {
+            inbox: engine.inbox().clone(),
+            status: engine.status_handle(),
+            token: token.map(Into::into),
+        })
+    }
+
+    async fn call(app: Router, uri: &str, body: &str, auth: Option<&str>) -> (StatusCode, Value) {
+        let mut req = Request::post(uri).header("content-type", "application/json");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = app
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn accepts_one_or_many_cues() {
+        let e = engine();
+        let (s, v) = call(
+            app(&e, None),
+            "/api/v1/cues",
+            r#"{"type":"action","forward":1}"#,
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        assert_eq!(v["cues"][0]["id"], 1);
+        let (s, v) = call(
+            app(&e, None),
+            "/api/v1/cues",
+            r#"[{"type":"freeze"},{"type":"resume"}]"#,
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        assert_eq!(v["cues"].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn bad_cues_name_the_field_and_apply_nothing() {
+        let e = engine();
+        for (body, status, error, field) in [
+            (r#"{"type":"explode"}"#, 422, "invalid_cue", Some("type")),
+            (r#"{"type":"prompt"}"#, 422, "invalid_cue", Some("text")),
+            (
+                r#"{"type":"action","yaw":9}"#,
+                422,
+                "invalid_cue",
+                Some("yaw"),
+            ),
+            (
+                r#"[{"type":"freeze"},{"type":"scene","name":"nope"}]"#,
+                422,
+                "invalid_cue",
+                Some("[1].name"),
+            ),
+            (
+                r#"{"type":"param","name":"fog","value":1}"#,
+                422,
+                "invalid_cue",
+                Some("name"),
+            ),
+            (r#"{"type": "#, 400, "malformed_json", None),
+        ] {
+            let (s, v) = call(app(&e, None), "/api/v1/cues", body, None).await;
+            assert_eq!(s.as_u16(), status, "{body}: {v}");
+            assert_eq!(v["error"], error, "{body}: {v}");
+            assert_eq!(v["field"].as_str(), field, "{body}: {v}");
+        }
+        // The valid freeze in the rejected batch was not accepted either: the next id is 1.
+        let (_, v) = call(app(&e, None), "/api/v1/cues", r#"{"type":"freeze"}"#, None).await;
+        assert_eq!(v["cues"][0]["id"], 1);
+    }
+
+    #[tokio::test]
+    async fn oversized_body_is_refused() {
+        let e = engine();
+        let big = format!(r#"{{"type":"prompt","text":"{}"}}"#, "x".repeat(BODY_LIMIT));
+        let (s, v) = call(app(&e, None), "/api/v1/cues", &big, None).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(v["error"], "body_too_large");
+    }
+
+    #[tokio::test]
+    async fn token_is_required_when_set() {
+        let e = engine();
+        let body = r#"{"type":"freeze"}"#;
+        let (s, v) = call(app(&e, Some("s3cret")), "/api/v1/cues", body, None).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+        );
+        let (s, _) = call(
+            app(&e, Some("s3cret")),
+            "/api/v1/cues",
+            body,
+            Some("Bearer wrong"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _) = call(
+            app(&e, Some("s3cret")),
+            "/api/v1/cues",
+            body,
+            Some("Bearer s3cret"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+    }
+
+    #[tokio::test]
+    async fn wait_returns_the_frame_and_latency() {
+        let e = engine();
+        let a = app(&e, None);
+        let render = async {
+            for n in 0..30 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                e.render(n).unwrap();
+            }
+        };
+        let (resp, ()) = tokio::join!(
+            call(
+                a,
+                "/api/v1/cues?wait=true",
+                r#"{"type":"seed","value":4}"#,
+                None
+            ),
+            render
+        );
+        let (s, v) = resp;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let c = &v["cues"][0];
+        assert_eq!(c["type"], "seed");
+        assert!(c["frame"].as_u64().unwrap() < 30, "{v}");
+        assert!(c["latency_ms"].as_f64().unwrap() >= 0.0);
+    }
+
+    #[tokio::test]
+    async fn wait_times_out_when_nothing_renders() {
+        let e = engine();
+        let (s, v) = call(
+            app(&e, None),
+            "/api/v1/cues?wait=true&timeout_s=0.2",
+            r#"{"type":"freeze"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(v["error"], "not_applied");
+    }
+
+    #[test]
+    fn server_refuses_public_addresses_without_a_token() {
+        let e = engine();
+        let state = ControlState {
+            inbox: e.inbox().clone(),
+            status: e.status_handle(),
+            token: None,
+        };
+        let err = ControlServer::start("0.0.0.0:0", state).err().unwrap();
+        assert!(err.contains("beyond loopback"), "{err}");
+    }
+
+    #[test]
+    fn server_serves_and_stops() {
+        let e = engine();
+        let state = ControlState {
+            inbox: e.inbox().clone(),
+            status: e.status_handle(),
+            token: None,
+        };
+        let server = ControlServer::start("127.0.0.1:0", state).unwrap();
+        let addr = server.local_addr();
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /api/v1/status HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(
+            resp.starts_with("HTTP/1.1 200") && resp.contains("\"backend\":\"pattern\""),
+            "{resp}"
+        );
+        drop(server);
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+}

@@ -14,6 +14,7 @@
 
 pub mod camera;
 pub mod cue;
+pub mod cuefile;
 pub mod device;
 pub mod engine;
 pub mod frame;
@@ -25,8 +26,9 @@ use std::path::PathBuf;
 
 pub use camera::Pose;
 pub use cue::{Cue, CueError, CueId, CueKind};
+pub use cuefile::CueFile;
 pub use device::DeviceSpec;
-pub use engine::{Engine, EngineConfig, Picture, Rendered, Status};
+pub use engine::{Engine, EngineConfig, Picture, Rendered, Status, StatusHandle};
 pub use frame::Frame;
 pub use generator::{Fps, ModelInfo};
 pub use schedule::{AppliedCue, CueInbox};
