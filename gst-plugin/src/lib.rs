@@ -1,1 +1,38 @@
-//! plugin
+//! `cuecastsrc`: a live GStreamer source that runs a generative world model, steered by
+//! cues.
+//!
+//! Built two ways: as the `gstcuecast` plugin (a cdylib for `gst-launch-1.0` and any
+//! GStreamer application, found through `GST_PLUGIN_PATH`), and as an rlib the `cuecast`
+//! daemon links and registers with [`register_static`]. The element knows nothing of
+//! HTTP beyond starting `cuecast-control`'s server when `control-address` is set; the
+//! model, cues and frames all come from `cuecast-engine`.
+
+use gst::glib;
+
+mod cuecastsrc;
+
+pub use cuecastsrc::CuecastSrc;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    cuecastsrc::register(Some(plugin))
+}
+
+gst::plugin_define!(
+    cuecast,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    env!("CARGO_PKG_VERSION"),
+    "MIT/X11",
+    "cuecast",
+    "cuecast",
+    "https://example.invalid/cuecast"
+);
+
+/// Registers `cuecastsrc` in this process, without a plugin file. Call after
+/// `gst::init()`; calling it again is harmless.
+pub fn register_static() -> Result<(), glib::BoolError> {
+    if gst::ElementFactory::find("cuecastsrc").is_some() {
+        return Ok(());
+    }
+    plugin_register_static()
+}

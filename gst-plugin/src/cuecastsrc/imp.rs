@@ -1,0 +1,805 @@
+//! `cuecastsrc`: a live source whose frames come from a `cuecast_engine::Engine`.
+//!
+//! Timing, for a live source at frame duration `d` with the latency it reports, `L = d`:
+//! slot `n` covers running time `t0 + n d` (t0: the running time of the first frame).
+//! At the start of its slot the element asks the engine for frame `n`, exactly like a
+//! camera starting an exposure, and pushes the frame as soon as it is ready. If it is
+//! not ready by `t0 + n d + L` the previous frame is pushed again with slot `n`'s
+//! timestamps, counted as repeated: the output keeps its rate whatever the model does.
+//! A late frame is not lost; it goes out in the next slot. Waiting happens on the
+//! pipeline clock (so tests can drive it with a `TestClock`): a single-shot wait for the
+//! slot start, and an async clock id for the deadline that wakes the same channel the
+//! engine delivers frames on.
+//!
+//! Not live (`is-live=false`), frames are made as fast as downstream takes them, every
+//! frame rendered, none repeated, the next one already rendering while this one is
+//! pushed.
+//!
+//! Locks: `settings`, then `state`, then `clock`; `wake_rx` is held only by the
+//! streaming thread while it waits, and never with another lock.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, LazyLock, Mutex, MutexGuard};
+use std::time::Instant;
+
+use cuecast_control::{ControlServer, ControlState};
+use cuecast_engine::generator::{backend_names, Fps};
+use cuecast_engine::{Cue, CueFile, CueKind, DeviceSpec, Engine, EngineConfig, Picture, Rendered};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "cuecastsrc",
+        gst::DebugColorFlags::empty(),
+        Some("cuecast generative video source"),
+    )
+});
+
+const DEFAULT_BACKEND: &str = "procedural";
+const DEFAULT_DEVICE: &str = "auto";
+const DEFAULT_SEED: u64 = 0;
+const DEFAULT_PROMPT: &str = "rolling green hills";
+const DEFAULT_IS_LIVE: bool = true;
+
+/// Property values; copied at the top of `start()`.
+#[derive(Debug, Clone)]
+struct Settings {
+    backend: String,
+    model: Option<String>,
+    device: String,
+    seed: u64,
+    prompt: String,
+    cues: Option<String>,
+    control_address: Option<String>,
+    control_token: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            backend: DEFAULT_BACKEND.into(),
+            model: None,
+            device: DEFAULT_DEVICE.into(),
+            seed: DEFAULT_SEED,
+            prompt: DEFAULT_PROMPT.into(),
+            cues: None,
+            control_address: None,
+            control_token: None,
+        }
+    }
+}
+
+/// What wakes the streaming thread while it waits for a frame.
+enum Wake {
+    Rendered(Rendered),
+    /// The deadline of slot `n` passed.
+    Deadline(u64),
+    /// `unlock()`: stop waiting if flushing.
+    Unlock,
+}
+
+/// The negotiated format.
+#[derive(Debug, Clone, Copy)]
+struct Video {
+    width: usize,
+    height: usize,
+    fps: Fps,
+}
+
+impl Video {
+    /// Running time of slot `n` relative to the first slot, exact for fractional rates.
+    fn offset(&self, n: u64) -> gst::ClockTime {
+        gst::ClockTime::from_nseconds(self.fps.frame_to_ns(n))
+    }
+
+    fn frame_duration(&self) -> gst::ClockTime {
+        self.offset(1)
+    }
+}
+
+/// The last second's figures, for the stats message.
+#[derive(Debug, Default)]
+struct Window {
+    start: Option<gst::ClockTime>,
+    pushed: u64,
+    repeated: u64,
+    step_ms: Vec<f64>,
+}
+
+/// What exists only between `start()` and `stop()`.
+#[derive(Default)]
+struct State {
+    engine: Option<Engine>,
+    control: Option<ControlServer>,
+    /// The cue file's cues, submitted once the frame rate is known.
+    pending_cues: Vec<Cue>,
+    video: Option<Video>,
+    /// The next slot to fill.
+    slot: u64,
+    /// Running time of slot 0.
+    t0: Option<gst::ClockTime>,
+    /// The highest frame asked of the engine.
+    requested: Option<u64>,
+    /// The last buffer pushed: what a repeat sends again.
+    last: Option<gst::Buffer>,
+    pushed: u64,
+    window: Window,
+    last_warning: Option<Instant>,
+}
+
+#[derive(Default)]
+struct ClockWait {
+    wait: Option<gst::SingleShotClockId>,
+    deadline: Option<gst::SingleShotClockId>,
+    flushing: bool,
+}
+
+#[derive(Default)]
+pub struct CuecastSrc {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    clock: Mutex<ClockWait>,
+    wake_tx: Mutex<Option<mpsc::Sender<Wake>>>,
+    wake_rx: Mutex<Option<mpsc::Receiver<Wake>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for CuecastSrc {
+    const NAME: &'static str = "GstCuecastSrc";
+    type Type = super::CuecastSrc;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for CuecastSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let backends = format!(
+                "Generator backend: {} (procedural needs no weights; torchscript loads `model`)",
+                backend_names().join(", ")
+            );
+            vec![
+                glib::ParamSpecString::builder("backend")
+                    .nick("Backend")
+                    .blurb(&backends)
+                    .default_value(Some(DEFAULT_BACKEND))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model")
+                    .nick("Model package")
+                    .blurb("Folder with cuecast-model.yaml and model.pt (torchscript backend)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Where the model runs: auto (CUDA when present, else CPU), cpu, cuda:N")
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("seed")
+                    .nick("Seed")
+                    .blurb("World seed; changing it while playing reseeds the world")
+                    .default_value(DEFAULT_SEED)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("prompt")
+                    .nick("Prompt")
+                    .blurb("Scene description; changing it while playing blends to the new prompt over 1 s")
+                    .default_value(Some(DEFAULT_PROMPT))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("cues")
+                    .nick("Cue file")
+                    .blurb("YAML file of scenes and cues played on schedule from the first frame")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("control-address")
+                    .nick("Control address")
+                    .blurb("host:port to serve the cue API on (POST /api/v1/cues, GET /api/v1/status); unset: no server")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("control-token")
+                    .nick("Control token")
+                    .blurb("Bearer token for the cue API; required when control-address is not loopback (write-only)")
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("is-live")
+                    .nick("Is live")
+                    .blurb("Live: frames on the pipeline clock at a constant rate, late steps repeat the last frame. Not live: every frame rendered, as fast as possible")
+                    .default_value(DEFAULT_IS_LIVE)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_live(DEFAULT_IS_LIVE);
+        obj.set_format(gst::Format::Time);
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let opt = |v: &glib::Value| {
+            v.get::<Option<String>>()
+                .unwrap()
+                .filter(|s| !s.trim().is_empty())
+        };
+        let mut settings = lock(&self.settings);
+        match pspec.name() {
+            "backend" => settings.backend = opt(value).unwrap_or_else(|| DEFAULT_BACKEND.into()),
+            "model" => settings.model = opt(value),
+            "device" => settings.device = opt(value).unwrap_or_else(|| DEFAULT_DEVICE.into()),
+            "seed" => {
+                settings.seed = value.get().unwrap();
+                drop(settings);
+                self.cue_if_running(CueKind::Seed {
+                    value: value.get().unwrap(),
+                });
+            }
+            "prompt" => {
+                let text = opt(value).unwrap_or_else(|| DEFAULT_PROMPT.into());
+                settings.prompt = text.clone();
+                drop(settings);
+                self.cue_if_running(CueKind::Prompt {
+                    text,
+                    transition_s: 1.0,
+                });
+            }
+            "cues" => settings.cues = opt(value),
+            "control-address" => settings.control_address = opt(value),
+            "control-token" => settings.control_token = opt(value),
+            "is-live" => {
+                drop(settings);
+                self.obj().set_live(value.get().unwrap());
+            }
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = lock(&self.settings);
+        match pspec.name() {
+            "backend" => settings.backend.to_value(),
+            "model" => settings.model.to_value(),
+            "device" => settings.device.to_value(),
+            "seed" => settings.seed.to_value(),
+            "prompt" => settings.prompt.to_value(),
+            "cues" => settings.cues.to_value(),
+            "control-address" => settings.control_address.to_value(),
+            "control-token" => None::<String>.to_value(),
+            "is-live" => self.obj().is_live().to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for CuecastSrc {}
+
+impl ElementImpl for CuecastSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "cuecast world-model source",
+                "Source/Video",
+                "Live video from a generative world model (procedural, TorchScript), steered by cues: \
+                 prompts, camera moves, params, scenes",
+                "cuecast",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::builder("video/x-raw")
+                .field("format", "RGBx")
+                .field("width", gst::IntRange::new(16, 8192))
+                .field("height", gst::IntRange::new(16, 8192))
+                .field(
+                    "framerate",
+                    gst::FractionRange::new(gst::Fraction::new(1, 1), gst::Fraction::new(240, 1)),
+                )
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build();
+            vec![gst::PadTemplate::new(
+                "src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .unwrap()]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl CuecastSrc {
+    /// Sends a cue when the show is running (a property changed while playing).
+    fn cue_if_running(&self, kind: CueKind) {
+        let state = lock(&self.state);
+        if let Some(engine) = &state.engine {
+            if let Err(e) = engine.inbox().submit_one(Cue::now(kind)) {
+                gst::warning!(CAT, imp = self, "property change not applied: {e}");
+            }
+        }
+    }
+
+    /// Waits on the clock until `time`, unless flushing.
+    fn wait_until(&self, clock: &gst::Clock, time: gst::ClockTime) -> Result<(), gst::FlowError> {
+        let id = clock.new_single_shot_id(time);
+        {
+            let mut cw = lock(&self.clock);
+            if cw.flushing {
+                return Err(gst::FlowError::Flushing);
+            }
+            cw.wait = Some(id.clone());
+        }
+        let (result, _jitter) = id.wait();
+        let mut cw = lock(&self.clock);
+        cw.wait = None;
+        match result {
+            Err(gst::ClockError::Unscheduled) => Err(gst::FlowError::Flushing),
+            _ if cw.flushing => Err(gst::FlowError::Flushing),
+            _ => Ok(()),
+        }
+    }
+
+    /// Arranges for `Wake::Deadline(n)` at `time`.
+    fn schedule_deadline(
+        &self,
+        clock: &gst::Clock,
+        time: gst::ClockTime,
+        n: u64,
+    ) -> Result<(), gst::FlowError> {
+        let tx = lock(&self.wake_tx)
+            .clone()
+            .ok_or(gst::FlowError::Flushing)?;
+        let id = clock.new_single_shot_id(time);
+        let mut cw = lock(&self.clock);
+        if cw.flushing {
+            return Err(gst::FlowError::Flushing);
+        }
+        id.wait_async(move |_, _, _| {
+            let _ = tx.send(Wake::Deadline(n));
+        })
+        .map_err(|_| gst::FlowError::Error)?;
+        cw.deadline = Some(id);
+        Ok(())
+    }
+
+    fn cancel_deadline(&self) {
+        if let Some(id) = lock(&self.clock).deadline.take() {
+            id.unschedule();
+        }
+    }
+
+    /// Waits for frame `n` (or, live, for its deadline). Returns the newest frame that
+    /// arrived, with the cues of every frame that arrived, or `None` if nothing did.
+    fn wait_for_frame(&self, n: u64) -> Result<Option<Rendered>, gst::FlowError> {
+        let rx = lock(&self.wake_rx);
+        let rx = rx.as_ref().ok_or(gst::FlowError::Flushing)?;
+        let mut fresh: Option<Rendered> = None;
+        loop {
+            match rx.recv() {
+                Ok(Wake::Rendered(r)) => {
+                    let done = r.frame >= n;
+                    fresh = Some(match fresh.take() {
+                        Some(mut older) if matches!(r.picture, Picture::Failed(_)) => {
+                            older.applied.extend(r.applied);
+                            older
+                        }
+                        Some(older) => Rendered {
+                            applied: [older.applied, r.applied].concat(),
+                            ..r
+                        },
+                        None => r,
+                    });
+                    if done {
+                        return Ok(fresh);
+                    }
+                }
+                Ok(Wake::Deadline(k)) if k == n => return Ok(fresh),
+                Ok(Wake::Deadline(_)) => {}
+                Ok(Wake::Unlock) => {
+                    if lock(&self.clock).flushing {
+                        return Err(gst::FlowError::Flushing);
+                    }
+                }
+                Err(_) => return Err(gst::FlowError::Flushing),
+            }
+        }
+    }
+
+    fn black(video: &Video) -> gst::Buffer {
+        let mut buffer = gst::Buffer::with_size(video.width * video.height * 4).expect("buffer");
+        buffer.get_mut().unwrap().map_writable().unwrap().fill(0);
+        buffer
+    }
+
+    fn post_cue_applied(&self, rendered: &Rendered, t0: gst::ClockTime, video: &Video) {
+        for a in &rendered.applied {
+            let s = gst::Structure::builder("cuecast-cue-applied")
+                .field("id", a.id)
+                .field("type", a.cue.type_name())
+                .field("frame", a.frame)
+                .field("shown-frame", a.shown_frame)
+                .field("pts", t0 + video.offset(a.frame))
+                .field("latency-ms", a.latency_ms)
+                .field("cue", a.cue.to_value().to_string())
+                .build();
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        }
+    }
+
+    /// Posts the stats of the second that ended at `pts`, if one has.
+    fn maybe_post_stats(&self, state: &mut State, pts: gst::ClockTime) {
+        let start = *state.window.start.get_or_insert(pts);
+        let span = pts.saturating_sub(start);
+        if span < gst::ClockTime::SECOND {
+            return;
+        }
+        let Some(engine) = &state.engine else { return };
+        let counters = engine.counters();
+        let w = std::mem::take(&mut state.window);
+        let mean = if w.step_ms.is_empty() {
+            0.0
+        } else {
+            w.step_ms.iter().sum::<f64>() / w.step_ms.len() as f64
+        };
+        let max = w.step_ms.iter().copied().fold(0.0, f64::max);
+        let s = gst::Structure::builder("cuecast-stats")
+            .field("frames", state.pushed)
+            .field("rendered", counters.rendered.load(Ordering::Relaxed))
+            .field("repeated", counters.repeated.load(Ordering::Relaxed))
+            .field("failed", counters.failed.load(Ordering::Relaxed))
+            .field("fps", w.pushed as f64 / span.seconds_f64())
+            .field("repeated-last-second", w.repeated)
+            .field("step-ms-mean", mean)
+            .field("step-ms-max", max)
+            .build();
+        state.window.start = Some(pts);
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+}
+
+impl BaseSrcImpl for CuecastSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let cue_file = match settings.cues.as_deref() {
+            Some(path) => CueFile::load(path.as_ref())
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["cues: {e}"]))?,
+            None => CueFile::default(),
+        };
+        let device: DeviceSpec = settings
+            .device
+            .parse()
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{e}"]))?;
+        let config = EngineConfig {
+            backend: settings.backend.clone(),
+            model: settings.model.as_ref().map(PathBuf::from),
+            device,
+            seed: settings.seed,
+            prompt: settings.prompt.clone(),
+            scenes: cue_file.scenes,
+            camera: None,
+        };
+        let (tx, rx) = mpsc::channel();
+        let deliver = tx.clone();
+        let engine = Engine::start(config, move |r| {
+            let _ = deliver.send(Wake::Rendered(r));
+        })
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ["cannot start the {} backend: {e}", settings.backend]
+            )
+        })?;
+        // Cues in the file are checked against the model now, so a bad file fails here.
+        engine.inbox().check(&cue_file.cues).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::Settings, ["cues: {}", e.within("cues")])
+        })?;
+        let control = match settings.control_address.as_deref() {
+            Some(addr) => {
+                let state = ControlState {
+                    inbox: engine.inbox().clone(),
+                    status: engine.status_handle(),
+                    token: settings.control_token.as_deref().map(Into::into),
+                };
+                let server = ControlServer::start(addr, state).map_err(|e| {
+                    gst::error_msg!(gst::ResourceError::OpenReadWrite, ["control-address: {e}"])
+                })?;
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "cue API on http://{}/api/v1/cues",
+                    server.local_addr()
+                );
+                Some(server)
+            }
+            None => None,
+        };
+        let info = engine.info();
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} on {}: native {}x{} at {}/{} fps",
+            info.name,
+            cuecast_engine::device::device_name(engine.device()),
+            info.width,
+            info.height,
+            info.fps.num,
+            info.fps.den
+        );
+        *lock(&self.wake_tx) = Some(tx);
+        *lock(&self.wake_rx) = Some(rx);
+        *lock(&self.state) = State {
+            engine: Some(engine),
+            control,
+            pending_cues: cue_file.cues,
+            ..Default::default()
+        };
+        lock(&self.clock).flushing = false;
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let state = std::mem::take(&mut *lock(&self.state));
+        // The server goes first, so no cue arrives at a stopping engine.
+        drop(state.control);
+        drop(state.engine);
+        lock(&self.wake_tx).take();
+        lock(&self.wake_rx).take();
+        gst::info!(CAT, imp = self, "stopped after {} frames", state.pushed);
+        Ok(())
+    }
+
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    fn fixate(&self, mut caps: gst::Caps) -> gst::Caps {
+        let native = lock(&self.state).engine.as_ref().map(|e| e.info().clone());
+        caps.truncate();
+        if let (Some(info), Some(s)) = (native, caps.make_mut().structure_mut(0)) {
+            s.fixate_field_nearest_int("width", info.width as i32);
+            s.fixate_field_nearest_int("height", info.height as i32);
+            s.fixate_field_nearest_fraction(
+                "framerate",
+                gst::Fraction::new(info.fps.num as i32, info.fps.den as i32),
+            );
+        }
+        self.parent_fixate(caps)
+    }
+
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(caps)
+            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {caps}"))?;
+        let (num, den) = (info.fps().numer(), info.fps().denom());
+        if num <= 0 || den <= 0 {
+            return Err(gst::loggable_error!(
+                CAT,
+                "needs a fixed frame rate, got {num}/{den}"
+            ));
+        }
+        let video = Video {
+            width: info.width() as usize,
+            height: info.height() as usize,
+            fps: Fps::new(num as u32, den as u32),
+        };
+        let mut state = lock(&self.state);
+        let cues = std::mem::take(&mut state.pending_cues);
+        let Some(engine) = &state.engine else {
+            return Err(gst::loggable_error!(CAT, "caps set before start"));
+        };
+        engine.set_output(video.width, video.height, video.fps);
+        if !cues.is_empty() {
+            if let Err(e) = engine.inbox().submit(cues, None) {
+                let e = e.within("cues");
+                gst::element_imp_error!(self, gst::ResourceError::Settings, ["{e}"]);
+                return Err(gst::loggable_error!(
+                    CAT,
+                    "cue file rejected at {num}/{den} fps: {e}"
+                ));
+            }
+        }
+        let changed = state.video.is_none_or(|v| v.fps != video.fps);
+        state.video = Some(video);
+        drop(state);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "negotiated {}x{} at {num}/{den}",
+            video.width,
+            video.height
+        );
+        if changed && self.obj().is_live() {
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+        Ok(())
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let video = lock(&self.state).video;
+            return match video {
+                Some(v) if self.obj().is_live() => {
+                    // A frame is due one frame duration after its slot starts.
+                    let latency = v.frame_duration();
+                    q.set(true, latency, Some(latency));
+                    true
+                }
+                Some(_) => {
+                    q.set(false, gst::ClockTime::ZERO, gst::ClockTime::NONE);
+                    true
+                }
+                None => false,
+            };
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        let mut cw = lock(&self.clock);
+        cw.flushing = true;
+        if let Some(id) = cw.wait.take() {
+            id.unschedule();
+        }
+        if let Some(id) = cw.deadline.take() {
+            id.unschedule();
+        }
+        drop(cw);
+        if let Some(tx) = lock(&self.wake_tx).as_ref() {
+            let _ = tx.send(Wake::Unlock);
+        }
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        lock(&self.clock).flushing = false;
+        Ok(())
+    }
+}
+
+impl PushSrcImpl for CuecastSrc {
+    fn create(
+        &self,
+        _buffer: Option<&mut gst::BufferRef>,
+    ) -> Result<CreateSuccess, gst::FlowError> {
+        let obj = self.obj();
+        let live = obj.is_live();
+        let clock = if live {
+            obj.clock().zip(obj.base_time())
+        } else {
+            None
+        };
+        let (n, video, t0) = {
+            let mut state = lock(&self.state);
+            let Some(video) = state.video else {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ["no format was negotiated"]
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            };
+            let t0 = *state.t0.get_or_insert_with(|| {
+                clock.as_ref().map_or(gst::ClockTime::ZERO, |(c, base)| {
+                    c.time().saturating_sub(*base)
+                })
+            });
+            (state.slot, video, t0)
+        };
+        let pts = t0 + video.offset(n);
+        let duration = t0 + video.offset(n + 1) - pts;
+
+        // The slot starts: ask for its frame (not live, it may already be rendering).
+        if let Some((c, base)) = &clock {
+            self.wait_until(c, *base + pts)?;
+        }
+        {
+            let mut state = lock(&self.state);
+            if state.requested.is_none_or(|r| r < n) {
+                state
+                    .engine
+                    .as_ref()
+                    .ok_or(gst::FlowError::Flushing)?
+                    .render(n)
+                    .map_err(|_| gst::FlowError::Error)?;
+                state.requested = Some(n);
+            }
+        }
+        if let Some((c, base)) = &clock {
+            self.schedule_deadline(c, *base + pts + video.frame_duration(), n)?;
+        }
+        let fresh = self.wait_for_frame(n);
+        self.cancel_deadline();
+        let fresh = fresh?;
+
+        let mut state = lock(&self.state);
+        if !live {
+            // Render the next frame while this one travels downstream.
+            if let Some(engine) = &state.engine {
+                if engine.render(n + 1).is_ok() {
+                    state.requested = Some(n + 1);
+                }
+            }
+        }
+        let (picture, step_ms) = match &fresh {
+            Some(r) => (Some(&r.picture), r.step_time.as_secs_f64() * 1e3),
+            None => (None, 0.0),
+        };
+        let mut buffer = match picture {
+            Some(Picture::New(frame) | Picture::Held(frame)) => {
+                gst::Buffer::from_slice(frame.clone())
+            }
+            other => {
+                if let Some(Picture::Failed(e)) = other {
+                    let now = Instant::now();
+                    if state
+                        .last_warning
+                        .is_none_or(|t| now.duration_since(t).as_secs() >= 1)
+                    {
+                        state.last_warning = Some(now);
+                        gst::element_imp_warning!(
+                            self,
+                            gst::StreamError::Failed,
+                            ["model step failed at frame {n}: {e}"]
+                        );
+                    }
+                }
+                if let Some(engine) = &state.engine {
+                    engine.counters().repeated.fetch_add(1, Ordering::Relaxed);
+                }
+                state.window.repeated += 1;
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "frame {n} not ready by its deadline: repeating"
+                );
+                match &state.last {
+                    Some(last) => last.copy(),
+                    None => Self::black(&video),
+                }
+            }
+        };
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(pts);
+            b.set_duration(duration);
+            b.set_offset(n);
+            b.set_offset_end(n + 1);
+        }
+        state.last = Some(buffer.clone());
+        state.slot = n + 1;
+        state.pushed += 1;
+        state.window.pushed += 1;
+        if step_ms > 0.0 {
+            state.window.step_ms.push(step_ms);
+        }
+        self.maybe_post_stats(&mut state, pts);
+        drop(state);
+        if let Some(r) = &fresh {
+            self.post_cue_applied(r, t0, &video);
+        }
+        Ok(CreateSuccess::NewBuffer(buffer))
+    }
+}
