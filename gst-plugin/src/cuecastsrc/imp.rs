@@ -446,7 +446,8 @@ impl CuecastSrc {
         }
     }
 
-    /// Posts the stats of the second that ended at `pts`, if one has.
+    /// Posts the stats of the frames pushed in the second (or more) before `pts`, once a
+    /// second has passed, and starts the next window at `pts`.
     fn maybe_post_stats(&self, state: &mut State, pts: gst::ClockTime) {
         let start = *state.window.start.get_or_insert(pts);
         let span = pts.saturating_sub(start);
@@ -484,13 +485,13 @@ impl BaseSrcImpl for CuecastSrc {
         let settings = lock(&self.settings).clone();
         let cue_file = match settings.cues.as_deref() {
             Some(path) => CueFile::load(path.as_ref())
-                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["cues: {e}"]))?,
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("cues: {e}")))?,
             None => CueFile::default(),
         };
         let device: DeviceSpec = settings
             .device
             .parse()
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         let config = EngineConfig {
             backend: settings.backend.clone(),
             model: settings.model.as_ref().map(PathBuf::from),
@@ -508,12 +509,12 @@ impl BaseSrcImpl for CuecastSrc {
         .map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
-                ["cannot start the {} backend: {e}", settings.backend]
+                ("cannot start the {} backend: {e}", settings.backend)
             )
         })?;
         // Cues in the file are checked against the model now, so a bad file fails here.
         engine.inbox().check(&cue_file.cues).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::Settings, ["cues: {}", e.within("cues")])
+            gst::error_msg!(gst::ResourceError::Settings, ("cues: {}", e.within("cues")))
         })?;
         let control = match settings.control_address.as_deref() {
             Some(addr) => {
@@ -523,7 +524,7 @@ impl BaseSrcImpl for CuecastSrc {
                     token: settings.control_token.as_deref().map(Into::into),
                 };
                 let server = ControlServer::start(addr, state).map_err(|e| {
-                    gst::error_msg!(gst::ResourceError::OpenReadWrite, ["control-address: {e}"])
+                    gst::error_msg!(gst::ResourceError::OpenReadWrite, ("control-address: {e}"))
                 })?;
                 gst::info!(
                     CAT,
@@ -612,7 +613,7 @@ impl BaseSrcImpl for CuecastSrc {
         if !cues.is_empty() {
             if let Err(e) = engine.inbox().submit(cues, None) {
                 let e = e.within("cues");
-                gst::element_imp_error!(self, gst::ResourceError::Settings, ["{e}"]);
+                gst::element_imp_error!(self, gst::ResourceError::Settings, ("{e}"));
                 return Err(gst::loggable_error!(
                     CAT,
                     "cue file rejected at {num}/{den} fps: {e}"
@@ -697,7 +698,7 @@ impl PushSrcImpl for CuecastSrc {
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Negotiation,
-                    ["no format was negotiated"]
+                    ("no format was negotiated")
                 );
                 return Err(gst::FlowError::NotNegotiated);
             };
@@ -747,6 +748,7 @@ impl PushSrcImpl for CuecastSrc {
             Some(r) => (Some(&r.picture), r.step_time.as_secs_f64() * 1e3),
             None => (None, 0.0),
         };
+        let repeated = !matches!(picture, Some(Picture::New(_) | Picture::Held(_)));
         let mut buffer = match picture {
             Some(Picture::New(frame) | Picture::Held(frame)) => {
                 gst::Buffer::from_slice(frame.clone())
@@ -762,14 +764,13 @@ impl PushSrcImpl for CuecastSrc {
                         gst::element_imp_warning!(
                             self,
                             gst::StreamError::Failed,
-                            ["model step failed at frame {n}: {e}"]
+                            ("model step failed at frame {n}: {e}")
                         );
                     }
                 }
                 if let Some(engine) = &state.engine {
                     engine.counters().repeated.fetch_add(1, Ordering::Relaxed);
                 }
-                state.window.repeated += 1;
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -788,14 +789,15 @@ impl PushSrcImpl for CuecastSrc {
             b.set_offset(n);
             b.set_offset_end(n + 1);
         }
+        self.maybe_post_stats(&mut state, pts);
         state.last = Some(buffer.clone());
         state.slot = n + 1;
         state.pushed += 1;
         state.window.pushed += 1;
+        state.window.repeated += u64::from(repeated);
         if step_ms > 0.0 {
             state.window.step_ms.push(step_ms);
         }
-        self.maybe_post_stats(&mut state, pts);
         drop(state);
         if let Some(r) = &fresh {
             self.post_cue_applied(r, t0, &video);

@@ -1,0 +1,290 @@
+//! `cuecastsrc` driven by a `gst_check::Harness` on a `TestClock`: the test decides when
+//! time passes, so timestamps, deadlines and repeats are checked exactly.
+//!
+//! Per slot the element makes two clock waits: a single-shot wait for the slot's start,
+//! then an async deadline one frame later. A test "cranks" the clock to release each.
+
+use std::collections::HashSet;
+use std::sync::{Condvar, LazyLock, Mutex};
+
+use cuecast_engine::generator::{
+    register_backend, Fps, Generator, Image, ModelInfo, PromptMode, StepError, StepInput,
+};
+use gst::prelude::*;
+use gst_check::Harness;
+
+const FRAME_NS: u64 = 33_333_333;
+
+fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        gst::init().unwrap();
+        gstcuecast::register_static().unwrap();
+        register_backend("gated", |_| Ok(Box::new(Gated::new())));
+    });
+}
+
+/// A test backend whose steps for chosen frames block until the test opens the gate,
+/// so "the step is late" is a fact the test controls, not a race it hopes to win.
+struct Gated {
+    info: ModelInfo,
+}
+
+/// (seed, frame) pairs whose steps wait, and the condition the test signals. Tests run
+/// in parallel in one process, so each test that holds frames uses its own seed.
+static GATE: LazyLock<(Mutex<HashSet<(u64, u64)>>, Condvar)> =
+    LazyLock::new(|| (Mutex::new(HashSet::new()), Condvar::new()));
+
+fn hold(seed: u64, frame: u64) {
+    GATE.0.lock().unwrap().insert((seed, frame));
+}
+
+fn release(seed: u64, frame: u64) {
+    GATE.0.lock().unwrap().remove(&(seed, frame));
+    GATE.1.notify_all();
+}
+
+impl Gated {
+    fn new() -> Self {
+        Gated {
+            info: ModelInfo {
+                name: "gated".into(),
+                width: 64,
+                height: 36,
+                fps: Fps::new(30, 1),
+                any_size: true,
+                actions: vec![],
+                params: vec![],
+                prompt: PromptMode::None,
+                pitch_limit: 0.0,
+                depth: false,
+                hash: "gated".into(),
+            },
+        }
+    }
+}
+
+impl Generator for Gated {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+    fn device(&self) -> tch::Device {
+        tch::Device::Cpu
+    }
+    fn reset(&mut self, _: u64, _: &str) -> Result<(), StepError> {
+        Ok(())
+    }
+    fn step(&mut self, input: &StepInput, out: &mut Image) -> Result<(), StepError> {
+        let mut held = GATE.0.lock().unwrap();
+        while held.contains(&(input.seed, input.frame)) {
+            held = GATE.1.wait(held).unwrap();
+        }
+        // Every frame is filled with its own index, so tests can tell which frame they got.
+        out.data.fill((input.frame % 251) as u8);
+        Ok(())
+    }
+}
+
+fn harness(props: &str) -> (Harness, gst::Bus) {
+    init();
+    let mut h = Harness::new_parse(&format!("cuecastsrc {props}"));
+    h.use_testclock();
+    h.set_sink_caps_str(
+        "video/x-raw,format=RGBx,width=64,height=36,framerate=30/1,pixel-aspect-ratio=1/1",
+    );
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    h.play();
+    (h, bus)
+}
+
+/// Releases the slot's start and takes the buffer it produced.
+fn next(h: &mut Harness) -> gst::Buffer {
+    assert!(h.crank_single_clock_wait().is_ok());
+    h.pull().expect("a buffer")
+}
+
+fn first_byte(b: &gst::Buffer) -> u8 {
+    b.map_readable().unwrap()[0]
+}
+
+fn messages(bus: &gst::Bus, name: &str) -> Vec<gst::Structure> {
+    std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| {
+            m.structure()
+                .filter(|s| s.name() == name)
+                .map(|s| s.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn timestamps_are_the_frame_grid_and_durations_one_frame() {
+    let (mut h, _bus) = harness("backend=gated");
+    for n in 0..10u64 {
+        let b = next(&mut h);
+        assert_eq!(
+            b.pts(),
+            Some(gst::ClockTime::from_nseconds(n * 1_000_000_000 / 30))
+        );
+        let end = (n + 1) * 1_000_000_000 / 30;
+        assert_eq!(
+            b.pts().unwrap() + b.duration().unwrap(),
+            gst::ClockTime::from_nseconds(end)
+        );
+        assert_eq!((b.offset(), b.offset_end()), (n, n + 1));
+        assert_eq!(first_byte(&b), n as u8, "frame {n} carries its own picture");
+    }
+}
+
+#[test]
+fn answers_the_latency_query_with_one_frame() {
+    let (mut h, _bus) = harness("backend=gated");
+    next(&mut h);
+    // Ask the element's own pad: an element-level query on a source goes downstream.
+    let mut q = gst::query::Latency::new();
+    assert!(h
+        .element()
+        .unwrap()
+        .static_pad("src")
+        .unwrap()
+        .query(&mut q));
+    let (live, min, max) = q.result();
+    assert!(live);
+    assert_eq!(min, gst::ClockTime::from_nseconds(FRAME_NS));
+    assert_eq!(max, Some(gst::ClockTime::from_nseconds(FRAME_NS)));
+}
+
+#[test]
+fn a_late_step_repeats_the_previous_frame_and_the_cadence_holds() {
+    // Frame 3's step blocks; the deadline passes; frame 2 goes out again in slot 3.
+    hold(77, 3);
+    let (mut h, bus) = harness("backend=gated seed=77");
+    for _ in 0..3 {
+        next(&mut h);
+    }
+    assert!(h.crank_single_clock_wait().is_ok(), "slot 3 starts");
+    assert!(
+        h.crank_single_clock_wait().is_ok(),
+        "slot 3's deadline passes with the step still running"
+    );
+    let repeat = h.pull().unwrap();
+    assert_eq!(
+        repeat.pts(),
+        Some(gst::ClockTime::from_nseconds(3 * 1_000_000_000 / 30))
+    );
+    assert_eq!(first_byte(&repeat), 2, "slot 3 repeats frame 2");
+    release(77, 3);
+    // The rate never wavers: every slot has its buffer, on the grid.
+    for n in 4..40u64 {
+        let b = next(&mut h);
+        assert_eq!(
+            b.pts(),
+            Some(gst::ClockTime::from_nseconds(n * 1_000_000_000 / 30)),
+            "slot {n}"
+        );
+        assert_eq!(first_byte(&b), n as u8);
+    }
+    // The repeat was counted and reported.
+    let stats = messages(&bus, "cuecast-stats");
+    let last = stats
+        .last()
+        .expect("a stats message after a second of frames");
+    assert_eq!(last.get::<u64>("repeated").unwrap(), 1);
+    assert_eq!(last.get::<f64>("fps").unwrap(), 30.0);
+}
+
+#[test]
+fn a_cue_applies_at_its_frame_and_says_so() {
+    let dir = tempdir();
+    let file = dir.join("cues.yaml");
+    std::fs::write(&file, "- {type: seed, value: 9, at: {frame: 5}}\n- {type: marker, label: here, at: {in_s: 0.2}}\n").unwrap();
+    let (mut h, bus) = harness(&format!("backend=gated cues={}", file.display()));
+    for _ in 0..8 {
+        next(&mut h);
+    }
+    let applied = messages(&bus, "cuecast-cue-applied");
+    let got: Vec<(String, u64, u64)> = applied
+        .iter()
+        .map(|s| {
+            (
+                s.get::<String>("type").unwrap(),
+                s.get::<u64>("frame").unwrap(),
+                s.get::<gst::ClockTime>("pts").unwrap().nseconds(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("seed".into(), 5, 5_000_000_000 / 30),
+            ("marker".into(), 6, 6 * 1_000_000_000 / 30)
+        ]
+    );
+    assert!(applied[0]
+        .get::<String>("cue")
+        .unwrap()
+        .contains("\"value\":9"));
+}
+
+#[test]
+fn a_bad_cue_file_fails_to_start_naming_the_cue() {
+    init();
+    let dir = tempdir();
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "- {type: freeze}\n- {type: param, name: nope, value: 1}\n",
+    )
+    .unwrap();
+    let src = gst::ElementFactory::make("cuecastsrc")
+        .property("backend", "gated")
+        .property("cues", file.to_str().unwrap())
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    src.set_bus(Some(&bus));
+    assert!(src.set_state(gst::State::Paused).is_err());
+    let err = std::iter::from_fn(|| bus.pop())
+        .find_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        err.contains("cues[1].name") && err.contains("nope"),
+        "{err}"
+    );
+    let _ = src.set_state(gst::State::Null);
+}
+
+#[test]
+fn unknown_backend_fails_to_start_with_the_known_ones() {
+    init();
+    let src = gst::ElementFactory::make("cuecastsrc")
+        .property("backend", "dream")
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    src.set_bus(Some(&bus));
+    assert!(src.set_state(gst::State::Paused).is_err());
+    let err = std::iter::from_fn(|| bus.pop())
+        .find_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(format!("{} {:?}", e.error(), e.debug())),
+            _ => None,
+        })
+        .unwrap();
+    assert!(err.contains("dream") && err.contains("procedural"), "{err}");
+    let _ = src.set_state(gst::State::Null);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "cuecast-element-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
