@@ -1,0 +1,242 @@
+//! `cuecastsrc` in real pipelines: the plugin file loaded by `gst-launch-1.0` into an MP4
+//! that `ffprobe` reads, and in-process pipelines steered by cue files and over HTTP.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use gst::prelude::*;
+use gst_app::AppSink;
+
+fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        gst::init().unwrap();
+        gstcuecast::register_static().unwrap();
+    });
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cuecast-pipeline-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The plugin file cargo built beside this test, copied into a folder of its own so
+/// GStreamer's scanner sees nothing else.
+fn plugin_dir(dir: &Path) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    let built = [
+        deps.join("libgstcuecast.so"),
+        deps.parent().unwrap().join("libgstcuecast.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("libgstcuecast.so is built with the tests (cdylib of gst-plugin-cuecast)");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&built, plugins.join("libgstcuecast.so")).unwrap();
+    plugins
+}
+
+fn ffprobe(file: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+        ])
+        .arg("stream=codec_name,width,height,r_frame_rate,nb_read_frames")
+        .args(["-of", "json"])
+        .arg(file)
+        .output()
+        .expect("ffprobe (scripts/setup installs ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["streams"][0].clone()
+}
+
+#[test]
+fn gst_launch_writes_a_playable_mp4() {
+    let dir = tempdir("launch");
+    let plugins = plugin_dir(&dir);
+    let out = dir.join("out.mp4");
+    let status = Command::new("gst-launch-1.0")
+        .env("GST_PLUGIN_PATH", &plugins)
+        .env("GST_REGISTRY", dir.join("registry.bin"))
+        .arg("-q")
+        .args([
+            "cuecastsrc",
+            "prompt=snowy mountains at dawn",
+            "num-buffers=45",
+            "!",
+        ])
+        .args([
+            "video/x-raw,width=320,height=180,framerate=30/1",
+            "!",
+            "videoconvert",
+            "!",
+            "x264enc",
+            "!",
+        ])
+        .args(["mp4mux", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .status()
+        .expect("gst-launch-1.0 (scripts/setup installs gstreamer1.0-tools)");
+    assert!(status.success());
+    let v = ffprobe(&out);
+    assert_eq!(v["codec_name"], "h264");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    assert_eq!(v["r_frame_rate"], "30/1");
+    assert_eq!(v["nb_read_frames"], "45");
+}
+
+/// Pulls `n` frames; returns (frame index, pixels).
+fn pull(sink: &AppSink, n: usize) -> Vec<(u64, Vec<u8>)> {
+    (0..n)
+        .map(|_| {
+            let s = sink
+                .try_pull_sample(gst::ClockTime::from_seconds(30))
+                .expect("a frame within 30 s");
+            let b = s.buffer().unwrap();
+            let pixels = b.map_readable().unwrap().to_vec();
+            (b.offset(), pixels)
+        })
+        .collect()
+}
+
+fn pipeline(desc: &str) -> (gst::Pipeline, AppSink) {
+    init();
+    let p = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = p.by_name("sink").unwrap().downcast::<AppSink>().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    (p, sink)
+}
+
+#[test]
+fn frames_move_under_an_action_and_hold_without_one_or_frozen() {
+    let dir = tempdir("action");
+    let cues = dir.join("cues.yaml");
+    std::fs::write(
+        &cues,
+        "- {type: action, forward: 1, yaw: 0.3, at: {frame: 10}}\n- {type: freeze, at: {frame: 20}}\n",
+    )
+    .unwrap();
+    let (p, sink) = pipeline(&format!(
+        "cuecastsrc is-live=false prompt=\"rolling green hills\" cues={} ! \
+         video/x-raw,width=160,height=90,framerate=30/1 ! appsink name=sink sync=false",
+        cues.display()
+    ));
+    let frames = pull(&sink, 30);
+    p.set_state(gst::State::Null).unwrap();
+    for (i, (n, _)) in frames.iter().enumerate() {
+        assert_eq!(*n, i as u64);
+    }
+    let same = |a: usize, b: usize| frames[a].1 == frames[b].1;
+    // No action: the camera is still and every frame is the same picture.
+    assert!(
+        (1..10).all(|i| same(0, i)),
+        "frames 0..10 should be identical without motion"
+    );
+    // Under the action every frame differs from the one before.
+    assert!(
+        (10..20).all(|i| !same(i - 1, i)),
+        "frames 10..20 should move"
+    );
+    // Frozen: the last frame before the freeze holds.
+    assert!(
+        (20..30).all(|i| same(19, i)),
+        "frames 20..30 should hold frame 19"
+    );
+}
+
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let json = resp
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or_default();
+    (status, json)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn curl_moves_the_camera_in_a_running_pipeline() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (p, sink) = pipeline(&format!(
+        "cuecastsrc control-address={addr} ! video/x-raw,width=160,height=90,framerate=30/1 ! \
+         appsink name=sink sync=false max-buffers=4 drop=true"
+    ));
+    let before = pull(&sink, 3);
+    assert_eq!(before[0].1, before[2].1, "still camera, still picture");
+    let (status, v) = http(
+        &addr,
+        "POST",
+        "/api/v1/cues?wait=true",
+        r#"{"type":"action","forward":1}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let applied_at = v["cues"][0]["frame"].as_u64().unwrap();
+    assert!(v["cues"][0]["latency_ms"].as_f64().unwrap() >= 0.0);
+    // Frames after the cue differ from each other: the camera is moving.
+    let after: Vec<_> = pull(&sink, 12)
+        .into_iter()
+        .filter(|(n, _)| *n > applied_at)
+        .collect();
+    assert!(after.len() >= 2, "frames after the cue");
+    assert!(
+        after.windows(2).all(|w| w[0].1 != w[1].1),
+        "the picture moves"
+    );
+    let (status, v) = http(&addr, "GET", "/api/v1/status", "");
+    assert_eq!(status, 200);
+    assert!(
+        v["camera"]["pos"][2].as_f64().unwrap() < 0.0,
+        "moved forward (down -Z): {v}"
+    );
+    // A bad cue is refused with the field named, and the show goes on.
+    let (status, v) = http(
+        &addr,
+        "POST",
+        "/api/v1/cues",
+        r#"{"type":"action","forward":7}"#,
+    );
+    assert_eq!((status, v["field"].as_str()), (422, Some("forward")));
+    assert_eq!(pull(&sink, 2).len(), 2);
+    p.set_state(gst::State::Null).unwrap();
+}
