@@ -1,7 +1,7 @@
 //! Renders stills of a backend to PPM files and prints the median step time.
 //!
 //! `cargo run --release -p cuecast-engine --example still -- [--backend procedural]
-//!  [--prompt TEXT] [--size WxH] [--frames N] [--out DIR] [--cue JSON]...`
+//!  [--model DIR] [--prompt TEXT] [--size WxH] [--frames N] [--out DIR] [--cue JSON]...`
 use std::time::Instant;
 
 use cuecast_engine::{Cue, DeviceSpec, Engine, EngineConfig, Fps, Picture};
@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match a.as_str() {
             "--backend" => config.backend = v()?,
             "--prompt" => config.prompt = v()?,
+            "--model" => config.model = Some(v()?.into()),
             "--seed" => config.seed = v()?.parse()?,
             "--device" => config.device = v()?.parse()?,
             "--frames" => frames = v()?.parse()?,

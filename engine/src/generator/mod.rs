@@ -169,13 +169,19 @@ impl From<tch::TchError> for StepError {
     }
 }
 
-/// libtorch errors carry a C++ backtrace after the message; users need the message.
+/// The part of a libtorch error a user needs. TorchScript exceptions end with the
+/// model's own exception (`builtins.RuntimeError: ...`); other errors lead with their
+/// message and trail a C++ backtrace.
 pub(crate) fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_owned()
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let exception = lines.iter().rev().find(|l| {
+        l.split_once(": ").is_some_and(|(head, _)| {
+            !head.contains(' ') && (head.ends_with("Error") || head.ends_with("Exception"))
+        })
+    });
+    let line = exception.or(lines.first()).copied().unwrap_or(s);
+    let line = line.strip_prefix("Internal torch error: ").unwrap_or(line);
+    line.strip_prefix("builtins.").unwrap_or(line).to_owned()
 }
 
 /// A model that makes frames. Lives on the model thread only.
@@ -372,6 +378,15 @@ mod tests {
         };
         let e = write_image(&mut img, &bad).unwrap_err();
         assert!(e.0.contains("[3, H, W]"), "{e}");
+    }
+
+    #[test]
+    fn torch_errors_are_summarised_to_what_went_wrong() {
+        let ts = "The following operation failed in the TorchScript interpreter.\nTraceback ...\n  raise X\n\
+                  builtins.RuntimeError: the model gave up\n";
+        assert_eq!(first_line(ts), "RuntimeError: the model gave up");
+        let cpp = "Internal torch error: shape '[2]' is invalid\nException raised from foo at bar.cpp:1\nframe #0: x";
+        assert_eq!(first_line(cpp), "shape '[2]' is invalid");
     }
 
     #[test]
