@@ -10,6 +10,9 @@ use std::time::Duration;
 use gst::prelude::*;
 use gst_app::AppSink;
 
+#[path = "../../engine/tests/support/mod.rs"]
+mod support;
+
 fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -238,5 +241,55 @@ fn curl_moves_the_camera_in_a_running_pipeline() {
     );
     assert_eq!((status, v["field"].as_str()), (422, Some("forward")));
     assert_eq!(pull(&sink, 2).len(), 2);
+    p.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn the_example_torchscript_package_runs_through_the_element() {
+    let pkg = support::example_package(&tempdir("ts-element"));
+    let (p, sink) = pipeline(&format!(
+        "cuecastsrc backend=torchscript model={} device=cpu is-live=false num-buffers=12 ! \
+         video/x-raw,width=320,height=180,framerate=30/1 ! appsink name=sink sync=false",
+        pkg.display()
+    ));
+    let frames = pull(&sink, 12);
+    p.set_state(gst::State::Null).unwrap();
+    // Scaled from the model's 256x144 to the negotiated size, and alive frame to frame.
+    assert!(frames.iter().all(|(_, px)| px.len() == 320 * 180 * 4));
+    assert!(frames.windows(2).all(|w| w[0].1 != w[1].1));
+}
+
+#[test]
+fn a_model_that_starts_failing_never_stalls_the_live_output() {
+    let dir = support::broken_packages(&tempdir("ts-failing"));
+    init();
+    let p = gst::parse::launch(&format!(
+        "cuecastsrc backend=torchscript model={} ! video/x-raw,width=64,height=36,framerate=30/1 ! \
+         appsink name=sink sync=false",
+        dir.join("throws-after-five").display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = p.by_name("sink").unwrap().downcast::<AppSink>().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let frames = pull(&sink, 20);
+    // Every slot has its frame, in order, though every step from the fifth on fails...
+    for (i, (n, _)) in frames.iter().enumerate() {
+        assert_eq!(*n, i as u64);
+    }
+    // ...by showing the last good frame again.
+    assert!((5..20).all(|i| frames[i].1 == frames[4].1));
+    // And the failure is reported on the bus, with the model's own words.
+    let warning = p
+        .bus()
+        .unwrap()
+        .iter_timed(gst::ClockTime::from_seconds(5))
+        .find_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .expect("a warning message");
+    assert!(warning.contains("the model gave up"), "{warning}");
     p.set_state(gst::State::Null).unwrap();
 }
