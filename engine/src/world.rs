@@ -42,20 +42,18 @@ impl ShowContext {
     pub fn check(&self, cue: &Cue) -> Result<(), CueError> {
         match &cue.kind {
             CueKind::Param { name, value, .. } => self.check_param(name, *value, "value")?,
-            CueKind::Scene { name, .. } => {
-                if !self.scenes.iter().any(|s| s == name) {
-                    return Err(CueError::field(
-                        "name",
-                        if self.scenes.is_empty() {
-                            format!("unknown scene {name:?}: this show has no scenes")
-                        } else {
-                            format!(
-                                "unknown scene {name:?} (scenes: {})",
-                                self.scenes.join(", ")
-                            )
-                        },
-                    ));
-                }
+            CueKind::Scene { name, .. } if !self.scenes.iter().any(|s| s == name) => {
+                return Err(CueError::field(
+                    "name",
+                    if self.scenes.is_empty() {
+                        format!("unknown scene {name:?}: this show has no scenes")
+                    } else {
+                        format!(
+                            "unknown scene {name:?} (scenes: {})",
+                            self.scenes.join(", ")
+                        )
+                    },
+                ));
             }
             _ => {}
         }

@@ -32,8 +32,8 @@ struct Gated {
 
 /// (seed, frame) pairs whose steps wait, and the condition the test signals. Tests run
 /// in parallel in one process, so each test that holds frames uses its own seed.
-static GATE: LazyLock<(Mutex<HashSet<(u64, u64)>>, Condvar)> =
-    LazyLock::new(|| (Mutex::new(HashSet::new()), Condvar::new()));
+type Gate = (Mutex<HashSet<(u64, u64)>>, Condvar);
+static GATE: LazyLock<Gate> = LazyLock::new(|| (Mutex::new(HashSet::new()), Condvar::new()));
 
 fn hold(seed: u64, frame: u64) {
     GATE.0.lock().unwrap().insert((seed, frame));

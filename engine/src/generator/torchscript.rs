@@ -204,7 +204,9 @@ fn model_info(m: &Manifest) -> Result<ModelInfo, String> {
     }
     let mut params = Vec::new();
     for p in &m.params {
-        if !(p.min <= p.default && p.default <= p.max) || !p.min.is_finite() || !p.max.is_finite() {
+        let ordered =
+            p.min.is_finite() && p.max.is_finite() && p.min <= p.default && p.default <= p.max;
+        if !ordered {
             return Err(format!(
                 "params.{}: needs min <= default <= max, got {} <= {} <= {}",
                 p.name, p.min, p.default, p.max
