@@ -216,6 +216,29 @@ pub trait Generator {
 /// the host once, already in its final form.
 pub fn write_image(out: &mut Image, rgb: &Tensor) -> Result<(), StepError> {
     let (w, h) = (out.width as i64, out.height as i64);
+    if rgb.device() == Device::Cpu && rgb.is_contiguous() {
+        // On the CPU one fused pass beats six tensor ops (clamp, scale, round, cast,
+        // permute, copy): 1280x720 goes from ~10 ms to under 1 ms.
+        match (rgb.kind(), rgb.size().as_slice()) {
+            (Kind::Float, [3, sh, sw]) if (*sh, *sw) == (h, w) => {
+                float_planes_to_rgbx(cpu_slice::<f32>(rgb), out);
+                return Ok(());
+            }
+            (Kind::Uint8, [sh, sw, c]) if (*sh, *sw) == (h, w) && (*c == 3 || *c == 4) => {
+                let bytes = cpu_slice::<u8>(rgb);
+                for (dst, src) in out
+                    .data
+                    .chunks_exact_mut(4)
+                    .zip(bytes.chunks_exact(*c as usize))
+                {
+                    dst[..3].copy_from_slice(&src[..3]);
+                    dst[3] = 255;
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
     let hwc = match (rgb.kind(), rgb.size().as_slice()) {
         (Kind::Uint8, [sh, sw, c]) if (*c == 3 || *c == 4) && (*sh, *sw) == (h, w) => {
             rgb.shallow_clone()
@@ -232,6 +255,11 @@ pub fn write_image(out: &mut Image, rgb: &Tensor) -> Result<(), StepError> {
             } else {
                 scale(&f, h, w)?
             };
+            if f.device() == Device::Cpu {
+                let f = f.contiguous();
+                float_planes_to_rgbx(cpu_slice::<f32>(&f), out);
+                return Ok(());
+            }
             to_u8_hwc(&f)
         }
         (kind, size) => {
@@ -248,6 +276,55 @@ pub fn write_image(out: &mut Image, rgb: &Tensor) -> Result<(), StepError> {
     };
     out.with_tensor(|dst| dst.f_copy_(&rgbx))?;
     Ok(())
+}
+
+/// The elements of a contiguous CPU tensor whose kind is `T`, borrowed in place.
+fn cpu_slice<T: tch::kind::Element>(t: &Tensor) -> &[T] {
+    assert!(t.device() == Device::Cpu && t.is_contiguous() && t.kind() == T::KIND);
+    let n = t.numel();
+    if n == 0 {
+        return &[];
+    }
+    // SAFETY: the tensor is a contiguous CPU tensor of `n` elements of kind `T` (checked
+    // above); the slice borrows `t`, which keeps the storage alive and unchanged.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const T, n) }
+}
+
+/// Float planes R, G, B in [0, 1] to RGBx bytes, rounding to nearest, split across cores.
+fn float_planes_to_rgbx(planes: &[f32], out: &mut Image) {
+    let n = out.width * out.height;
+    let (r, rest) = planes.split_at(n);
+    let (g, b) = rest.split_at(n);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, 8);
+    let per = n.div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts = out
+            .data
+            .chunks_mut(per * 4)
+            .zip(r.chunks(per))
+            .zip(g.chunks(per))
+            .zip(b.chunks(per));
+        for (((dst, r), g), b) in parts {
+            scope.spawn(move || {
+                for (((px, &r), &g), &b) in dst.chunks_exact_mut(4).zip(r).zip(g).zip(b) {
+                    px.copy_from_slice(&[to_byte(r), to_byte(g), to_byte(b), 255]);
+                }
+            });
+        }
+    });
+}
+
+/// [0, 1] to 0..=255, rounding to nearest; NaN and out-of-range values clamp.
+#[inline(always)]
+fn to_byte(v: f32) -> u8 {
+    // `max`/`min` (unlike `clamp`) turn NaN into a bound, so x is in [0.5, 255.5].
+    #[allow(clippy::manual_clamp)]
+    let x = v.max(0.0).min(1.0) * 255.0 + 0.5;
+    // SAFETY: x is finite and truncates to 0..=255, which u8 represents; the unchecked
+    // conversion lets the compiler vectorise the loop.
+    unsafe { x.to_int_unchecked::<u8>() }
 }
 
 /// Bilinear scaling of `[3, h, w]`; antialiased when shrinking so detail does not alias.
@@ -365,6 +442,12 @@ mod tests {
         assert_eq!(image_of(2, 2, &rgb), [200, 200, 200, 255].repeat(4));
         let scaled = image_of(4, 4, &rgb);
         assert_eq!(scaled, [200, 200, 200, 255].repeat(16));
+    }
+
+    #[test]
+    fn out_of_range_and_nan_values_clamp() {
+        let rgb = Tensor::from_slice(&[-1.0f32, 2.0, f32::NAN]).view([3, 1, 1]);
+        assert_eq!(image_of(1, 1, &rgb), vec![0, 255, 0, 255]);
     }
 
     #[test]

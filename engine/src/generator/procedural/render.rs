@@ -323,12 +323,6 @@ fn pack(c: Rgb) -> u32 {
     b(c[0]) | b(c[1]) << 8 | b(c[2]) << 16 | 0xFF00_0000
 }
 
-/// Height as the camera meets it: water is a flat surface.
-#[inline]
-fn surface(tex: Texel, water: f32) -> f32 {
-    tex[0].max(water)
-}
-
 /// One terrain sample of a column: its screen row, depth, texel and view vector.
 struct Hit {
     row: f32,
@@ -336,6 +330,15 @@ struct Hit {
     tex: Texel,
     v: [f32; 3],
     colour: Option<Rgb>,
+}
+
+impl Hit {
+    /// Shaded only if the sample is seen.
+    fn colour(&mut self, shading: &Shading) -> Rgb {
+        *self
+            .colour
+            .get_or_insert_with(|| shading.terrain(self.tex, self.v))
+    }
 }
 
 /// Renders level `view` into column-major scratch: `pixels[u * height + r]`, `depth`
@@ -351,6 +354,15 @@ fn render_columns(
     let h = view.height;
     let [cx, cy, cz] = view.cam;
     let water = shading.look.water;
+    // The highest row any sample from i on could reach: a column whose y-buffer is already
+    // above it is finished (the rest would be hidden; stopping changes no pixel).
+    let top = map.max_height().max(water) - cy;
+    let far = *view.z.last().unwrap();
+    let limit: Vec<f32> = view
+        .z
+        .iter()
+        .map(|&z| view.row_of(if top > 0.0 { top / z } else { top / far }))
+        .collect();
     for (k, u) in columns.enumerate() {
         let px = &mut pixels[k * h..(k + 1) * h];
         let dp = &mut depth[k * h..(k + 1) * h];
@@ -359,10 +371,13 @@ fn render_columns(
         let gz = view.fl[1] + xu * view.right[1];
         let mut ymin = h as f32;
         let mut prev: Option<Hit> = None;
-        for i in 0..SAMPLES {
-            let z = view.z[i];
-            let tex = map.sample(view.level[i] as usize, cx + z * gx, cz + z * gz);
-            let t = surface(tex, water) - cy;
+        for ((&z, &level), &limit) in view.z.iter().zip(&view.level).zip(&limit) {
+            if ymin <= limit {
+                break;
+            }
+            let tex = map.sample(level as usize, cx + z * gx, cz + z * gz);
+            // Water is a flat surface at its level.
+            let t = tex[0].max(water) - cy;
             let row = view.row_of(t / z);
             let mut hit = Hit {
                 row,
@@ -375,14 +390,9 @@ fn render_columns(
                 let first = (row - 0.5).ceil().max(0.0) as usize;
                 let end = ((ymin - 0.5).ceil() as usize).min(h);
                 if first < end {
-                    let c1 = shading.terrain(hit.tex, hit.v);
-                    hit.colour = Some(c1);
+                    let c1 = hit.colour(shading);
                     let (c0, z0, row0) = match &mut prev {
-                        Some(p) => (
-                            *p.colour.get_or_insert_with(|| shading.terrain(p.tex, p.v)),
-                            p.z,
-                            p.row,
-                        ),
+                        Some(p) => (p.colour(shading), p.z, p.row),
                         None => (c1, z, row),
                     };
                     for r in first..end {
@@ -447,60 +457,95 @@ pub fn render_cpu(
     scratch.depth_columns.resize(lw * lh, 0.0);
     scratch.depth.resize(w * h, 0.0);
     scratch.width = w;
-    let per = lw.div_ceil(threads());
-    std::thread::scope(|scope| {
-        let chunks = scratch
-            .pixels
-            .chunks_mut(per * lh)
-            .zip(scratch.depth_columns.chunks_mut(per * lh));
-        for (n, (px, dp)) in chunks.enumerate() {
-            let columns = n * per..((n + 1) * per).min(lw);
-            scope.spawn(move || render_columns(view, map, shading, columns, px, dp));
-        }
+    // Small jobs shared out as threads come free: on a shared machine a core can stall,
+    // and a fixed half per core would make the whole frame wait for it.
+    const COLUMNS_PER_JOB: usize = 16;
+    let jobs = scratch
+        .pixels
+        .chunks_mut(COLUMNS_PER_JOB * lh)
+        .zip(scratch.depth_columns.chunks_mut(COLUMNS_PER_JOB * lh))
+        .enumerate();
+    in_parallel(jobs, |(n, (px, dp))| {
+        let columns = n * COLUMNS_PER_JOB..((n + 1) * COLUMNS_PER_JOB).min(lw);
+        render_columns(view, map, shading, columns, px, dp);
     });
-    let (pixels, depth_cols) = (&scratch.pixels, &scratch.depth_columns);
     match plan.warp {
         None => {
-            // Column-major scratch to row-major output, in tiles that stay in cache.
-            const TILE: usize = 32;
-            for r0 in (0..h).step_by(TILE) {
-                for u0 in (0..w).step_by(TILE) {
-                    for r in r0..(r0 + TILE).min(h) {
-                        let row = &mut out[r * w * 4..(r + 1) * w * 4];
-                        let drow = &mut scratch.depth[r * w..(r + 1) * w];
-                        for u in u0..(u0 + TILE).min(w) {
-                            row[u * 4..u * 4 + 4]
-                                .copy_from_slice(&pixels[u * lh + r].to_le_bytes());
-                            drow[u] = depth_cols[u * lh + r];
-                        }
-                    }
-                }
-            }
+            let out_px = bytemuck_u32(out);
+            transpose(&scratch.pixels, out_px, lw, lh);
+            transpose(&scratch.depth_columns, &mut scratch.depth, lw, lh);
         }
         Some(warp) => {
-            let rows_per = h.div_ceil(threads());
-            std::thread::scope(|scope| {
-                let chunks = out
-                    .chunks_mut(rows_per * w * 4)
-                    .zip(scratch.depth.chunks_mut(rows_per * w));
-                for (n, (rows, drows)) in chunks.enumerate() {
-                    scope.spawn(move || {
-                        for (k, (row, drow)) in rows
-                            .chunks_exact_mut(w * 4)
-                            .zip(drows.chunks_exact_mut(w))
-                            .enumerate()
-                        {
-                            let r = n * rows_per + k;
-                            for u in 0..w {
-                                let (col, lrow, scale) = warp.source(view, u, r);
-                                let (px, d) = resample(pixels, depth_cols, lw, lh, col, lrow);
-                                row[u * 4..u * 4 + 4].copy_from_slice(&px);
-                                drow[u] = d * scale;
-                            }
-                        }
-                    });
+            let (pixels, depths) = (&scratch.pixels, &scratch.depth_columns);
+            const ROWS_PER_JOB: usize = 8;
+            let jobs = out
+                .chunks_mut(ROWS_PER_JOB * w * 4)
+                .zip(scratch.depth.chunks_mut(ROWS_PER_JOB * w))
+                .enumerate();
+            in_parallel(jobs, |(n, (rows, drows))| {
+                for (k, (row, drow)) in rows
+                    .chunks_exact_mut(w * 4)
+                    .zip(drows.chunks_exact_mut(w))
+                    .enumerate()
+                {
+                    let r = n * ROWS_PER_JOB + k;
+                    for u in 0..w {
+                        let (col, lrow, scale) = warp.source(view, u, r);
+                        let (px, d) = resample(pixels, depths, lw, lh, col, lrow);
+                        row[u * 4..u * 4 + 4].copy_from_slice(&px);
+                        drow[u] = d * scale;
+                    }
                 }
             });
+        }
+    }
+}
+
+/// Runs `work` on every job, on as many threads as there are cores, each thread taking
+/// the next job when it finishes one.
+fn in_parallel<J: Send>(jobs: impl Iterator<Item = J> + Send, work: impl Fn(J) + Sync) {
+    let queue = std::sync::Mutex::new(jobs);
+    std::thread::scope(|scope| {
+        for _ in 1..threads() {
+            scope.spawn(|| {
+                while let Some(job) = next(&queue) {
+                    work(job)
+                }
+            });
+        }
+        while let Some(job) = next(&queue) {
+            work(job);
+        }
+    });
+}
+
+fn next<J>(queue: &std::sync::Mutex<impl Iterator<Item = J>>) -> Option<J> {
+    queue.lock().unwrap_or_else(|e| e.into_inner()).next()
+}
+
+/// Views RGBx bytes as packed pixels (R in the lowest byte of each little-endian u32).
+fn bytemuck_u32(bytes: &mut [u8]) -> &mut [u32] {
+    // SAFETY: u32 has no invalid bit patterns; align_to_mut only returns the middle part
+    // when it is correctly aligned, and we check that nothing is left over.
+    let (head, body, tail) = unsafe { bytes.align_to_mut::<u32>() };
+    assert!(
+        head.is_empty() && tail.is_empty(),
+        "frame buffers are 4-byte aligned"
+    );
+    body
+}
+
+/// Column-major `w` x `h` (`src[u * h + r]`) to row-major (`dst[r * w + u]`), in tiles
+/// that stay in cache.
+fn transpose<T: Copy>(src: &[T], dst: &mut [T], w: usize, h: usize) {
+    const TILE: usize = 32;
+    for r0 in (0..h).step_by(TILE) {
+        for u0 in (0..w).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(h) {
+                for u in u0..(u0 + TILE).min(w) {
+                    dst[r * w + u] = src[u * h + r];
+                }
+            }
         }
     }
 }

@@ -47,6 +47,8 @@ pub type Texel = [f32; 4];
 /// The combined height map and its mip chain.
 pub struct TerrainMap {
     levels: Vec<Vec<Texel>>,
+    /// The highest point of the map (mip levels, being averages, never exceed it).
+    max_height: f32,
     shape: Shape,
     seed: u64,
 }
@@ -55,6 +57,7 @@ impl TerrainMap {
     pub fn new(shape: Shape, seed: u64) -> Self {
         let mut map = TerrainMap {
             levels: Vec::new(),
+            max_height: 0.0,
             shape,
             seed,
         };
@@ -77,6 +80,11 @@ impl TerrainMap {
             self.seed = seed;
             self.build();
         }
+    }
+
+    /// The highest terrain anywhere.
+    pub fn max_height(&self) -> f32 {
+        self.max_height
     }
 
     /// All levels, finest first: what the tensor renderer uploads.
@@ -143,13 +151,28 @@ impl TerrainMap {
             }
             levels.push(lv);
         }
+        self.max_height = levels[0].iter().map(|t| t[0]).fold(f32::MIN, f32::max);
         self.levels = levels;
     }
 
     /// Bilinear sample of `level` at world position (x, z) in metres; the map tiles.
     #[inline]
     pub fn sample(&self, level: usize, x: f32, z: f32) -> Texel {
+        let ((ia, ib, ic, id), ax, az) = self.corners(level, x, z);
         let lv = &self.levels[level];
+        let (a, b, c, d) = (lv[ia], lv[ib], lv[ic], lv[id]);
+        let mut out = [0f32; 4];
+        for i in 0..4 {
+            let top = a[i] + (b[i] - a[i]) * ax;
+            let bottom = c[i] + (d[i] - c[i]) * ax;
+            out[i] = top + (bottom - top) * az;
+        }
+        out
+    }
+
+    /// The four texels around (x, z) at `level` and the bilinear weights.
+    #[inline]
+    fn corners(&self, level: usize, x: f32, z: f32) -> ((usize, usize, usize, usize), f32, f32) {
         let n = N >> level;
         let mask = n - 1;
         let inv_texel = 1.0 / (TEXEL * (1u32 << level) as f32);
@@ -163,14 +186,7 @@ impl TerrainMap {
         let x1 = (x0 + 1) & mask;
         let z1 = (z0 + 1) & mask;
         let (r0, r1) = (z0 * n, z1 * n);
-        let (a, b, c, d) = (lv[r0 + x0], lv[r0 + x1], lv[r1 + x0], lv[r1 + x1]);
-        let mut out = [0f32; 4];
-        for i in 0..4 {
-            let top = a[i] + (b[i] - a[i]) * ax;
-            let bottom = c[i] + (d[i] - c[i]) * ax;
-            out[i] = top + (bottom - top) * az;
-        }
-        out
+        ((r0 + x0, r0 + x1, r1 + x0, r1 + x1), ax, az)
     }
 }
 
