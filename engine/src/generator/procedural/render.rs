@@ -120,40 +120,52 @@ pub struct Warp {
 }
 
 impl Warp {
-    /// Where output pixel (u, r) lies in `view` (pixel coordinates, centres at whole
-    /// numbers), and the factor from level depth to the pitched camera's depth.
+    /// Where output row `r` lies in `view`: the level-image row, and the level-image
+    /// column of output column u as `col0 + dcol * u` (pixel coordinates, centres at whole
+    /// numbers). Along a row of the pitched image the level image is read along a row
+    /// too, at a constant rate: only the row changes the homography's denominator.
     #[inline]
-    pub fn source(&self, view: &View, u: usize, r: usize) -> (f32, f32, f32) {
-        let x = (2.0 * (u as f32 + 0.5) / self.width as f32 - 1.0) * self.half_w;
+    pub fn row_map(&self, view: &View, r: usize) -> RowMap {
         let y = self.half_h - 2.0 * self.half_h * (r as f32 + 0.5) / self.height as f32;
         // The ray fwd' + x R + y up', measured along the level forward and world up.
         let along = self.cos_p - y * self.sin_p;
-        let xl = x / along;
+        let k = view.width as f32 / (view.x1 - view.x0);
+        let b = 2.0 * self.half_w / self.width as f32;
+        let a = (1.0 / self.width as f32 - 1.0) * self.half_w;
         let yl = (self.sin_p + y * self.cos_p) / along;
-        let col = (xl - view.x0) / (view.x1 - view.x0) * view.width as f32 - 0.5;
-        let row = (view.y0 - yl) / (view.y0 - view.y1) * view.height as f32 - 0.5;
-        (col, row, 1.0 / along)
-    }
-
-    /// [`Warp::source`] for every output pixel, row-major (for the tensor renderer, so
-    /// both renderers compute the same coordinates).
-    pub fn source_grid(&self, view: &View) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let n = self.width * self.height;
-        let (mut cols, mut rows, mut scales) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for r in 0..self.height {
-            for u in 0..self.width {
-                let (c, rr, s) = self.source(view, u, r);
-                cols.push(c);
-                rows.push(rr);
-                scales.push(s);
-            }
+        RowMap {
+            col0: a / along * k - view.x0 * k - 0.5,
+            dcol: b / along * k,
+            row: (view.y0 - yl) / (view.y0 - view.y1) * view.height as f32 - 0.5,
+            depth_scale: 1.0 / along,
         }
-        (cols, rows, scales)
     }
+}
+
+/// One output row's place in the level image; see [`Warp::row_map`].
+#[derive(Debug, Clone, Copy)]
+pub struct RowMap {
+    pub col0: f32,
+    pub dcol: f32,
+    pub row: f32,
+    /// Level depth times this is the pitched camera's depth.
+    pub depth_scale: f32,
+}
+
+/// Blends two RGBx pixels, `w` in 0..=256 towards `b`, two channels per multiply (each
+/// channel's product fits its 16-bit lane).
+#[inline(always)]
+pub fn blend(a: u32, b: u32, w: u32) -> u32 {
+    let v = 256 - w;
+    let rb = (((a & 0x00FF_00FF) * v + (b & 0x00FF_00FF) * w) >> 8) & 0x00FF_00FF;
+    let gx = ((((a >> 8) & 0x00FF_00FF) * v + ((b >> 8) & 0x00FF_00FF) * w) >> 8) & 0x00FF_00FF;
+    rb | (gx << 8)
+}
+
+/// A bilinear weight, 0..=256.
+#[inline(always)]
+pub fn weight(f: f32) -> u32 {
+    (f * 256.0) as u32
 }
 
 /// What to render for a pose: the level view, and the warp to the pitched output if
@@ -483,21 +495,52 @@ pub fn render_cpu(
                 .zip(scratch.depth.chunks_mut(ROWS_PER_JOB * w))
                 .enumerate();
             in_parallel(jobs, |(n, (rows, drows))| {
+                let rows = bytemuck_u32(rows);
                 for (k, (row, drow)) in rows
-                    .chunks_exact_mut(w * 4)
+                    .chunks_exact_mut(w)
                     .zip(drows.chunks_exact_mut(w))
                     .enumerate()
                 {
-                    let r = n * ROWS_PER_JOB + k;
-                    for u in 0..w {
-                        let (col, lrow, scale) = warp.source(view, u, r);
-                        let (px, d) = resample(pixels, depths, lw, lh, col, lrow);
-                        row[u * 4..u * 4 + 4].copy_from_slice(&px);
-                        drow[u] = d * scale;
-                    }
+                    warp_row(
+                        &warp.row_map(view, n * ROWS_PER_JOB + k),
+                        pixels,
+                        depths,
+                        lw,
+                        lh,
+                        row,
+                        drow,
+                    );
                 }
             });
         }
+    }
+}
+
+/// Fills one output row from the column-major level image: fixed-point bilinear colour,
+/// nearest depth. [`super::tensor`] does the same arithmetic.
+fn warp_row(
+    m: &RowMap,
+    pixels: &[u32],
+    depths: &[f32],
+    lw: usize,
+    lh: usize,
+    out: &mut [u32],
+    depth: &mut [f32],
+) {
+    let r = m.row.clamp(0.0, (lh - 1) as f32);
+    let r0 = (r as usize).min(lh.saturating_sub(2));
+    let wr = weight(r - r0 as f32);
+    let r1 = (r0 + 1).min(lh - 1);
+    let rn = (r.round() as usize).min(lh - 1);
+    for (u, (px, d)) in out.iter_mut().zip(depth.iter_mut()).enumerate() {
+        let c = (m.col0 + m.dcol * u as f32).clamp(0.0, (lw - 1) as f32);
+        let c0 = (c as usize).min(lw.saturating_sub(2));
+        let c1 = (c0 + 1).min(lw - 1);
+        let wc = weight(c - c0 as f32);
+        let top = blend(pixels[c0 * lh + r0], pixels[c1 * lh + r0], wc);
+        let bottom = blend(pixels[c0 * lh + r1], pixels[c1 * lh + r1], wc);
+        *px = blend(top, bottom, wr);
+        *d = depths[(c.round() as usize).min(lw - 1) * lh + rn] * m.depth_scale;
     }
 }
 
@@ -548,38 +591,4 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], w: usize, h: usize) {
             }
         }
     }
-}
-
-/// Bilinear colour and nearest depth of column-major level buffers at (col, row).
-#[inline]
-fn resample(
-    pixels: &[u32],
-    depth: &[f32],
-    w: usize,
-    h: usize,
-    col: f32,
-    row: f32,
-) -> ([u8; 4], f32) {
-    let c = col.clamp(0.0, (w - 1) as f32);
-    let r = row.clamp(0.0, (h - 1) as f32);
-    let (c0, r0) = (
-        (c as usize).min(w.saturating_sub(2)),
-        (r as usize).min(h.saturating_sub(2)),
-    );
-    let (fc, fr) = (c - c0 as f32, r - r0 as f32);
-    let at = |u: usize, v: usize| pixels[u * h + v].to_le_bytes();
-    let (a, b, cc, d) = (
-        at(c0, r0),
-        at(c0 + 1, r0),
-        at(c0, r0 + 1),
-        at(c0 + 1, r0 + 1),
-    );
-    let mut out = [255u8; 4];
-    for i in 0..3 {
-        let top = f32::from(a[i]) + (f32::from(b[i]) - f32::from(a[i])) * fc;
-        let bottom = f32::from(cc[i]) + (f32::from(d[i]) - f32::from(cc[i])) * fc;
-        out[i] = (top + (bottom - top) * fr + 0.5) as u8;
-    }
-    let nearest = depth[(c.round() as usize).min(w - 1) * h + (r.round() as usize).min(h - 1)];
-    (out, nearest)
 }

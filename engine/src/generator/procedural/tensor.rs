@@ -9,7 +9,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::look::Rgb;
-use super::render::{Plan, Shading, View, Z_FAR};
+use super::render::{Plan, RowMap, Shading, View, Z_FAR};
 use super::terrain::{Shape, TerrainMap, N, TEXEL};
 use crate::generator::{Image, StepError};
 
@@ -112,38 +112,47 @@ impl TensorRenderer {
         let (rgb, depth) = match &plan.warp {
             None => (level_rgb, level_depth),
             Some(warp) => {
-                // The homography of `Warp::source`, for every output pixel at once.
+                // `render::warp_row` for every output pixel at once, in the same integer
+                // arithmetic.
                 let view = &plan.view;
                 let (w, h) = (warp.width as i64, warp.height as i64);
                 let (lw, lh) = (view.width as i64, view.height as i64);
-                let (src_col, src_row, scale) = warp.source_grid(view);
-                let grid = |v: &[f32]| Tensor::from_slice(v).to_device(dev).view([h, w]);
-                let (c, r) = (
-                    grid(&src_col).clamp(0.0, (lw - 1) as f64),
-                    grid(&src_row).clamp(0.0, (lh - 1) as f64),
-                );
+                let maps: Vec<RowMap> = (0..warp.height).map(|r| warp.row_map(view, r)).collect();
+                let per_row = |f: fn(&RowMap) -> f32| {
+                    let v: Vec<f32> = maps.iter().map(f).collect();
+                    Tensor::from_slice(&v).to_device(dev).view([h, 1])
+                };
+                let u = Tensor::arange(w, (Kind::Float, dev)).view([1, w]);
+                let c =
+                    (per_row(|m| m.dcol) * &u + per_row(|m| m.col0)).clamp(0.0, (lw - 1) as f64);
+                let r = per_row(|m| m.row)
+                    .clamp(0.0, (lh - 1) as f64)
+                    .expand([h, w], true);
                 let c0 = c.floor().clamp_max((lw - 2).max(0) as f64);
                 let r0 = r.floor().clamp_max((lh - 2).max(0) as f64);
-                let (fc, fr) = ((&c - &c0).unsqueeze(-1), (&r - &r0).unsqueeze(-1));
+                let wc = ((&c - &c0) * 256.0).to_kind(Kind::Int64).unsqueeze(-1);
+                let wr = ((&r - &r0) * 256.0).to_kind(Kind::Int64).unsqueeze(-1);
                 let (c0, r0) = (c0.to_kind(Kind::Int64), r0.to_kind(Kind::Int64));
-                // Level images are [lw, lh], column-major like the CPU renderer's scratch.
-                let flat = level_rgb.view([lw * lh, 3]);
+                let (c1, r1) = ((&c0 + 1).clamp_max(lw - 1), (&r0 + 1).clamp_max(lh - 1));
+                let flat = level_rgb.to_kind(Kind::Int64).view([lw * lh, 3]);
                 let at = |cc: &Tensor, rr: &Tensor| {
                     flat.index_select(0, &(cc * lh + rr).flatten(0, -1))
                         .view([h, w, 3])
                 };
-                let top = at(&c0, &r0);
-                let top = &top + (at(&(&c0 + 1), &r0) - &top) * &fc;
-                let bottom = at(&c0, &(&r0 + 1));
-                let bottom = &bottom + (at(&(&c0 + 1), &(&r0 + 1)) - &bottom) * &fc;
-                let rgb = (&top + (bottom - &top) * fr + 0.5).floor();
+                let blend = |a: &Tensor, b: &Tensor, wt: &Tensor| -> Tensor {
+                    let keep: Tensor = wt.neg() + 256;
+                    (a * keep + b * wt).bitwise_right_shift_tensor_scalar(8)
+                };
+                let top = blend(&at(&c0, &r0), &at(&c1, &r0), &wc);
+                let bottom = blend(&at(&c0, &r1), &at(&c1, &r1), &wc);
+                let rgb = blend(&top, &bottom, &wr).to_kind(Kind::Float);
                 let nearest = c.round().to_kind(Kind::Int64).clamp_max(lw - 1) * lh
                     + r.round().to_kind(Kind::Int64).clamp_max(lh - 1);
                 let depth = level_depth
                     .view([lw * lh])
                     .index_select(0, &nearest.flatten(0, -1))
                     .view([h, w])
-                    * grid(&scale);
+                    * per_row(|m| m.depth_scale);
                 // Back to [w, h], like the level images.
                 (rgb.transpose(0, 1), depth.transpose(0, 1))
             }
