@@ -2,18 +2,19 @@
 //!
 //! Timing, for a live source at frame duration `d` with the latency it reports, `L = d`:
 //! slot `n` covers running time `t0 + n d` (t0: the running time of the first frame).
-//! At the start of its slot the element asks the engine for frame `n`, exactly like a
-//! camera starting an exposure, and pushes the frame as soon as it is ready. If it is
-//! not ready by `t0 + n d + L` the previous frame is pushed again with slot `n`'s
-//! timestamps, counted as repeated: the output keeps its rate whatever the model does.
-//! A late frame is not lost; it goes out in the next slot. Waiting happens on the
-//! pipeline clock (so tests can drive it with a `TestClock`): a single-shot wait for the
-//! slot start, and an async clock id for the deadline that wakes the same channel the
-//! engine delivers frames on.
+//! As soon as frame `n` is out, the element asks the engine for frame `n + 1` and holds
+//! it until its slot starts; it is pushed then, or as soon as it is ready after that. If
+//! it is not ready by `t0 + (n + 1) d + L`, the previous frame is pushed again with that
+//! slot's timestamps, counted as repeated: the output keeps its rate whatever the model
+//! does. A late frame is not lost; it goes out in the next slot. Asking early gives a
+//! step up to two frames, less the step before it, so one slow step (a stalled core on
+//! a shared machine) costs no repeat, while a cue still waits at most one frame for the
+//! next step to begin. Waiting happens on the pipeline clock (so tests can drive it with
+//! a `TestClock`): a single-shot wait for the slot start, and an async clock id for the
+//! deadline that wakes the same channel the engine delivers frames on.
 //!
 //! Not live (`is-live=false`), frames are made as fast as downstream takes them, every
-//! frame rendered, none repeated, the next one already rendering while this one is
-//! pushed.
+//! frame rendered, none repeated.
 //!
 //! Locks: `settings`, then `state`, then `clock`; `wake_rx` is held only by the
 //! streaming thread while it waits, and never with another lock.
@@ -712,7 +713,8 @@ impl PushSrcImpl for CuecastSrc {
         let pts = t0 + video.offset(n);
         let duration = t0 + video.offset(n + 1) - pts;
 
-        // The slot starts: ask for its frame (not live, it may already be rendering).
+        // The slot starts: its frame was asked for when the last one went out (except the
+        // first, and after a frame the model was still busy with).
         if let Some((c, base)) = &clock {
             self.wait_until(c, *base + pts)?;
         }
@@ -736,8 +738,9 @@ impl PushSrcImpl for CuecastSrc {
         let fresh = fresh?;
 
         let mut state = lock(&self.state);
-        if !live {
-            // Render the next frame while this one travels downstream.
+        // The next frame starts rendering now, while this one travels downstream; live,
+        // it is held until its slot. (Unless the model is still busy with this one.)
+        if state.requested.is_none_or(|r| r <= n) {
             if let Some(engine) = &state.engine {
                 if engine.render(n + 1).is_ok() {
                     state.requested = Some(n + 1);
