@@ -216,15 +216,23 @@ fn curl_moves_the_camera_in_a_running_pipeline() {
     assert_eq!(status, 200, "{v}");
     let applied_at = v["cues"][0]["frame"].as_u64().unwrap();
     assert!(v["cues"][0]["latency_ms"].as_f64().unwrap() >= 0.0);
-    // Frames after the cue differ from each other: the camera is moving.
+    // Frames after the cue show the camera moving: away from the still picture, and
+    // different from frame to frame (a loaded machine may repeat the odd frame, so the
+    // count of changes is checked rather than every pair).
     let after: Vec<_> = pull(&sink, 12)
         .into_iter()
         .filter(|(n, _)| *n > applied_at)
         .collect();
-    assert!(after.len() >= 2, "frames after the cue");
+    assert!(after.len() >= 6, "frames after the cue: {}", after.len());
     assert!(
-        after.windows(2).all(|w| w[0].1 != w[1].1),
-        "the picture moves"
+        after.iter().all(|(_, px)| *px != before[0].1),
+        "the picture moved"
+    );
+    let changes = after.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    assert!(
+        changes * 2 >= after.len(),
+        "the picture keeps moving: {changes} changes in {} frames",
+        after.len()
     );
     let (status, v) = http(&addr, "GET", "/api/v1/status", "");
     assert_eq!(status, 200);
