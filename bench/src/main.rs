@@ -18,19 +18,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cuecast_engine::generator::{
-    register_backend, write_image, Fps, Generator, Image, ModelInfo, PromptMode, StepError,
-    StepInput,
+    register_backend, write_image, Fps, Generator, Image, ModelInfo, StepError, StepInput,
 };
 use gst::prelude::*;
 
-/// A backend that does nothing: what remains is everything around the model.
-struct Null(ModelInfo);
+/// A backend with no model. With no frame it does nothing, so what remains is everything
+/// around the model; with a finished float frame it only converts that into the output
+/// buffer, the tensor-to-buffer work every tensor backend does.
+struct NoModel(ModelInfo, Option<tch::Tensor>);
 
-/// A backend whose "model" is a finished float frame: each step only converts it into
-/// the output buffer, the tensor-to-buffer work every tensor backend does.
-struct TensorOut(ModelInfo, tch::Tensor);
+impl NoModel {
+    fn new(frame: Option<tch::Tensor>) -> Self {
+        NoModel(
+            ModelInfo::simple("no-model", 1280, 720, Fps::new(30, 1)),
+            frame,
+        )
+    }
+}
 
-impl Generator for TensorOut {
+impl Generator for NoModel {
     fn info(&self) -> &ModelInfo {
         &self.0
     }
@@ -41,39 +47,11 @@ impl Generator for TensorOut {
         Ok(())
     }
     fn step(&mut self, _: &StepInput, out: &mut Image) -> Result<(), StepError> {
-        write_image(out, &self.1)
+        match &self.1 {
+            Some(frame) => write_image(out, frame),
+            None => Ok(()),
+        }
     }
-}
-
-impl Generator for Null {
-    fn info(&self) -> &ModelInfo {
-        &self.0
-    }
-    fn device(&self) -> tch::Device {
-        tch::Device::Cpu
-    }
-    fn reset(&mut self, _: u64, _: &str) -> Result<(), StepError> {
-        Ok(())
-    }
-    fn step(&mut self, _: &StepInput, _: &mut Image) -> Result<(), StepError> {
-        Ok(())
-    }
-}
-
-fn null_backend() -> Null {
-    Null(ModelInfo {
-        name: "null".into(),
-        width: 1280,
-        height: 720,
-        fps: Fps::new(30, 1),
-        any_size: true,
-        actions: vec![],
-        params: vec![],
-        prompt: PromptMode::None,
-        pitch_limit: 0.0,
-        depth: false,
-        hash: "null".into(),
-    })
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -211,10 +189,10 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| "docs/benchmarks.md".into());
     gst::init()?;
     gstcuecast::register_static()?;
-    register_backend("null", |_| Ok(Box::new(null_backend())));
+    register_backend("null", |_| Ok(Box::new(NoModel::new(None))));
     register_backend("tensor-out", |_| {
         let frame = tch::Tensor::rand([3, 720, 1280], (tch::Kind::Float, tch::Device::Cpu));
-        Ok(Box::new(TensorOut(null_backend().0, frame)))
+        Ok(Box::new(NoModel::new(Some(frame))))
     });
     let pacing_s = if quick { 10 } else { 60 };
     let rounds = if quick { 3 } else { 7 };

@@ -15,7 +15,7 @@
 //! error names the file and the cue (`show.yaml: cues[3].forward: must be in [-1, 1]`).
 //! Cues without `at` apply when the file starts playing; `in_s` counts from then.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -83,12 +83,6 @@ impl CueFile {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CueFile { scenes, cues })
     }
-}
-
-/// A path from a setting, with `~` left alone: shells expand it, we do not guess.
-pub fn path_setting(s: &str) -> Option<PathBuf> {
-    let s = s.trim();
-    (!s.is_empty()).then(|| PathBuf::from(s))
 }
 
 #[cfg(test)]

@@ -232,9 +232,7 @@ impl Engine {
     }
 
     pub fn status(&self) -> Status {
-        let mut s = self.status.lock().unwrap().clone();
-        s.frames_repeated = self.counters.repeated.load(Ordering::Relaxed);
-        s
+        self.status_handle().get()
     }
 
     /// A handle that reads status from any thread (for servers that outlive a borrow).

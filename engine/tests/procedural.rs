@@ -1,10 +1,12 @@
 //! The procedural world: reproducible from seed and cues, and drawn the same by both
 //! renderers (the CPU's plain Rust and the tensor ops CUDA uses, run here on the CPU).
 
+mod support;
+
 use cuecast_engine::camera::Pose;
 use cuecast_engine::generator::procedural::Procedural;
 use cuecast_engine::generator::{Fps, Generator, Image, PromptState, StepInput};
-use cuecast_engine::{Cue, DeviceSpec, Engine, EngineConfig, Picture};
+use cuecast_engine::{DeviceSpec, EngineConfig};
 use serde_json::json;
 
 fn run(seed: u64, cues: &[serde_json::Value], frames: u64) -> Vec<Vec<u8>> {
@@ -14,24 +16,7 @@ fn run(seed: u64, cues: &[serde_json::Value], frames: u64) -> Vec<Vec<u8>> {
         prompt: "rolling green hills".into(),
         ..Default::default()
     };
-    let (engine, rx) = Engine::start_with_channel(config).unwrap();
-    engine.set_output(160, 90, Fps::new(30, 1));
-    engine
-        .inbox()
-        .submit(
-            cues.iter().map(|c| Cue::from_value(c).unwrap()).collect(),
-            None,
-        )
-        .unwrap();
-    (0..frames)
-        .map(|f| {
-            engine.render(f).unwrap();
-            match rx.recv().unwrap().picture {
-                Picture::New(p) | Picture::Held(p) => p.data().to_vec(),
-                Picture::Failed(e) => panic!("{e}"),
-            }
-        })
-        .collect()
+    support::frames(config, (160, 90), cues, frames)
 }
 
 #[test]

@@ -20,28 +20,8 @@ fn config(model: &std::path::Path) -> EngineConfig {
     }
 }
 
-/// Renders frames `0..n` with `cues` sent before the first; returns their pixels.
 fn frames(config: EngineConfig, cues: &[serde_json::Value], n: u64) -> Vec<Vec<u8>> {
-    let (engine, rx) = Engine::start_with_channel(config).unwrap();
-    engine.set_output(256, 144, Fps::new(30, 1));
-    if !cues.is_empty() {
-        engine
-            .inbox()
-            .submit(
-                cues.iter().map(|c| Cue::from_value(c).unwrap()).collect(),
-                None,
-            )
-            .unwrap();
-    }
-    (0..n)
-        .map(|f| {
-            engine.render(f).unwrap();
-            match rx.recv().unwrap().picture {
-                Picture::New(frame) => frame.data().to_vec(),
-                other => panic!("frame {f}: {other:?}"),
-            }
-        })
-        .collect()
+    support::frames(config, (256, 144), cues, n)
 }
 
 #[test]

@@ -96,6 +96,24 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// A model that renders any size, takes no actions, params or prompt, and makes no
+    /// depth: the shape of trivial and test backends.
+    pub fn simple(name: &str, width: u32, height: u32, fps: Fps) -> Self {
+        ModelInfo {
+            name: name.into(),
+            width,
+            height,
+            fps,
+            any_size: true,
+            actions: Vec::new(),
+            params: Vec::new(),
+            prompt: PromptMode::None,
+            pitch_limit: 89.0,
+            depth: false,
+            hash: name.into(),
+        }
+    }
+
     pub fn param(&self, name: &str) -> Option<(usize, &ParamSpec)> {
         self.params.iter().enumerate().find(|(_, p)| p.name == name)
     }

@@ -7,7 +7,7 @@
 
 use tch::Device;
 
-use super::{BackendConfig, Fps, Generator, Image, ModelInfo, PromptMode, StepError, StepInput};
+use super::{BackendConfig, Fps, Generator, Image, ModelInfo, StepError, StepInput};
 use crate::EngineError;
 
 pub struct Pattern {
@@ -20,17 +20,8 @@ impl Pattern {
     pub fn create(config: &BackendConfig) -> Result<Box<dyn Generator>, EngineError> {
         let mut p = Pattern {
             info: ModelInfo {
-                name: "pattern".into(),
-                width: 1280,
-                height: 720,
-                fps: Fps::new(30, 1),
-                any_size: true,
-                actions: Vec::new(),
-                params: Vec::new(),
-                prompt: PromptMode::None,
-                pitch_limit: 89.0,
-                depth: false,
                 hash: "pattern-1".into(),
+                ..ModelInfo::simple("pattern", 1280, 720, Fps::new(30, 1))
             },
             tint: [0; 3],
         };

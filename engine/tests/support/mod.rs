@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cuecast_engine::{Cue, Engine, EngineConfig, Fps, Picture};
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,4 +62,34 @@ pub fn broken_packages(dir: &Path) -> PathBuf {
         .arg(dir);
     run(cmd, "writing the broken model packages");
     dir.to_path_buf()
+}
+
+/// Starts an engine, sends `cues` before the first frame, renders frames `0..n` at
+/// `size`, and returns their pixels. A failed step fails the test.
+pub fn frames(
+    config: EngineConfig,
+    size: (usize, usize),
+    cues: &[serde_json::Value],
+    n: u64,
+) -> Vec<Vec<u8>> {
+    let (engine, rx) = Engine::start_with_channel(config).unwrap();
+    engine.set_output(size.0, size.1, Fps::new(30, 1));
+    if !cues.is_empty() {
+        engine
+            .inbox()
+            .submit(
+                cues.iter().map(|c| Cue::from_value(c).unwrap()).collect(),
+                None,
+            )
+            .unwrap();
+    }
+    (0..n)
+        .map(|f| {
+            engine.render(f).unwrap();
+            match rx.recv().unwrap().picture {
+                Picture::New(p) | Picture::Held(p) => p.data().to_vec(),
+                Picture::Failed(e) => panic!("frame {f}: {e}"),
+            }
+        })
+        .collect()
 }
