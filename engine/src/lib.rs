@@ -19,6 +19,7 @@ pub mod device;
 pub mod engine;
 pub mod frame;
 pub mod generator;
+mod parallel;
 pub mod schedule;
 pub mod world;
 

@@ -308,28 +308,22 @@ fn cpu_slice<T: tch::kind::Element>(t: &Tensor) -> &[T] {
     unsafe { std::slice::from_raw_parts(t.data_ptr() as *const T, n) }
 }
 
-/// Float planes R, G, B in [0, 1] to RGBx bytes, rounding to nearest, split across cores.
+/// Float planes R, G, B in [0, 1] to RGBx bytes, rounding to nearest, across cores.
 fn float_planes_to_rgbx(planes: &[f32], out: &mut Image) {
     let n = out.width * out.height;
     let (r, rest) = planes.split_at(n);
     let (g, b) = rest.split_at(n);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .clamp(1, 8);
-    let per = n.div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let parts = out
-            .data
-            .chunks_mut(per * 4)
-            .zip(r.chunks(per))
-            .zip(g.chunks(per))
-            .zip(b.chunks(per));
-        for (((dst, r), g), b) in parts {
-            scope.spawn(move || {
-                for (((px, &r), &g), &b) in dst.chunks_exact_mut(4).zip(r).zip(g).zip(b) {
-                    px.copy_from_slice(&[to_byte(r), to_byte(g), to_byte(b), 255]);
-                }
-            });
+    // 64 Ki pixels a job.
+    const PIXELS: usize = 1 << 16;
+    let parts = out
+        .data
+        .chunks_mut(PIXELS * 4)
+        .zip(r.chunks(PIXELS))
+        .zip(g.chunks(PIXELS))
+        .zip(b.chunks(PIXELS));
+    crate::parallel::in_parallel(parts, |(((dst, r), g), b)| {
+        for (((px, &r), &g), &b) in dst.chunks_exact_mut(4).zip(r).zip(g).zip(b) {
+            px.copy_from_slice(&[to_byte(r), to_byte(g), to_byte(b), 255]);
         }
     });
 }

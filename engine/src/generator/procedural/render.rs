@@ -24,6 +24,7 @@
 use super::look::{Light, Look, Rgb};
 use super::terrain::{TerrainMap, Texel, LEVELS, PERIOD, TEXEL};
 use crate::camera::Pose;
+use crate::parallel::in_parallel;
 
 /// Nearest and farthest terrain drawn, metres along the view axis.
 pub const Z_NEAR: f32 = 0.3;
@@ -353,12 +354,25 @@ impl Hit {
     }
 }
 
+/// The highest row any sample from each one on could reach, given the map's highest
+/// point: a column whose y-buffer is already above it is finished (the rest would be
+/// hidden; stopping changes no pixel). The same for every column of a frame.
+fn reach_limits(view: &View, map: &TerrainMap, water: f32) -> Vec<f32> {
+    let top = map.max_height().max(water) - view.cam[1];
+    let far = *view.z.last().unwrap();
+    view.z
+        .iter()
+        .map(|&z| view.row_of(if top > 0.0 { top / z } else { top / far }))
+        .collect()
+}
+
 /// Renders level `view` into column-major scratch: `pixels[u * height + r]`, `depth`
 /// likewise, for columns `columns`.
 fn render_columns(
     view: &View,
     map: &TerrainMap,
     shading: &Shading,
+    limit: &[f32],
     columns: std::ops::Range<usize>,
     pixels: &mut [u32],
     depth: &mut [f32],
@@ -366,15 +380,6 @@ fn render_columns(
     let h = view.height;
     let [cx, cy, cz] = view.cam;
     let water = shading.look.water;
-    // The highest row any sample from i on could reach: a column whose y-buffer is already
-    // above it is finished (the rest would be hidden; stopping changes no pixel).
-    let top = map.max_height().max(water) - cy;
-    let far = *view.z.last().unwrap();
-    let limit: Vec<f32> = view
-        .z
-        .iter()
-        .map(|&z| view.row_of(if top > 0.0 { top / z } else { top / far }))
-        .collect();
     for (k, u) in columns.enumerate() {
         let px = &mut pixels[k * h..(k + 1) * h];
         let dp = &mut depth[k * h..(k + 1) * h];
@@ -383,7 +388,7 @@ fn render_columns(
         let gz = view.fl[1] + xu * view.right[1];
         let mut ymin = h as f32;
         let mut prev: Option<Hit> = None;
-        for ((&z, &level), &limit) in view.z.iter().zip(&view.level).zip(&limit) {
+        for ((&z, &level), &limit) in view.z.iter().zip(&view.level).zip(limit) {
             if ymin <= limit {
                 break;
             }
@@ -447,12 +452,6 @@ pub struct Scratch {
     pub width: usize,
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-}
-
 /// Renders one frame on the CPU into `out` (RGBx rows of the output size) and
 /// `scratch.depth`.
 pub fn render_cpu(
@@ -477,9 +476,10 @@ pub fn render_cpu(
         .chunks_mut(COLUMNS_PER_JOB * lh)
         .zip(scratch.depth_columns.chunks_mut(COLUMNS_PER_JOB * lh))
         .enumerate();
+    let limit = reach_limits(view, map, shading.look.water);
     in_parallel(jobs, |(n, (px, dp))| {
         let columns = n * COLUMNS_PER_JOB..((n + 1) * COLUMNS_PER_JOB).min(lw);
-        render_columns(view, map, shading, columns, px, dp);
+        render_columns(view, map, shading, &limit, columns, px, dp);
     });
     match plan.warp {
         None => {
@@ -542,28 +542,6 @@ fn warp_row(
         *px = blend(top, bottom, wr);
         *d = depths[(c.round() as usize).min(lw - 1) * lh + rn] * m.depth_scale;
     }
-}
-
-/// Runs `work` on every job, on as many threads as there are cores, each thread taking
-/// the next job when it finishes one.
-fn in_parallel<J: Send>(jobs: impl Iterator<Item = J> + Send, work: impl Fn(J) + Sync) {
-    let queue = std::sync::Mutex::new(jobs);
-    std::thread::scope(|scope| {
-        for _ in 1..threads() {
-            scope.spawn(|| {
-                while let Some(job) = next(&queue) {
-                    work(job)
-                }
-            });
-        }
-        while let Some(job) = next(&queue) {
-            work(job);
-        }
-    });
-}
-
-fn next<J>(queue: &std::sync::Mutex<impl Iterator<Item = J>>) -> Option<J> {
-    queue.lock().unwrap_or_else(|e| e.into_inner()).next()
 }
 
 /// Views RGBx bytes as packed pixels (R in the lowest byte of each little-endian u32).

@@ -13,6 +13,8 @@
 
 use std::sync::LazyLock;
 
+use crate::parallel::fill;
+
 /// Texels along each side of the tile.
 pub const N: usize = 1024;
 /// Metres per texel at level 0.
@@ -98,37 +100,29 @@ impl TerrainMap {
         let s = self.shape;
         let mut heights = vec![0f32; N * N];
         let mut level0 = vec![[0f32; 4]; N * N];
-        let rows_per = N.div_ceil(threads());
-        std::thread::scope(|scope| {
-            for (chunk, out) in heights.chunks_mut(rows_per * N).enumerate() {
-                scope.spawn(move || {
-                    for (i, h) in out.iter_mut().enumerate() {
-                        let (z, x) = ((chunk * rows_per * N + i) / N, i % N);
-                        let at = |k: usize| ((z + offsets[k].1) % N) * N + (x + offsets[k].0) % N;
-                        *h = s.base
-                            + s.hills * layers.hills[at(0)]
-                            + s.ridges * layers.ridges[at(1)]
-                            + s.dunes * layers.dunes[at(2)];
-                    }
-                });
+        // Sixteen rows a job.
+        fill(&mut heights, 16 * N, |start, out| {
+            for (i, h) in out.iter_mut().enumerate() {
+                let (z, x) = ((start + i) / N, (start + i) % N);
+                let at = |k: usize| ((z + offsets[k].1) % N) * N + (x + offsets[k].0) % N;
+                *h = s.base
+                    + s.hills * layers.hills[at(0)]
+                    + s.ridges * layers.ridges[at(1)]
+                    + s.dunes * layers.dunes[at(2)];
             }
         });
         let heights = &heights;
-        std::thread::scope(|scope| {
-            for (chunk, out) in level0.chunks_mut(rows_per * N).enumerate() {
-                scope.spawn(move || {
-                    for (i, t) in out.iter_mut().enumerate() {
-                        let (z, x) = ((chunk * rows_per * N + i) / N, i % N);
-                        let h = |dx: usize, dz: usize| heights[((z + dz) % N) * N + (x + dx) % N];
-                        let d = ((z + offsets[3].1) % N) * N + (x + offsets[3].0) % N;
-                        *t = [
-                            h(0, 0),
-                            (h(1, 0) - h(N - 1, 0)) / (2.0 * TEXEL),
-                            (h(0, 1) - h(0, N - 1)) / (2.0 * TEXEL),
-                            layers.detail[d],
-                        ];
-                    }
-                });
+        fill(&mut level0, 16 * N, |start, out| {
+            for (i, t) in out.iter_mut().enumerate() {
+                let (z, x) = ((start + i) / N, (start + i) % N);
+                let h = |dx: usize, dz: usize| heights[((z + dz) % N) * N + (x + dx) % N];
+                let d = ((z + offsets[3].1) % N) * N + (x + offsets[3].0) % N;
+                *t = [
+                    h(0, 0),
+                    (h(1, 0) - h(N - 1, 0)) / (2.0 * TEXEL),
+                    (h(0, 1) - h(0, N - 1)) / (2.0 * TEXEL),
+                    layers.detail[d],
+                ];
             }
         });
         let mut levels = vec![level0];
@@ -202,12 +196,6 @@ pub fn seed_offsets(seed: u64) -> [(usize, usize); 4] {
     offsets
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-}
-
 /// A 32-bit integer hash with good avalanche (the "lowbias32" finaliser).
 #[inline]
 pub fn hash3(a: u32, b: u32, c: u32) -> u32 {
@@ -251,15 +239,9 @@ impl Layers {
     fn generate() -> Layers {
         let layer = |f: &(dyn Fn(usize, usize) -> f32 + Sync)| {
             let mut v = vec![0f32; N * N];
-            let rows_per = N.div_ceil(threads());
-            std::thread::scope(|scope| {
-                for (chunk, out) in v.chunks_mut(rows_per * N).enumerate() {
-                    scope.spawn(move || {
-                        for (i, value) in out.iter_mut().enumerate() {
-                            let idx = chunk * rows_per * N + i;
-                            *value = f(idx % N, idx / N);
-                        }
-                    });
+            fill(&mut v, 16 * N, |start, out| {
+                for (i, value) in out.iter_mut().enumerate() {
+                    *value = f((start + i) % N, (start + i) / N);
                 }
             });
             v
