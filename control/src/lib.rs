@@ -128,15 +128,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `POST /api/v1/cues`'s query string.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CueQuery {
+pub struct CueQuery {
     #[serde(default)]
     wait: bool,
     timeout_s: Option<f64>,
 }
 
-async fn post_cues(
+/// `POST /api/v1/cues`: for routers that nest the cue API in a bigger one.
+pub async fn post_cues(
     State(state): State<ControlState>,
     headers: HeaderMap,
     query: Result<Query<CueQuery>, QueryRejection>,
@@ -145,14 +147,7 @@ async fn post_cues(
     authorize(state.token.as_deref(), &headers)?;
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
-    let body = body.map_err(ApiError::body)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not JSON: {e}"),
-        )
-    })?;
+    let value = json_body(body)?;
     let cues = Cue::list_from_value(&value).map_err(ApiError::invalid_cue)?;
     if !query.wait {
         let ids = state
@@ -217,6 +212,18 @@ async fn post_cues(
         })
         .collect();
     Ok((StatusCode::OK, Json(json!({"cues": list}))).into_response())
+}
+
+/// A request body as JSON, or the error that says why it is not.
+pub fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.map_err(ApiError::body)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not JSON: {e}"),
+        )
+    })
 }
 
 async fn get_status(State(state): State<ControlState>) -> Json<Value> {

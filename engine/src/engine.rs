@@ -23,12 +23,13 @@ use serde::Serialize;
 use crate::camera::Pose;
 use crate::device::{device_name, DeviceSpec};
 use crate::frame::{Frame, FramePool};
+use crate::metrics::{Histogram, LATENCY_MS_BUCKETS, STEP_MS_BUCKETS};
 use crate::generator::{
     create_generator, BackendConfig, Fps, Generator, Image, ModelInfo, StepError, StepInput,
 };
 use crate::schedule::{AppliedCue, CueInbox, InFlight, Scheduler};
 use crate::world::{Scene, ShowContext, World};
-use crate::EngineError;
+use crate::{CueError, EngineError};
 
 /// How a show's engine starts.
 #[derive(Debug, Clone)]
@@ -82,12 +83,28 @@ pub struct Rendered {
 }
 
 /// Counters shared with whoever shows the frames.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
     pub rendered: AtomicU64,
     pub failed: AtomicU64,
     /// Incremented by the caller when it had to repeat a frame to keep its rate.
     pub repeated: AtomicU64,
+    /// Time in the model's step, per rendered frame.
+    pub step_ms: Histogram,
+    /// From a cue's arrival to the first frame showing it.
+    pub cue_latency_ms: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            rendered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            repeated: AtomicU64::new(0),
+            step_ms: Histogram::new(STEP_MS_BUCKETS),
+            cue_latency_ms: Histogram::new(LATENCY_MS_BUCKETS),
+        }
+    }
 }
 
 /// A snapshot of the show for status reports; updated every frame.
@@ -119,6 +136,7 @@ enum Request {
         height: usize,
         fps: Fps,
     },
+    Scenes(Vec<Scene>),
     Render(u64),
     Stop,
 }
@@ -248,6 +266,17 @@ impl Engine {
         self.log.lock().unwrap().clone()
     }
 
+    /// A handle on the running show for other threads: cues, status, metrics, scenes.
+    pub fn handle(&self) -> ShowHandle {
+        ShowHandle {
+            inbox: self.inbox.clone(),
+            status: self.status_handle(),
+            log: self.log.clone(),
+            info: self.info.clone(),
+            requests: self.requests.clone(),
+        }
+    }
+
     /// Sets the size and rate frames are made at (after caps negotiation).
     pub fn set_output(&self, width: usize, height: usize, fps: Fps) {
         self.inbox.update_context(|c| c.fps = Some(fps));
@@ -283,6 +312,57 @@ impl StatusHandle {
         let mut s = self.status.lock().unwrap().clone();
         s.frames_repeated = self.counters.repeated.load(Ordering::Relaxed);
         s
+    }
+}
+
+/// What a controller (the daemon's API, OSC, a rundown) holds on a running engine.
+/// Cheap to clone; outliving the engine is harmless (changes then go nowhere).
+#[derive(Clone)]
+pub struct ShowHandle {
+    inbox: CueInbox,
+    status: StatusHandle,
+    log: Arc<Mutex<Vec<AppliedCue>>>,
+    info: ModelInfo,
+    requests: mpsc::Sender<Request>,
+}
+
+impl ShowHandle {
+    pub fn inbox(&self) -> &CueInbox {
+        &self.inbox
+    }
+
+    pub fn status_handle(&self) -> &StatusHandle {
+        &self.status
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.get()
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.status.counters
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The cue log so far (the most recent records).
+    pub fn cue_log(&self) -> Vec<AppliedCue> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Replaces the scenes `scene` cues can call. They are checked against the model
+    /// first; on error nothing changes.
+    pub fn set_scenes(&self, scenes: Vec<Scene>) -> Result<(), CueError> {
+        let context = self.inbox.context();
+        for scene in &scenes {
+            context.check_scene(scene)?;
+        }
+        self.inbox
+            .update_context(|c| c.scenes = scenes.iter().map(|s| s.name.clone()).collect());
+        let _ = self.requests.send(Request::Scenes(scenes));
+        Ok(())
     }
 }
 
@@ -417,6 +497,7 @@ impl ModelThread {
                         }
                         self.world.set_fps(fps);
                     }
+                    Request::Scenes(scenes) => self.world.set_scenes(scenes),
                     Request::Render(frame) => {
                         target = Some(target.map_or(frame, |t: u64| t.max(frame)))
                     }
@@ -475,6 +556,14 @@ impl ModelThread {
                 .map(|c| c.shown(target, ready))
                 .collect(),
         };
+        if matches!(picture, Picture::New(_)) {
+            self.counters
+                .step_ms
+                .observe(step_time.as_secs_f64() * 1e3);
+        }
+        for a in &applied {
+            self.counters.cue_latency_ms.observe(a.latency_ms);
+        }
         if !applied.is_empty() {
             let mut log = self.log.lock().unwrap();
             log.extend(applied.iter().cloned());

@@ -196,6 +196,19 @@ impl World {
         }
     }
 
+    /// Replaces the show's scenes (a show preset edited while running). A scene fade
+    /// under way still lands on its scene if the new list has one of that name.
+    pub fn set_scenes(&mut self, scenes: Vec<Scene>) {
+        if let Some((i, at, frames)) = self.scene_switch {
+            let name = &self.scenes[i].name;
+            self.scene_switch = scenes
+                .iter()
+                .position(|s| &s.name == name)
+                .map(|j| (j, at, frames));
+        }
+        self.scenes = scenes;
+    }
+
     pub fn fps(&self) -> Fps {
         self.fps
     }

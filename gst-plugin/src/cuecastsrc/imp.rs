@@ -26,7 +26,10 @@ use std::time::Instant;
 
 use cuecast_control::{ControlServer, ControlState};
 use cuecast_engine::generator::{backend_names, Fps};
-use cuecast_engine::{Cue, CueFile, CueKind, DeviceSpec, Engine, EngineConfig, Picture, Rendered};
+use cuecast_engine::{
+    Cue, CueError, CueFile, CueKind, DeviceSpec, Engine, EngineConfig, Picture, Rendered, Scene,
+    ShowHandle,
+};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -59,6 +62,8 @@ struct Settings {
     cues: Option<String>,
     control_address: Option<String>,
     control_token: Option<String>,
+    /// Scenes given by an application (a show preset), beside a cue file's.
+    scenes: Vec<Scene>,
 }
 
 impl Default for Settings {
@@ -72,6 +77,7 @@ impl Default for Settings {
             cues: None,
             control_address: None,
             control_token: None,
+            scenes: Vec::new(),
         }
     }
 }
@@ -328,6 +334,19 @@ impl ElementImpl for CuecastSrc {
 }
 
 impl CuecastSrc {
+    pub(super) fn show(&self) -> Option<ShowHandle> {
+        lock(&self.state).engine.as_ref().map(Engine::handle)
+    }
+
+    pub(super) fn set_scenes(&self, scenes: Vec<Scene>) -> Result<(), CueError> {
+        let show = self.show();
+        if let Some(show) = &show {
+            show.set_scenes(scenes.clone())?;
+        }
+        lock(&self.settings).scenes = scenes;
+        Ok(())
+    }
+
     /// Sends a cue when the show is running (a property changed while playing).
     fn cue_if_running(&self, kind: CueKind) {
         let state = lock(&self.state);
@@ -499,7 +518,7 @@ impl BaseSrcImpl for CuecastSrc {
             device,
             seed: settings.seed,
             prompt: settings.prompt.clone(),
-            scenes: cue_file.scenes,
+            scenes: cue_file.scenes.into_iter().chain(settings.scenes).collect(),
             camera: None,
         };
         let (tx, rx) = mpsc::channel();

@@ -1,13 +1,31 @@
 //! The `cuecastsrc` element's public type and registration; the behaviour is in `imp`.
 
 use gst::glib;
+use cuecast_engine::{CueError, Scene, ShowHandle};
 use gst::prelude::*;
+use gst::subclass::prelude::*;
 
 mod imp;
 
 glib::wrapper! {
     /// A live video source that renders a world model, steered by cues.
     pub struct CuecastSrc(ObjectSubclass<imp::CuecastSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
+}
+
+impl CuecastSrc {
+    /// The running show, for an application that steers it from Rust (the `cuecast`
+    /// daemon): cues, status, metrics. `None` until the element has started
+    /// (READY → PAUSED) and after it stopped.
+    pub fn show(&self) -> Option<ShowHandle> {
+        self.imp().show()
+    }
+
+    /// Scenes that `scene` cues can call (a show preset's), beside any in the `cues`
+    /// file. Takes effect at start, or at once while running; checked against the
+    /// model when running, and nothing changes on error.
+    pub fn set_scenes(&self, scenes: Vec<Scene>) -> Result<(), CueError> {
+        self.imp().set_scenes(scenes)
+    }
 }
 
 pub fn register(plugin: Option<&gst::Plugin>) -> Result<(), glib::BoolError> {

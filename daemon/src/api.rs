@@ -1,0 +1,637 @@
+//! The daemon's HTTP API (`/api/v1`), its OpenAPI document, the event stream, the
+//! preview and Prometheus `/metrics`.
+//!
+//! Every route is one row of [`routes`]: method, path, summary, request and response
+//! shapes, and the handler. The router and `/api/v1/openapi.json` are both built from
+//! that table, so the document cannot drift from what is served. The cue route is the
+//! one `cuecast-control` serves for `cuecastsrc control-address`, nested here so a cue
+//! behaves the same wherever it is sent. Any call that changes something needs the
+//! bearer token when one is configured (always, beyond loopback); reads do not.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::{Json, Router};
+use cuecast_control::{authorize, json_body, post_cues, ApiError, ControlState, BODY_LIMIT};
+use cuecast_engine::metrics::HistogramSnapshot;
+use cuecast_engine::{Cue, Scene, ShowHandle};
+use futures_util::stream::{self, Stream};
+use serde_json::{json, Map, Value};
+
+use crate::config::{self, RundownItem, Video};
+use crate::events::Events;
+use crate::outputs::{OutputError, OutputState, Outputs};
+use crate::rundown::{Rundown, RundownError};
+
+/// The config as the API reports it: where it came from and how the last reload went.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ConfigStatus {
+    pub path: String,
+    pub show: String,
+    pub reloads_applied: u64,
+    pub reloads_rejected: u64,
+    /// The last rejected edit's error; cleared by the next good one.
+    pub last_error: Option<String>,
+    /// Changes in the file that only a restart applies.
+    pub pending_restart: Vec<String>,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub control: ControlState,
+    pub show: ShowHandle,
+    pub outputs: Outputs,
+    pub events: Events,
+    pub rundown: Arc<Mutex<Rundown>>,
+    pub scenes: Arc<Mutex<Vec<Scene>>>,
+    pub config: Arc<Mutex<ConfigStatus>>,
+    /// Where output profiles are looked up for outputs added over the API.
+    pub presets: std::path::PathBuf,
+    pub video: Video,
+    pub token: Option<Arc<str>>,
+    /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.
+    pub live: Arc<Mutex<Value>>,
+}
+
+impl FromRef<AppState> for ControlState {
+    fn from_ref(s: &AppState) -> ControlState {
+        s.control.clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One API route: the router and the OpenAPI document are both made from these.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// The request body's schema, when there is one.
+    pub body: Option<Value>,
+    /// Success status and its schema (`null` for no body).
+    pub ok: (u16, Value),
+    pub handler: MethodRouter<AppState>,
+}
+
+fn route(
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    body: Option<Value>,
+    ok: (u16, Value),
+    handler: MethodRouter<AppState>,
+) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        body,
+        ok,
+        handler,
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    let object = json!({"type": "object"});
+    vec![
+        route(Method::GET, "/api/v1/status", "The show now: frame, camera, prompt, params, counters, outputs, rundown, config", None, (200, schema_ref("Status")), get(get_status)),
+        route(Method::POST, "/api/v1/cues", "Send one cue or a list (all or nothing); ?wait=true answers once applied, with frame and latency", Some(json!({"oneOf": [schema_ref("Cue"), {"type": "array", "items": schema_ref("Cue")}]})), (202, schema_ref("CueIds")), post(post_cues)),
+        route(Method::GET, "/api/v1/cues/log", "Recently applied cues: arrival, frame, PTS, shown frame, latency", None, (200, json!({"type": "array", "items": schema_ref("AppliedCue")})), get(get_cue_log)),
+        route(Method::GET, "/api/v1/scenes", "The show's scenes", None, (200, json!({"type": "array", "items": schema_ref("Scene")})), get(get_scenes)),
+        route(Method::POST, "/api/v1/scenes/{name}", "Go to a scene (a scene cue); body optional: {transition: cut|fade, transition_s}", Some(object.clone()), (202, schema_ref("CueIds")), post(post_scene)),
+        route(Method::GET, "/api/v1/params", "The model's params: name, min, max, default, value now", None, (200, json!({"type": "array", "items": schema_ref("Param")})), get(get_params)),
+        route(Method::POST, "/api/v1/params/{name}", "Set a param (a param cue): {value, ramp_s}", Some(json!({"type": "object", "required": ["value"], "properties": {"value": {"type": "number"}, "ramp_s": {"type": "number"}}})), (202, schema_ref("CueIds")), post(post_param)),
+        route(Method::GET, "/api/v1/rundown", "The rundown: items, current and next", None, (200, schema_ref("Rundown")), get(get_rundown)),
+        route(Method::PUT, "/api/v1/rundown", "Load a rundown: [{name, cues}]", Some(json!({"type": "array", "items": schema_ref("RundownItem")})), (200, schema_ref("Rundown")), put(put_rundown)),
+        route(Method::POST, "/api/v1/rundown/go", "Fire the next group of cues", None, (200, schema_ref("Rundown")), post(post_go)),
+        route(Method::POST, "/api/v1/rundown/back", "Fire the group before the current one again", None, (200, schema_ref("Rundown")), post(post_back)),
+        route(Method::GET, "/api/v1/outputs", "Every output: state, target (no secrets), bytes, reconnects, last error", None, (200, json!({"type": "array", "items": schema_ref("Output")})), get(get_outputs)),
+        route(Method::POST, "/api/v1/outputs", "Add an output (the same fields as in the config file); it starts at once", Some(object.clone()), (201, schema_ref("Output")), post(post_output)),
+        route(Method::POST, "/api/v1/outputs/{name}/start", "Start (or restart) an output", None, (200, schema_ref("Output")), post(start_output)),
+        route(Method::POST, "/api/v1/outputs/{name}/stop", "Stop an output", None, (200, schema_ref("Output")), post(stop_output)),
+        route(Method::DELETE, "/api/v1/outputs/{name}", "Remove an output", None, (204, Value::Null), delete(remove_output)),
+        route(Method::GET, "/api/v1/events", "Server-sent events: cue_applied, output_state, config, rundown, warning", None, (200, json!({"type": "string", "format": "text/event-stream"})), get(get_events)),
+        route(Method::GET, "/api/v1/preview.mjpeg", "The preview output as multipart MJPEG (for <img>)", None, (200, json!({"type": "string", "format": "multipart/x-mixed-replace"})), get(get_preview)),
+        route(Method::GET, "/api/v1/openapi.json", "This document", None, (200, object), get(get_openapi)),
+        route(Method::GET, "/metrics", "Prometheus metrics", None, (200, json!({"type": "string", "format": "text/plain; version=0.0.4"})), get(get_metrics)),
+    ]
+}
+
+/// The API's router.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for r in routes() {
+        router = router.route(r.path, r.handler);
+    }
+    router
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route (see /api/v1/openapi.json)",
+            )
+        })
+        .with_state(state)
+}
+
+/// Calls that change something need the token, when there is one.
+async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        authorize(state.token.as_deref(), request.headers())?;
+    }
+    Ok(next.run(request).await)
+}
+
+/// The OpenAPI 3.1 document, made from [`routes`].
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for r in routes() {
+        let mut op = json!({
+            "summary": r.summary,
+            "operationId": format!("{} {}", r.method, r.path),
+            "responses": {
+                r.ok.0.to_string(): if r.ok.1.is_null() {
+                    json!({"description": "done"})
+                } else {
+                    json!({"description": "ok", "content": {"application/json": {"schema": r.ok.1}}})
+                },
+                "4XX": {"description": "the request was wrong; nothing changed", "content": {"application/json": {"schema": schema_ref("Error")}}},
+            },
+        });
+        if let Some(body) = r.body {
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": body}}});
+        }
+        if r.method != Method::GET {
+            op["security"] = json!([{"bearer": []}]);
+        }
+        let params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if r.path == "/api/v1/cues" {
+            op["parameters"] = json!([
+                {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
+                {"name": "timeout_s", "in": "query", "schema": {"type": "number", "maximum": cuecast_control::MAX_WAIT_S}},
+            ]);
+        }
+        let entry = paths
+            .entry(r.path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[r.method.as_str().to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "cuecast", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Steer a live generative show with cues; manage its outputs."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(),
+        },
+    })
+}
+
+fn schemas() -> Value {
+    let num = json!({"type": "number"});
+    let unit = json!({"type": "number", "minimum": -1, "maximum": 1});
+    let at = json!({"oneOf": [
+        {"type": "object", "required": ["frame"], "properties": {"frame": {"type": "integer", "minimum": 0}}},
+        {"type": "object", "required": ["in_s"], "properties": {"in_s": {"type": "number", "minimum": 0}}},
+        {"type": "object", "required": ["timecode"], "properties": {"timecode": {"type": "string", "pattern": "^\\d\\d:\\d\\d:\\d\\d[:;]\\d\\d$"}}},
+    ]});
+    let cue = |ty: &str, required: &[&str], props: Value| {
+        let mut p = props;
+        p["type"] = json!({"const": ty});
+        p["at"] = at.clone();
+        let mut req = vec!["type"];
+        req.extend_from_slice(required);
+        json!({"type": "object", "required": req, "properties": p, "additionalProperties": false})
+    };
+    json!({
+        "Cue": {"oneOf": [
+            cue("prompt", &["text"], json!({"text": {"type": "string"}, "transition_s": num})),
+            cue("action", &[], json!({"forward": unit, "strafe": unit, "rise": unit, "yaw": unit, "pitch": unit, "duration_s": num})),
+            cue("camera_path", &["points"], json!({"points": {"type": "array", "items": {"type": "object", "required": ["t", "pos", "yaw", "pitch"], "properties": {"t": num, "pos": {"type": "array", "items": num, "minItems": 3, "maxItems": 3}, "yaw": num, "pitch": num, "fov": num}}}, "loop": {"type": "boolean"}})),
+            cue("param", &["name", "value"], json!({"name": {"type": "string"}, "value": num, "ramp_s": num})),
+            cue("scene", &["name"], json!({"name": {"type": "string"}, "transition": {"enum": ["cut", "fade"]}, "transition_s": num})),
+            cue("seed", &["value"], json!({"value": {"type": "integer", "minimum": 0}})),
+            cue("marker", &["label"], json!({"label": {"type": "string"}})),
+            cue("freeze", &[], json!({})),
+            cue("resume", &[], json!({})),
+            cue("fade", &["to"], json!({"to": {"enum": ["black", "program"]}, "duration_s": num})),
+        ]},
+        "CueIds": {"type": "object", "properties": {"cues": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "frame": {"type": "integer"}, "latency_ms": num}}}}},
+        "AppliedCue": {"type": "object", "properties": {"id": {"type": "integer"}, "cue": schema_ref("Cue"), "arrived_unix_ms": {"type": "integer"}, "frame": {"type": "integer"}, "pts_ns": {"type": "integer"}, "shown_frame": {"type": "integer"}, "latency_ms": num}},
+        "Scene": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "prompt": {"type": "string"}, "seed": {"type": "integer"}, "camera": {"type": "object"}, "params": {"type": "object", "additionalProperties": num}}},
+        "Param": {"type": "object", "properties": {"name": {"type": "string"}, "min": num, "max": num, "default": num, "value": num}},
+        "RundownItem": {"type": "object", "required": ["name", "cues"], "properties": {"name": {"type": "string"}, "cues": {"type": "array", "items": schema_ref("Cue")}}},
+        "Rundown": {"type": "object", "properties": {"items": {"type": "array", "items": schema_ref("RundownItem")}, "current": {"type": ["integer", "null"]}, "next": {"type": ["integer", "null"]}}},
+        "Output": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"enum": ["srt", "rtmp", "record", "preview"]}, "target": {"type": "string"}, "profile": {"type": ["string", "null"]}, "state": {"enum": ["connecting", "live", "retrying", "failed", "stopped"]}, "bytes": {"type": "integer"}, "reconnects": {"type": "integer"}, "attempt": {"type": "integer"}, "last_error": {"type": ["string", "null"]}, "retry_in_s": {"type": ["number", "null"]}, "file": {"type": ["string", "null"]}}},
+        "Status": {"type": "object", "properties": {"frame": {"type": "integer"}, "camera": {"type": "object"}, "prompt": {"type": "string"}, "params": {"type": "object"}, "outputs": {"type": "array", "items": schema_ref("Output")}, "rundown": schema_ref("Rundown"), "config": {"type": "object"}}},
+        "Error": {"type": "object", "required": ["error", "detail"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "field": {"type": ["string", "null"]}}},
+    })
+}
+
+// --- handlers ----------------------------------------------------------------------
+
+async fn get_status(State(s): State<AppState>) -> Json<Value> {
+    let mut v = serde_json::to_value(s.show.status()).unwrap_or_else(|_| json!({}));
+    v["show"] = json!(lock(&s.config).show);
+    v["outputs"] = json!(s.outputs.list());
+    v["rundown"] = lock(&s.rundown).view();
+    v["config"] = json!(*lock(&s.config));
+    v["live"] = lock(&s.live).clone();
+    Json(v)
+}
+
+async fn get_cue_log(State(s): State<AppState>) -> Json<Value> {
+    let log = s.show.cue_log();
+    let recent = &log[log.len().saturating_sub(1000)..];
+    Json(json!(recent))
+}
+
+async fn get_scenes(State(s): State<AppState>) -> Json<Value> {
+    Json(json!(*lock(&s.scenes)))
+}
+
+fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
+    let ids = s
+        .show
+        .inbox()
+        .submit(cues, None)
+        .map_err(ApiError::invalid_cue)?;
+    let list: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({"cues": list}))).into_response())
+}
+
+/// An optional JSON object body (absent or empty means `{}`).
+fn object_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
+    if matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(Map::new());
+    }
+    match json_body(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+async fn post_scene(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let mut m = object_body(body)?;
+    m.insert("type".into(), "scene".into());
+    m.insert("name".into(), name.into());
+    let cue = Cue::from_value(&Value::Object(m)).map_err(ApiError::invalid_cue)?;
+    submit(&s, vec![cue])
+}
+
+async fn get_params(State(s): State<AppState>) -> Json<Value> {
+    let now = s.show.status().params;
+    let list: Vec<Value> = s
+        .show
+        .info()
+        .params
+        .iter()
+        .map(|p| {
+            json!({"name": p.name, "min": p.min, "max": p.max, "default": p.default,
+                   "value": now.get(&p.name).copied().unwrap_or(p.default)})
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
+async fn post_param(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let mut m = object_body(body)?;
+    m.insert("type".into(), "param".into());
+    m.insert("name".into(), name.into());
+    let cue = Cue::from_value(&Value::Object(m)).map_err(ApiError::invalid_cue)?;
+    submit(&s, vec![cue])
+}
+
+async fn get_rundown(State(s): State<AppState>) -> Json<Value> {
+    Json(lock(&s.rundown).view())
+}
+
+async fn put_rundown(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Array(items) = json_body(body)? else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "a rundown is a JSON list of {name, cues}",
+        ));
+    };
+    let mut rundown = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = |f: &str| Some(format!("[{i}].{f}"));
+        let name = item["name"].as_str().ok_or_else(|| ApiError {
+            field: field("name"),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rundown", "every item has a name")
+        })?;
+        let cues = Cue::list_from_value(&item["cues"])
+            .map_err(|e| ApiError::invalid_cue(e.within(&format!("[{i}].cues"))))?;
+        s.show
+            .inbox()
+            .check(&cues)
+            .map_err(|e| ApiError::invalid_cue(e.within(&format!("[{i}].cues"))))?;
+        rundown.push(RundownItem {
+            name: name.to_owned(),
+            cues,
+        });
+    }
+    let mut r = lock(&s.rundown);
+    *r = Rundown::new(rundown);
+    let view = r.view();
+    s.events.send(json!({"type": "rundown", "rundown": view}));
+    Ok(Json(view))
+}
+
+fn rundown_step(s: &AppState, go: bool) -> Result<Json<Value>, ApiError> {
+    let mut r = lock(&s.rundown);
+    let step = if go {
+        r.go(s.show.inbox())
+    } else {
+        r.back(s.show.inbox())
+    };
+    match step {
+        Ok((fired, ids)) => {
+            let view = r.view();
+            s.events.send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": view}));
+            Ok(Json(view))
+        }
+        Err(RundownError::Cue(e)) => Err(ApiError::invalid_cue(e)),
+        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "rundown", e.to_string())),
+    }
+}
+
+async fn post_go(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    rundown_step(&s, true)
+}
+
+async fn post_back(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    rundown_step(&s, false)
+}
+
+async fn get_outputs(State(s): State<AppState>) -> Json<Value> {
+    Json(json!(s.outputs.list()))
+}
+
+fn output_error(e: OutputError) -> ApiError {
+    let status = match e {
+        OutputError::Unknown(_) => StatusCode::NOT_FOUND,
+        OutputError::Exists(_) => StatusCode::CONFLICT,
+        OutputError::Gone => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ApiError::new(status, "output", e.to_string())
+}
+
+fn one_output(s: &AppState, name: &str) -> Result<Json<Value>, ApiError> {
+    s.outputs
+        .list()
+        .into_iter()
+        .find(|o| o.name == name)
+        .map(|o| Json(json!(o)))
+        .ok_or_else(|| output_error(OutputError::Unknown(name.to_owned())))
+}
+
+/// Runs an output command off the async workers: it may wait on GStreamer.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("output command panicked")
+}
+
+async fn post_output(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value = json_body(body)?;
+    let yaml = serde_yaml::to_value(&value).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string())
+    })?;
+    let here = std::path::Path::new("request");
+    let output = config::output(here, &s.presets, 0, yaml, s.video, &|v| std::env::var(v).ok())
+        .map_err(|e| ApiError {
+            field: e
+                .field
+                .as_deref()
+                .map(|f| f.trim_start_matches("outputs[0]").trim_start_matches('.').to_owned())
+                .filter(|f| !f.is_empty()),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_output", e.message.clone())
+        })?;
+    let name = output.name.clone();
+    let outputs = s.outputs.clone();
+    blocking(move || outputs.add(output))
+        .await
+        .map_err(output_error)?;
+    let one = one_output(&s, &name)?;
+    Ok((StatusCode::CREATED, one).into_response())
+}
+
+async fn start_output(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (outputs, n) = (s.outputs.clone(), name.clone());
+    blocking(move || outputs.start_output(&n))
+        .await
+        .map_err(output_error)?;
+    one_output(&s, &name)
+}
+
+async fn stop_output(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (outputs, n) = (s.outputs.clone(), name.clone());
+    blocking(move || outputs.stop_output(&n))
+        .await
+        .map_err(output_error)?;
+    one_output(&s, &name)
+}
+
+async fn remove_output(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let outputs = s.outputs.clone();
+    blocking(move || outputs.remove(&name))
+        .await
+        .map_err(output_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_events(
+    State(s): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = s.events.subscribe();
+    let events = stream::unfold(rx, |mut rx| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let event = match rx.recv().await {
+            Ok(v) => SseEvent::default()
+                .event(v["type"].as_str().unwrap_or("event"))
+                .data(v.to_string()),
+            Err(RecvError::Lagged(n)) => SseEvent::default()
+                .event("lagged")
+                .data(json!({"type": "lagged", "missed": n}).to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn get_preview(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let has_preview = s
+        .outputs
+        .list()
+        .iter()
+        .any(|o| o.kind == "preview" && o.state != OutputState::Stopped);
+    if !has_preview {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_preview",
+            "no preview output is running (add one of type preview)",
+        ));
+    }
+    let rx = s.outputs.preview();
+    let parts = stream::unfold((rx, true), |(mut rx, first)| async move {
+        // The first part is the newest frame at once; then each new one.
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        let jpeg = rx.borrow_and_update().clone();
+        let part = match jpeg {
+            Some(j) => {
+                let mut p = format!(
+                    "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    j.len()
+                )
+                .into_bytes();
+                p.extend_from_slice(&j);
+                p.extend_from_slice(b"\r\n");
+                Bytes::from(p)
+            }
+            None => Bytes::new(),
+        };
+        Some((Ok::<_, Infallible>(part), (rx, false)))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "multipart/x-mixed-replace; boundary=frame"),
+            (header::CACHE_CONTROL, "no-cache, no-store"),
+        ],
+        Body::from_stream(parts),
+    )
+        .into_response())
+}
+
+async fn get_openapi() -> Json<Value> {
+    Json(openapi())
+}
+
+async fn get_metrics(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics(&s),
+    )
+        .into_response()
+}
+
+/// Prometheus text exposition.
+pub fn metrics(s: &AppState) -> String {
+    let status = s.show.status();
+    let c = s.show.counters();
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    };
+    use std::sync::atomic::Ordering::Relaxed;
+    counter("cuecast_frames_generated_total", "Frames the model rendered.", c.rendered.load(Relaxed));
+    counter("cuecast_frames_repeated_total", "Frame slots filled by repeating the previous frame (a step missed its deadline).", c.repeated.load(Relaxed));
+    counter("cuecast_steps_failed_total", "Model steps that failed.", c.failed.load(Relaxed));
+    let cfg = lock(&s.config).clone();
+    counter("cuecast_config_reloads_applied_total", "Config edits applied live.", cfg.reloads_applied);
+    counter("cuecast_config_reloads_rejected_total", "Config edits rejected (the show kept its config).", cfg.reloads_rejected);
+    let frames_out = lock(&s.live)["frames"].as_u64().unwrap_or(0);
+    let _ = writeln!(out, "# HELP cuecast_frames_out_total Frames sent downstream (rendered or repeated).\n# TYPE cuecast_frames_out_total counter\ncuecast_frames_out_total {frames_out}");
+    let _ = writeln!(out, "# HELP cuecast_frame Current frame index.\n# TYPE cuecast_frame gauge\ncuecast_frame {}", status.frame);
+    histogram(&mut out, "cuecast_step_seconds", "Time in the model's step per rendered frame.", &c.step_ms.snapshot());
+    histogram(&mut out, "cuecast_cue_latency_seconds", "From a cue's arrival to the first frame showing it.", &c.cue_latency_ms.snapshot());
+    let outputs = s.outputs.list();
+    let _ = writeln!(out, "# HELP cuecast_output_state 1 for the state each output is in.\n# TYPE cuecast_output_state gauge");
+    for o in &outputs {
+        for st in ["connecting", "live", "retrying", "failed", "stopped"] {
+            let now = json!(o.state) == json!(st);
+            let _ = writeln!(out, "cuecast_output_state{{output=\"{}\",state=\"{st}\"}} {}", label(&o.name), u8::from(now));
+        }
+    }
+    let _ = writeln!(out, "# HELP cuecast_output_bytes_total Bytes handed to each output's sink.\n# TYPE cuecast_output_bytes_total counter");
+    for o in &outputs {
+        let _ = writeln!(out, "cuecast_output_bytes_total{{output=\"{}\"}} {}", label(&o.name), o.bytes);
+    }
+    let _ = writeln!(out, "# HELP cuecast_output_reconnects_total Restarts after a failure.\n# TYPE cuecast_output_reconnects_total counter");
+    for o in &outputs {
+        let _ = writeln!(out, "cuecast_output_reconnects_total{{output=\"{}\"}} {}", label(&o.name), o.reconnects);
+    }
+    out
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound, n) in &h.buckets {
+        let le = if bound.is_infinite() {
+            "+Inf".to_owned()
+        } else {
+            format!("{}", bound / 1e3)
+        };
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", h.sum / 1e3, h.count);
+}

@@ -1,0 +1,83 @@
+//! `cuecast`, the daemon: runs the show and sends it out.
+//!
+//! - [`config`]: `cuecast.yaml`, show presets and output profiles, checked whole;
+//! - [`serve`]: one show from config to outputs, with live config reload;
+//! - [`outputs`]: SRT, RTMP, recordings and the preview, isolated and supervised;
+//! - [`api`]: the HTTP API, its OpenAPI document, events and metrics;
+//! - [`osc`]: cues over OSC; [`rundown`]: GO and BACK; [`events`]: the event stream.
+//!
+//! The binary is a thin `main` over [`run`], so the end-to-end tests can build the
+//! same entry point.
+
+pub mod api;
+pub mod config;
+pub mod events;
+pub mod osc;
+pub mod outputs;
+pub mod rundown;
+pub mod serve;
+
+use std::path::PathBuf;
+
+const USAGE: &str = "\
+usage: cuecast serve [--config FILE]     run the show (default: config/cuecast.yaml)
+       cuecast check-config FILE         check a config, its show preset and profiles
+       cuecast --version
+
+The config says what runs: the show preset (model, scenes, rundown, OSC map), the
+video size and rate, the API and OSC addresses, and the outputs (srt, rtmp, record,
+preview). It is watched while the show runs: edits apply live, bad edits are refused.
+";
+
+/// SIGINT and SIGTERM are blocked in every thread (call this before any thread starts)
+/// and taken synchronously by the one thread that turns them into a clean stop.
+pub fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-set calls on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+pub(crate) fn wait_for_signal() -> Option<i32> {
+    let set = block_stop_signals();
+    let mut signal = 0;
+    // SAFETY: `set` is a valid signal set; sigwait writes the signal number.
+    (unsafe { libc::sigwait(&set, &mut signal) } == 0).then_some(signal)
+}
+
+/// The command line; returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    block_stop_signals();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => match args[1..] {
+            [] => serve::serve(&PathBuf::from("config/cuecast.yaml")),
+            [ref flag, ref file] if flag == "--config" => serve::serve(&PathBuf::from(file)),
+            _ => Err(anyhow::anyhow!("serve takes --config FILE\n\n{USAGE}")),
+        },
+        Some("check-config") => match &args[1..] {
+            [file] => serve::check_config(&PathBuf::from(file)),
+            _ => Err(anyhow::anyhow!("check-config takes one FILE\n\n{USAGE}")),
+        },
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some("--version") => {
+            println!("cuecast {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cuecast: {e:#}");
+            1
+        }
+    }
+}

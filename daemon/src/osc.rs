@@ -1,0 +1,761 @@
+//! OSC 1.0 over UDP: the show-control way in.
+//!
+//! QLab, TouchDesigner and Bitfocus Companion speak OSC, not HTTP/JSON, so this
+//! module turns OSC messages into the same cue JSON the HTTP API takes. It only
+//! checks what JSON cannot say (argument count and types); the caller's cue parser
+//! validates values, so every way in rejects a bad cue with the same field-named
+//! error. The packet parser is written by hand: the format is small, and it keeps
+//! the daemon free of another dependency.
+//!
+//! Address map, under a prefix such as `/cuecast` (OSC arguments are positional, so
+//! each address fixes the order of the cue's fields; `[x]` is optional):
+//!
+//! | address | arguments |
+//! |---|---|
+//! | `/prompt` | text \[transition_s\] |
+//! | `/action` | forward strafe rise yaw pitch \[duration_s\] |
+//! | `/action/<axis>` | value (one axis: forward, strafe, rise, yaw or pitch) |
+//! | `/param` | name value \[ramp_s\] |
+//! | `/param/<name>` | value \[ramp_s\] |
+//! | `/scene` | name \[transition\] \[transition_s\] |
+//! | `/scene/<name>`, `/freeze`, `/resume`, `/go`, `/back` | none (or a button value) |
+//! | `/seed` | value (whole number >= 0) |
+//! | `/marker` | \[label\] |
+//! | `/fade` | to \[duration_s\] |
+//! | `/fade/black`, `/fade/program` | \[duration_s\] |
+//! | `/cue` | a JSON string: any cue or array of cues, passed through (e.g. `camera_path`) |
+//! | an alias key, e.g. `/dawn` | none (or a button value): the show preset's JSON |
+//!
+//! Any number type is accepted where a number is expected, and Nil where an
+//! optional argument may be skipped (`/scene intro N 2`). Two results are not cues:
+//! * `Value::Null` — a button release (0 or false sent to an address that takes none,
+//!   because Companion and TouchDesigner buttons send 1 on press and 0 on release);
+//!   skip it. [`OscListener`] never passes it on.
+//! * `{"type":"go"}` and `{"type":"back"}` — rundown steps, for the caller to handle.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OscArg {
+    Int(i32),
+    Float(f32),
+    Str(String),
+    Bool(bool),
+    Double(f64),
+    Long(i64),
+    Nil,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OscMessage {
+    pub address: String,
+    pub args: Vec<OscArg>,
+}
+
+/// What was wrong with a packet or message; the text is meant for the operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OscError(pub String);
+
+impl fmt::Display for OscError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OscError {}
+
+fn fail<T>(message: impl Into<String>) -> Result<T, OscError> {
+    Err(OscError(message.into()))
+}
+
+/// Bundles nest; a bound keeps a hostile packet from exhausting the stack.
+const MAX_BUNDLE_DEPTH: usize = 8;
+
+/// Parses one UDP payload: a message, or a bundle flattened into its messages in
+/// order. Timetags are ignored: cues act on arrival (a cue's own `at` schedules).
+pub fn parse_packet(bytes: &[u8]) -> Result<Vec<OscMessage>, OscError> {
+    let mut out = Vec::new();
+    parse_into(bytes, 0, &mut out)?;
+    Ok(out)
+}
+
+fn parse_into(bytes: &[u8], depth: usize, out: &mut Vec<OscMessage>) -> Result<(), OscError> {
+    if bytes.is_empty() {
+        return fail("empty packet");
+    }
+    if bytes.len() % 4 != 0 {
+        return fail(format!(
+            "packet size {} is not a multiple of 4",
+            bytes.len()
+        ));
+    }
+    let Some(rest) = bytes.strip_prefix(b"#bundle\0") else {
+        out.push(parse_message(bytes)?);
+        return Ok(());
+    };
+    if depth >= MAX_BUNDLE_DEPTH {
+        return fail(format!("bundles nested deeper than {MAX_BUNDLE_DEPTH}"));
+    }
+    let mut r = Reader { buf: rest, pos: 0 };
+    r.take(8, "bundle timetag")?;
+    while !r.done() {
+        let size = i32::from_be_bytes(r.array("bundle element size")?);
+        let size = usize::try_from(size)
+            .or_else(|_| fail(format!("bundle element size {size} is negative")))?;
+        parse_into(r.take(size, "bundle element")?, depth + 1, out)?;
+    }
+    Ok(())
+}
+
+fn parse_message(bytes: &[u8]) -> Result<OscMessage, OscError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let address = r.string("address")?;
+    if !address.starts_with('/') {
+        return fail(format!("address {address:?} must start with '/'"));
+    }
+    let args = parse_args(&mut r).map_err(|e| OscError(format!("{address}: {e}")))?;
+    Ok(OscMessage { address, args })
+}
+
+fn parse_args(r: &mut Reader) -> Result<Vec<OscArg>, OscError> {
+    // Senders older than OSC 1.0 may leave the type tag string out: no arguments.
+    if r.done() {
+        return Ok(Vec::new());
+    }
+    let tags = r.string("type tag string")?;
+    let Some(tags) = tags.strip_prefix(',') else {
+        return fail("type tags must start with ','");
+    };
+    let mut args = Vec::with_capacity(tags.len());
+    for (i, tag) in tags.chars().enumerate() {
+        let what = format!("argument {} ('{tag}')", i + 1);
+        args.push(match tag {
+            'i' => OscArg::Int(i32::from_be_bytes(r.array(&what)?)),
+            'f' => OscArg::Float(f32::from_be_bytes(r.array(&what)?)),
+            's' | 'S' => OscArg::Str(r.string(&what)?),
+            'T' => OscArg::Bool(true),
+            'F' => OscArg::Bool(false),
+            'd' => OscArg::Double(f64::from_be_bytes(r.array(&what)?)),
+            'h' => OscArg::Long(i64::from_be_bytes(r.array(&what)?)),
+            'N' => OscArg::Nil,
+            'b' => return fail(format!("{what}: blobs are not supported")),
+            _ => return fail(format!("{what}: unsupported type tag")),
+        });
+    }
+    if !r.done() {
+        return fail(format!("{} bytes after the arguments", r.buf.len() - r.pos));
+    }
+    Ok(args)
+}
+
+/// A cursor over untrusted bytes: every read is bounds-checked and names what it read.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], OscError> {
+        let left = self.buf.len() - self.pos;
+        if n > left {
+            return fail(format!("truncated {what}: needs {n} bytes, {left} left"));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], OscError> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, OscError> {
+        let Some(len) = self.buf[self.pos..].iter().position(|&b| b == 0) else {
+            return fail(format!("{what} is not NUL-terminated"));
+        };
+        // The NUL, then padding to a 4-byte boundary.
+        let raw = self.take((len / 4 + 1) * 4, what)?;
+        if raw[len..].iter().any(|&b| b != 0) {
+            return fail(format!("{what} padding must be NUL bytes"));
+        }
+        String::from_utf8(raw[..len].to_vec()).or_else(|_| fail(format!("{what} is not UTF-8")))
+    }
+}
+
+/// Encodes a message (strings must not contain NUL). The daemon only receives
+/// OSC; this is for tests and the project's test clients.
+pub fn encode_message(msg: &OscMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_string(&mut out, &msg.address);
+    let tags: String = std::iter::once(',')
+        .chain(msg.args.iter().map(|a| match a {
+            OscArg::Int(_) => 'i',
+            OscArg::Float(_) => 'f',
+            OscArg::Str(_) => 's',
+            OscArg::Bool(true) => 'T',
+            OscArg::Bool(false) => 'F',
+            OscArg::Double(_) => 'd',
+            OscArg::Long(_) => 'h',
+            OscArg::Nil => 'N',
+        }))
+        .collect();
+    put_string(&mut out, &tags);
+    for a in &msg.args {
+        match a {
+            OscArg::Int(v) => out.extend_from_slice(&v.to_be_bytes()),
+            OscArg::Float(v) => out.extend_from_slice(&v.to_be_bytes()),
+            OscArg::Str(s) => put_string(&mut out, s),
+            OscArg::Double(v) => out.extend_from_slice(&v.to_be_bytes()),
+            OscArg::Long(v) => out.extend_from_slice(&v.to_be_bytes()),
+            OscArg::Bool(_) | OscArg::Nil => {}
+        }
+    }
+    out
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(s.as_bytes());
+    out.resize(out.len() + 4 - s.len() % 4, 0);
+}
+
+const AXES: [&str; 5] = ["forward", "strafe", "rise", "yaw", "pitch"];
+
+/// One positional argument of an address: the cue field it fills and what it takes.
+enum Slot<'a> {
+    Text(&'a str),
+    Num(&'a str),
+    OptText(&'a str),
+    OptNum(&'a str),
+    /// `seed`'s value: a whole number >= 0.
+    Seed,
+}
+
+/// Maps one message to cue JSON (see the module doc for the address map). Aliases
+/// are looked up first, so a show preset may take over any address.
+pub fn to_cue(
+    msg: &OscMessage,
+    prefix: &str,
+    aliases: &BTreeMap<String, Value>,
+) -> Result<Value, OscError> {
+    use Slot::*;
+    let addr = msg.address.as_str();
+    let prefix = prefix.trim_end_matches('/');
+    let Some(rest) = addr.strip_prefix(prefix).filter(|r| r.starts_with('/')) else {
+        return fail(format!("address {addr} is not under {prefix}"));
+    };
+    let a = Args {
+        addr,
+        args: &msg.args,
+    };
+    if let Some(cue) = aliases.get(rest) {
+        let pressed = a.pressed()?;
+        return Ok(if pressed { cue.clone() } else { Value::Null });
+    }
+    let (head, tail) = match rest[1..].split_once('/') {
+        Some((head, tail)) => (head, Some(tail)),
+        None => (&rest[1..], None),
+    };
+    // The cue type is always `head`; some forms carry one field in the address
+    // (`/param/fog`), then come the arguments in order.
+    let (fixed, slots) = match (head, tail) {
+        ("prompt", None) => (None, vec![Text("text"), OptNum("transition_s")]),
+        ("action", None) => {
+            let axes = AXES.map(Num).into_iter();
+            (None, axes.chain([OptNum("duration_s")]).collect())
+        }
+        ("action", Some(axis)) if AXES.contains(&axis) => (None, vec![Num(axis)]),
+        ("param", None) => (None, vec![Text("name"), Num("value"), OptNum("ramp_s")]),
+        ("param", Some(name)) => (Some(("name", name)), vec![Num("value"), OptNum("ramp_s")]),
+        ("scene", None) => (
+            None,
+            vec![Text("name"), OptText("transition"), OptNum("transition_s")],
+        ),
+        ("scene", Some(name)) => (Some(("name", name)), vec![]),
+        ("seed", None) => (None, vec![Seed]),
+        ("marker", None) => (Some(("label", "marker")), vec![OptText("label")]),
+        ("freeze" | "resume" | "go" | "back", None) => (None, vec![]),
+        ("fade", None) => (None, vec![Text("to"), OptNum("duration_s")]),
+        ("fade", Some(to @ ("black" | "program"))) => {
+            (Some(("to", to)), vec![OptNum("duration_s")])
+        }
+        ("cue", None) => {
+            a.at_most(1)?;
+            let text = a.text(0, "json")?;
+            return serde_json::from_str(&text)
+                .or_else(|e| fail(format!("{addr}: argument 1 (json) is not valid JSON: {e}")));
+        }
+        _ => {
+            return fail(format!(
+                "{addr}: unknown address (expected {prefix}/ then prompt, action, param, \
+                 scene, seed, marker, freeze, resume, fade, cue, go, back or an alias)"
+            ))
+        }
+    };
+    if slots.is_empty() {
+        if !a.pressed()? {
+            return Ok(Value::Null);
+        }
+    } else {
+        a.at_most(slots.len())?;
+    }
+    let mut cue = Map::new();
+    cue.insert("type".into(), head.into());
+    if let Some((name, value)) = fixed {
+        cue.insert(name.into(), value.into());
+    }
+    for (i, slot) in slots.into_iter().enumerate() {
+        let (name, value) = match slot {
+            Text(name) => (name, Some(a.text(i, name)?.into())),
+            Num(name) => (name, Some(a.number(i, name)?)),
+            OptText(name) => (name, a.opt_text(i, name)?.map(Value::from)),
+            OptNum(name) => (name, a.opt_number(i, name)?),
+            Seed => ("value", Some(a.seed(i)?)),
+        };
+        // Optional fields not given are left out: the cue parser's defaults apply.
+        if let Some(value) = value {
+            cue.insert(name.into(), value);
+        }
+    }
+    Ok(Value::Object(cue))
+}
+
+/// A message's arguments, read by position; errors name the address, the position
+/// (1-based, as OSC tools show them) and the cue field.
+struct Args<'a> {
+    addr: &'a str,
+    args: &'a [OscArg],
+}
+
+impl Args<'_> {
+    fn bad<T>(&self, i: usize, name: &str, what: &str) -> Result<T, OscError> {
+        fail(format!("{}: argument {} ({name}) {what}", self.addr, i + 1))
+    }
+
+    fn at_most(&self, n: usize) -> Result<(), OscError> {
+        match self.args.len() {
+            len if len > n => fail(format!(
+                "{}: too many arguments (expected at most {n}, got {len})",
+                self.addr
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Nil counts as left out, so a sender can skip an optional argument.
+    fn given(&self, i: usize) -> Option<&OscArg> {
+        self.args.get(i).filter(|a| **a != OscArg::Nil)
+    }
+
+    fn opt_number(&self, i: usize, name: &str) -> Result<Option<Value>, OscError> {
+        let x = match self.given(i) {
+            None => return Ok(None),
+            Some(OscArg::Int(v)) => f64::from(*v),
+            Some(OscArg::Long(v)) => *v as f64,
+            Some(OscArg::Double(v)) => *v,
+            // Via the shortest decimal: plain widening turns 0.1 into 0.10000000149.
+            Some(OscArg::Float(v)) => v.to_string().parse().unwrap_or(f64::from(*v)),
+            Some(_) => return self.bad(i, name, "must be a number"),
+        };
+        match serde_json::Number::from_f64(x) {
+            Some(n) => Ok(Some(Value::Number(n))),
+            None => self.bad(i, name, "must be a finite number"),
+        }
+    }
+
+    fn number(&self, i: usize, name: &str) -> Result<Value, OscError> {
+        match self.opt_number(i, name)? {
+            Some(v) => Ok(v),
+            None => self.bad(i, name, "is missing (expected a number)"),
+        }
+    }
+
+    fn opt_text(&self, i: usize, name: &str) -> Result<Option<String>, OscError> {
+        match self.given(i) {
+            None => Ok(None),
+            Some(OscArg::Str(s)) => Ok(Some(s.clone())),
+            Some(_) => self.bad(i, name, "must be a string"),
+        }
+    }
+
+    fn text(&self, i: usize, name: &str) -> Result<String, OscError> {
+        match self.opt_text(i, name)? {
+            Some(s) => Ok(s),
+            None => self.bad(i, name, "is missing (expected a string)"),
+        }
+    }
+
+    fn seed(&self, i: usize) -> Result<Value, OscError> {
+        let whole =
+            |x: f64| (x >= 0.0 && x.fract() == 0.0 && x < u64::MAX as f64).then_some(x as u64);
+        let n = match self.given(i) {
+            None => return self.bad(i, "value", "is missing (expected a whole number >= 0)"),
+            Some(OscArg::Int(v)) => u64::try_from(*v).ok(),
+            Some(OscArg::Long(v)) => u64::try_from(*v).ok(),
+            Some(OscArg::Float(v)) => whole(f64::from(*v)),
+            Some(OscArg::Double(v)) => whole(*v),
+            Some(_) => None,
+        };
+        match n {
+            Some(n) => Ok(n.into()),
+            None => self.bad(i, "value", "must be a whole number >= 0"),
+        }
+    }
+
+    /// For addresses that take no arguments: buttons send 1 on press and 0 on
+    /// release, so one such value is accepted, and a release gives no cue.
+    fn pressed(&self) -> Result<bool, OscError> {
+        match self.args {
+            [] | [OscArg::Nil] => Ok(true),
+            [OscArg::Int(v)] => Ok(*v != 0),
+            [OscArg::Long(v)] => Ok(*v != 0),
+            [OscArg::Float(v)] => Ok(*v != 0.0),
+            [OscArg::Double(v)] => Ok(*v != 0.0),
+            [OscArg::Bool(b)] => Ok(*b),
+            [_] => self.bad(0, "button", "must be a number or boolean, or left out"),
+            _ => self.at_most(1).map(|()| true),
+        }
+    }
+}
+
+/// How often the listener thread looks at its stop flag; bounds how long Drop waits.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A UDP socket read on its own thread; dropping it stops and joins the thread.
+pub struct OscListener {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OscListener {
+    /// Binds `addr` now (error if taken) and calls `on_cue` on the listener thread for
+    /// each message: Ok(cue JSON) or Err(error naming the address). Releases (Null)
+    /// are not passed on. A packet that does not parse is reported with an empty
+    /// OSC address and the sender in the message.
+    pub fn start(
+        addr: &str,
+        prefix: String,
+        aliases: BTreeMap<String, Value>,
+        on_cue: impl Fn(&str, Result<Value, OscError>) + Send + 'static,
+    ) -> std::io::Result<OscListener> {
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_read_timeout(Some(POLL))?;
+        let local = socket.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("osc".into())
+            .spawn(move || serve(&socket, &flag, &prefix, &aliases, on_cue))?;
+        Ok(OscListener {
+            addr: local,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for OscListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            // A panic in on_cue already ended the thread; nothing more to do.
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(
+    socket: &UdpSocket,
+    stop: &AtomicBool,
+    prefix: &str,
+    aliases: &BTreeMap<String, Value>,
+    on_cue: impl Fn(&str, Result<Value, OscError>),
+) {
+    // The largest UDP payload, so no datagram is cut short.
+    let mut buf = vec![0; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                on_cue("", fail(format!("OSC socket error: {e}")));
+                // Do not spin on an error that repeats.
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        match parse_packet(&buf[..n]) {
+            Err(e) => on_cue("", fail(format!("bad OSC packet from {peer}: {e}"))),
+            Ok(msgs) => {
+                for m in msgs {
+                    match to_cue(&m, prefix, aliases) {
+                        Ok(Value::Null) => {}
+                        got => on_cue(&m.address, got),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Instant;
+    use OscArg::*;
+
+    fn msg(address: &str, args: Vec<OscArg>) -> OscMessage {
+        OscMessage {
+            address: address.into(),
+            args,
+        }
+    }
+
+    fn s(text: &str) -> OscArg {
+        Str(text.into())
+    }
+
+    fn bundle(elements: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = b"#bundle\0\0\0\0\0\0\0\0\x01".to_vec();
+        for e in elements {
+            out.extend_from_slice(&(e.len() as i32).to_be_bytes());
+            out.extend_from_slice(e);
+        }
+        out
+    }
+
+    fn parse_err(bytes: &[u8]) -> String {
+        parse_packet(bytes)
+            .expect_err("packet should be rejected")
+            .0
+    }
+
+    fn cue_of(address: &str, args: Vec<OscArg>) -> Result<Value, String> {
+        let aliases = BTreeMap::from([("/dawn".into(), json!([{"type": "prompt", "text": "d"}]))]);
+        to_cue(&msg(address, args), "/cuecast", &aliases).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn round_trips_every_tag() {
+        let mut args = vec![Int(-7), Float(1.5), Bool(true), Bool(false)];
+        args.extend([Double(-2.5), Long(1 << 40), Nil]);
+        args.extend(["", "a", "abc", "abcd", "abcde"].map(s));
+        let msgs = [
+            msg("/x", args),
+            msg("/abc", vec![]),
+            msg("/abcd", vec![Int(1)]),
+        ];
+        for m in msgs {
+            assert_eq!(parse_packet(&encode_message(&m)), Ok(vec![m]));
+        }
+        // Symbols read as strings; a missing type tag string means no arguments.
+        let mut bytes = encode_message(&msg("/a", vec![s("sym")]));
+        bytes[5] = b'S';
+        assert_eq!(parse_packet(&bytes), Ok(vec![msg("/a", vec![s("sym")])]));
+        assert_eq!(parse_packet(b"/old\0\0\0\0"), Ok(vec![msg("/old", vec![])]));
+    }
+
+    #[test]
+    fn bundles_are_flattened_in_order() {
+        let a = msg("/a", vec![Int(1)]);
+        let b = msg("/b", vec![]);
+        let c = msg("/c", vec![s("x")]);
+        let inner = bundle(&[encode_message(&b)]);
+        let outer = bundle(&[encode_message(&a), inner, encode_message(&c)]);
+        assert_eq!(parse_packet(&outer), Ok(vec![a, b, c]));
+    }
+
+    #[test]
+    fn malformed_packets_say_what_is_wrong() {
+        let good = encode_message(&msg("/a", vec![Int(1), Double(2.0)]));
+        let mut big = bundle(&[encode_message(&msg("/a", vec![]))]);
+        big[19] = 40;
+        let deep = (0..10).fold(encode_message(&msg("/a", vec![])), |m, _| bundle(&[m]));
+        #[rustfmt::skip]
+        let cases: [(&[u8], &str); 11] = [
+            (
+                &good[..good.len() - 4],
+                "/a: truncated argument 2 ('d'): needs 8 bytes, 4 left",
+            ),
+            (&good[..good.len() - 1], "packet size 19 is not a multiple of 4"),
+            (b"", "empty packet"),
+            (b"/abc", "address is not NUL-terminated"),
+            (b"/a\0x,\0\0\0", "address padding must be NUL bytes"),
+            (
+                b"/a\0\0i\0\0\0\0\0\0\x01",
+                "/a: type tags must start with ','",
+            ),
+            (
+                b"/a\0\0,b\0\0\0\0\0\x01\0\0\0\0",
+                "/a: argument 1 ('b'): blobs are not supported",
+            ),
+            (
+                b"/a\0\0,\0\0\0\0\0\0\x01",
+                "/a: 4 bytes after the arguments",
+            ),
+            (b"a\0\0\0", "address \"a\" must start with '/'"),
+            (&big, "truncated bundle element: needs 40 bytes, 8 left"),
+            (&deep, "bundles nested deeper than 8"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(parse_err(bytes), want);
+        }
+    }
+
+    #[test]
+    fn every_address_form_maps_to_its_cue() {
+        let axes = vec![
+            Float(1.0),
+            Int(0),
+            Double(0.5),
+            Float(-0.1),
+            Long(0),
+            Float(2.0),
+        ];
+        let path = s(r#"[{"type": "camera_path", "points": []}]"#);
+        #[rustfmt::skip]
+        let cases = [
+            ("/prompt", vec![s("hills")], json!({"type": "prompt", "text": "hills"})),
+            ("/prompt", vec![s("dusk"), Int(3)],
+             json!({"type": "prompt", "text": "dusk", "transition_s": 3.0})),
+            ("/action", axes, json!({"type": "action", "forward": 1.0, "strafe": 0.0, "rise": 0.5,
+                                     "yaw": -0.1, "pitch": 0.0, "duration_s": 2.0})),
+            ("/action/yaw", vec![Float(0.25)], json!({"type": "action", "yaw": 0.25})),
+            ("/param/fog", vec![Float(0.5), Int(2)],
+             json!({"type": "param", "name": "fog", "value": 0.5, "ramp_s": 2.0})),
+            ("/param", vec![s("fog"), Int(1)],
+             json!({"type": "param", "name": "fog", "value": 1.0})),
+            ("/scene", vec![s("intro"), s("fade"), Float(2.0)],
+             json!({"type": "scene", "name": "intro", "transition": "fade", "transition_s": 2.0})),
+            ("/scene", vec![s("intro"), Nil, Int(2)],
+             json!({"type": "scene", "name": "intro", "transition_s": 2.0})),
+            ("/scene/intro", vec![], json!({"type": "scene", "name": "intro"})),
+            ("/seed", vec![Int(42)], json!({"type": "seed", "value": 42})),
+            ("/seed", vec![Float(7.0)], json!({"type": "seed", "value": 7})),
+            ("/marker", vec![s("take 1")], json!({"type": "marker", "label": "take 1"})),
+            ("/marker", vec![], json!({"type": "marker", "label": "marker"})),
+            ("/freeze", vec![], json!({"type": "freeze"})),
+            ("/resume", vec![Int(1)], json!({"type": "resume"})),
+            ("/fade", vec![s("black"), Float(0.5)],
+             json!({"type": "fade", "to": "black", "duration_s": 0.5})),
+            ("/fade/program", vec![], json!({"type": "fade", "to": "program"})),
+            ("/fade/black", vec![Int(2)],
+             json!({"type": "fade", "to": "black", "duration_s": 2.0})),
+            ("/cue", vec![path], json!([{"type": "camera_path", "points": []}])),
+            ("/go", vec![Bool(true)], json!({"type": "go"})),
+            ("/back", vec![Nil], json!({"type": "back"})),
+            ("/dawn", vec![Int(1)], json!([{"type": "prompt", "text": "d"}])),
+        ];
+        for (addr, args, want) in cases {
+            assert_eq!(cue_of(&format!("/cuecast{addr}"), args), Ok(want), "{addr}");
+        }
+    }
+
+    #[test]
+    fn button_releases_give_null() {
+        for arg in [Int(0), Float(0.0), Bool(false), Double(0.0), Long(0)] {
+            for addr in ["/freeze", "/go", "/scene/intro", "/dawn"] {
+                let got = cue_of(&format!("/cuecast{addr}"), vec![arg.clone()]);
+                assert_eq!(got, Ok(Value::Null), "{addr} {arg:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_arguments_name_address_position_and_field() {
+        let unknown = "unknown address (expected /cuecast/ then prompt, action, param, scene, \
+                       seed, marker, freeze, resume, fade, cue, go, back or an alias)";
+        #[rustfmt::skip]
+        let cases = [
+            ("/prompt", vec![Int(1)], "argument 1 (text) must be a string"),
+            ("/prompt", vec![], "argument 1 (text) is missing (expected a string)"),
+            ("/prompt", vec![s("a"), Int(1), Int(2)],
+             "too many arguments (expected at most 2, got 3)"),
+            ("/action", vec![Int(1); 4], "argument 5 (pitch) is missing (expected a number)"),
+            ("/action", vec![Float(f32::NAN); 5], "argument 1 (forward) must be a finite number"),
+            ("/param/fog", vec![s("x")], "argument 1 (value) must be a number"),
+            ("/seed", vec![Int(-1)], "argument 1 (value) must be a whole number >= 0"),
+            ("/seed", vec![Float(1.5)], "argument 1 (value) must be a whole number >= 0"),
+            ("/freeze", vec![s("on")],
+             "argument 1 (button) must be a number or boolean, or left out"),
+            ("/go", vec![Int(1), Int(1)], "too many arguments (expected at most 1, got 2)"),
+            ("/cue", vec![s("{")],
+             "argument 1 (json) is not valid JSON: EOF while parsing an object at line 1 column 1"),
+            ("/nope", vec![], unknown),
+            ("/action/roll", vec![Int(1)], unknown),
+        ];
+        for (addr, args, want) in cases {
+            let addr = format!("/cuecast{addr}");
+            assert_eq!(cue_of(&addr, args), Err(format!("{addr}: {want}")));
+        }
+        for addr in ["/other/prompt", "/cuecastx"] {
+            let want = format!("address {addr} is not under /cuecast");
+            assert_eq!(cue_of(addr, vec![]), Err(want));
+        }
+    }
+
+    #[test]
+    fn listener_delivers_cues_and_stops_on_drop() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let on_cue = move |addr: &str, cue| tx.send((addr.to_string(), cue)).unwrap_or(());
+        let listener =
+            OscListener::start("127.0.0.1:0", "/cuecast".into(), BTreeMap::new(), on_cue)
+                .expect("bind an ephemeral port");
+        let addr = listener.local_addr();
+        assert!(
+            UdpSocket::bind(addr).is_err(),
+            "the port is held while listening"
+        );
+
+        let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+        let release = encode_message(&msg("/cuecast/freeze", vec![Int(0)]));
+        let press = bundle(&[encode_message(&msg("/cuecast/freeze", vec![Int(1)]))]);
+        for packet in [release, press, b"junk".to_vec()] {
+            client.send_to(&packet, addr).expect("send");
+        }
+        let wait = Duration::from_secs(5);
+        let got = rx.recv_timeout(wait).expect("a cue arrives");
+        assert_eq!(
+            got,
+            ("/cuecast/freeze".into(), Ok(json!({"type": "freeze"})))
+        );
+        let (junk_addr, junk) = rx.recv_timeout(wait).expect("the bad packet is reported");
+        assert_eq!(junk_addr, "");
+        assert!(junk
+            .unwrap_err()
+            .0
+            .starts_with("bad OSC packet from 127.0.0.1:"));
+
+        let t = Instant::now();
+        drop(listener);
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "stopped in {:?}",
+            t.elapsed()
+        );
+        // The thread owned the callback and the socket: both are gone once it ends.
+        assert!(rx.recv_timeout(wait).is_err());
+        assert!(UdpSocket::bind(addr).is_ok(), "the port is free again");
+    }
+}

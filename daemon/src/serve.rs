@@ -1,0 +1,571 @@
+//! `cuecast serve`: one show, from its config to its outputs, until SIGINT/SIGTERM.
+//!
+//! Threads, each with one owner and one way to stop: the main thread runs the show
+//! pipeline's bus (GLib main loop); `cuecast-outputs` supervises outputs; `cuecast-api`
+//! runs the HTTP API on a small tokio runtime; `cuecast-osc` listens for OSC; the
+//! config watcher re-reads the config on change; `cuecast-signals` turns SIGINT and
+//! SIGTERM into a clean stop (recordings finished, outputs closed, then the show).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cuecast_control::ControlState;
+use cuecast_engine::world::ShowContext;
+use cuecast_engine::Cue;
+use gst::glib;
+use gst::prelude::*;
+use serde_json::{json, Value};
+
+use crate::api::{self, AppState, ConfigStatus};
+use crate::config::{Config, Show};
+use crate::events::Events;
+use crate::osc::OscListener;
+use crate::outputs::Outputs;
+use crate::rundown::Rundown;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs the show in `config_path` until a stop signal.
+pub fn serve(config_path: &Path) -> Result<()> {
+    let config = Config::load(config_path)?;
+    for line in config.summary() {
+        eprintln!("cuecast: {line}");
+    }
+    gst::init()?;
+    gstcuecast::register_static()?;
+
+    let show = &config.show;
+    let src = gst::ElementFactory::make("cuecastsrc")
+        .name("src")
+        .property("backend", &show.backend)
+        .property("device", &show.device)
+        .property("seed", show.seed)
+        .property("prompt", &show.prompt)
+        .build()?;
+    if let Some(m) = &show.model {
+        src.set_property("model", m.to_string_lossy().as_ref());
+    }
+    let cuecastsrc = src
+        .clone()
+        .downcast::<gstcuecast::CuecastSrc>()
+        .map_err(|_| anyhow!("cuecastsrc is not ours"))?;
+    cuecastsrc
+        .set_scenes(show.scenes.clone())
+        .map_err(|e| anyhow!("{e}"))?;
+    let v = config.video;
+    let pipeline = gst::Pipeline::with_name("show");
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", v.width as i32)
+                .field("height", v.height as i32)
+                .field("framerate", gst::Fraction::new(v.fps as i32, 1))
+                .build(),
+        )
+        .build()?;
+    let program = gst::ElementFactory::make("tee")
+        .name("program")
+        .property("allow-not-linked", true)
+        .build()?;
+    // A sink that always takes frames, so the show runs with no outputs at all.
+    let idle = gst::parse::bin_from_description(
+        "queue leaky=downstream max-size-buffers=1 ! fakesink sync=false async=false",
+        true,
+    )?;
+    pipeline.add_many([&src, &caps, &program, idle.upcast_ref()])?;
+    gst::Element::link_many([&src, &caps, &program, idle.upcast_ref()])?;
+
+    // Starting runs the model's warm-up; a model that cannot load fails here.
+    if let Err(e) = pipeline.set_state(gst::State::Paused) {
+        let reason = first_error(&pipeline).unwrap_or_else(|| e.to_string());
+        let _ = pipeline.set_state(gst::State::Null);
+        bail!("the show did not start: {reason}");
+    }
+    let handle = cuecastsrc
+        .show()
+        .ok_or_else(|| anyhow!("the show did not start"))?;
+    // The rundown and OSC map must fit the model before anything goes on air.
+    check_show(&handle.inbox().context(), show).map_err(|e| anyhow!("{e}"))?;
+
+    let events = Events::default();
+    let outputs = Outputs::start(
+        &pipeline,
+        &program,
+        config.video,
+        config.outputs.clone(),
+        events.clone(),
+    );
+    let token: Option<Arc<str>> = config.api_token.as_ref().map(|t| t.expose().into());
+    let state = AppState {
+        control: ControlState {
+            inbox: handle.inbox().clone(),
+            status: handle.status_handle().clone(),
+            token: token.clone(),
+        },
+        show: handle.clone(),
+        outputs: outputs.clone(),
+        events: events.clone(),
+        rundown: Arc::new(Mutex::new(Rundown::new(show.rundown.clone()))),
+        scenes: Arc::new(Mutex::new(show.scenes.clone())),
+        config: Arc::new(Mutex::new(ConfigStatus {
+            path: config.path.display().to_string(),
+            show: show.name.clone(),
+            ..Default::default()
+        })),
+        presets: config_presets(&config),
+        video: config.video,
+        token,
+        live: Arc::new(Mutex::new(json!({}))),
+    };
+    let server = ApiServer::start(config.api_listen, state.clone())?;
+    eprintln!(
+        "cuecast: API on http://{}/api/v1 (OpenAPI: /api/v1/openapi.json, events: /api/v1/events, metrics: /metrics)",
+        server.addr
+    );
+    let osc = Arc::new(Mutex::new(None));
+    if let Some(addr) = config.osc_listen {
+        *lock(&osc) = Some(start_osc(addr, show, &state)?);
+    }
+    let reloader = Reloader {
+        applied: Mutex::new(config.clone()),
+        state: state.clone(),
+        src: cuecastsrc.clone(),
+        osc: osc.clone(),
+    };
+    let _watcher = watch_config(&config, Arc::new(reloader))?;
+
+    pipeline
+        .set_state(gst::State::Playing)
+        .context("the show did not start playing")?;
+    let main_loop = glib::MainLoop::new(None, false);
+    let stopping = {
+        let (ml, outputs) = (main_loop.clone(), outputs.clone());
+        std::thread::Builder::new()
+            .name("cuecast-signals".into())
+            .spawn(move || {
+                if let Some(signal) = crate::wait_for_signal() {
+                    eprintln!("cuecast: signal {signal}: finishing recordings, closing outputs");
+                    outputs.shutdown(Duration::from_secs(8));
+                    ml.quit();
+                }
+            })?
+    };
+    let failure = Arc::new(Mutex::new(None::<String>));
+    let bus = pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
+    let _watch = {
+        let (ml, failure, state) = (main_loop.clone(), failure.clone(), state.clone());
+        let src = src.clone();
+        bus.add_watch_local(move |_, msg| {
+            on_message(msg, &src, &state, &ml, &failure);
+            glib::ControlFlow::Continue
+        })?
+    };
+    main_loop.run();
+    drop(stopping);
+    drop(server);
+    lock(&osc).take();
+    outputs.shutdown(Duration::from_secs(8));
+    let _ = pipeline.set_state(gst::State::Null);
+    if let Some(e) = lock(&failure).take() {
+        bail!("{e}");
+    }
+    eprintln!("cuecast: show ended");
+    Ok(())
+}
+
+fn config_presets(config: &Config) -> PathBuf {
+    // The same folder the config's own profiles came from.
+    let text = std::fs::read_to_string(&config.path).unwrap_or_default();
+    let rel = serde_yaml::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["presets"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "../presets".into());
+    config
+        .path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(rel)
+}
+
+fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        if let gst::MessageView::Error(e) = msg.view() {
+            return Some(e.error().to_string());
+        }
+    }
+    None
+}
+
+/// The show bus: cue reports become events, 1 Hz stats are kept for status and
+/// metrics, the generator's errors end the show, anything else is a warning.
+fn on_message(
+    msg: &gst::Message,
+    src: &gst::Element,
+    state: &AppState,
+    main_loop: &glib::MainLoop,
+    failure: &Mutex<Option<String>>,
+) {
+    match msg.view() {
+        gst::MessageView::Element(e) => {
+            let Some(s) = e.structure() else { return };
+            match s.name().as_str() {
+                "cuecast-cue-applied" => {
+                    let cue: Value = s
+                        .get::<String>("cue")
+                        .ok()
+                        .and_then(|c| serde_json::from_str(&c).ok())
+                        .unwrap_or(Value::Null);
+                    state.events.send(json!({
+                        "type": "cue_applied",
+                        "id": s.get::<u64>("id").unwrap_or(0),
+                        "cue": cue,
+                        "frame": s.get::<u64>("frame").unwrap_or(0),
+                        "shown_frame": s.get::<u64>("shown-frame").unwrap_or(0),
+                        "latency_ms": s.get::<f64>("latency-ms").unwrap_or(0.0),
+                    }));
+                }
+                "cuecast-stats" => {
+                    let u = |f: &str| s.get::<u64>(f).unwrap_or(0);
+                    let f = |f: &str| s.get::<f64>(f).unwrap_or(0.0);
+                    let live = json!({
+                        "frames": u("frames"), "rendered": u("rendered"),
+                        "repeated": u("repeated"), "failed": u("failed"),
+                        "fps": f("fps"), "repeated_last_second": u("repeated-last-second"),
+                        "step_ms_mean": f("step-ms-mean"), "step_ms_max": f("step-ms-max"),
+                    });
+                    if u("repeated-last-second") > 0 {
+                        eprintln!(
+                            "cuecast: {} frames repeated in the last second (step up to {:.1} ms)",
+                            u("repeated-last-second"),
+                            f("step-ms-max")
+                        );
+                    }
+                    state.events.send(json!({"type": "stats", "stats": live}));
+                    *lock(&state.live) = live;
+                }
+                _ => {}
+            }
+        }
+        gst::MessageView::Error(e) => {
+            let from_source = msg.src().is_some_and(|o| o == src.upcast_ref::<gst::Object>());
+            let text = format!(
+                "{}: {}",
+                msg.src().map(|o| o.name().to_string()).unwrap_or_default(),
+                e.error()
+            );
+            state
+                .events
+                .send(json!({"type": "error", "message": text}));
+            if from_source {
+                *lock(failure) = Some(text);
+                main_loop.quit();
+            } else {
+                eprintln!("cuecast: warning: {text}");
+            }
+        }
+        gst::MessageView::Warning(w) => {
+            let text = w.error().to_string();
+            eprintln!("cuecast: warning: {text}");
+            state
+                .events
+                .send(json!({"type": "warning", "message": text}));
+        }
+        gst::MessageView::Latency(_) => {
+            if let Some(p) = src.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) {
+                let _ = p.recalculate_latency();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Checks a show preset against the running model: scene params, rundown and OSC map.
+fn check_show(context: &ShowContext, show: &Show) -> Result<(), String> {
+    let mut context = context.clone();
+    context.scenes = show.scenes.iter().map(|s| s.name.clone()).collect();
+    for scene in &show.scenes {
+        context.check_scene(scene).map_err(|e| e.to_string())?;
+    }
+    for (i, item) in show.rundown.iter().enumerate() {
+        for (j, cue) in item.cues.iter().enumerate() {
+            context
+                .check(cue)
+                .map_err(|e| e.within(&format!("rundown[{i}].cues[{j}]")).to_string())?;
+        }
+    }
+    for (address, value) in &show.osc_map {
+        for cue in Cue::list_from_value(value).map_err(|e| e.to_string())? {
+            context
+                .check(&cue)
+                .map_err(|e| e.within(&format!("osc.map.{address}")).to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Serves the API on its own thread and runtime until dropped.
+struct ApiServer {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApiServer {
+    fn start(addr: std::net::SocketAddr, state: AppState) -> Result<ApiServer> {
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("cuecast-api".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let server = axum::serve(listener, api::router(state));
+                    // Streams (events, preview) never end on their own: stop hard.
+                    tokio::select! {
+                        _ = server => {}
+                        _ = stopped.wait_for(|s| *s) => {}
+                    }
+                });
+            })?;
+        Ok(ApiServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// OSC messages become cues (or rundown steps) through the same checked inbox.
+fn start_osc(addr: std::net::SocketAddr, show: &Show, state: &AppState) -> Result<OscListener> {
+    let state = state.clone();
+    let listener = OscListener::start(
+        &addr.to_string(),
+        show.osc_prefix.clone(),
+        show.osc_map.clone(),
+        move |address, cue| {
+            let result = cue
+                .map_err(|e| e.to_string())
+                .and_then(|value| osc_cue(&state, &value));
+            if let Err(e) = result {
+                eprintln!("cuecast: OSC {address}: {e}");
+                state.events.send(json!({"type": "warning", "message": format!("OSC {address}: {e}")}));
+            }
+        },
+    )
+    .with_context(|| format!("cannot listen for OSC on {addr}"))?;
+    eprintln!("cuecast: OSC on udp://{}{}", listener.local_addr(), show.osc_prefix);
+    Ok(listener)
+}
+
+fn osc_cue(state: &AppState, value: &Value) -> Result<(), String> {
+    match value["type"].as_str() {
+        Some(step @ ("go" | "back")) => {
+            let mut r = lock(&state.rundown);
+            let result = if step == "go" {
+                r.go(state.show.inbox())
+            } else {
+                r.back(state.show.inbox())
+            };
+            let (fired, ids) = result.map_err(|e| e.to_string())?;
+            state.events.send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": r.view()}));
+            Ok(())
+        }
+        _ => {
+            let cues = Cue::list_from_value(value).map_err(|e| e.to_string())?;
+            state
+                .show
+                .inbox()
+                .submit(cues, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Applies config edits while the show runs.
+struct Reloader {
+    applied: Mutex<Config>,
+    state: AppState,
+    src: gstcuecast::CuecastSrc,
+    osc: Arc<Mutex<Option<OscListener>>>,
+}
+
+impl Reloader {
+    fn reload(&self) {
+        let path = lock(&self.applied).path.clone();
+        let result = Config::load(&path).map_err(|e| e.to_string()).and_then(|new| {
+            check_show(&self.state.show.inbox().context(), &new.show)
+                .map_err(|e| format!("{}: {e}", new.show_path.as_deref().unwrap_or(&path).display()))?;
+            Ok(new)
+        });
+        let new = match result {
+            Ok(new) => new,
+            Err(e) => {
+                eprintln!("cuecast: config edit rejected, the show keeps its config: {e}");
+                let mut c = lock(&self.state.config);
+                c.reloads_rejected += 1;
+                c.last_error = Some(e.clone());
+                self.state
+                    .events
+                    .send(json!({"type": "config", "ok": false, "error": e}));
+                return;
+            }
+        };
+        let mut applied = lock(&self.applied);
+        if *applied == new {
+            return;
+        }
+        let mut changes = Vec::new();
+        let mut restart = Vec::new();
+        if applied.outputs != new.outputs {
+            self.state.outputs.apply(new.outputs.clone());
+            changes.push("outputs");
+        }
+        let (old_show, new_show) = (&applied.show, &new.show);
+        if old_show.scenes != new_show.scenes {
+            if let Err(e) = self.src.set_scenes(new_show.scenes.clone()) {
+                eprintln!("cuecast: scenes not applied: {e}");
+            } else {
+                *lock(&self.state.scenes) = new_show.scenes.clone();
+                changes.push("scenes");
+            }
+        }
+        if old_show.rundown != new_show.rundown {
+            lock(&self.state.rundown).replace(new_show.rundown.clone());
+            changes.push("rundown");
+        }
+        if (&old_show.osc_prefix, &old_show.osc_map) != (&new_show.osc_prefix, &new_show.osc_map)
+            || applied.osc_listen != new.osc_listen
+        {
+            let mut osc = lock(&self.osc);
+            osc.take();
+            if let Some(addr) = new.osc_listen {
+                match start_osc(addr, new_show, &self.state) {
+                    Ok(l) => *osc = Some(l),
+                    Err(e) => eprintln!("cuecast: OSC not restarted: {e:#}"),
+                }
+            }
+            changes.push("osc");
+        }
+        for (what, differs) in [
+            ("video", applied.video != new.video),
+            ("api", applied.api_listen != new.api_listen || applied.api_token != new.api_token),
+            (
+                "model",
+                (&old_show.backend, &old_show.model, &old_show.device, old_show.seed, &old_show.prompt)
+                    != (&new_show.backend, &new_show.model, &new_show.device, new_show.seed, &new_show.prompt),
+            ),
+        ] {
+            if differs {
+                restart.push(what.to_owned());
+            }
+        }
+        if !restart.is_empty() {
+            eprintln!(
+                "cuecast: config: {} change(s) apply at the next start",
+                restart.join(", ")
+            );
+        }
+        eprintln!("cuecast: config edit applied: {}", changes.join(", "));
+        {
+            let mut c = lock(&self.state.config);
+            c.reloads_applied += 1;
+            c.last_error = None;
+            c.pending_restart = restart.clone();
+        }
+        self.state.events.send(json!({
+            "type": "config", "ok": true, "changed": changes, "pending_restart": restart,
+        }));
+        // What needs a restart stays as it runs; the rest is now the new config.
+        let mut kept = new.clone();
+        kept.video = applied.video;
+        kept.api_listen = applied.api_listen;
+        kept.api_token = applied.api_token.clone();
+        kept.show.backend = applied.show.backend.clone();
+        kept.show.model = applied.show.model.clone();
+        kept.show.device = applied.show.device.clone();
+        kept.show.seed = applied.show.seed;
+        kept.show.prompt = applied.show.prompt.clone();
+        *applied = kept;
+    }
+}
+
+/// Watches the folders of the config and show preset; any change there re-reads the
+/// config (after a short settle, since editors write files in several steps). An
+/// unchanged result changes nothing.
+fn watch_config(config: &Config, reloader: Arc<Reloader>) -> Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if !ev.kind.is_access() {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .context("cannot watch the config")?;
+    let mut dirs: Vec<PathBuf> = vec![config.path.clone()];
+    dirs.extend(config.show_path.clone());
+    let mut watched = Vec::new();
+    for file in dirs {
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        if !watched.contains(&dir) {
+            watcher
+                .watch(&dir, notify::RecursiveMode::NonRecursive)
+                .with_context(|| format!("cannot watch {}", dir.display()))?;
+            watched.push(dir);
+        }
+    }
+    std::thread::Builder::new()
+        .name("cuecast-config".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                std::thread::sleep(Duration::from_millis(200));
+                while rx.try_recv().is_ok() {}
+                reloader.reload();
+            }
+        })?;
+    Ok(watcher)
+}
+
+/// `cuecast check-config FILE`: loads everything a start would, without starting.
+pub fn check_config(path: &Path) -> Result<()> {
+    let config = Config::load(path)?;
+    for line in config.summary() {
+        println!("{line}");
+    }
+    println!("{}: ok", path.display());
+    Ok(())
+}
