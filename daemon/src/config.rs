@@ -849,7 +849,10 @@ pub fn output(
             |message| ConfigError::new(file, at("profile"), message),
         )?),
         Some(v) => {
-            let p: Profile = typed(file, &at("profile"), v)?;
+            let mut p: Profile = typed(file, &at("profile"), v)?;
+            if p.name.is_empty() {
+                p.name = format!("{name}-profile");
+            }
             Some(p)
         }
     };

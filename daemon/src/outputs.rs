@@ -322,7 +322,7 @@ impl Encoder {
         );
         if let Some(a) = &profile.audio {
             desc.push_str(&format!(
-                " audiotestsrc is-live=true wave=silence samplesperbuffer=1024 ! \
+                " audiotestsrc is-live=true do-timestamp=true wave=silence samplesperbuffer=1024 ! \
                  audio/x-raw,rate={rate},channels={ch} ! audioconvert ! \
                  avenc_aac bitrate={bps} ! aacparse ! \
                  appsink name=audio sync=false max-buffers=100 drop=true",
@@ -381,12 +381,24 @@ fn appsink(bin: &gst::Bin, name: &str) -> Result<gst_app::AppSink, String> {
         .ok_or_else(|| format!("no appsink {name}"))
 }
 
-fn rebased(buffer: &gst::BufferRef, offset: gst::ClockTime) -> Option<gst::Buffer> {
-    let pts = buffer.pts()?;
+/// A sample's presentation time as running time: encoders shift their output segment
+/// (x264enc starts at 1000 hours, so DTS can precede PTS), so raw timestamps of audio
+/// and video are not comparable; running times are.
+fn running_time(sample: &gst::Sample, t: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    segment.to_running_time(t?)
+}
+
+/// The buffer with its timestamps as running time minus `offset`: every output's
+/// timeline starts at zero from its first keyframe.
+fn rebased(sample: &gst::Sample, offset: gst::ClockTime) -> Option<gst::Buffer> {
+    let buffer = sample.buffer()?;
+    let pts = running_time(sample, buffer.pts())?.checked_sub(offset)?;
+    let dts = running_time(sample, buffer.dts()).map(|d| d.saturating_sub(offset));
     let mut out = buffer.to_owned();
     let b = out.make_mut();
-    b.set_pts(pts.checked_sub(offset)?);
-    b.set_dts(buffer.dts().map(|d| d.saturating_sub(offset)));
+    b.set_pts(pts);
+    b.set_dts(dts);
     Some(out)
 }
 
@@ -397,7 +409,7 @@ fn fan_out_video(subs: &Subscribers, sample: &gst::Sample) {
     let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
     for s in lock(subs).iter_mut() {
         if !s.started {
-            match (keyframe, buffer.pts()) {
+            match (keyframe, running_time(sample, buffer.pts())) {
                 (true, Some(pts)) => {
                     s.started = true;
                     s.offset = pts;
@@ -409,7 +421,7 @@ fn fan_out_video(subs: &Subscribers, sample: &gst::Sample) {
             s.video.set_caps(Some(&caps));
             s.video_caps = Some(caps.clone());
         }
-        if let Some(b) = rebased(buffer, s.offset) {
+        if let Some(b) = rebased(sample, s.offset) {
             // A full appsrc drops its oldest buffer (leaky): this never blocks.
             let _ = s.video.push_buffer(b);
         }
@@ -417,7 +429,7 @@ fn fan_out_video(subs: &Subscribers, sample: &gst::Sample) {
 }
 
 fn fan_out_audio(subs: &Subscribers, sample: &gst::Sample) {
-    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps_owned()) else {
+    let Some(caps) = sample.caps_owned() else {
         return;
     };
     for s in lock(subs).iter_mut().filter(|s| s.started) {
@@ -426,7 +438,7 @@ fn fan_out_audio(subs: &Subscribers, sample: &gst::Sample) {
             audio.set_caps(Some(&caps));
             s.audio_caps = Some(caps.clone());
         }
-        if let Some(b) = rebased(buffer, s.offset) {
+        if let Some(b) = rebased(sample, s.offset) {
             let _ = audio.push_buffer(b);
         }
     }
