@@ -1,0 +1,150 @@
+//! Outputs against real peers on loopback: nginx-rtmp, srt-live-transmit, ffprobe.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn rtmp_output_carries_h264_and_aac_at_the_profile_size_and_keeps_its_key_secret() {
+    let _turn = serial();
+    let server = RtmpServer::start();
+    let d = Daemon::start(
+        "rtmp",
+        &format!(
+            "outputs:\n  - {{name: platform, type: rtmp, url: {}, key_env: CUECAST_TEST_KEY, profile: {SMALL}}}\n",
+            server.app_url()
+        ),
+        &[("CUECAST_TEST_KEY", "sk_live_4f9a2c")],
+    );
+    d.wait_state("platform", "live", Duration::from_secs(30));
+    let p = ffprobe(&server.url("sk_live_4f9a2c"), Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log()));
+    assert_eq!(p.video_codec.as_deref(), Some("h264"), "{p:?}");
+    assert_eq!((p.width, p.height), (320, 180), "{p:?}");
+    assert!((p.fps - 30.0).abs() < 0.5, "{p:?}");
+    assert_eq!(p.audio_codec.as_deref(), Some("aac"), "{p:?}");
+    assert_eq!(p.audio_rate, Some(48000), "{p:?}");
+    // The key is used, and shown nowhere.
+    for text in [
+        d.get("/api/v1/outputs").to_string(),
+        d.get("/api/v1/status").to_string(),
+        d.log(),
+    ] {
+        assert!(!text.contains("sk_live_4f9a2c"), "the key leaked: {text}");
+    }
+    assert!(d.output("platform")["target"].as_str().unwrap().ends_with("/<key>"));
+}
+
+#[test]
+fn srt_outputs_work_as_listener_and_as_caller() {
+    let _turn = serial();
+    let (listen_port, call_port) = (free_udp_port(), free_udp_port());
+    // The receiver listens first for the caller output; the listener output waits for
+    // ffprobe to call it.
+    let receiver = SrtReceiver::listen(call_port);
+    let d = Daemon::start(
+        "srt",
+        &format!(
+            "outputs:\n  - {{name: listener, type: srt, mode: listener, address: 127.0.0.1:{listen_port}, profile: {SMALL}}}\n  - {{name: caller, type: srt, mode: caller, address: 127.0.0.1:{call_port}, latency_ms: 120, profile: {SMALL}}}\n"
+        ),
+        &[],
+    );
+    d.wait_state("caller", "live", Duration::from_secs(30));
+    let url = format!("srt://127.0.0.1:{listen_port}?mode=caller&latency=120000");
+    let p = ffprobe(&url, Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}\n{}", d.log()));
+    assert_eq!(
+        (p.video_codec.as_deref(), p.width, p.height, p.audio_codec.as_deref()),
+        (Some("h264"), 320, 180, Some("aac")),
+        "{p:?}"
+    );
+    wait_until(Duration::from_secs(20), "the SRT receiver gets a readable stream", || {
+        receiver.bytes() > 100_000
+            && ffprobe_file(receiver.path()).is_ok_and(|(p, frames, _)| p.width == 320 && frames > 0)
+    });
+}
+
+#[test]
+fn a_dead_rtmp_server_only_takes_its_own_output_down_and_it_comes_back() {
+    let _turn = serial();
+    let mut server = RtmpServer::start();
+    let port = server.port;
+    let srt_port = free_udp_port();
+    let d = Daemon::start(
+        "failover",
+        &format!(
+            "outputs:\n  - {{name: platform, type: rtmp, url: {}, key: k1, profile: {SMALL}, reconnect: {{first_delay_s: 1, max_delay_s: 3}}}}\n  - {{name: program, type: srt, mode: listener, address: 127.0.0.1:{srt_port}, profile: {SMALL}}}\n  - {{name: recording, type: record, path: \"rec/show-{{time}}.mkv\"}}\n",
+            server.app_url()
+        ),
+        &[],
+    );
+    // A receiver keeps calling the SRT listener output throughout.
+    let receiver = SrtReceiver::call(srt_port);
+    d.wait_state("platform", "live", Duration::from_secs(30));
+    d.wait_state("recording", "live", Duration::from_secs(30));
+    wait_until(Duration::from_secs(20), "SRT data reaches the receiver", || {
+        receiver.bytes() > 50_000
+    });
+    let file = d.output("recording")["file"].clone();
+
+    server.kill();
+    let mut frames = vec![d.frame()];
+    let (srt0, rec0) = (receiver.bytes(), d.bytes("recording"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.state("platform") != "retrying" {
+        assert!(Instant::now() < deadline, "never retrying: {}\n{}", d.output("platform"), d.log());
+        std::thread::sleep(Duration::from_millis(200));
+        frames.push(d.frame());
+    }
+    let error = d.output("platform")["last_error"].as_str().unwrap_or("").to_owned();
+    assert!(!error.is_empty(), "a retrying output says why: {}", d.output("platform"));
+    // While the server is down: the show and the other outputs carry on.
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(300));
+        frames.push(d.frame());
+    }
+    assert!(receiver.bytes() > srt0, "SRT stopped while RTMP was down");
+    assert!(d.bytes("recording") > rec0, "the recording stopped while RTMP was down");
+    assert_eq!(d.state("program"), "live");
+    assert_eq!(d.state("recording"), "live");
+
+    let _server = RtmpServer::start_on(port);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while d.state("platform") != "live" {
+        assert!(Instant::now() < deadline, "never live again: {}\n{}", d.output("platform"), d.log());
+        std::thread::sleep(Duration::from_millis(200));
+        frames.push(d.frame());
+    }
+    assert!(d.output("platform")["reconnects"].as_u64().unwrap() >= 1);
+    assert!(
+        frames.windows(2).all(|w| w[1] > w[0]),
+        "the generator's frame counter paused: {frames:?}"
+    );
+    // Same recording file throughout: it was never restarted.
+    assert_eq!(d.output("recording")["file"], file);
+    assert_eq!(d.output("recording")["reconnects"], 0);
+    assert_eq!(d.output("program")["reconnects"], 0);
+}
+
+#[test]
+fn sigterm_finishes_recordings_into_playable_files() {
+    let _turn = serial();
+    let mut d = Daemon::start(
+        "sigterm",
+        "outputs:\n  - {name: mkv, type: record, path: rec/show.mkv}\n  - {name: mp4, type: record, path: rec/show.mp4, profile: {video: {width: 320, height: 180, fps: 30, bitrate_kbps: 800}, audio: {}}}\n",
+        &[],
+    );
+    d.wait_state("mkv", "live", Duration::from_secs(30));
+    d.wait_state("mp4", "live", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let dir = d.dir.clone();
+    assert_eq!(d.terminate(), 0, "{}", d.log());
+    assert!(d.log().contains("recording complete"), "{}", d.log());
+    for f in ["rec/show.mkv", "rec/show.mp4"] {
+        let (p, frames, duration) =
+            ffprobe_file(&dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}\n{}", d.log()));
+        assert_eq!((p.video_codec.as_deref(), p.width, p.height), (Some("h264"), 320, 180), "{f}: {p:?}");
+        assert!(frames >= 60 && duration >= 2.0, "{f}: {frames} frames, {duration} s");
+    }
+}

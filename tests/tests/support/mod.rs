@@ -1,0 +1,200 @@
+//! The daemon as the tests run it: a real `cuecast serve` process with a config
+//! written for the test, spoken to over real HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use cuecast_tests::peers::*;
+
+/// Daemons encode video: on a small machine two at once would starve each other, so
+/// the tests of one file take turns.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// A small, fast profile for tests: 320x180 at 30 fps with AAC.
+pub const SMALL: &str = "{video: {width: 320, height: 180, fps: 30, bitrate_kbps: 600, keyframe_s: 1, preset: ultrafast}, audio: {}}";
+
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub api: String,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Writes `cuecast.yaml` (video 320x180@30, the repo's presets and default show,
+    /// the API on a free port, then `rest`) and starts the daemon; returns once the
+    /// API answers.
+    pub fn start(name: &str, rest: &str, env: &[(&str, &str)]) -> Daemon {
+        let port = free_port();
+        Self::start_with(name, port, &format!("api: {{listen: 127.0.0.1:{port}}}\n{rest}"), env)
+    }
+
+    /// Like [`start`], with the `api:` section given by the caller.
+    pub fn start_with(name: &str, port: u16, rest: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("cuecast-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let repo = repo();
+        let config = format!(
+            "show: {}/presets/shows/default.yaml\npresets: {}/presets\nvideo: {{width: 320, height: 180, fps: 30}}\n{rest}",
+            repo.display(),
+            repo.display()
+        );
+        std::fs::write(dir.join("cuecast.yaml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cuecast-e2e"));
+        cmd.args(["serve", "--config"])
+            .arg(dir.join("cuecast.yaml"))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("cannot start the daemon");
+        let mut d = Daemon {
+            api: format!("127.0.0.1:{port}"),
+            dir,
+            port,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(Ok(Some(status))) = d.child.as_mut().map(|c| c.try_wait()) {
+                panic!("the daemon exited ({status}):\n{}", d.log());
+            }
+            if request(&d.api, "GET", "/api/v1/status", None, None).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the API never answered:\n{}", d.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let (status, v) = request(&self.api, "GET", path, None, None).unwrap();
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, Value) {
+        request(&self.api, method, path, body, token).unwrap()
+    }
+
+    pub fn output(&self, name: &str) -> Value {
+        let all = self.get("/api/v1/outputs");
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn state(&self, name: &str) -> String {
+        self.output(name)["state"].as_str().unwrap_or("").to_owned()
+    }
+
+    pub fn bytes(&self, name: &str) -> u64 {
+        self.output(name)["bytes"].as_u64().unwrap_or(0)
+    }
+
+    pub fn frame(&self) -> u64 {
+        self.get("/api/v1/status")["frame"].as_u64().unwrap()
+    }
+
+    pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.state(name) != state {
+            assert!(
+                Instant::now() < deadline,
+                "output {name} never became {state}: {}\n{}",
+                self.output(name),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit code.
+    pub fn terminate(&mut self) -> i32 {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the daemon did not stop on SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; the body is parsed as JSON when it is.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> std::io::Result<(u16, Value)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))))
+}
