@@ -204,9 +204,7 @@ pub fn openapi() -> Value {
                 {"name": "timeout_s", "in": "query", "schema": {"type": "number", "maximum": cuecast_control::MAX_WAIT_S}},
             ]);
         }
-        let entry = paths
-            .entry(r.path.to_owned())
-            .or_insert_with(|| json!({}));
+        let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
     json!({
@@ -368,7 +366,11 @@ async fn put_rundown(
         let field = |f: &str| Some(format!("[{i}].{f}"));
         let name = item["name"].as_str().ok_or_else(|| ApiError {
             field: field("name"),
-            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rundown", "every item has a name")
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_rundown",
+                "every item has a name",
+            )
         })?;
         let cues = Cue::list_from_value(&item["cues"])
             .map_err(|e| ApiError::invalid_cue(e.within(&format!("[{i}].cues"))))?;
@@ -398,11 +400,16 @@ fn rundown_step(s: &AppState, go: bool) -> Result<Json<Value>, ApiError> {
     match step {
         Ok((fired, ids)) => {
             let view = r.view();
-            s.events.send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": view}));
+            s.events
+                .send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": view}));
             Ok(Json(view))
         }
         Err(RundownError::Cue(e)) => Err(ApiError::invalid_cue(e)),
-        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "rundown", e.to_string())),
+        Err(e) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rundown",
+            e.to_string(),
+        )),
     }
 }
 
@@ -448,19 +455,28 @@ async fn post_output(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value = json_body(body)?;
-    let yaml = serde_yaml::to_value(&value).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string())
-    })?;
+    let yaml = serde_yaml::to_value(&value)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string()))?;
     let here = std::path::Path::new("request");
-    let output = config::output(here, &s.presets, 0, yaml, s.video, &|v| std::env::var(v).ok())
-        .map_err(|e| ApiError {
-            field: e
-                .field
-                .as_deref()
-                .map(|f| f.trim_start_matches("outputs[0]").trim_start_matches('.').to_owned())
-                .filter(|f| !f.is_empty()),
-            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_output", e.message.clone())
-        })?;
+    let output = config::output(here, &s.presets, 0, yaml, s.video, &|v| {
+        std::env::var(v).ok()
+    })
+    .map_err(|e| ApiError {
+        field: e
+            .field
+            .as_deref()
+            .map(|f| {
+                f.trim_start_matches("outputs[0]")
+                    .trim_start_matches('.')
+                    .to_owned()
+            })
+            .filter(|f| !f.is_empty()),
+        ..ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_output",
+            e.message.clone(),
+        )
+    })?;
     let name = output.name.clone();
     let outputs = s.outputs.clone();
     blocking(move || outputs.add(output))
@@ -560,7 +576,10 @@ async fn get_preview(State(s): State<AppState>) -> Result<Response, ApiError> {
     });
     Ok((
         [
-            (header::CONTENT_TYPE, "multipart/x-mixed-replace; boundary=frame"),
+            (
+                header::CONTENT_TYPE,
+                "multipart/x-mixed-replace; boundary=frame",
+            ),
             (header::CACHE_CONTROL, "no-cache, no-store"),
         ],
         Body::from_stream(parts),
@@ -586,41 +605,95 @@ pub fn metrics(s: &AppState) -> String {
     let c = s.show.counters();
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
     };
     use std::sync::atomic::Ordering::Relaxed;
-    counter("cuecast_frames_generated_total", "Frames the model rendered.", c.rendered.load(Relaxed));
-    counter("cuecast_frames_repeated_total", "Frame slots filled by repeating the previous frame (a step missed its deadline).", c.repeated.load(Relaxed));
-    counter("cuecast_steps_failed_total", "Model steps that failed.", c.failed.load(Relaxed));
+    counter(
+        "cuecast_frames_generated_total",
+        "Frames the model rendered.",
+        c.rendered.load(Relaxed),
+    );
+    counter(
+        "cuecast_frames_repeated_total",
+        "Frame slots filled by repeating the previous frame (a step missed its deadline).",
+        c.repeated.load(Relaxed),
+    );
+    counter(
+        "cuecast_steps_failed_total",
+        "Model steps that failed.",
+        c.failed.load(Relaxed),
+    );
     let cfg = lock(&s.config).clone();
-    counter("cuecast_config_reloads_applied_total", "Config edits applied live.", cfg.reloads_applied);
-    counter("cuecast_config_reloads_rejected_total", "Config edits rejected (the show kept its config).", cfg.reloads_rejected);
+    counter(
+        "cuecast_config_reloads_applied_total",
+        "Config edits applied live.",
+        cfg.reloads_applied,
+    );
+    counter(
+        "cuecast_config_reloads_rejected_total",
+        "Config edits rejected (the show kept its config).",
+        cfg.reloads_rejected,
+    );
     let frames_out = lock(&s.live)["frames"].as_u64().unwrap_or(0);
     let _ = writeln!(out, "# HELP cuecast_frames_out_total Frames sent downstream (rendered or repeated).\n# TYPE cuecast_frames_out_total counter\ncuecast_frames_out_total {frames_out}");
-    let _ = writeln!(out, "# HELP cuecast_frame Current frame index.\n# TYPE cuecast_frame gauge\ncuecast_frame {}", status.frame);
-    histogram(&mut out, "cuecast_step_seconds", "Time in the model's step per rendered frame.", &c.step_ms.snapshot());
-    histogram(&mut out, "cuecast_cue_latency_seconds", "From a cue's arrival to the first frame showing it.", &c.cue_latency_ms.snapshot());
+    let _ = writeln!(
+        out,
+        "# HELP cuecast_frame Current frame index.\n# TYPE cuecast_frame gauge\ncuecast_frame {}",
+        status.frame
+    );
+    histogram(
+        &mut out,
+        "cuecast_step_seconds",
+        "Time in the model's step per rendered frame.",
+        &c.step_ms.snapshot(),
+    );
+    histogram(
+        &mut out,
+        "cuecast_cue_latency_seconds",
+        "From a cue's arrival to the first frame showing it.",
+        &c.cue_latency_ms.snapshot(),
+    );
     let outputs = s.outputs.list();
     let _ = writeln!(out, "# HELP cuecast_output_state 1 for the state each output is in.\n# TYPE cuecast_output_state gauge");
     for o in &outputs {
         for st in ["connecting", "live", "retrying", "failed", "stopped"] {
             let now = json!(o.state) == json!(st);
-            let _ = writeln!(out, "cuecast_output_state{{output=\"{}\",state=\"{st}\"}} {}", label(&o.name), u8::from(now));
+            let _ = writeln!(
+                out,
+                "cuecast_output_state{{output=\"{}\",state=\"{st}\"}} {}",
+                label(&o.name),
+                u8::from(now)
+            );
         }
     }
     let _ = writeln!(out, "# HELP cuecast_output_bytes_total Bytes handed to each output's sink.\n# TYPE cuecast_output_bytes_total counter");
     for o in &outputs {
-        let _ = writeln!(out, "cuecast_output_bytes_total{{output=\"{}\"}} {}", label(&o.name), o.bytes);
+        let _ = writeln!(
+            out,
+            "cuecast_output_bytes_total{{output=\"{}\"}} {}",
+            label(&o.name),
+            o.bytes
+        );
     }
     let _ = writeln!(out, "# HELP cuecast_output_reconnects_total Restarts after a failure.\n# TYPE cuecast_output_reconnects_total counter");
     for o in &outputs {
-        let _ = writeln!(out, "cuecast_output_reconnects_total{{output=\"{}\"}} {}", label(&o.name), o.reconnects);
+        let _ = writeln!(
+            out,
+            "cuecast_output_reconnects_total{{output=\"{}\"}} {}",
+            label(&o.name),
+            o.reconnects
+        );
     }
     out
 }
 
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {

@@ -168,10 +168,16 @@ impl Profile {
         let v = &self.video;
         let bad = |field: &str, message: String| Err((field.to_owned(), message));
         if v.codec != "h264" {
-            return bad("video.codec", format!("{:?}: only h264 is supported", v.codec));
+            return bad(
+                "video.codec",
+                format!("{:?}: only h264 is supported", v.codec),
+            );
         }
         if !(16..=7680).contains(&v.width) || v.width % 2 != 0 {
-            return bad("video.width", format!("{}: must be even, 16..7680", v.width));
+            return bad(
+                "video.width",
+                format!("{}: must be even, 16..7680", v.width),
+            );
         }
         if !(16..=4320).contains(&v.height) || v.height % 2 != 0 {
             return bad(
@@ -197,7 +203,11 @@ impl Profile {
         if !X264_PRESETS.contains(&v.preset.as_str()) {
             return bad(
                 "video.preset",
-                format!("{:?}: expected one of {}", v.preset, X264_PRESETS.join(", ")),
+                format!(
+                    "{:?}: expected one of {}",
+                    v.preset,
+                    X264_PRESETS.join(", ")
+                ),
             );
         }
         if !["baseline", "main", "high"].contains(&v.h264_profile.as_str()) {
@@ -208,7 +218,10 @@ impl Profile {
         }
         if let Some(a) = &self.audio {
             if a.codec != "aac" {
-                return bad("audio.codec", format!("{:?}: only aac is supported", a.codec));
+                return bad(
+                    "audio.codec",
+                    format!("{:?}: only aac is supported", a.codec),
+                );
             }
             if ![44100, 48000].contains(&a.rate) {
                 return bad("audio.rate", format!("{}: expected 44100 or 48000", a.rate));
@@ -595,7 +608,8 @@ fn yaml_error(file: &Path, e: serde_yaml::Error) -> ConfigError {
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(file).map_err(|e| ConfigError::new(file, None, format!("cannot read: {e}")))
+    std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::new(file, None, format!("cannot read: {e}")))
 }
 
 /// `rel` relative to the folder of `file` (absolute paths are kept).
@@ -827,7 +841,13 @@ pub fn output(
     let enabled = match take("enabled") {
         None => true,
         Some(serde_yaml::Value::Bool(b)) => b,
-        Some(_) => return Err(ConfigError::new(file, at("enabled"), "must be true or false")),
+        Some(_) => {
+            return Err(ConfigError::new(
+                file,
+                at("enabled"),
+                "must be true or false",
+            ))
+        }
     };
     let reconnect: Reconnect = match take("reconnect") {
         None => Reconnect::default(),
@@ -845,9 +865,10 @@ pub fn output(
     }
     let profile = match take("profile") {
         None => None,
-        Some(serde_yaml::Value::String(preset)) => Some(load_profile(presets, &preset).map_err(
-            |message| ConfigError::new(file, at("profile"), message),
-        )?),
+        Some(serde_yaml::Value::String(preset)) => Some(
+            load_profile(presets, &preset)
+                .map_err(|message| ConfigError::new(file, at("profile"), message))?,
+        ),
         Some(v) => {
             let mut p: Profile = typed(file, &at("profile"), v)?;
             if p.name.is_empty() {
@@ -956,7 +977,10 @@ pub fn output(
                     "a preview is MJPEG: it takes width, fps and quality, not a profile",
                 ));
             }
-            if !(16..=3840).contains(&r.width) || !(1..=60).contains(&r.fps) || !(1..=100).contains(&r.quality) {
+            if !(16..=3840).contains(&r.width)
+                || !(1..=60).contains(&r.fps)
+                || !(1..=100).contains(&r.quality)
+            {
                 return Err(ConfigError::new(
                     file,
                     format!("outputs[{i}]"),
@@ -989,13 +1013,21 @@ pub fn output(
     })
 }
 
-fn typed<T: DeserializeOwned>(file: &Path, at: &str, v: serde_yaml::Value) -> Result<T, ConfigError> {
+fn typed<T: DeserializeOwned>(
+    file: &Path,
+    at: &str,
+    v: serde_yaml::Value,
+) -> Result<T, ConfigError> {
     serde_yaml::from_value(v).map_err(|e| ConfigError::new(file, at.to_owned(), e.to_string()))
 }
 
 /// Loads `presets/outputs/<name>.yaml`.
 pub fn load_profile(presets: &Path, name: &str) -> Result<Profile, String> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(format!("{name:?} is not a profile name"));
     }
     let file = presets.join("outputs").join(format!("{name}.yaml"));
@@ -1004,7 +1036,11 @@ pub fn load_profile(presets: &Path, name: &str) -> Result<Profile, String> {
         format!(
             "no profile {name:?} ({}: {e}); known: {}",
             file.display(),
-            if known.is_empty() { "none".into() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
         )
     })?;
     let mut p: Profile =
@@ -1079,13 +1115,20 @@ impl Show {
             return Err(ConfigError::new(
                 path,
                 "osc.prefix".to_owned(),
-                format!("{:?}: starts with / and does not end with one", raw.osc.prefix),
+                format!(
+                    "{:?}: starts with / and does not end with one",
+                    raw.osc.prefix
+                ),
             ));
         }
         for (address, value) in &raw.osc.map {
             let field = format!("osc.map.{address}");
             if !address.starts_with('/') {
-                return Err(ConfigError::new(path, field, "an OSC address starts with /"));
+                return Err(ConfigError::new(
+                    path,
+                    field,
+                    "an OSC address starts with /",
+                ));
             }
             let cues = Cue::list_from_value(value).map_err(|e| {
                 let e = e.within(&field);
@@ -1125,10 +1168,8 @@ mod tests {
 
     impl Dir {
         fn new(tag: &str) -> Dir {
-            let d = std::env::temp_dir().join(format!(
-                "cuecast-config-{tag}-{}",
-                std::process::id()
-            ));
+            let d =
+                std::env::temp_dir().join(format!("cuecast-config-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&d);
             std::fs::create_dir_all(d.join("presets/outputs")).unwrap();
             std::fs::write(

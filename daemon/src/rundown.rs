@@ -133,7 +133,10 @@ mod tests {
     #[test]
     fn a_refused_group_does_not_move_the_rundown() {
         let inbox = CueInbox::new(ShowContext::default());
-        let mut r = Rundown::new(vec![item("x", r#"{"type":"param","name":"fog","value":1}"#)]);
+        let mut r = Rundown::new(vec![item(
+            "x",
+            r#"{"type":"param","name":"fog","value":1}"#,
+        )]);
         let e = r.go(&inbox).unwrap_err();
         assert!(e.to_string().contains("unknown param"), "{e}");
         assert_eq!(r.next(), 0);

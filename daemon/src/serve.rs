@@ -185,11 +185,7 @@ fn config_presets(config: &Config) -> PathBuf {
         .ok()
         .and_then(|v| v["presets"].as_str().map(str::to_owned))
         .unwrap_or_else(|| "../presets".into());
-    config
-        .path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(rel)
+    config.path.parent().unwrap_or(Path::new(".")).join(rel)
 }
 
 fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
@@ -253,15 +249,15 @@ fn on_message(
             }
         }
         gst::MessageView::Error(e) => {
-            let from_source = msg.src().is_some_and(|o| o == src.upcast_ref::<gst::Object>());
+            let from_source = msg
+                .src()
+                .is_some_and(|o| o == src.upcast_ref::<gst::Object>());
             let text = format!(
                 "{}: {}",
                 msg.src().map(|o| o.name().to_string()).unwrap_or_default(),
                 e.error()
             );
-            state
-                .events
-                .send(json!({"type": "error", "message": text}));
+            state.events.send(json!({"type": "error", "message": text}));
             if from_source {
                 *lock(failure) = Some(text);
                 main_loop.quit();
@@ -318,8 +314,8 @@ struct ApiServer {
 
 impl ApiServer {
     fn start(addr: std::net::SocketAddr, state: AppState) -> Result<ApiServer> {
-        let listener =
-            std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -376,12 +372,18 @@ fn start_osc(addr: std::net::SocketAddr, show: &Show, state: &AppState) -> Resul
                 .and_then(|value| osc_cue(&state, &value));
             if let Err(e) = result {
                 eprintln!("cuecast: OSC {address}: {e}");
-                state.events.send(json!({"type": "warning", "message": format!("OSC {address}: {e}")}));
+                state
+                    .events
+                    .send(json!({"type": "warning", "message": format!("OSC {address}: {e}")}));
             }
         },
     )
     .with_context(|| format!("cannot listen for OSC on {addr}"))?;
-    eprintln!("cuecast: OSC on udp://{}{}", listener.local_addr(), show.osc_prefix);
+    eprintln!(
+        "cuecast: OSC on udp://{}{}",
+        listener.local_addr(),
+        show.osc_prefix
+    );
     Ok(listener)
 }
 
@@ -395,7 +397,9 @@ fn osc_cue(state: &AppState, value: &Value) -> Result<(), String> {
                 r.back(state.show.inbox())
             };
             let (fired, ids) = result.map_err(|e| e.to_string())?;
-            state.events.send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": r.view()}));
+            state
+                .events
+                .send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": r.view()}));
             Ok(())
         }
         _ => {
@@ -421,11 +425,17 @@ struct Reloader {
 impl Reloader {
     fn reload(&self) {
         let path = lock(&self.applied).path.clone();
-        let result = Config::load(&path).map_err(|e| e.to_string()).and_then(|new| {
-            check_show(&self.state.show.inbox().context(), &new.show)
-                .map_err(|e| format!("{}: {e}", new.show_path.as_deref().unwrap_or(&path).display()))?;
-            Ok(new)
-        });
+        let result = Config::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|new| {
+                check_show(&self.state.show.inbox().context(), &new.show).map_err(|e| {
+                    format!(
+                        "{}: {e}",
+                        new.show_path.as_deref().unwrap_or(&path).display()
+                    )
+                })?;
+                Ok(new)
+            });
         let new = match result {
             Ok(new) => new,
             Err(e) => {
@@ -477,11 +487,25 @@ impl Reloader {
         }
         for (what, differs) in [
             ("video", applied.video != new.video),
-            ("api", applied.api_listen != new.api_listen || applied.api_token != new.api_token),
+            (
+                "api",
+                applied.api_listen != new.api_listen || applied.api_token != new.api_token,
+            ),
             (
                 "model",
-                (&old_show.backend, &old_show.model, &old_show.device, old_show.seed, &old_show.prompt)
-                    != (&new_show.backend, &new_show.model, &new_show.device, new_show.seed, &new_show.prompt),
+                (
+                    &old_show.backend,
+                    &old_show.model,
+                    &old_show.device,
+                    old_show.seed,
+                    &old_show.prompt,
+                ) != (
+                    &new_show.backend,
+                    &new_show.model,
+                    &new_show.device,
+                    new_show.seed,
+                    &new_show.prompt,
+                ),
             ),
         ] {
             if differs {

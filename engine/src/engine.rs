@@ -23,10 +23,10 @@ use serde::Serialize;
 use crate::camera::Pose;
 use crate::device::{device_name, DeviceSpec};
 use crate::frame::{Frame, FramePool};
-use crate::metrics::{Histogram, LATENCY_MS_BUCKETS, STEP_MS_BUCKETS};
 use crate::generator::{
     create_generator, BackendConfig, Fps, Generator, Image, ModelInfo, StepError, StepInput,
 };
+use crate::metrics::{Histogram, LATENCY_MS_BUCKETS, STEP_MS_BUCKETS};
 use crate::schedule::{AppliedCue, CueInbox, InFlight, Scheduler};
 use crate::world::{Scene, ShowContext, World};
 use crate::{CueError, EngineError};
@@ -557,9 +557,7 @@ impl ModelThread {
                 .collect(),
         };
         if matches!(picture, Picture::New(_)) {
-            self.counters
-                .step_ms
-                .observe(step_time.as_secs_f64() * 1e3);
+            self.counters.step_ms.observe(step_time.as_secs_f64() * 1e3);
         }
         for a in &applied {
             self.counters.cue_latency_ms.observe(a.latency_ms);

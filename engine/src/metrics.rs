@@ -97,10 +97,7 @@ mod tests {
             h.observe(ms);
         }
         let s = h.snapshot();
-        assert_eq!(
-            s.buckets,
-            vec![(1.0, 2), (10.0, 3), (f64::INFINITY, 4)]
-        );
+        assert_eq!(s.buckets, vec![(1.0, 2), (10.0, 3), (f64::INFINITY, 4)]);
         assert_eq!(s.count, 4);
         assert!((s.sum - 54.5).abs() < 1e-9);
         assert_eq!(s.quantile_bound(0.5), Some(1.0));

@@ -12,7 +12,11 @@ use support::*;
 #[test]
 fn config_edits_apply_live_and_bad_ones_change_nothing() {
     let _turn = serial();
-    let d = Daemon::start("reload", "outputs:\n  - {name: recording, type: record, path: \"rec/a-{time}.mkv\"}\n", &[]);
+    let d = Daemon::start(
+        "reload",
+        "outputs:\n  - {name: recording, type: record, path: \"rec/a-{time}.mkv\"}\n",
+        &[],
+    );
     d.wait_state("recording", "live", Duration::from_secs(30));
     let file = d.output("recording")["file"].clone();
     let config = d.dir.join("cuecast.yaml");
@@ -23,8 +27,14 @@ fn config_edits_apply_live_and_bad_ones_change_nothing() {
     wait_until(Duration::from_secs(15), "the bad edit is refused", || {
         d.get("/api/v1/status")["config"]["reloads_rejected"] == 1
     });
-    let error = d.get("/api/v1/status")["config"]["last_error"].as_str().unwrap().to_owned();
-    assert!(error.contains("outputs[1].type") && error.contains("ftp"), "{error}");
+    let error = d.get("/api/v1/status")["config"]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("outputs[1].type") && error.contains("ftp"),
+        "{error}"
+    );
     assert!(d.log().contains("config edit rejected"), "{}", d.log());
     assert_eq!(d.get("/api/v1/outputs").as_array().unwrap().len(), 1);
     let bytes = d.bytes("recording");
@@ -41,12 +51,21 @@ fn config_edits_apply_live_and_bad_ones_change_nothing() {
     assert_eq!(status["config"]["reloads_applied"], 1, "{status}");
     assert_eq!(status["config"]["last_error"], Value::Null);
     let rec = d.output("recording");
-    assert_eq!((&rec["file"], &rec["reconnects"], &rec["state"]), (&file, &0.into(), &"live".into()));
-    wait_until(Duration::from_secs(10), "the recording keeps growing", || d.bytes("recording") > bytes);
+    assert_eq!(
+        (&rec["file"], &rec["reconnects"], &rec["state"]),
+        (&file, &0.into(), &"live".into())
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the recording keeps growing",
+        || d.bytes("recording") > bytes,
+    );
 
     // Removing it again stops only it.
     std::fs::write(&config, &good).unwrap();
-    wait_until(Duration::from_secs(15), "the output is removed", || d.output("program").is_null());
+    wait_until(Duration::from_secs(15), "the output is removed", || {
+        d.output("program").is_null()
+    });
     assert_eq!(d.output("recording")["file"], file);
 }
 
@@ -60,8 +79,16 @@ fn bad_cues_are_refused_with_the_field_named_and_nothing_applied() {
         (r#"{"type":"prompt"}"#, 422, Some("text")),
         (r#"{"type":"action","forward":3}"#, 422, Some("forward")),
         (r#"{"type":"scene","name":"atlantis"}"#, 422, Some("name")),
-        (r#"{"type":"param","name":"time_of_day","value":99}"#, 422, Some("value")),
-        (r#"[{"type":"freeze"},{"type":"seed","value":-1}]"#, 422, Some("[1].value")),
+        (
+            r#"{"type":"param","name":"time_of_day","value":99}"#,
+            422,
+            Some("value"),
+        ),
+        (
+            r#"[{"type":"freeze"},{"type":"seed","value":-1}]"#,
+            422,
+            Some("[1].value"),
+        ),
         (big.as_str(), 413, None),
         (r#"{"type": "prompt", "#, 400, None),
     ] {
@@ -71,27 +98,45 @@ fn bad_cues_are_refused_with_the_field_named_and_nothing_applied() {
         assert!(!v["detail"].as_str().unwrap_or("").is_empty(), "{v}");
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(d.get("/api/v1/cues/log"), Value::Array(vec![]), "nothing was applied");
+    assert_eq!(
+        d.get("/api/v1/cues/log"),
+        Value::Array(vec![]),
+        "nothing was applied"
+    );
     assert_eq!(d.get("/api/v1/status")["frozen"], false);
 
     // A good one, waited for: frame and latency come back.
     let (s, v) = d.call("POST", "/api/v1/cues?wait=true", Some(r#"[{"type":"prompt","text":"desert dunes","transition_s":0},{"type":"marker","label":"take"}]"#), None);
     assert_eq!(s, 200, "{v}");
-    assert!(v["cues"][0]["frame"].as_u64().is_some() && v["cues"][0]["latency_ms"].as_f64().unwrap() >= 0.0, "{v}");
+    assert!(
+        v["cues"][0]["frame"].as_u64().is_some()
+            && v["cues"][0]["latency_ms"].as_f64().unwrap() >= 0.0,
+        "{v}"
+    );
     assert_eq!(d.get("/api/v1/status")["prompt"], "desert dunes");
     let m = d.get("/metrics");
     let text = m.as_str().unwrap();
-    assert!(text.contains("cuecast_cue_latency_seconds_count 2"), "{text}");
+    assert!(
+        text.contains("cuecast_cue_latency_seconds_count 2"),
+        "{text}"
+    );
 }
 
 #[test]
 fn rundown_go_and_back_and_osc_steer_the_show() {
     let _turn = serial();
     let osc_port = free_udp_port();
-    let d = Daemon::start("rundown", &format!("osc: {{listen: 127.0.0.1:{osc_port}}}\n"), &[]);
+    let d = Daemon::start(
+        "rundown",
+        &format!("osc: {{listen: 127.0.0.1:{osc_port}}}\n"),
+        &[],
+    );
     let (s, v) = d.call("POST", "/api/v1/rundown/go", None, None);
     assert_eq!(s, 200, "{v}");
-    assert_eq!((v["current"].as_u64(), v["next"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (v["current"].as_u64(), v["next"].as_u64()),
+        (Some(0), Some(1))
+    );
     let (_, v) = d.call("POST", "/api/v1/rundown/go", None, None);
     assert_eq!(v["current"], 1);
     wait_until(Duration::from_secs(10), "the dawn scene is on", || {
@@ -106,20 +151,30 @@ fn rundown_go_and_back_and_osc_steer_the_show() {
     // OSC: a prompt, and GO from a console.
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let send = |address: &str, args: Vec<OscArg>| {
-        let msg = encode_message(&OscMessage { address: address.into(), args });
+        let msg = encode_message(&OscMessage {
+            address: address.into(),
+            args,
+        });
         socket.send_to(&msg, ("127.0.0.1", osc_port)).unwrap();
     };
-    send("/cuecast/prompt", vec![OscArg::Str("frozen tundra".into()), OscArg::Float(0.0)]);
+    send(
+        "/cuecast/prompt",
+        vec![OscArg::Str("frozen tundra".into()), OscArg::Float(0.0)],
+    );
     wait_until(Duration::from_secs(10), "the OSC prompt is on", || {
         d.get("/api/v1/status")["prompt"] == "frozen tundra"
     });
     send("/cuecast/go", vec![]);
-    wait_until(Duration::from_secs(10), "OSC GO advanced the rundown", || {
-        d.get("/api/v1/rundown")["current"] == 1
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "OSC GO advanced the rundown",
+        || d.get("/api/v1/rundown")["current"] == 1,
+    );
     send("/cuecast/param/fog", vec![OscArg::Float(0.9)]);
     wait_until(Duration::from_secs(10), "the OSC param is applied", || {
-        d.get("/api/v1/status")["params"]["fog"].as_f64().is_some_and(|f| (f - 0.9).abs() < 1e-6)
+        d.get("/api/v1/status")["params"]["fog"]
+            .as_f64()
+            .is_some_and(|f| (f - 0.9).abs() < 1e-6)
     });
 }
 
@@ -139,7 +194,10 @@ fn changes_need_the_token_when_the_api_listens_beyond_loopback() {
     assert_eq!(d.call("POST", "/api/v1/cues", body, Some("wrong")).0, 401);
     assert_eq!(d.call("POST", "/api/v1/rundown/go", None, None).0, 401);
     assert_eq!(d.call("DELETE", "/api/v1/outputs/x", None, None).0, 401);
-    assert_eq!(d.call("POST", "/api/v1/cues", body, Some("t0k3n-abc")).0, 202);
+    assert_eq!(
+        d.call("POST", "/api/v1/cues", body, Some("t0k3n-abc")).0,
+        202
+    );
     // Reads stay open, and never show the token.
     let status = d.get("/api/v1/status");
     assert!(!status.to_string().contains("t0k3n-abc") && !d.log().contains("t0k3n-abc"));
@@ -159,11 +217,18 @@ fn the_openapi_document_lists_every_route() {
         ("/api/v1/events", "get"),
         ("/metrics", "get"),
     ] {
-        assert!(doc["paths"][path][method].is_object(), "{path} {method} missing");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{path} {method} missing"
+        );
     }
     // Every documented GET without parameters answers.
     for (path, item) in doc["paths"].as_object().unwrap() {
-        if item.get("get").is_some() && !path.contains('{') && !path.ends_with("events") && !path.ends_with(".mjpeg") {
+        if item.get("get").is_some()
+            && !path.contains('{')
+            && !path.ends_with("events")
+            && !path.ends_with(".mjpeg")
+        {
             let (s, _) = d.call("GET", path, None, None);
             assert_eq!(s, 200, "GET {path}");
         }
@@ -178,7 +243,11 @@ fn check_config_accepts_the_shipped_config_and_names_errors() {
         .arg(repo().join("config/cuecast.yaml"))
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("ok"));
     let dir = std::env::temp_dir().join(format!("cuecast-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -34,7 +34,10 @@ fn rtmp_output_carries_h264_and_aac_at_the_profile_size_and_keeps_its_key_secret
     ] {
         assert!(!text.contains("sk_live_4f9a2c"), "the key leaked: {text}");
     }
-    assert!(d.output("platform")["target"].as_str().unwrap().ends_with("/<key>"));
+    assert!(d.output("platform")["target"]
+        .as_str()
+        .unwrap()
+        .ends_with("/<key>"));
 }
 
 #[test]
@@ -55,14 +58,24 @@ fn srt_outputs_work_as_listener_and_as_caller() {
     let url = format!("srt://127.0.0.1:{listen_port}?mode=caller&latency=120000");
     let p = ffprobe(&url, Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}\n{}", d.log()));
     assert_eq!(
-        (p.video_codec.as_deref(), p.width, p.height, p.audio_codec.as_deref()),
+        (
+            p.video_codec.as_deref(),
+            p.width,
+            p.height,
+            p.audio_codec.as_deref()
+        ),
         (Some("h264"), 320, 180, Some("aac")),
         "{p:?}"
     );
-    wait_until(Duration::from_secs(20), "the SRT receiver gets a readable stream", || {
-        receiver.bytes() > 100_000
-            && ffprobe_file(receiver.path()).is_ok_and(|(p, frames, _)| p.width == 320 && frames > 0)
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "the SRT receiver gets a readable stream",
+        || {
+            receiver.bytes() > 100_000
+                && ffprobe_file(receiver.path())
+                    .is_ok_and(|(p, frames, _)| p.width == 320 && frames > 0)
+        },
+    );
 }
 
 #[test]
@@ -83,9 +96,11 @@ fn a_dead_rtmp_server_only_takes_its_own_output_down_and_it_comes_back() {
     let receiver = SrtReceiver::call(srt_port);
     d.wait_state("platform", "live", Duration::from_secs(30));
     d.wait_state("recording", "live", Duration::from_secs(30));
-    wait_until(Duration::from_secs(20), "SRT data reaches the receiver", || {
-        receiver.bytes() > 50_000
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "SRT data reaches the receiver",
+        || receiver.bytes() > 50_000,
+    );
     let file = d.output("recording")["file"].clone();
 
     server.kill();
@@ -93,26 +108,46 @@ fn a_dead_rtmp_server_only_takes_its_own_output_down_and_it_comes_back() {
     let (srt0, rec0) = (receiver.bytes(), d.bytes("recording"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while d.state("platform") != "retrying" {
-        assert!(Instant::now() < deadline, "never retrying: {}\n{}", d.output("platform"), d.log());
+        assert!(
+            Instant::now() < deadline,
+            "never retrying: {}\n{}",
+            d.output("platform"),
+            d.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
         frames.push(d.frame());
     }
-    let error = d.output("platform")["last_error"].as_str().unwrap_or("").to_owned();
-    assert!(!error.is_empty(), "a retrying output says why: {}", d.output("platform"));
+    let error = d.output("platform")["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        !error.is_empty(),
+        "a retrying output says why: {}",
+        d.output("platform")
+    );
     // While the server is down: the show and the other outputs carry on.
     for _ in 0..10 {
         std::thread::sleep(Duration::from_millis(300));
         frames.push(d.frame());
     }
     assert!(receiver.bytes() > srt0, "SRT stopped while RTMP was down");
-    assert!(d.bytes("recording") > rec0, "the recording stopped while RTMP was down");
+    assert!(
+        d.bytes("recording") > rec0,
+        "the recording stopped while RTMP was down"
+    );
     assert_eq!(d.state("program"), "live");
     assert_eq!(d.state("recording"), "live");
 
     let _server = RtmpServer::start_on(port);
     let deadline = Instant::now() + Duration::from_secs(40);
     while d.state("platform") != "live" {
-        assert!(Instant::now() < deadline, "never live again: {}\n{}", d.output("platform"), d.log());
+        assert!(
+            Instant::now() < deadline,
+            "never live again: {}\n{}",
+            d.output("platform"),
+            d.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
         frames.push(d.frame());
     }
@@ -144,7 +179,14 @@ fn sigterm_finishes_recordings_into_playable_files() {
     for f in ["rec/show.mkv", "rec/show.mp4"] {
         let (p, frames, duration) =
             ffprobe_file(&dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}\n{}", d.log()));
-        assert_eq!((p.video_codec.as_deref(), p.width, p.height), (Some("h264"), 320, 180), "{f}: {p:?}");
-        assert!(frames >= 60 && duration >= 2.0, "{f}: {frames} frames, {duration} s");
+        assert_eq!(
+            (p.video_codec.as_deref(), p.width, p.height),
+            (Some("h264"), 320, 180),
+            "{f}: {p:?}"
+        );
+        assert!(
+            frames >= 60 && duration >= 2.0,
+            "{f}: {frames} frames, {duration} s"
+        );
     }
 }

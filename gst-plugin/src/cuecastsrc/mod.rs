@@ -1,7 +1,7 @@
 //! The `cuecastsrc` element's public type and registration; the behaviour is in `imp`.
 
-use gst::glib;
 use cuecast_engine::{CueError, Scene, ShowHandle};
+use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 

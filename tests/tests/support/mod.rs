@@ -22,7 +22,10 @@ pub fn serial() -> MutexGuard<'static, ()> {
 }
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// A small, fast profile for tests: 320x180 at 30 fps with AAC.
@@ -41,7 +44,12 @@ impl Daemon {
     /// API answers.
     pub fn start(name: &str, rest: &str, env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
-        Self::start_with(name, port, &format!("api: {{listen: 127.0.0.1:{port}}}\n{rest}"), env)
+        Self::start_with(
+            name,
+            port,
+            &format!("api: {{listen: 127.0.0.1:{port}}}\n{rest}"),
+            env,
+        )
     }
 
     /// Like [`start`], with the `api:` section given by the caller.
@@ -82,7 +90,11 @@ impl Daemon {
             if request(&d.api, "GET", "/api/v1/status", None, None).is_ok() {
                 break;
             }
-            assert!(Instant::now() < deadline, "the API never answered:\n{}", d.log());
+            assert!(
+                Instant::now() < deadline,
+                "the API never answered:\n{}",
+                d.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         d
@@ -98,7 +110,13 @@ impl Daemon {
         v
     }
 
-    pub fn call(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, Value) {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         request(&self.api, method, path, body, token).unwrap()
     }
 
@@ -196,5 +214,8 @@ pub fn request(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))))
+    Ok((
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+    ))
 }
