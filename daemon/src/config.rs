@@ -1217,7 +1217,7 @@ mod tests {
              osc: {listen: 127.0.0.1:9000}\noutputs:\n\
              - {name: yt, type: rtmp, url: rtmp://127.0.0.1/live/, key_env: KEY, profile: web-360p}\n\
              - {name: program, type: srt, address: 127.0.0.1:9710, profile: web-360p}\n\
-             - {name: rec, type: record, path: rec/show-{time}.mkv}\n\
+             - {name: rec, type: record, path: \"rec/show-{time}.mkv\"}\n\
              - {name: preview, type: preview}\n",
         )
         .unwrap();
@@ -1307,7 +1307,7 @@ mod tests {
             "rundown: [{name: x, cues: [{type: action, yaw: 4}]}]\n",
         );
         let e = Show::load(&p).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("rundown[0].cues.yaw"), "{e}");
+        assert_eq!(e.field.as_deref(), Some("rundown[0].cues[0].yaw"), "{e}");
     }
 
     #[test]
