@@ -266,6 +266,7 @@ async fn get_status(State(s): State<AppState>) -> Json<Value> {
     let mut v = serde_json::to_value(s.show.status()).unwrap_or_else(|_| json!({}));
     v["show"] = json!(lock(&s.config).show);
     v["outputs"] = json!(s.outputs.list());
+    v["encoders"] = json!(s.outputs.encoders());
     v["rundown"] = lock(&s.rundown).view();
     v["config"] = json!(*lock(&s.config));
     v["live"] = lock(&s.live).clone();
@@ -677,6 +678,15 @@ pub fn metrics(s: &AppState) -> String {
             label(&o.name),
             o.bytes
         );
+    }
+    let encoders = s.outputs.encoders();
+    let _ = writeln!(out, "# HELP cuecast_encoder_frames_in_total Frames into each encoder branch.\n# TYPE cuecast_encoder_frames_in_total counter");
+    for e in &encoders {
+        let _ = writeln!(out, "cuecast_encoder_frames_in_total{{profile=\"{}\"}} {}", label(&e.profile), e.frames_in);
+    }
+    let _ = writeln!(out, "# HELP cuecast_encoder_frames_out_total Frames out of each encoder (in - out = dropped while behind, plus a few in flight).\n# TYPE cuecast_encoder_frames_out_total counter");
+    for e in &encoders {
+        let _ = writeln!(out, "cuecast_encoder_frames_out_total{{profile=\"{}\"}} {}", label(&e.profile), e.frames_out);
     }
     let _ = writeln!(out, "# HELP cuecast_output_reconnects_total Restarts after a failure.\n# TYPE cuecast_output_reconnects_total counter");
     for o in &outputs {

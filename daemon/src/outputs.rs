@@ -111,6 +111,7 @@ enum Message {
 pub struct Outputs {
     tx: mpsc::Sender<Message>,
     table: Arc<Mutex<BTreeMap<String, Entry>>>,
+    encoders: Arc<Mutex<Vec<Arc<EncoderCounts>>>>,
     preview: tokio::sync::watch::Receiver<Option<Bytes>>,
 }
 
@@ -137,6 +138,7 @@ impl Outputs {
     ) -> Outputs {
         let (tx, rx) = mpsc::channel();
         let table = Arc::new(Mutex::new(BTreeMap::new()));
+        let encoders = Arc::new(Mutex::new(Vec::new()));
         let (preview_tx, preview) = tokio::sync::watch::channel(None);
         let mut supervisor = Supervisor {
             pipeline: pipeline.clone(),
@@ -144,6 +146,7 @@ impl Outputs {
             video,
             tx: tx.clone(),
             table: table.clone(),
+            encoder_table: encoders.clone(),
             events,
             outputs: BTreeMap::new(),
             encoders: BTreeMap::new(),
@@ -156,7 +159,12 @@ impl Outputs {
             .spawn(move || supervisor.run(rx))
             .expect("cannot start the outputs thread");
         let _ = tx.send(Message::Command(Command::Apply(outputs)));
-        Outputs { tx, table, preview }
+        Outputs {
+            tx,
+            table,
+            encoders,
+            preview,
+        }
     }
 
     pub fn apply(&self, outputs: Vec<Output>) {
@@ -198,6 +206,18 @@ impl Outputs {
                 let mut s = e.status.clone();
                 s.bytes = e.bytes.load(Ordering::Relaxed);
                 s
+            })
+            .collect()
+    }
+
+    /// The encoders running now.
+    pub fn encoders(&self) -> Vec<EncoderStatus> {
+        lock(&self.encoders)
+            .iter()
+            .map(|c| EncoderStatus {
+                profile: c.profile.clone(),
+                frames_in: c.frames_in.load(Ordering::Relaxed),
+                frames_out: c.frames_out.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -298,6 +318,24 @@ struct Encoder {
     branch: Branch,
     video_sink: gst_app::AppSink,
     subscribers: Subscribers,
+    counts: Arc<EncoderCounts>,
+}
+
+/// Frames into an encoder branch and out of its encoder: the difference (beyond the
+/// few in flight) is what its leaky queue dropped because the encoder fell behind.
+#[derive(Debug, Default)]
+pub struct EncoderCounts {
+    pub profile: String,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+}
+
+/// An encoder as `/api/v1/status` and `/metrics` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EncoderStatus {
+    pub profile: String,
+    pub frames_in: u64,
+    pub frames_out: u64,
 }
 
 impl Encoder {
@@ -361,11 +399,27 @@ impl Encoder {
                     .build(),
             );
         }
+        let counts = Arc::new(EncoderCounts {
+            profile: profile.name.clone(),
+            ..Default::default()
+        });
+        let count = |pad: Option<gst::Pad>, counter: fn(&EncoderCounts) -> &AtomicU64| {
+            let counts = counts.clone();
+            if let Some(pad) = pad {
+                pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    counter(&counts).fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+            }
+        };
+        count(bin.static_pad("sink"), |c| &c.frames_in);
+        count(video_sink.static_pad("sink"), |c| &c.frames_out);
         let branch = Branch::attach(pipeline, tee, bin)?;
         Ok(Encoder {
             branch,
             video_sink,
             subscribers,
+            counts,
         })
     }
 
@@ -486,6 +540,7 @@ struct Supervisor {
     video: Video,
     tx: mpsc::Sender<Message>,
     table: Arc<Mutex<BTreeMap<String, Entry>>>,
+    encoder_table: Arc<Mutex<Vec<Arc<EncoderCounts>>>>,
     events: Events,
     outputs: BTreeMap<String, Managed>,
     /// Keyed by [`Profile::encode_key`].
@@ -1078,6 +1133,7 @@ impl Supervisor {
         for name in self.outputs.keys() {
             self.publish(name);
         }
+        *lock(&self.encoder_table) = self.encoders.values().map(|e| e.counts.clone()).collect();
     }
 }
 

@@ -1,0 +1,341 @@
+//! Benchmarks of the daemon as a producer runs it: `cuecast serve` in its own process
+//! (this binary re-run with `--serve CONFIG`), steered over HTTP, watched over SRT and
+//! read through `/metrics`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use gst::prelude::*;
+use serde_json::Value;
+
+use crate::percentile;
+
+/// A daemon process for one measurement.
+pub struct Daemon {
+    child: Child,
+    pub api: String,
+    dir: PathBuf,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Daemon {
+    /// Starts a daemon with `config` (after the API line) and a show preset: the
+    /// repository's default, or `show` written beside the config.
+    pub fn start(name: &str, show: Option<&str>, config: &str) -> Result<Daemon> {
+        let port = free_port()?;
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let dir = std::env::temp_dir().join(format!("cuecast-bench-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("cuecast.yaml");
+        let show_path = match show {
+            Some(text) => {
+                std::fs::write(dir.join("show.yaml"), text)?;
+                dir.join("show.yaml")
+            }
+            None => repo.join("presets/shows/default.yaml"),
+        };
+        std::fs::write(
+            &file,
+            format!(
+                "show: {}\npresets: {}/presets\napi: {{listen: 127.0.0.1:{port}}}\n{config}",
+                show_path.display(),
+                repo.display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("daemon.log"))?;
+        let child = Command::new(std::env::current_exe()?)
+            .arg("--serve")
+            .arg(&file)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()?;
+        let d = Daemon {
+            child,
+            api: format!("127.0.0.1:{port}"),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while request(&d.api, "GET", "/api/v1/status", "").is_err() {
+            if Instant::now() > deadline {
+                bail!("the daemon did not start:\n{}", d.log());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(d)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value> {
+        let (_, body) = request(&self.api, "GET", path, "")?;
+        Ok(serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Result<Value> {
+        let (status, body) = request(&self.api, "POST", path, body)?;
+        let v: Value = serde_json::from_str(&body)?;
+        if status >= 300 {
+            bail!("POST {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// CPU seconds (user + system) the daemon has used so far.
+    pub fn cpu_s(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .ok_or_else(|| anyhow!("bad /proc stat"))?
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of stat (11 and 12 after the name).
+        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+        // SAFETY: sysconf with a valid name.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Ok(ticks / hz)
+    }
+
+    pub fn wait_live(&self, output: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let outs = self.get("/api/v1/outputs")?;
+            if outs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["name"] == output && o["state"] == "live")
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("output {output} never went live:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn request(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    Ok((status, body))
+}
+
+/// The upper bound of the histogram bucket holding quantile `q`, from `/metrics`.
+fn metric_quantile_ms(metrics: &str, name: &str, q: f64) -> Option<f64> {
+    let mut buckets = Vec::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix(&format!("{name}_bucket{{le=\"")) else {
+            continue;
+        };
+        let (le, n) = rest.split_once("\"} ")?;
+        let bound = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse::<f64>().ok()? * 1e3
+        };
+        buckets.push((bound, n.trim().parse::<u64>().ok()?));
+    }
+    let total = buckets.last()?.1;
+    let rank = ((q * total as f64).ceil() as u64).max(1);
+    buckets.iter().find(|(_, n)| *n >= rank).map(|(b, _)| *b)
+}
+
+pub struct Latency {
+    pub cues: usize,
+    pub http_p50: f64,
+    pub http_p99: f64,
+    pub step_p99_bound: f64,
+    pub srt_samples: usize,
+    pub srt_p50: f64,
+    pub srt_p99: f64,
+    pub repeated: u64,
+}
+
+/// Cue → frame over HTTP, and cue → first decoded frame at an SRT receiver.
+pub fn latency(quick: bool) -> Result<Latency> {
+    let srt_port = free_udp_port()?;
+    let d = Daemon::start(
+        "latency",
+        None,
+        &format!(
+            "video: {{width: 640, height: 360, fps: 30}}\noutputs:\n  - {{name: program, type: srt, mode: listener, address: 127.0.0.1:{srt_port}, latency_ms: 120, profile: {{video: {{width: 640, height: 360, fps: 30, bitrate_kbps: 2000, keyframe_s: 1}}}}}}\n"
+        ),
+    )?;
+    d.wait_live("program")?;
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 1. HTTP accepted → first frame showing the cue (the API's own answer).
+    let n = if quick { 20 } else { 120 };
+    let mut http = Vec::new();
+    for i in 0..n {
+        let fog = if i % 2 == 0 { 0.25 } else { 0.35 };
+        let v = d.post(
+            "/api/v1/cues?wait=true",
+            &format!(r#"{{"type":"param","name":"fog","value":{fog}}}"#),
+        )?;
+        http.push(v["cues"][0]["latency_ms"].as_f64().unwrap_or(f64::NAN));
+        // Cues land at random phases of the frame interval.
+        std::thread::sleep(Duration::from_millis(97 + (i * 37 % 50) as u64));
+    }
+    let metrics = d.get("/metrics")?;
+    let step_p99_bound =
+        metric_quantile_ms(metrics.as_str().unwrap_or(""), "cuecast_step_seconds", 0.99)
+            .unwrap_or(f64::NAN);
+
+    // 2. Cue sent → first frame decoded at an SRT receiver that shows it: fades to and
+    //    from black, detected by the decoded picture's mean luma.
+    let receiver = gst::parse::launch(&format!(
+        "srtsrc uri=srt://127.0.0.1:{srt_port}?mode=caller latency=120 ! tsdemux ! h264parse ! \
+         avdec_h264 ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink sync=false"
+    ))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| anyhow!("not a pipeline"))?;
+    let sink = receiver
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| anyhow!("no appsink"))?;
+    let (tx, rx) = mpsc::channel::<(Instant, f64)>();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let now = Instant::now();
+                if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                    let mean = map.iter().map(|&v| v as f64).sum::<f64>() / map.len().max(1) as f64;
+                    let _ = tx.send((now, mean));
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    receiver.set_state(gst::State::Playing)?;
+    // Wait for pictures.
+    rx.recv_timeout(Duration::from_secs(20))
+        .context("no decoded frames from the SRT output")?;
+    let mut srt = Vec::new();
+    let rounds = if quick { 6 } else { 30 };
+    for i in 0..rounds * 2 {
+        let to_black = i % 2 == 0;
+        while rx.try_recv().is_ok() {}
+        let sent = Instant::now();
+        d.post(
+            "/api/v1/cues",
+            &format!(
+                r#"{{"type":"fade","to":"{}","duration_s":0}}"#,
+                if to_black { "black" } else { "program" }
+            ),
+        )?;
+        let deadline = sent + Duration::from_secs(5);
+        loop {
+            let (at, mean) = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .context("the SRT receiver never showed the cue")?;
+            if at >= sent && ((to_black && mean < 20.0) || (!to_black && mean > 40.0)) {
+                srt.push(at.duration_since(sent).as_secs_f64() * 1e3);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(150 + (i * 53 % 100) as u64));
+    }
+    let _ = receiver.set_state(gst::State::Null);
+    let repeated = d.get("/api/v1/status")?["frames_repeated"].as_u64().unwrap_or(0);
+    Ok(Latency {
+        cues: http.len(),
+        http_p50: percentile(&mut http.clone(), 0.5),
+        http_p99: percentile(&mut http, 0.99),
+        step_p99_bound,
+        srt_samples: srt.len(),
+        srt_p50: percentile(&mut srt.clone(), 0.5),
+        srt_p99: percentile(&mut srt, 0.99),
+        repeated,
+    })
+}
+
+pub struct Encode {
+    pub seconds: u64,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub cpu_percent: f64,
+    pub repeated: u64,
+}
+
+/// 720p30 x264 (zerolatency, veryfast) for `seconds`, the show made by the trivial
+/// `pattern` backend so the encoder is what is measured.
+pub fn encode(seconds: u64) -> Result<Encode> {
+    let d = Daemon::start(
+        "encode",
+        Some("backend: pattern\n"),
+        "video: {width: 1280, height: 720, fps: 30}\noutputs:\n  - {name: recording, type: record, path: rec.mkv, profile: {video: {width: 1280, height: 720, fps: 30, bitrate_kbps: 4500, preset: veryfast}}}\n",
+    )?;
+    d.wait_live("recording")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let counts = |d: &Daemon| -> Result<(u64, u64)> {
+        let e = &d.get("/api/v1/status")?["encoders"][0];
+        Ok((
+            e["frames_in"].as_u64().unwrap_or(0),
+            e["frames_out"].as_u64().unwrap_or(0),
+        ))
+    };
+    let (in0, out0) = counts(&d)?;
+    let cpu0 = d.cpu_s()?;
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (in1, out1) = counts(&d)?;
+    let cpu = d.cpu_s()? - cpu0;
+    let wall = t0.elapsed().as_secs_f64();
+    let repeated = d.get("/api/v1/status")?["frames_repeated"].as_u64().unwrap_or(0);
+    Ok(Encode {
+        seconds,
+        frames_in: in1 - in0,
+        frames_out: out1 - out0,
+        cpu_percent: cpu / wall * 100.0,
+        repeated,
+    })
+}
