@@ -188,7 +188,11 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [flag, config] = args.as_slice() {
         if flag == "--serve" {
-            std::process::exit(cuecast::run(&["serve".into(), "--config".into(), config.clone()]));
+            std::process::exit(cuecast::run(&[
+                "serve".into(),
+                "--config".into(),
+                config.clone(),
+            ]));
         }
     }
     let quick = std::env::args().any(|a| a == "--quick");
@@ -334,24 +338,46 @@ fn main() -> Result<()> {
          videotestsrc makes a frame in {theirs:.3} ms in the same run).\n",
         if tensor <= 1.0 { "met" } else { "missed" },
     )?;
-    writeln!(doc, "## Cue-to-frame latency: `cuecast serve`, procedural world, 640x360 at 30 fps\n")?;
+    writeln!(
+        doc,
+        "## Cue-to-frame latency: `cuecast serve`, procedural world, 640x360 at 30 fps\n"
+    )?;
     writeln!(doc, "The daemon runs as its own process with one SRT output (listener, x264 zerolatency veryfast, 2 Mb/s, SRT latency 120 ms).\n")?;
     writeln!(doc, "- **HTTP → frame**: {} `param` cues posted with `?wait=true` at random phases of the frame interval; the figure is the API's own answer, from the request being accepted to the first frame showing the cue being ready (`latency_ms`, the same value `/metrics` histograms as `cuecast_cue_latency_seconds`).", lat.cues)?;
     writeln!(doc, "- **Cue → SRT receiver**: {} fades to and from black (`duration_s: 0`), each timed from sending the HTTP request to the first frame decoded by a receiver in the benchmark process (`srtsrc` caller, latency 120 ms → `tsdemux` → `avdec_h264`) whose mean luma shows it (black < 20, program > 40).\n", lat.srt_samples)?;
     writeln!(doc, "| path | p50 | p99 |")?;
     writeln!(doc, "|---|---|---|")?;
-    writeln!(doc, "| HTTP accepted → frame showing the cue | {:.1} ms | {:.1} ms |", lat.http_p50, lat.http_p99)?;
-    writeln!(doc, "| cue sent → first decoded frame at the SRT receiver | {:.1} ms | {:.1} ms |\n", lat.srt_p50, lat.srt_p99)?;
+    writeln!(
+        doc,
+        "| HTTP accepted → frame showing the cue | {:.1} ms | {:.1} ms |",
+        lat.http_p50, lat.http_p99
+    )?;
+    writeln!(
+        doc,
+        "| cue sent → first decoded frame at the SRT receiver | {:.1} ms | {:.1} ms |\n",
+        lat.srt_p50, lat.srt_p99
+    )?;
     let bound = 1e3 / 30.0 + lat.step_p99_bound + 5.0;
     writeln!(doc, "Step time p99 from `/metrics` (upper bound of its histogram bucket): ≤ {:.0} ms; frames repeated during the run: {}.\n", lat.step_p99_bound, lat.repeated)?;
     writeln!(doc, "Target (issue 3): HTTP cue-to-frame p99 ≤ one frame interval + step p99 + 5 ms = {bound:.1} ms: **{}** ({:.1} ms).\n", if lat.http_p99 <= bound { "met" } else { "missed" }, lat.http_p99)?;
     writeln!(doc, "## Encoding: 720p30 x264 for {} s\n", enc.seconds)?;
     writeln!(doc, "`cuecast serve` at 1280x720, 30 fps, with the trivial `pattern` backend (so the encoder is what is measured) and one recording: x264 zerolatency veryfast, 4.5 Mb/s, behind the encoder branch's leaky queue. Frames counted into the branch and out of x264 (`cuecast_encoder_frames_*_total`); CPU is the daemon process's user + system time over the window.\n")?;
-    writeln!(doc, "| frames into the encoder | frames out | dropped | CPU (% of one core) |")?;
+    writeln!(
+        doc,
+        "| frames into the encoder | frames out | dropped | CPU (% of one core) |"
+    )?;
     writeln!(doc, "|---|---|---|---|")?;
     let dropped = enc.frames_in.saturating_sub(enc.frames_out);
-    writeln!(doc, "| {} | {} | {} | {:.0} % |\n", enc.frames_in, enc.frames_out, dropped, enc.cpu_percent)?;
-    writeln!(doc, "The generator repeated {} frames in that run (counted apart from the encoder).\n", enc.repeated)?;
+    writeln!(
+        doc,
+        "| {} | {} | {} | {:.0} % |\n",
+        enc.frames_in, enc.frames_out, dropped, enc.cpu_percent
+    )?;
+    writeln!(
+        doc,
+        "The generator repeated {} frames in that run (counted apart from the encoder).\n",
+        enc.repeated
+    )?;
     writeln!(doc, "Target (issue 3): zero frames dropped by the encoder over 60 s: **{}** (a difference of up to 2 is frames in flight at the two reads).\n", if enc.seconds < 60 { "not measured (quick run)" } else if dropped <= 2 { "met" } else { "missed" })?;
     writeln!(doc, "## GPU\n")?;
     if tch::Cuda::is_available() {

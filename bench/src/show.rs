@@ -23,11 +23,15 @@ pub struct Daemon {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn free_udp_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Daemon {
@@ -163,7 +167,10 @@ fn request(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, Str
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     Ok((status, body))
 }
 
@@ -285,7 +292,9 @@ pub fn latency(quick: bool) -> Result<Latency> {
         std::thread::sleep(Duration::from_millis(150 + (i * 53 % 100) as u64));
     }
     let _ = receiver.set_state(gst::State::Null);
-    let repeated = d.get("/api/v1/status")?["frames_repeated"].as_u64().unwrap_or(0);
+    let repeated = d.get("/api/v1/status")?["frames_repeated"]
+        .as_u64()
+        .unwrap_or(0);
     Ok(Latency {
         cues: http.len(),
         http_p50: percentile(&mut http.clone(), 0.5),
@@ -330,7 +339,9 @@ pub fn encode(seconds: u64) -> Result<Encode> {
     let (in1, out1) = counts(&d)?;
     let cpu = d.cpu_s()? - cpu0;
     let wall = t0.elapsed().as_secs_f64();
-    let repeated = d.get("/api/v1/status")?["frames_repeated"].as_u64().unwrap_or(0);
+    let repeated = d.get("/api/v1/status")?["frames_repeated"]
+        .as_u64()
+        .unwrap_or(0);
     Ok(Encode {
         seconds,
         frames_in: in1 - in0,

@@ -682,11 +682,21 @@ pub fn metrics(s: &AppState) -> String {
     let encoders = s.outputs.encoders();
     let _ = writeln!(out, "# HELP cuecast_encoder_frames_in_total Frames into each encoder branch.\n# TYPE cuecast_encoder_frames_in_total counter");
     for e in &encoders {
-        let _ = writeln!(out, "cuecast_encoder_frames_in_total{{profile=\"{}\"}} {}", label(&e.profile), e.frames_in);
+        let _ = writeln!(
+            out,
+            "cuecast_encoder_frames_in_total{{profile=\"{}\"}} {}",
+            label(&e.profile),
+            e.frames_in
+        );
     }
     let _ = writeln!(out, "# HELP cuecast_encoder_frames_out_total Frames out of each encoder (in - out = dropped while behind, plus a few in flight).\n# TYPE cuecast_encoder_frames_out_total counter");
     for e in &encoders {
-        let _ = writeln!(out, "cuecast_encoder_frames_out_total{{profile=\"{}\"}} {}", label(&e.profile), e.frames_out);
+        let _ = writeln!(
+            out,
+            "cuecast_encoder_frames_out_total{{profile=\"{}\"}} {}",
+            label(&e.profile),
+            e.frames_out
+        );
     }
     let _ = writeln!(out, "# HELP cuecast_output_reconnects_total Restarts after a failure.\n# TYPE cuecast_output_reconnects_total counter");
     for o in &outputs {

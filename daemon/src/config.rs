@@ -423,6 +423,8 @@ pub struct Config {
     pub osc_listen: Option<SocketAddr>,
     pub show: Show,
     pub show_path: Option<PathBuf>,
+    /// Where output profiles are found (also for outputs added over the API).
+    pub presets: PathBuf,
     pub outputs: Vec<Output>,
 }
 
@@ -745,6 +747,7 @@ impl Config {
             osc_listen,
             show,
             show_path,
+            presets,
             outputs,
         })
     }

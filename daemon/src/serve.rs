@@ -117,7 +117,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
             show: show.name.clone(),
             ..Default::default()
         })),
-        presets: config_presets(&config),
+        presets: config.presets.clone(),
         video: config.video,
         token,
         live: Arc::new(Mutex::new(json!({}))),
@@ -176,16 +176,6 @@ pub fn serve(config_path: &Path) -> Result<()> {
     }
     eprintln!("cuecast: show ended");
     Ok(())
-}
-
-fn config_presets(config: &Config) -> PathBuf {
-    // The same folder the config's own profiles came from.
-    let text = std::fs::read_to_string(&config.path).unwrap_or_default();
-    let rel = serde_yaml::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v["presets"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "../presets".into());
-    config.path.parent().unwrap_or(Path::new(".")).join(rel)
 }
 
 fn first_error(pipeline: &gst::Pipeline) -> Option<String> {

@@ -22,6 +22,7 @@ fn config_edits_apply_live_and_bad_ones_change_nothing() {
     let config = d.dir.join("cuecast.yaml");
     let good = std::fs::read_to_string(&config).unwrap();
 
+    let events = follow_events(&d.api);
     // An invalid edit: refused, with the field named, and nothing touched.
     std::fs::write(&config, format!("{good}  - {{name: extra, type: ftp}}\n")).unwrap();
     wait_until(Duration::from_secs(15), "the bad edit is refused", || {
@@ -36,6 +37,17 @@ fn config_edits_apply_live_and_bad_ones_change_nothing() {
         "{error}"
     );
     assert!(d.log().contains("config edit rejected"), "{}", d.log());
+    let refused = std::iter::from_fn(|| events.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|e| e["type"] == "config")
+        .expect("a config event on the event stream");
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("outputs[1].type"),
+        "{refused}"
+    );
     assert_eq!(d.get("/api/v1/outputs").as_array().unwrap().len(), 1);
     let bytes = d.bytes("recording");
 

@@ -186,6 +186,28 @@ impl Drop for Daemon {
     }
 }
 
+/// Follows `/api/v1/events`: each server-sent event's `data` line, parsed, arrives on
+/// the channel.
+pub fn follow_events(addr: &str) -> std::sync::mpsc::Receiver<Value> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET /api/v1/events HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(s).lines() {
+            let Ok(line) = line else { return };
+            if let Some(data) = line.strip_prefix("data: ") {
+                if let Ok(v) = serde_json::from_str(data) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// One HTTP/1.1 request over a fresh connection; the body is parsed as JSON when it is.
 pub fn request(
     addr: &str,
