@@ -265,7 +265,8 @@ impl Branch {
             let _ = pipeline.remove(&bin);
             return Err(format!("cannot link {}: {e:?}", bin.name()));
         }
-        if let Err(e) = bin.sync_state_with_parent() {
+        // The show pipeline is playing whenever outputs run.
+        if let Err(e) = bin.set_state(gst::State::Playing) {
             Branch { bin, tee_pad }.detach(pipeline, tee);
             return Err(format!("branch did not start: {e}"));
         }
@@ -349,11 +350,11 @@ impl Encoder {
         let keyint = ((v.fps as f64 * v.keyframe_s).round() as u32).max(1);
         let mut desc = format!(
             "queue leaky=downstream max-size-buffers=3 max-size-time=0 max-size-bytes=0 ! \
-             videoconvert ! videoscale ! videorate ! \
+             videoconvert ! videoscale ! videorate skip-to-first=true ! \
              video/x-raw,format=I420,width={w},height={h},framerate={fps}/1,pixel-aspect-ratio=1/1 ! \
              x264enc tune=zerolatency speed-preset={preset} bitrate={kbps} key-int-max={keyint} ! \
              video/x-h264,profile={hp} ! h264parse config-interval=-1 ! \
-             appsink name=video sync=false max-buffers=30 drop=true",
+             appsink name=video sync=false async=false max-buffers=30 drop=true",
             w = v.width,
             h = v.height,
             fps = v.fps,
@@ -366,7 +367,7 @@ impl Encoder {
                 " audiotestsrc is-live=true do-timestamp=true wave=silence samplesperbuffer=1024 ! \
                  audio/x-raw,rate={rate},channels={ch} ! audioconvert ! \
                  avenc_aac bitrate={bps} ! aacparse ! \
-                 appsink name=audio sync=false max-buffers=100 drop=true",
+                 appsink name=audio sync=false async=false max-buffers=100 drop=true",
                 rate = a.rate,
                 ch = a.channels,
                 bps = a.bitrate_kbps * 1000,
@@ -424,11 +425,16 @@ impl Encoder {
     }
 
     /// Asks x264 for a keyframe now, so a newly started output need not wait a GOP.
+    /// Sent from its own thread: the event waits for the encoder's stream lock, and the
+    /// supervisor must never wait on a streaming thread.
     fn request_keyframe(&self) {
-        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
-            .all_headers(true)
-            .build();
-        self.video_sink.send_event(event);
+        let sink = self.video_sink.clone();
+        std::thread::spawn(move || {
+            let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build();
+            sink.send_event(event);
+        });
     }
 }
 
@@ -760,9 +766,9 @@ impl Supervisor {
             .max(2);
         let desc = format!(
             "queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ! \
-             videoconvert ! videoscale ! videorate drop-only=true ! \
+             videoconvert ! videoscale ! videorate drop-only=true skip-to-first=true ! \
              video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 ! \
-             jpegenc quality={quality} ! appsink name=jpeg sync=false max-buffers=1 drop=true"
+             jpegenc quality={quality} ! appsink name=jpeg sync=false async=false max-buffers=1 drop=true"
         );
         let bin = gst::parse::bin_from_description(&desc, true).map_err(|e| e.to_string())?;
         bin.set_property("name", format!("preview-{generation}"));

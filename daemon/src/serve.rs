@@ -92,6 +92,18 @@ pub fn serve(config_path: &Path) -> Result<()> {
     // The rundown and OSC map must fit the model before anything goes on air.
     check_show(&handle.inbox().context(), show).map_err(|e| anyhow!("{e}"))?;
 
+    // On air before any output is attached: an encoder or preview branch joining a
+    // pipeline that is still changing state can be left behind in PAUSED, where its
+    // appsink waits for preroll for ever.
+    pipeline
+        .set_state(gst::State::Playing)
+        .context("the show did not start playing")?;
+    let (reached, now, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+    if reached.is_err() || now != gst::State::Playing {
+        let reason = first_error(&pipeline).unwrap_or_else(|| format!("it is {now:?}"));
+        let _ = pipeline.set_state(gst::State::Null);
+        bail!("the show did not start playing: {reason}");
+    }
     let events = Events::default();
     let outputs = Outputs::start(
         &pipeline,
@@ -139,9 +151,6 @@ pub fn serve(config_path: &Path) -> Result<()> {
     };
     let _watcher = watch_config(&config, Arc::new(reloader))?;
 
-    pipeline
-        .set_state(gst::State::Playing)
-        .context("the show did not start playing")?;
     let main_loop = glib::MainLoop::new(None, false);
     let stopping = {
         let (ml, outputs) = (main_loop.clone(), outputs.clone());
