@@ -30,6 +30,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{self, RundownItem, Video};
 use crate::events::Events;
+use crate::lock;
 use crate::outputs::{OutputError, OutputState, Outputs};
 use crate::rundown::{Rundown, RundownError};
 
@@ -64,14 +65,27 @@ pub struct AppState {
     pub live: Arc<Mutex<Value>>,
 }
 
+impl AppState {
+    /// GO (or BACK) through the rundown, from the API or OSC alike: fires the group,
+    /// tells the event stream, and returns the rundown as it now is.
+    pub fn rundown_step(&self, go: bool) -> Result<Value, RundownError> {
+        let mut r = lock(&self.rundown);
+        let (fired, ids) = if go {
+            r.go(self.show.inbox())
+        } else {
+            r.back(self.show.inbox())
+        }?;
+        let view = r.view();
+        self.events
+            .send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": view}));
+        Ok(view)
+    }
+}
+
 impl FromRef<AppState> for ControlState {
     fn from_ref(s: &AppState) -> ControlState {
         s.control.clone()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One API route: the router and the OpenAPI document are both made from these.
@@ -392,19 +406,8 @@ async fn put_rundown(
 }
 
 fn rundown_step(s: &AppState, go: bool) -> Result<Json<Value>, ApiError> {
-    let mut r = lock(&s.rundown);
-    let step = if go {
-        r.go(s.show.inbox())
-    } else {
-        r.back(s.show.inbox())
-    };
-    match step {
-        Ok((fired, ids)) => {
-            let view = r.view();
-            s.events
-                .send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": view}));
-            Ok(Json(view))
-        }
+    match s.rundown_step(go) {
+        Ok(view) => Ok(Json(view)),
         Err(RundownError::Cue(e)) => Err(ApiError::invalid_cue(e)),
         Err(e) => Err(ApiError::new(
             StatusCode::CONFLICT,

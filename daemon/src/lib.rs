@@ -29,6 +29,12 @@ video size and rate, the API and OSC addresses, and the outputs (srt, rtmp, reco
 preview). It is watched while the show runs: edits apply live, bad edits are refused.
 ";
 
+/// Locks a mutex, carrying on with the data if a panicking thread poisoned it: the
+/// show outlives any one handler.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// SIGINT and SIGTERM are blocked in every thread (call this before any thread starts)
 /// and taken synchronously by the one thread that turns them into a clean stop.
 pub fn block_stop_signals() -> libc::sigset_t {

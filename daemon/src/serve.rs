@@ -21,13 +21,10 @@ use serde_json::{json, Value};
 use crate::api::{self, AppState, ConfigStatus};
 use crate::config::{Config, Show};
 use crate::events::Events;
+use crate::lock;
 use crate::osc::OscListener;
 use crate::outputs::Outputs;
 use crate::rundown::Rundown;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Runs the show in `config_path` until a stop signal.
 pub fn serve(config_path: &Path) -> Result<()> {
@@ -388,19 +385,10 @@ fn start_osc(addr: std::net::SocketAddr, show: &Show, state: &AppState) -> Resul
 
 fn osc_cue(state: &AppState, value: &Value) -> Result<(), String> {
     match value["type"].as_str() {
-        Some(step @ ("go" | "back")) => {
-            let mut r = lock(&state.rundown);
-            let result = if step == "go" {
-                r.go(state.show.inbox())
-            } else {
-                r.back(state.show.inbox())
-            };
-            let (fired, ids) = result.map_err(|e| e.to_string())?;
-            state
-                .events
-                .send(json!({"type": "rundown", "fired": fired, "cues": ids, "rundown": r.view()}));
-            Ok(())
-        }
+        Some(step @ ("go" | "back")) => state
+            .rundown_step(step == "go")
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         _ => {
             let cues = Cue::list_from_value(value).map_err(|e| e.to_string())?;
             state
