@@ -150,6 +150,7 @@ impl Outputs {
             preview: Arc::new(preview_tx),
             next_generation: 1,
             rng: seed_rng(),
+            closing: false,
         };
         std::thread::Builder::new()
             .name("cuecast-outputs".into())
@@ -245,6 +246,9 @@ struct Branch {
 }
 
 impl Branch {
+    /// The bin is brought to PLAYING before it is linked: a pad of a bin that is not
+    /// yet active answers FLUSHING, tee passes that back to the source, and a source
+    /// that gets FLUSHING pauses its task for good, the whole show with it.
     fn attach(
         pipeline: &gst::Pipeline,
         tee: &gst::Element,
@@ -253,19 +257,27 @@ impl Branch {
         pipeline
             .add(&bin)
             .map_err(|e| format!("cannot add {}: {e}", bin.name()))?;
-        let tee_pad = tee
-            .request_pad_simple("src_%u")
-            .ok_or("the program tee gave no pad")?;
-        let sink = bin.static_pad("sink").ok_or("branch without a sink pad")?;
-        if let Err(e) = tee_pad.link(&sink) {
-            tee.release_request_pad(&tee_pad);
-            let _ = pipeline.remove(&bin);
-            return Err(format!("cannot link {}: {e:?}", bin.name()));
-        }
+        let abandon = |bin: &gst::Bin| {
+            let _ = bin.set_state(gst::State::Null);
+            let _ = pipeline.remove(bin);
+        };
         // The show pipeline is playing whenever outputs run.
         if let Err(e) = bin.set_state(gst::State::Playing) {
-            Branch { bin, tee_pad }.detach(pipeline, tee);
+            abandon(&bin);
             return Err(format!("branch did not start: {e}"));
+        }
+        let Some(sink) = bin.static_pad("sink") else {
+            abandon(&bin);
+            return Err("branch without a sink pad".to_owned());
+        };
+        let Some(tee_pad) = tee.request_pad_simple("src_%u") else {
+            abandon(&bin);
+            return Err("the program tee gave no pad".to_owned());
+        };
+        if let Err(e) = tee_pad.link(&sink) {
+            tee.release_request_pad(&tee_pad);
+            abandon(&bin);
+            return Err(format!("cannot link {}: {e:?}", bin.name()));
         }
         Ok(Branch { bin, tee_pad })
     }
@@ -551,6 +563,9 @@ struct Supervisor {
     preview: Arc<tokio::sync::watch::Sender<Option<Bytes>>>,
     next_generation: u64,
     rng: u64,
+    /// Set at shutdown: branches then stay in the show pipeline and stop with it,
+    /// rather than being detached by threads that could outlive the process's main.
+    closing: bool,
 }
 
 impl Supervisor {
@@ -1008,7 +1023,8 @@ impl Supervisor {
         m.retry_at = None;
         let Some(run) = m.run.take() else { return };
         match run {
-            Run::Preview(p) => p.branch.detach(&self.pipeline, &self.program),
+            Run::Preview(p) if !self.closing => p.branch.detach(&self.pipeline, &self.program),
+            Run::Preview(_) => {}
             Run::Pipeline(r) => {
                 if let Some(enc) = self.encoders.get(&r.encoder) {
                     lock(&enc.subscribers)
@@ -1038,13 +1054,16 @@ impl Supervisor {
             .collect();
         for key in unused {
             if let Some(enc) = self.encoders.remove(&key) {
-                enc.branch.detach(&self.pipeline, &self.program);
+                if !self.closing {
+                    enc.branch.detach(&self.pipeline, &self.program);
+                }
             }
         }
     }
 
     /// End of show: recordings get end-of-stream and are finished, then all stops.
     fn shutdown(&mut self) {
+        self.closing = true;
         let mut finishing = Vec::new();
         for m in self.outputs.values_mut() {
             if let Some(Run::Pipeline(r)) = &m.run {

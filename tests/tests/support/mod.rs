@@ -100,6 +100,26 @@ impl Daemon {
         d
     }
 
+    /// Every thread's stack in the running daemon (when gdb is installed): what a
+    /// failed wait needs to tell a stuck output from a slow one.
+    pub fn stacks(&self) -> String {
+        let Some(child) = &self.child else {
+            return String::new();
+        };
+        Command::new("gdb")
+            .args([
+                "-p",
+                &child.id().to_string(),
+                "-batch",
+                "-ex",
+                "thread apply all bt",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|_| "(no gdb: thread stacks not shown)".to_owned())
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
@@ -147,9 +167,10 @@ impl Daemon {
         while self.state(name) != state {
             assert!(
                 Instant::now() < deadline,
-                "output {name} never became {state}: {}\n{}",
+                "output {name} never became {state}: {}\n{}\n{}",
                 self.output(name),
-                self.log()
+                self.log(),
+                self.stacks()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
