@@ -71,7 +71,7 @@ impl Pose {
 
 /// Where an axis of the current action came from, so that a timed action
 /// (`duration_s`) stops only the axes it set and only if nothing changed them since.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct Axis {
     value: f64,
     /// The frame at which this axis returns to zero, for timed actions.
@@ -79,7 +79,7 @@ struct Axis {
 }
 
 /// A camera path being followed: the points, and the frame at which it started.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ActivePath {
     points: Vec<PathPoint>,
     looped: bool,
@@ -87,7 +87,7 @@ struct ActivePath {
 }
 
 /// Integrates action cues and follows camera paths, one frame at a time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CameraRig {
     pose: Pose,
     axes: [Axis; 5],

@@ -93,7 +93,7 @@ impl Action {
 
 /// One point of a camera path: time in seconds after the cue applies, position in
 /// metres, yaw and pitch in degrees, optional horizontal field of view in degrees.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PathPoint {
     pub t: f64,
     pub pos: [f64; 3],

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -19,8 +19,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tch::Tensor;
 
 use crate::camera::Pose;
+use crate::checkpoint::{Checkpoint, CheckpointManifest, CHECKPOINT_FORMAT};
 use crate::device::{device_name, DeviceSpec};
 use crate::frame::{Frame, FramePool};
 use crate::generator::{
@@ -28,6 +30,9 @@ use crate::generator::{
 };
 use crate::metrics::{Histogram, LATENCY_MS_BUCKETS, STEP_MS_BUCKETS};
 use crate::schedule::{AppliedCue, CueInbox, InFlight, Scheduler};
+use crate::take::{
+    utc_iso, ModelId, Size, Software, TakeManifest, TakeSummary, TakeWriter, TAKE_FORMAT,
+};
 use crate::world::{Scene, ShowContext, World};
 use crate::{CueError, EngineError};
 
@@ -128,7 +133,11 @@ pub struct Status {
     pub frames_rendered: u64,
     pub steps_failed: u64,
     pub frames_repeated: u64,
+    /// The take being recorded.
+    pub take: Option<String>,
 }
+
+type Reply<T> = mpsc::Sender<Result<T, EngineError>>;
 
 enum Request {
     Output {
@@ -138,6 +147,20 @@ enum Request {
     },
     Scenes(Vec<Scene>),
     Render(u64),
+    StartTake {
+        dir: PathBuf,
+        name: String,
+        reply: Reply<TakeManifest>,
+    },
+    StopTake(Reply<TakeSummary>),
+    Save(Reply<Checkpoint>),
+    Restore {
+        checkpoint: Box<Checkpoint>,
+        /// Keep the show's frame numbering (a live restore), or take the checkpoint's
+        /// (a replay, whose cue log is in the original show's frames).
+        show_clock: bool,
+        reply: Reply<()>,
+    },
     Stop,
 }
 
@@ -352,6 +375,58 @@ impl ShowHandle {
         self.log.lock().unwrap().clone()
     }
 
+    /// Starts recording a take into the folder `dir` (which must not exist), beginning
+    /// with a checkpoint of the show as it is now.
+    pub fn start_take(&self, dir: &Path, name: &str) -> Result<TakeManifest, EngineError> {
+        self.ask(|reply| Request::StartTake {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+            reply,
+        })
+    }
+
+    /// Stops the take being recorded; returns once its files are complete.
+    pub fn stop_take(&self) -> Result<TakeSummary, EngineError> {
+        self.ask(Request::StopTake)
+    }
+
+    /// Saves a checkpoint of the show as of the last frame made into the folder `dir`
+    /// (which must not exist).
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<CheckpointManifest, EngineError> {
+        let checkpoint = self.ask(Request::Save)?;
+        checkpoint.save(dir)?;
+        Ok(checkpoint.manifest)
+    }
+
+    /// Resumes the scene from a checkpoint: the next frame is the one that followed it.
+    /// A checkpoint of another model is refused, naming both hashes.
+    pub fn restore(&self, checkpoint: Checkpoint) -> Result<(), EngineError> {
+        self.ask(|reply| Request::Restore {
+            checkpoint: Box::new(checkpoint),
+            show_clock: true,
+            reply,
+        })
+    }
+
+    /// Like [`ShowHandle::restore`], continuing the checkpoint's frame numbering.
+    pub(crate) fn restore_for_replay(&self, checkpoint: Checkpoint) -> Result<(), EngineError> {
+        self.ask(|reply| Request::Restore {
+            checkpoint: Box::new(checkpoint),
+            show_clock: false,
+            reply,
+        })
+    }
+
+    /// Sends a request to the model thread and waits for its answer (which comes
+    /// between two frames).
+    fn ask<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, EngineError> {
+        let gone = || EngineError::Stopped("the model thread has stopped".into());
+        let (tx, rx) = mpsc::channel();
+        self.requests.send(request(tx)).map_err(|_| gone())?;
+        rx.recv_timeout(Duration::from_secs(30))
+            .map_err(|_| gone())?
+    }
+
     /// Replaces the scenes `scene` cues can call. They are checked against the model
     /// first; on error nothing changes.
     pub fn set_scenes(&self, scenes: Vec<Scene>) -> Result<(), CueError> {
@@ -391,6 +466,13 @@ struct ModelThread {
     counters: Arc<Counters>,
     deliver: Deliver,
     backend: String,
+    /// Who this model is, for takes and checkpoints.
+    model_id: ModelId,
+    /// The world's clock minus the show's: zero until a checkpoint is restored, after
+    /// which the world continues from the checkpoint's frame while the show's frame
+    /// numbers (and timestamps) keep counting.
+    shift: i64,
+    take: Option<TakeWriter>,
 }
 
 impl ModelThread {
@@ -464,7 +546,17 @@ impl ModelThread {
             frames_rendered: 0,
             steps_failed: 0,
             frames_repeated: 0,
+            take: None,
         }));
+        let model_id = ModelId {
+            name: info.name.clone(),
+            hash: info.hash.clone(),
+            backend: config.backend.clone(),
+            package: config
+                .model
+                .as_ref()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+        };
         let model = ModelThread {
             gen,
             world,
@@ -478,6 +570,9 @@ impl ModelThread {
             counters,
             deliver,
             backend: config.backend,
+            model_id,
+            shift: 0,
+            take: None,
         };
         Ok((model, status))
     }
@@ -489,7 +584,35 @@ impl ModelThread {
             // Take everything queued: settings apply in order, renders collapse to the newest.
             while let Some(r) = next {
                 match r {
-                    Request::Stop => return,
+                    Request::Stop => {
+                        if let Some(take) = self.take.take() {
+                            let _ = take.finish();
+                        }
+                        return;
+                    }
+                    Request::StartTake { dir, name, reply } => {
+                        let _ = reply.send(self.start_take(&dir, name));
+                    }
+                    Request::StopTake(reply) => {
+                        let r = match self.take.take() {
+                            Some(take) => take.finish().map_err(EngineError::from),
+                            None => Err(EngineError::Config {
+                                what: "take".into(),
+                                message: "no take is being recorded".into(),
+                            }),
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Request::Save(reply) => {
+                        let _ = reply.send(self.checkpoint());
+                    }
+                    Request::Restore {
+                        checkpoint,
+                        show_clock,
+                        reply,
+                    } => {
+                        let _ = reply.send(self.restore(*checkpoint, show_clock));
+                    }
                     Request::Output { width, height, fps } => {
                         if self.pool.size() != (width, height) {
                             self.pool = FramePool::new(width, height);
@@ -512,6 +635,11 @@ impl ModelThread {
         }
     }
 
+    /// The world's frame for show frame `frame`.
+    fn world_frame(&self, frame: u64) -> u64 {
+        (frame as i64 + self.shift).max(0) as u64
+    }
+
     /// Advances the world to `target` and renders it.
     fn render(&mut self, target: u64) -> Rendered {
         let fps = self.world.fps();
@@ -519,20 +647,22 @@ impl ModelThread {
         let target = target.max(first);
         let mut reset = false;
         for f in first..=target {
+            let wf = self.world_frame(f);
             for cue in self.scheduler.due(&self.inbox, f, fps) {
-                reset |= self.world.apply(cue.cue(), f).reset;
+                reset |= self.world.apply(cue.cue(), wf).reset;
                 self.unshown.push(cue);
             }
             let gen = &self.gen;
-            reset |= self.world.advance(f, |x, z| gen.ground_height(x, z)).reset;
+            reset |= self.world.advance(wf, |x, z| gen.ground_height(x, z)).reset;
         }
         self.last_frame = Some(target);
+        let world_target = self.world_frame(target);
 
         let started = Instant::now();
-        let fade = self.world.fade_level(target);
+        let fade = self.world.fade_level(world_target);
         let picture = match (self.world.frozen(), self.last_raw.clone()) {
             (true, Some(held)) => Picture::Held(self.faded(held, fade)),
-            _ => match self.step(target, reset) {
+            _ => match self.step(world_target, reset) {
                 Ok(raw) => {
                     self.last_raw = Some(raw.clone());
                     Picture::New(self.faded(raw, fade))
@@ -571,6 +701,7 @@ impl ModelThread {
         if matches!(picture, Picture::New(_)) {
             self.counters.rendered.fetch_add(1, Ordering::Relaxed);
         }
+        self.record(target, world_target, &picture, &applied);
         Rendered {
             frame: target,
             picture,
@@ -637,8 +768,142 @@ impl ModelThread {
         buf.freeze()
     }
 
+    /// Hands the frame to the take being recorded, if any.
+    fn record(&mut self, frame: u64, world_frame: u64, picture: &Picture, applied: &[AppliedCue]) {
+        let Some(take) = &mut self.take else { return };
+        take.cues(applied);
+        let (shown, held) = match picture {
+            Picture::New(f) => (f, false),
+            Picture::Held(f) => (f, true),
+            Picture::Failed(_) => return,
+        };
+        let depth = self.gen.depth().and_then(|d| {
+            let d = d
+                .to_device(tch::Device::Cpu)
+                .to_kind(tch::Kind::Float)
+                .contiguous();
+            let size = match d.size().as_slice() {
+                [h, w] => Size {
+                    width: *w as usize,
+                    height: *h as usize,
+                },
+                _ => return None,
+            };
+            Vec::<f32>::try_from(&d.view([-1])).ok().map(|v| (size, v))
+        });
+        take.frame(frame, world_frame, self.world.camera(), held, shown, depth);
+    }
+
+    fn start_take(&mut self, dir: &Path, name: String) -> Result<TakeManifest, EngineError> {
+        if let Some(t) = &self.take {
+            return Err(EngineError::Config {
+                what: "take".into(),
+                message: format!("take {:?} is being recorded: stop it first", t.name()),
+            });
+        }
+        let checkpoint = self.checkpoint()?;
+        let (width, height) = self.pool.size();
+        let manifest = TakeManifest {
+            format: TAKE_FORMAT.into(),
+            name,
+            model: self.model_id.clone(),
+            width,
+            height,
+            depth: None,
+            fps: self.world.fps(),
+            start_frame: self.last_frame.map_or(0, |f| f + 1),
+            started_utc: utc_iso(std::time::SystemTime::now()),
+            stopped_utc: None,
+            frames: None,
+            lost_frames: Vec::new(),
+            software: checkpoint.manifest.software.clone(),
+            start_checkpoint: "start".into(),
+        };
+        let writer =
+            TakeWriter::create(dir, manifest.clone(), |d| checkpoint.save(&d.join("start")))?;
+        self.take = Some(writer);
+        Ok(manifest)
+    }
+
+    /// The show as of the last frame made.
+    fn checkpoint(&self) -> Result<Checkpoint, EngineError> {
+        let failed = |e: StepError| EngineError::Config {
+            what: "checkpoint".into(),
+            message: format!("{} could not give its state: {e}", self.model_id.name),
+        };
+        let state: Vec<(String, Tensor)> = self
+            .gen
+            .state()
+            .map_err(failed)?
+            .into_iter()
+            .map(|(k, t)| (k, t.to_device(tch::Device::Cpu)))
+            .collect();
+        let w = &self.world;
+        let frame = self.last_frame;
+        let world_frame = frame.map(|f| self.world_frame(f));
+        let (width, height) = self.pool.size();
+        Ok(Checkpoint {
+            manifest: CheckpointManifest {
+                format: CHECKPOINT_FORMAT.into(),
+                model: self.model_id.clone(),
+                seed: w.seed(),
+                camera: w.camera(),
+                prompt: w.prompt().to_owned(),
+                params: w.named_params(world_frame.unwrap_or(0)),
+                frame,
+                world_frame,
+                fps: w.fps(),
+                width,
+                height,
+                created_utc: utc_iso(std::time::SystemTime::now()),
+                software: Software::current(&device_name(self.gen.device())),
+                state_tensors: state.iter().map(|(k, _)| k.clone()).collect(),
+                world: w.clone(),
+            },
+            state,
+        })
+    }
+
+    /// Resumes from `checkpoint`: the next frame made is the one that followed it.
+    fn restore(&mut self, checkpoint: Checkpoint, show_clock: bool) -> Result<(), EngineError> {
+        let m = &checkpoint.manifest;
+        if m.model.hash != self.model_id.hash {
+            return Err(EngineError::Config {
+                what: "checkpoint".into(),
+                message: format!(
+                    "it was made by model {:?} (hash {}); this show runs {:?} (hash {})",
+                    m.model.name, m.model.hash, self.model_id.name, self.model_id.hash
+                ),
+            });
+        }
+        let mut world = m.world.clone();
+        world.set_fps(self.world.fps());
+        if show_clock {
+            // The show's scenes are what its cues were checked against.
+            world.set_scenes(self.world.scenes().to_vec());
+        }
+        let prompt = world.prompt_state(m.world_frame.unwrap_or(0));
+        let state = checkpoint.state_on(self.gen.device());
+        self.gen
+            .restore(&state, &prompt)
+            .map_err(|e| EngineError::Config {
+                what: "checkpoint".into(),
+                message: format!("{} refused the saved state: {e}", self.model_id.name),
+            })?;
+        if !show_clock {
+            self.last_frame = m.frame;
+        }
+        let next_show = self.last_frame.map_or(0, |f| f + 1) as i64;
+        let next_world = m.world_frame.map_or(0, |f| f + 1) as i64;
+        self.shift = next_world - next_show;
+        self.world = world;
+        self.last_raw = None;
+        Ok(())
+    }
+
     fn update_status(&self, status: &Mutex<Status>, frame: u64, step: Duration) {
         let w = &self.world;
+        let wf = self.world_frame(frame);
         let (width, height) = self.pool.size();
         let mut s = status.lock().unwrap();
         s.frame = frame;
@@ -647,10 +912,11 @@ impl ModelThread {
         s.fps = w.fps();
         s.camera = w.camera();
         s.prompt = w.prompt().to_owned();
-        s.params = w.named_params(frame);
+        s.params = w.named_params(wf);
         s.seed = w.seed();
         s.frozen = w.frozen();
-        s.fade = w.fade_level(frame);
+        s.fade = w.fade_level(wf);
+        s.take = self.take.as_ref().map(TakeWriter::name);
         s.cues_waiting = self.scheduler.waiting();
         if step > Duration::ZERO {
             s.last_step_ms = step.as_secs_f64() * 1e3;

@@ -7,12 +7,15 @@
 //! - [`world`] and [`camera`]: the state a show is in, advanced frame by frame;
 //! - [`generator`]: the model contract and the built-in backends (`procedural`,
 //!   `torchscript`, `pattern`);
-//! - [`engine`]: the one thread that owns the model and renders what it is asked for.
+//! - [`engine`]: the one thread that owns the model and renders what it is asked for;
+//! - [`take`], [`checkpoint`] and [`replay`]: recording what the model made, saving and
+//!   resuming its state, and making a take again offline.
 //!
 //! The GStreamer element (`gst-plugin-cuecast`) and the daemon (`cuecast`) are built on
 //! [`Engine`]; anything else that wants frames from cues can be too.
 
 pub mod camera;
+pub mod checkpoint;
 pub mod cue;
 pub mod cuefile;
 pub mod device;
@@ -21,12 +24,15 @@ pub mod frame;
 pub mod generator;
 pub mod metrics;
 mod parallel;
+pub mod replay;
 pub mod schedule;
+pub mod take;
 pub mod world;
 
 use std::path::PathBuf;
 
 pub use camera::Pose;
+pub use checkpoint::{Checkpoint, CheckpointManifest};
 pub use cue::{Cue, CueError, CueId, CueKind};
 pub use cuefile::CueFile;
 pub use device::DeviceSpec;
@@ -34,6 +40,7 @@ pub use engine::{Engine, EngineConfig, Picture, Rendered, ShowHandle, Status, St
 pub use frame::Frame;
 pub use generator::{Fps, ModelInfo};
 pub use schedule::{AppliedCue, CueInbox};
+pub use take::{check_name, FileError, Take, TakeManifest, TakeSummary};
 pub use world::Scene;
 
 /// Why an engine could not start or do what it was asked.
@@ -54,6 +61,9 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// A take or checkpoint file cannot be written or read.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The model thread is gone.
     #[error("{0}")]
     Stopped(String),

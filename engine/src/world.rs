@@ -98,7 +98,7 @@ impl ShowContext {
 }
 
 /// A value moving linearly from `from` to `to` over `frames` frames from `start`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Ramp {
     from: f64,
     to: f64,
@@ -145,8 +145,9 @@ pub struct Effects {
     pub reset: bool,
 }
 
-/// The state of the show at the current frame.
-#[derive(Debug, Clone)]
+/// The state of the show at the current frame. Serialisable whole: a checkpoint is
+/// this plus the backend's tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct World {
     fps: Fps,
     rig: CameraRig,
@@ -207,6 +208,10 @@ impl World {
                 .map(|j| (j, at, frames));
         }
         self.scenes = scenes;
+    }
+
+    pub fn scenes(&self) -> &[Scene] {
+        &self.scenes
     }
 
     pub fn fps(&self) -> Fps {

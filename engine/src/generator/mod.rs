@@ -24,7 +24,7 @@ use crate::camera::Pose;
 use crate::EngineError;
 
 /// A frame rate as a fraction, as GStreamer and broadcast gear give it (30000/1001).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Fps {
     pub num: u32,
     pub den: u32,
@@ -220,11 +220,39 @@ pub trait Generator {
         None
     }
 
+    /// What a checkpoint must hold to resume this generator exactly: its state as
+    /// named tensors (any device; checkpoints move them to the CPU).
+    fn state(&self) -> Result<Vec<(String, Tensor)>, StepError> {
+        Ok(Vec::new())
+    }
+
+    /// Puts back what [`Generator::state`] gave, already on this generator's device.
+    /// `prompt` is the prompt as of the last frame made before the checkpoint.
+    fn restore(
+        &mut self,
+        _state: &[(String, Tensor)],
+        _prompt: &PromptState,
+    ) -> Result<(), StepError> {
+        Ok(())
+    }
+
     /// Terrain height under a point, where the model knows it; keeps the camera above
     /// ground.
     fn ground_height(&self, _x: f64, _z: f64) -> Option<f64> {
         None
     }
+}
+
+/// The tensor called `name` in a generator's saved state.
+pub fn tensor_named<'a>(
+    state: &'a [(String, Tensor)],
+    name: &str,
+) -> Result<&'a Tensor, StepError> {
+    state
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+        .ok_or_else(|| StepError(format!("the saved state has no tensor {name:?}")))
 }
 
 /// Writes a frame computed on any device into `out`, scaling it when its size differs.

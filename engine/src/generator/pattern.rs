@@ -5,9 +5,12 @@
 //! picture still follows the world: the stripes slide with the camera's yaw and position
 //! and a bar sweeps once a second, so motion and freezes are visible.
 
-use tch::Device;
+use tch::{Device, Tensor};
 
-use super::{BackendConfig, Fps, Generator, Image, ModelInfo, StepError, StepInput};
+use super::{
+    tensor_named, BackendConfig, Fps, Generator, Image, ModelInfo, PromptState, StepError,
+    StepInput,
+};
 use crate::EngineError;
 
 pub struct Pattern {
@@ -50,6 +53,19 @@ impl Generator for Pattern {
             (h >> 32) as u8 & 0x7f,
             (h >> 48) as u8 & 0x7f,
         ];
+        Ok(())
+    }
+
+    fn state(&self) -> Result<Vec<(String, Tensor)>, StepError> {
+        Ok(vec![("tint".into(), Tensor::from_slice(&self.tint))])
+    }
+
+    fn restore(&mut self, state: &[(String, Tensor)], _: &PromptState) -> Result<(), StepError> {
+        let tint = tensor_named(state, "tint")?;
+        let values = Vec::<u8>::try_from(&tint.to_device(Device::Cpu))?;
+        self.tint = values
+            .try_into()
+            .map_err(|_| StepError("state tensor \"tint\" must hold 3 bytes".into()))?;
         Ok(())
     }
 

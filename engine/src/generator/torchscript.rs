@@ -23,7 +23,7 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use super::{
     first_line, write_image, BackendConfig, Fps, Generator, Image, ModelInfo, ParamSpec,
-    PromptMode, StepError, StepInput,
+    PromptMode, PromptState, StepError, StepInput,
 };
 use crate::cue::ACTION_AXES;
 use crate::EngineError;
@@ -434,6 +434,34 @@ impl Generator for TorchScript {
 
     fn depth(&self) -> Option<Tensor> {
         self.depth.as_ref().map(|d| d.to_kind(Kind::Float))
+    }
+
+    fn state(&self) -> Result<Vec<(String, Tensor)>, StepError> {
+        Ok(self
+            .state
+            .iter()
+            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+            .collect())
+    }
+
+    /// The state must have the names `reset` gives: a checkpoint of another model of the
+    /// same hash cannot exist, but a hand-edited one can.
+    fn restore(&mut self, state: &[(String, Tensor)], _: &PromptState) -> Result<(), StepError> {
+        let mut want: Vec<&str> = self.state.iter().map(|(k, _)| k.as_str()).collect();
+        let mut have: Vec<&str> = state.iter().map(|(k, _)| k.as_str()).collect();
+        want.sort_unstable();
+        have.sort_unstable();
+        if !want.is_empty() && want != have {
+            return Err(StepError(format!(
+                "the saved state has tensors {have:?}, this model's state has {want:?}"
+            )));
+        }
+        self.state = state
+            .iter()
+            .map(|(k, t)| (k.clone(), t.to_device(self.device)))
+            .collect();
+        self.depth = None;
+        Ok(())
     }
 }
 

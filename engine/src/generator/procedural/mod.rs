@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use tch::{Device, Tensor};
 
 use super::{
-    BackendConfig, Fps, Generator, Image, ModelInfo, ParamSpec, PromptMode, StepError, StepInput,
+    tensor_named, BackendConfig, Fps, Generator, Image, ModelInfo, ParamSpec, PromptMode,
+    PromptState, StepError, StepInput,
 };
 use crate::cue::ACTION_AXES;
 use crate::EngineError;
@@ -158,6 +159,33 @@ impl Generator for Procedural {
             }
             Renderer::Tensor(t) => t.render(&plan, &self.map, &shading, out),
         }
+    }
+
+    fn state(&self) -> Result<Vec<(String, Tensor)>, StepError> {
+        Ok(vec![(
+            "seed".into(),
+            Tensor::from_slice(&[self.seed as i64]),
+        )])
+    }
+
+    /// The terrain map follows from seed and look on every step; the look of the last
+    /// frame (which the camera's ground clearance reads) follows from its prompt.
+    fn restore(
+        &mut self,
+        state: &[(String, Tensor)],
+        prompt: &PromptState,
+    ) -> Result<(), StepError> {
+        let seed = tensor_named(state, "seed")?
+            .to_device(Device::Cpu)
+            .int64_value(&[0]);
+        self.seed = seed as u64;
+        let target = self.look(&prompt.text);
+        self.current = match &prompt.previous {
+            Some(prev) => self.look(prev).mix(&target, prompt.mix as f32),
+            None => target,
+        };
+        self.map.update(self.current.shape, self.seed);
+        Ok(())
     }
 
     fn depth(&self) -> Option<Tensor> {

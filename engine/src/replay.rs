@@ -1,0 +1,124 @@
+//! Replay: a take made again, offline, from its start checkpoint and cue log.
+//!
+//! The engine is deterministic: the world advances by whole frames, cues apply on frame
+//! boundaries, and a model's output depends only on its inputs and state. So restoring
+//! the start checkpoint, submitting the logged cues at the frames they took effect on,
+//! and rendering the frames the take recorded (only those: a stateful model must step
+//! exactly as often as it did live) gives the same frames on the same software and
+//! hardware. Nothing waits for a clock, so it runs as fast as the model can.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::checkpoint::Checkpoint;
+use crate::device::DeviceSpec;
+use crate::engine::{Engine, EngineConfig, Picture};
+use crate::take::{FileError, Take};
+use crate::EngineError;
+
+/// How to replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Render at another size than the take's (a preview or a final render).
+    pub size: Option<(usize, usize)>,
+    pub device: DeviceSpec,
+}
+
+/// What a replay made.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplaySummary {
+    pub frames: u64,
+    pub seconds: f64,
+    /// Frames made per second of wall-clock time.
+    pub fps: f64,
+    /// Whether every frame equals the take's, byte for byte (`None` at another size).
+    pub identical: Option<bool>,
+    /// The show frames that differ from the take's.
+    pub differing: Vec<u64>,
+    pub failed_steps: u64,
+}
+
+/// Replays `take` into a new take at `out` (a folder that must not exist).
+/// `progress(done, total)` is called after every frame.
+pub fn replay(
+    take: &Take,
+    out: &Path,
+    options: &ReplayOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ReplaySummary, EngineError> {
+    let checkpoint = Checkpoint::load(&take.start_checkpoint())?;
+    let m = &take.manifest;
+    let mut cues = Vec::with_capacity(take.cues.len());
+    for (i, c) in take.cues.iter().enumerate() {
+        let cue = c.replayable().map_err(|e| {
+            FileError::new(
+                &take.dir.join("cues.jsonl"),
+                format!("cue {} (record {}): {e}", c.id, i + 1),
+            )
+        })?;
+        cues.push(cue);
+    }
+    let config = EngineConfig {
+        backend: m.model.backend.clone(),
+        model: m.model.package.clone(),
+        device: options.device,
+        seed: checkpoint.manifest.seed,
+        prompt: checkpoint.manifest.prompt.clone(),
+        scenes: checkpoint.manifest.world.scenes().to_vec(),
+        camera: Some(checkpoint.manifest.camera),
+    };
+    let (engine, frames) = Engine::start_with_channel(config)?;
+    let (width, height) = options.size.unwrap_or((m.width, m.height));
+    engine.set_output(width, height, m.fps);
+    let show = engine.handle();
+    show.restore_for_replay(checkpoint)?;
+    if !cues.is_empty() {
+        engine.inbox().submit(cues, None)?;
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "replay".into());
+    show.start_take(out, &name)?;
+    let started = Instant::now();
+    let total = take.frames.len() as u64;
+    let mut failed_steps = 0;
+    for (done, record) in take.frames.iter().enumerate() {
+        engine.render(record.frame)?;
+        let rendered = frames
+            .recv()
+            .map_err(|_| EngineError::Stopped("the model thread has stopped".into()))?;
+        if let Picture::Failed(e) = &rendered.picture {
+            failed_steps += 1;
+            eprintln!("cuecast: replay: frame {}: {e}", record.frame);
+        }
+        progress(done as u64 + 1, total);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let made = show.stop_take()?;
+    drop(engine);
+    let (identical, differing) = if (width, height) == (m.width, m.height) {
+        let again = Take::open(out)?;
+        let mut differing = Vec::new();
+        for (k, record) in take.frames.iter().enumerate() {
+            let same = again.frames.get(k).is_some_and(|r| r.frame == record.frame)
+                && again.rgb(k)? == take.rgb(k)?;
+            if !same {
+                differing.push(record.frame);
+            }
+        }
+        (Some(differing.is_empty()), differing)
+    } else {
+        (None, Vec::new())
+    };
+    Ok(ReplaySummary {
+        frames: made.frames,
+        seconds,
+        fps: made.frames as f64 / seconds.max(1e-9),
+        identical,
+        differing,
+        failed_steps,
+    })
+}

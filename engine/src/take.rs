@@ -1,0 +1,706 @@
+//! Takes: what the generator made between start and stop, written while it happens.
+//!
+//! A take is a folder:
+//!
+//! | file | what |
+//! |---|---|
+//! | `take.json` | the manifest: model, size, rate, first frame, lost frames |
+//! | `frames.jsonl` | one line per recorded frame: its show frame, world frame and camera |
+//! | `rgb.raw` | the frames, RGBx 8-bit, top row first, one after another |
+//! | `depth.raw` | depth per frame, f32 little-endian metres along the view axis |
+//! | `cues.jsonl` | the cues applied during the take, with their frames |
+//! | `start/` | the checkpoint the take starts from (what replay restores) |
+//!
+//! Why raw frames: the writer must never slow the show, and on a small machine any
+//! compression (PNG, even fast deflate) costs as much CPU as a model step. Raw frames
+//! cost a copy into the page cache; the exporters make PNG, EXR and ProRes afterwards.
+//! Frames go to a writer thread through a bounded queue; when the disk cannot keep up the
+//! frame is dropped from the take (never from the show) and listed in `lost_frames`.
+//!
+//! Why it survives a crash: each frame's pixels are written before its line in
+//! `frames.jsonl`, and each line is flushed as it is written. A reader trusts the lines
+//! whose pixels are in the files and ignores a torn last line, so a take cut short by a
+//! kill is still a take (its manifest then has no `stopped_utc`).
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::camera::Pose;
+use crate::cue::{At, Cue};
+use crate::frame::Frame;
+use crate::generator::Fps;
+use crate::schedule::AppliedCue;
+
+pub const TAKE_FORMAT: &str = "cuecast-take/1";
+
+/// Frames waiting for the disk before new ones are dropped from the take: about a
+/// second at 30 fps.
+const QUEUE_FRAMES: usize = 32;
+
+/// Why a take or checkpoint cannot be written or read; `path` is the file at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct FileError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl FileError {
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        FileError {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: &Path, e: std::io::Error) -> Self {
+        FileError::new(path, e.to_string())
+    }
+}
+
+/// Which model made something, and how to load it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelId {
+    pub name: String,
+    pub hash: String,
+    pub backend: String,
+    /// The model package's folder, for backends that load one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<PathBuf>,
+}
+
+/// The software that made a take or checkpoint (replays are exact on the same).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Software {
+    pub cuecast: String,
+    pub tch: String,
+    pub device: String,
+}
+
+impl Software {
+    pub fn current(device: &str) -> Self {
+        Software {
+            cuecast: env!("CARGO_PKG_VERSION").to_owned(),
+            tch: "0.24".to_owned(),
+            device: device.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Size {
+    pub width: usize,
+    pub height: usize,
+}
+
+/// `take.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TakeManifest {
+    pub format: String,
+    pub name: String,
+    pub model: ModelId,
+    /// The frames' size.
+    pub width: usize,
+    pub height: usize,
+    /// The depth maps' size (a model's native size can differ from the frames');
+    /// `None` when the model makes no depth (or no frame was recorded yet).
+    pub depth: Option<Size>,
+    pub fps: Fps,
+    /// The show frame the take starts at.
+    pub start_frame: u64,
+    pub started_utc: String,
+    /// `None` while recording, or when the take was cut short.
+    pub stopped_utc: Option<String>,
+    /// Frames recorded (set at stop).
+    pub frames: Option<u64>,
+    /// Show frames the disk could not keep up with: not in the take.
+    pub lost_frames: Vec<u64>,
+    pub software: Software,
+    /// The checkpoint folder (inside the take) replays start from.
+    pub start_checkpoint: String,
+}
+
+/// One line of `frames.jsonl`: the `index`th frame in `rgb.raw`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameRecord {
+    pub index: u64,
+    /// The show frame (its presentation time is `frame / fps` from the show's start).
+    pub frame: u64,
+    /// The frame of the world's own clock (differs from `frame` after a restore).
+    pub world_frame: u64,
+    #[serde(flatten)]
+    pub pose: Pose,
+    /// The world was frozen: the previous picture again.
+    #[serde(default)]
+    pub held: bool,
+}
+
+/// A cue applied during a take, as `cues.jsonl` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CueRecord {
+    pub id: u64,
+    pub cue: Value,
+    /// The show frame it took effect on.
+    pub frame: u64,
+    pub shown_frame: u64,
+    pub arrived_unix_ms: u64,
+    pub latency_ms: f64,
+}
+
+impl CueRecord {
+    fn of(a: &AppliedCue) -> Self {
+        CueRecord {
+            id: a.id,
+            cue: a.cue.to_value(),
+            frame: a.frame,
+            shown_frame: a.shown_frame,
+            arrived_unix_ms: a.arrived_unix_ms,
+            latency_ms: a.latency_ms,
+        }
+    }
+
+    /// The cue, timed to the frame it took effect on (what a replay submits).
+    pub fn replayable(&self) -> Result<Cue, String> {
+        let mut cue = Cue::from_value(&self.cue).map_err(|e| e.to_string())?;
+        cue.at = Some(At::Frame(self.frame));
+        Ok(cue)
+    }
+}
+
+/// A marker cue in a take.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Marker {
+    pub label: String,
+    /// The show frame.
+    pub frame: u64,
+    /// Frames from the take's start.
+    pub offset: u64,
+    /// Seconds from the take's start.
+    pub time_s: f64,
+}
+
+/// What a finished take holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct TakeSummary {
+    pub name: String,
+    pub dir: PathBuf,
+    pub frames: u64,
+    pub lost_frames: Vec<u64>,
+    pub start_frame: u64,
+}
+
+/// A take name: letters, digits, `.`, `_`, `-`, not starting with `.`; so it can never
+/// leave the folder it is made in.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid name: use 1-100 letters, digits, '.', '_' or '-', not starting with '.'"
+        ))
+    }
+}
+
+/// Writes `value` as JSON to `path` atomically: a temporary file beside it, then rename.
+pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), FileError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| FileError::new(path, e.to_string()))?;
+    let tmp = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| FileError::io(path, e))
+}
+
+enum Item {
+    Frame {
+        record: FrameRecord,
+        rgb: Frame,
+        depth: Option<(Size, Vec<f32>)>,
+    },
+    Cues(Vec<CueRecord>),
+}
+
+/// Records a take on its own thread. Created and fed by the model thread.
+pub struct TakeWriter {
+    tx: Option<mpsc::Sender<Item>>,
+    thread: Option<JoinHandle<Result<u64, FileError>>>,
+    queued: Arc<AtomicUsize>,
+    lost: Vec<u64>,
+    manifest: Arc<Mutex<TakeManifest>>,
+    dir: PathBuf,
+    next_index: u64,
+}
+
+impl TakeWriter {
+    /// Creates the take folder `dir` (which must not exist yet) with its manifest and
+    /// starts the writer thread. `prepare` runs once the folder exists and before the
+    /// manifest is written (the model thread saves the start checkpoint there).
+    pub fn create(
+        dir: &Path,
+        manifest: TakeManifest,
+        prepare: impl FnOnce(&Path) -> Result<(), FileError>,
+    ) -> Result<TakeWriter, FileError> {
+        if dir.exists() {
+            return Err(FileError::new(dir, "a take of this name exists already"));
+        }
+        fs::create_dir_all(dir).map_err(|e| FileError::io(dir, e))?;
+        prepare(dir)?;
+        write_json_atomic(&dir.join("take.json"), &manifest)?;
+        let open = |name: &str| {
+            let p = dir.join(name);
+            OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&p)
+                .map_err(|e| FileError::io(&p, e))
+        };
+        let files = Files {
+            rgb: open("rgb.raw")?,
+            depth: open("depth.raw")?,
+            frames: open("frames.jsonl")?,
+            cues: open("cues.jsonl")?,
+            dir: dir.to_owned(),
+        };
+        let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let manifest = Arc::new(Mutex::new(manifest));
+        let thread = {
+            let (queued, manifest) = (queued.clone(), manifest.clone());
+            std::thread::Builder::new()
+                .name("cuecast-take".into())
+                .spawn(move || write_take(files, rx, &queued, &manifest))
+                .map_err(|e| FileError::io(dir, e))?
+        };
+        Ok(TakeWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            queued,
+            lost: Vec::new(),
+            manifest,
+            dir: dir.to_owned(),
+            next_index: 0,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        self.manifest.lock().unwrap().name.clone()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Hands a frame to the writer; never blocks. When the writer is behind, the frame
+    /// is left out of the take and listed as lost.
+    pub fn frame(
+        &mut self,
+        frame: u64,
+        world_frame: u64,
+        pose: Pose,
+        held: bool,
+        rgb: &Frame,
+        depth: Option<(Size, Vec<f32>)>,
+    ) {
+        let size = {
+            let m = self.manifest.lock().unwrap();
+            (m.width, m.height)
+        };
+        if self.queued.load(Ordering::Acquire) >= QUEUE_FRAMES
+            || (rgb.width(), rgb.height()) != size
+        {
+            self.lost.push(frame);
+            return;
+        }
+        let record = FrameRecord {
+            index: self.next_index,
+            frame,
+            world_frame,
+            pose,
+            held,
+        };
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let item = Item::Frame {
+            record,
+            rgb: rgb.clone(),
+            depth,
+        };
+        if self.tx.as_ref().is_some_and(|tx| tx.send(item).is_ok()) {
+            self.next_index += 1;
+        } else {
+            self.lost.push(frame);
+        }
+    }
+
+    /// Records applied cues (never dropped: they are what a replay needs).
+    pub fn cues(&mut self, applied: &[AppliedCue]) {
+        if applied.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Item::Cues(applied.iter().map(CueRecord::of).collect()));
+        }
+    }
+
+    /// Waits for the writer, syncs the files and completes the manifest.
+    pub fn finish(mut self) -> Result<TakeSummary, FileError> {
+        drop(self.tx.take());
+        let written = match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r?,
+            _ => return Err(FileError::new(&self.dir, "the take writer failed")),
+        };
+        let mut m = self.manifest.lock().unwrap().clone();
+        m.frames = Some(written);
+        m.lost_frames = std::mem::take(&mut self.lost);
+        m.stopped_utc = Some(utc_iso(SystemTime::now()));
+        write_json_atomic(&self.dir.join("take.json"), &m)?;
+        Ok(TakeSummary {
+            name: m.name,
+            dir: self.dir.clone(),
+            frames: written,
+            lost_frames: m.lost_frames,
+            start_frame: m.start_frame,
+        })
+    }
+}
+
+impl Drop for TakeWriter {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Files {
+    rgb: File,
+    depth: File,
+    frames: File,
+    cues: File,
+    dir: PathBuf,
+}
+
+fn write_take(
+    mut files: Files,
+    rx: mpsc::Receiver<Item>,
+    queued: &AtomicUsize,
+    manifest: &Mutex<TakeManifest>,
+) -> Result<u64, FileError> {
+    let mut written = 0u64;
+    let mut depth_size: Option<Size> = None;
+    let path = |name: &str| files.dir.join(name);
+    while let Ok(item) = rx.recv() {
+        match item {
+            Item::Frame { record, rgb, depth } => {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                files
+                    .rgb
+                    .write_all(rgb.data())
+                    .map_err(|e| FileError::io(&path("rgb.raw"), e))?;
+                if let Some((size, values)) = depth {
+                    if depth_size.is_none() {
+                        depth_size = Some(size);
+                        let mut m = manifest.lock().unwrap();
+                        m.depth = Some(size);
+                        write_json_atomic(&path("take.json"), &*m)?;
+                    }
+                    if depth_size == Some(size) {
+                        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                        files
+                            .depth
+                            .write_all(&bytes)
+                            .map_err(|e| FileError::io(&path("depth.raw"), e))?;
+                    }
+                }
+                let mut line = serde_json::to_vec(&record).expect("a frame record serialises");
+                line.push(b'\n');
+                files
+                    .frames
+                    .write_all(&line)
+                    .map_err(|e| FileError::io(&path("frames.jsonl"), e))?;
+                written += 1;
+            }
+            Item::Cues(cues) => {
+                let mut text = Vec::new();
+                for c in cues {
+                    serde_json::to_writer(&mut text, &c).expect("a cue record serialises");
+                    text.push(b'\n');
+                }
+                files
+                    .cues
+                    .write_all(&text)
+                    .map_err(|e| FileError::io(&path("cues.jsonl"), e))?;
+            }
+        }
+    }
+    for (f, name) in [
+        (&files.rgb, "rgb.raw"),
+        (&files.depth, "depth.raw"),
+        (&files.frames, "frames.jsonl"),
+        (&files.cues, "cues.jsonl"),
+    ] {
+        f.sync_all().map_err(|e| FileError::io(&path(name), e))?;
+    }
+    Ok(written)
+}
+
+/// A take opened for reading (export, replay, listing).
+#[derive(Debug, Clone)]
+pub struct Take {
+    pub dir: PathBuf,
+    pub manifest: TakeManifest,
+    /// The frames whose pixels are in the files, in recording order.
+    pub frames: Vec<FrameRecord>,
+    pub cues: Vec<CueRecord>,
+    /// False when the take was cut short (no stop was recorded).
+    pub complete: bool,
+}
+
+impl Take {
+    /// Opens and checks a take folder; every error names the file at fault.
+    pub fn open(dir: &Path) -> Result<Take, FileError> {
+        if !dir.is_dir() {
+            return Err(FileError::new(dir, "no such take folder"));
+        }
+        let manifest_path = dir.join("take.json");
+        let text =
+            fs::read_to_string(&manifest_path).map_err(|e| FileError::io(&manifest_path, e))?;
+        let manifest: TakeManifest = serde_json::from_str(&text)
+            .map_err(|e| FileError::new(&manifest_path, format!("not a take manifest: {e}")))?;
+        if manifest.format != TAKE_FORMAT {
+            return Err(FileError::new(
+                &manifest_path,
+                format!("format {:?}, expected {TAKE_FORMAT:?}", manifest.format),
+            ));
+        }
+        if manifest.width == 0 || manifest.height == 0 {
+            return Err(FileError::new(&manifest_path, "the frame size is zero"));
+        }
+        let frames_path = dir.join("frames.jsonl");
+        let mut frames: Vec<FrameRecord> = read_lines(&frames_path)?;
+        let frame_bytes = (manifest.width * manifest.height * 4) as u64;
+        let rgb_path = dir.join("rgb.raw");
+        let rgb_len = file_len(&rgb_path)?;
+        let in_rgb = rgb_len / frame_bytes;
+        let mut usable = (frames.len() as u64).min(in_rgb);
+        if let Some(d) = manifest.depth {
+            let depth_path = dir.join("depth.raw");
+            let depth_len = file_len(&depth_path)?;
+            usable = usable.min(depth_len / (d.width * d.height * 4) as u64);
+        }
+        for (i, f) in frames.iter().enumerate() {
+            if f.index != i as u64 {
+                return Err(FileError::new(
+                    &frames_path,
+                    format!("line {} has index {}, expected {i}", i + 1, f.index),
+                ));
+            }
+        }
+        let complete = manifest.stopped_utc.is_some();
+        if complete {
+            let expected = manifest.frames.unwrap_or(0);
+            if (frames.len() as u64) < expected || usable < expected {
+                return Err(FileError::new(
+                    if in_rgb < expected {
+                        &rgb_path
+                    } else {
+                        &frames_path
+                    },
+                    format!(
+                        "truncated: the manifest lists {expected} frames, {} are readable",
+                        usable.min(frames.len() as u64)
+                    ),
+                ));
+            }
+        }
+        frames.truncate(usable as usize);
+        let cues = read_lines(&dir.join("cues.jsonl"))?;
+        Ok(Take {
+            dir: dir.to_owned(),
+            manifest,
+            frames,
+            cues,
+            complete,
+        })
+    }
+
+    pub fn fps(&self) -> Fps {
+        self.manifest.fps
+    }
+
+    /// Frames on the take's timeline: from its first to its last show frame. Frames the
+    /// show skipped or the disk lost are inside it, held (see [`Take::timeline`]).
+    pub fn duration_frames(&self) -> u64 {
+        match (self.frames.first(), self.frames.last()) {
+            (Some(a), Some(b)) => b.frame - a.frame + 1,
+            _ => 0,
+        }
+    }
+
+    /// For each frame of the timeline, the index of the recorded frame that was on air
+    /// (the latest one at or before it).
+    pub fn timeline(&self) -> Vec<usize> {
+        let Some(first) = self.frames.first().map(|f| f.frame) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(self.duration_frames() as usize);
+        let mut k = 0;
+        for t in 0..self.duration_frames() {
+            while k + 1 < self.frames.len() && self.frames[k + 1].frame <= first + t {
+                k += 1;
+            }
+            out.push(k);
+        }
+        out
+    }
+
+    /// The `index`th recorded frame, RGBx.
+    pub fn rgb(&self, index: usize) -> Result<Vec<u8>, FileError> {
+        let n = self.manifest.width * self.manifest.height * 4;
+        read_at(&self.dir.join("rgb.raw"), (index * n) as u64, n)
+    }
+
+    /// The `index`th depth map, metres, row-major, with its size.
+    pub fn depth(&self, index: usize) -> Result<Option<(Size, Vec<f32>)>, FileError> {
+        let Some(size) = self.manifest.depth else {
+            return Ok(None);
+        };
+        let n = size.width * size.height * 4;
+        let bytes = read_at(&self.dir.join("depth.raw"), (index * n) as u64, n)?;
+        let values = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok(Some((size, values)))
+    }
+
+    /// The take's marker cues.
+    pub fn markers(&self) -> Vec<Marker> {
+        let start = self
+            .frames
+            .first()
+            .map_or(self.manifest.start_frame, |f| f.frame);
+        let fps = self.fps().as_f64();
+        self.cues
+            .iter()
+            .filter(|c| c.cue.get("type").and_then(Value::as_str) == Some("marker"))
+            .map(|c| {
+                let offset = c.frame.saturating_sub(start);
+                Marker {
+                    label: c
+                        .cue
+                        .get("label")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    frame: c.frame,
+                    offset,
+                    time_s: offset as f64 / fps,
+                }
+            })
+            .collect()
+    }
+
+    pub fn start_checkpoint(&self) -> PathBuf {
+        self.dir.join(&self.manifest.start_checkpoint)
+    }
+}
+
+fn file_len(path: &Path) -> Result<u64, FileError> {
+    fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| FileError::io(path, e))
+}
+
+fn read_at(path: &Path, offset: u64, len: usize) -> Result<Vec<u8>, FileError> {
+    let mut f = File::open(path).map_err(|e| FileError::io(path, e))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| FileError::io(path, e))?;
+    let mut buf = vec![0; len];
+    f.read_exact(&mut buf)
+        .map_err(|e| FileError::new(path, format!("truncated at byte {offset}: {e}")))?;
+    Ok(buf)
+}
+
+/// JSON lines; a torn last line (a take cut short mid-write) is ignored, any other bad
+/// line is an error naming it.
+fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, FileError> {
+    let f = File::open(path).map_err(|e| FileError::io(path, e))?;
+    let mut lines: VecDeque<(usize, String)> = VecDeque::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| FileError::io(path, e))?;
+        if !line.trim().is_empty() {
+            lines.push_back((i + 1, line));
+        }
+    }
+    let n = lines.len();
+    let mut out = Vec::with_capacity(n);
+    for (k, (number, line)) in lines.into_iter().enumerate() {
+        match serde_json::from_str(&line) {
+            Ok(v) => out.push(v),
+            Err(_) if k + 1 == n => break,
+            Err(e) => {
+                return Err(FileError::new(path, format!("line {number}: {e}")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `2026-11-21T16:30:00Z`.
+pub fn utc_iso(t: SystemTime) -> String {
+    let s = utc_stamp(t);
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13],
+        &s[13..15]
+    )
+}
+
+/// `20261121-163000`: a UTC time that sorts and fits in a file name.
+pub fn utc_stamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
