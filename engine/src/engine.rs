@@ -611,7 +611,12 @@ impl ModelThread {
                         show_clock,
                         reply,
                     } => {
-                        let _ = reply.send(self.restore(*checkpoint, show_clock));
+                        let restored = self.restore(*checkpoint, show_clock);
+                        if restored.is_ok() {
+                            let frame = self.last_frame.unwrap_or(0);
+                            self.update_status(&status, frame, Duration::ZERO);
+                        }
+                        let _ = reply.send(restored);
                     }
                     Request::Output { width, height, fps } => {
                         if self.pool.size() != (width, height) {
