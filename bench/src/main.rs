@@ -11,6 +11,10 @@
 //! 2. Cost outside the model step: the element with a backend whose step does nothing,
 //!    not live, at 1280x720, against `videotestsrc` at the same caps into `fakesink`.
 //!    Plus the tensor-to-buffer copy that tensor backends make each frame.
+//! 3. The daemon ([`show`]): cue-to-frame latency over HTTP and to an SRT receiver, and
+//!    720p30 encoding.
+//! 4. Takes: repeated frames of a live 720p30 show without and with a take recording, and
+//!    the export of that take.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -266,6 +270,26 @@ fn main() -> Result<()> {
         enc.seconds, enc.frames_in, enc.frames_out, enc.cpu_percent
     );
 
+    // 4. Takes: what recording costs the live show, and exporting what it recorded.
+    let takes = show::take_cost(10, if quick { 1 } else { 3 })?;
+    eprintln!(
+        "takes at 720p30: repeated without {:?}, with {:?}; {} frames, {} lost",
+        takes.repeated_without, takes.repeated_with, takes.take_frames, takes.lost_frames
+    );
+    let take = cuecast_engine::Take::open(&takes.take_dir)?;
+    let export_dir = takes.daemon.dir.join("export");
+    let options = cuecast_exporters::ExportOptions {
+        formats: cuecast_exporters::Format::all(),
+        force: true,
+    };
+    let export = cuecast_exporters::export(&take, &export_dir, &options, &mut |_| {})?;
+    let export_mb = dir_bytes(&export_dir) as f64 / 1e6;
+    eprintln!(
+        "export of {} frames: {:.1} s, {:.0} MB",
+        export.frames, export.seconds, export_mb
+    );
+    drop(takes.daemon);
+
     let mut doc = String::new();
     writeln!(doc, "# Benchmarks\n")?;
     writeln!(doc, "Written by `cargo run --release -p cuecast-bench`{}; every figure comes from that one run.\n", if quick { " -- --quick (shortened runs)" } else { "" })?;
@@ -379,6 +403,44 @@ fn main() -> Result<()> {
         enc.repeated
     )?;
     writeln!(doc, "Target (issue 3): zero frames dropped by the encoder over 60 s: **{}** (a difference of up to 2 is frames in flight at the two reads).\n", if enc.seconds < 60 { "not measured (quick run)" } else if dropped <= 2 { "met" } else { "missed" })?;
+    writeln!(
+        doc,
+        "## Takes: recording at 720p30, and exporting 300 frames\n"
+    )?;
+    writeln!(doc, "`cuecast serve` at 1280x720, 30 fps, with the trivial `pattern` backend (so the take's cost is what is measured), no outputs. Alternating {}-second windows without and with a take recording (`POST /api/v1/takes`): frames the show repeated in each window, and the daemon's CPU.\n", takes.window_s)?;
+    writeln!(
+        doc,
+        "| | repeated frames per window | CPU (% of one core, mean) |"
+    )?;
+    writeln!(doc, "|---|---|---|")?;
+    writeln!(
+        doc,
+        "| no take | {:?} | {:.0} % |",
+        takes.repeated_without, takes.cpu_without
+    )?;
+    writeln!(
+        doc,
+        "| take recording | {:?} | {:.0} % |\n",
+        takes.repeated_with, takes.cpu_with
+    )?;
+    writeln!(doc, "The last take holds {} frames; frames the disk could not take in time (left out of the take, listed in it): {}.\n", takes.take_frames, takes.lost_frames)?;
+    let added: u64 = takes
+        .repeated_with
+        .iter()
+        .sum::<u64>()
+        .saturating_sub(takes.repeated_without.iter().sum());
+    writeln!(doc, "Target (issue 4): recording a 720p30 take adds no repeated frames to the live output: **{}** ({} repeated with a take, {} without, over the same total time).\n", if added == 0 { "met" } else { "missed" }, takes.repeated_with.iter().sum::<u64>(), takes.repeated_without.iter().sum::<u64>())?;
+    writeln!(doc, "Export of that take, every format (PNG and EXR sequences, ProRes 4444, glTF, USD, After Effects and Blender scripts, manifest with sha256 of every file), one run:\n")?;
+    writeln!(doc, "| frames | time | frames/s | bundle size |")?;
+    writeln!(doc, "|---|---|---|---|")?;
+    writeln!(
+        doc,
+        "| {} | {:.1} s | {:.1} | {:.0} MB |\n",
+        export.frames,
+        export.seconds,
+        export.frames as f64 / export.seconds.max(1e-9),
+        export_mb
+    )?;
     writeln!(doc, "## GPU\n")?;
     if tch::Cuda::is_available() {
         writeln!(
@@ -391,6 +453,19 @@ fn main() -> Result<()> {
     std::fs::write(&out_path, doc).with_context(|| format!("writing {out_path}"))?;
     eprintln!("wrote {out_path}");
     Ok(())
+}
+
+/// Bytes in the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 /// A cue file that keeps the camera moving for the whole run.

@@ -19,7 +19,7 @@ use crate::percentile;
 pub struct Daemon {
     child: Child,
     pub api: String,
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 fn free_port() -> Result<u16> {
@@ -348,5 +348,77 @@ pub fn encode(seconds: u64) -> Result<Encode> {
         frames_out: out1 - out0,
         cpu_percent: cpu / wall * 100.0,
         repeated,
+    })
+}
+
+pub struct TakeCost {
+    pub window_s: u64,
+    /// Per window, alternating: repeated frames without a take, and with one recording.
+    pub repeated_without: Vec<u64>,
+    pub repeated_with: Vec<u64>,
+    pub cpu_without: f64,
+    pub cpu_with: f64,
+    pub lost_frames: u64,
+    pub take_frames: u64,
+    pub take_dir: std::path::PathBuf,
+    /// Kept alive so the take's folder stays until the export is measured.
+    pub daemon: Daemon,
+}
+
+/// Repeated frames of a live 1280x720 30 fps show (the `pattern` backend, so recording
+/// is what is measured) in alternating windows without and with a take recording.
+pub fn take_cost(window_s: u64, rounds: usize) -> Result<TakeCost> {
+    let d = Daemon::start(
+        "takes",
+        Some("backend: pattern\n"),
+        "video: {width: 1280, height: 720, fps: 30}\ntakes: takes\noutputs: []\n",
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    let repeated = |d: &Daemon| -> Result<u64> {
+        Ok(d.get("/api/v1/status")?["frames_repeated"]
+            .as_u64()
+            .unwrap_or(0))
+    };
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let (mut cpu_without, mut cpu_with) = (0.0, 0.0);
+    let (mut lost, mut frames) = (0, 0);
+    let mut take_dir = std::path::PathBuf::new();
+    for round in 0..rounds {
+        for recording in [false, true] {
+            let name = format!("bench-{round}");
+            if recording {
+                d.post("/api/v1/takes", &format!("{{\"name\": \"{name}\"}}"))?;
+            }
+            let (r0, c0, t0) = (repeated(&d)?, d.cpu_s()?, Instant::now());
+            std::thread::sleep(Duration::from_secs(window_s));
+            let (r1, c1) = (repeated(&d)?, d.cpu_s()?);
+            let cpu = (c1 - c0) / t0.elapsed().as_secs_f64() * 100.0;
+            if recording {
+                let s = d.post("/api/v1/takes/stop", "{}")?;
+                lost += s["lost_frames"].as_array().map_or(0, Vec::len) as u64;
+                frames = s["frames"].as_u64().unwrap_or(0);
+                take_dir = d.dir.join("takes").join(&name);
+                with.push(r1 - r0);
+                cpu_with += cpu / rounds as f64;
+                // Keep only the last take on disk (720p frames are 3.7 MB each).
+                if round + 1 < rounds {
+                    std::fs::remove_dir_all(&take_dir)?;
+                }
+            } else {
+                without.push(r1 - r0);
+                cpu_without += cpu / rounds as f64;
+            }
+        }
+    }
+    Ok(TakeCost {
+        window_s,
+        repeated_without: without,
+        repeated_with: with,
+        cpu_without,
+        cpu_with,
+        lost_frames: lost,
+        take_frames: frames,
+        take_dir,
+        daemon: d,
     })
 }

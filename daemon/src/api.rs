@@ -24,12 +24,13 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Json, Router};
 use cuecast_control::{authorize, json_body, post_cues, ApiError, ControlState, BODY_LIMIT};
 use cuecast_engine::metrics::HistogramSnapshot;
-use cuecast_engine::{Cue, Scene, ShowHandle};
+use cuecast_engine::{Checkpoint, Cue, EngineError, Scene, ShowHandle};
 use futures_util::stream::{self, Stream};
 use serde_json::{json, Map, Value};
 
 use crate::config::{self, RundownItem, Video};
 use crate::events::Events;
+use crate::library::{Library, LibraryError};
 use crate::lock;
 use crate::outputs::{OutputError, OutputState, Outputs};
 use crate::rundown::{Rundown, RundownError};
@@ -63,6 +64,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.
     pub live: Arc<Mutex<Value>>,
+    /// Takes, checkpoints and exports.
+    pub library: Library,
 }
 
 impl AppState {
@@ -142,7 +145,15 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/api/v1/outputs/{name}/start", "Start (or restart) an output", None, (200, schema_ref("Output")), post(start_output)),
         route(Method::POST, "/api/v1/outputs/{name}/stop", "Stop an output", None, (200, schema_ref("Output")), post(stop_output)),
         route(Method::DELETE, "/api/v1/outputs/{name}", "Remove an output", None, (204, Value::Null), delete(remove_output)),
-        route(Method::GET, "/api/v1/events", "Server-sent events: cue_applied, output_state, config, rundown, warning", None, (200, json!({"type": "string", "format": "text/event-stream"})), get(get_events)),
+        route(Method::GET, "/api/v1/takes", "Every take: frames, duration, markers, lost frames, or why it cannot be read", None, (200, json!({"type": "array", "items": schema_ref("Take")})), get(get_takes)),
+        route(Method::POST, "/api/v1/takes", "Start recording a take; body optional: {name}", Some(json!({"type": "object", "properties": {"name": {"type": "string"}}})), (201, object.clone()), post(post_take)),
+        route(Method::POST, "/api/v1/takes/stop", "Stop the take being recorded; answers once its files are complete", None, (200, object.clone()), post(post_take_stop)),
+        route(Method::POST, "/api/v1/takes/{name}/export", "Export a take as a job; body optional: {formats: \"gltf,usd,ae,blender,png,exr,prores\", force}", Some(json!({"type": "object", "properties": {"formats": {"type": "string"}, "force": {"type": "boolean"}}})), (202, schema_ref("Job")), post(post_take_export)),
+        route(Method::GET, "/api/v1/jobs/{id}", "An export job: stage, progress, files, error", None, (200, schema_ref("Job")), get(get_job)),
+        route(Method::GET, "/api/v1/checkpoints", "Every checkpoint: frame, model, prompt, camera", None, (200, json!({"type": "array", "items": object.clone()})), get(get_checkpoints)),
+        route(Method::POST, "/api/v1/checkpoints", "Save a checkpoint of the show now; body optional: {name}", Some(json!({"type": "object", "properties": {"name": {"type": "string"}}})), (201, object.clone()), post(post_checkpoint)),
+        route(Method::POST, "/api/v1/checkpoints/{name}/restore", "Resume the scene from a checkpoint (same model only)", None, (200, schema_ref("Status")), post(post_restore)),
+        route(Method::GET, "/api/v1/events", "Server-sent events: cue_applied, output_state, config, rundown, take, checkpoint, export, warning", None, (200, json!({"type": "string", "format": "text/event-stream"})), get(get_events)),
         route(Method::GET, "/api/v1/preview.mjpeg", "The preview output as multipart MJPEG (for <img>)", None, (200, json!({"type": "string", "format": "multipart/x-mixed-replace"})), get(get_preview)),
         route(Method::GET, "/api/v1/openapi.json", "This document", None, (200, object), get(get_openapi)),
         route(Method::GET, "/metrics", "Prometheus metrics", None, (200, json!({"type": "string", "format": "text/plain; version=0.0.4"})), get(get_metrics)),
@@ -270,6 +281,8 @@ fn schemas() -> Value {
         "Rundown": {"type": "object", "properties": {"items": {"type": "array", "items": schema_ref("RundownItem")}, "current": {"type": ["integer", "null"]}, "next": {"type": ["integer", "null"]}}},
         "Output": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"enum": ["srt", "rtmp", "record", "preview"]}, "target": {"type": "string"}, "profile": {"type": ["string", "null"]}, "state": {"enum": ["connecting", "live", "retrying", "failed", "stopped"]}, "bytes": {"type": "integer"}, "reconnects": {"type": "integer"}, "attempt": {"type": "integer"}, "last_error": {"type": ["string", "null"]}, "retry_in_s": {"type": ["number", "null"]}, "file": {"type": ["string", "null"]}}},
         "Status": {"type": "object", "properties": {"frame": {"type": "integer"}, "camera": {"type": "object"}, "prompt": {"type": "string"}, "params": {"type": "object"}, "outputs": {"type": "array", "items": schema_ref("Output")}, "rundown": schema_ref("Rundown"), "config": {"type": "object"}}},
+        "Take": {"type": "object", "properties": {"name": {"type": "string"}, "frames": {"type": "integer"}, "complete": {"type": "boolean"}, "duration_s": num, "markers": {"type": "integer"}, "lost_frames": {"type": "integer"}, "error": {"type": "string"}}},
+        "Job": {"type": "object", "properties": {"id": {"type": "integer"}, "take": {"type": "string"}, "out": {"type": "string"}, "state": {"enum": ["running", "done", "failed"]}, "stage": {"type": "string"}, "done": {"type": "integer"}, "total": {"type": "integer"}, "error": {"type": ["string", "null"]}, "files": {"type": "array", "items": {"type": "string"}}}},
         "Error": {"type": "object", "required": ["error", "detail"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "field": {"type": ["string", "null"]}}},
     })
 }
@@ -425,6 +438,201 @@ async fn post_back(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     rundown_step(&s, false)
 }
 
+fn library_error(e: LibraryError) -> ApiError {
+    match e {
+        LibraryError::Name(m) => ApiError {
+            field: Some("name".into()),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", m)
+        },
+        LibraryError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+        LibraryError::Exists(m) => ApiError::new(StatusCode::CONFLICT, "exists", m),
+        LibraryError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+        LibraryError::Format(m) => ApiError {
+            field: Some("formats".into()),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_format", m)
+        },
+    }
+}
+
+fn engine_error(e: EngineError) -> ApiError {
+    match &e {
+        EngineError::File(f) if f.message.contains("exists") => {
+            ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
+        }
+        EngineError::File(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "file", e.to_string())
+        }
+        EngineError::Stopped(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopped", e.to_string())
+        }
+        _ => ApiError::new(StatusCode::CONFLICT, "refused", e.to_string()),
+    }
+}
+
+/// An optional string field of an object body.
+fn opt_str<'a>(m: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+    match m.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_body",
+                format!("{field} must be a string"),
+            )
+        }),
+    }
+}
+
+fn create_folder(dir: &std::path::Path) -> Result<(), ApiError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "io",
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })
+}
+
+async fn get_takes(State(s): State<AppState>) -> Json<Value> {
+    let library = s.library.clone();
+    let mut takes = blocking(move || library.list_takes()).await;
+    // Incomplete is either recording now or cut short by a crash; the show knows which.
+    let recording = s.show.status().take;
+    for t in &mut takes {
+        t["recording"] = json!(recording.is_some() && t["name"].as_str() == recording.as_deref());
+    }
+    Json(json!(takes))
+}
+
+async fn post_take(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let m = object_body(body)?;
+    let name = Library::new_name("take", opt_str(&m, "name")?).map_err(library_error)?;
+    let dir = s.library.take_dir(&name).map_err(library_error)?;
+    create_folder(&s.library.takes)?;
+    let (show, d) = (s.show.clone(), dir.clone());
+    let manifest = blocking(move || show.start_take(&d, &name))
+        .await
+        .map_err(engine_error)?;
+    eprintln!(
+        "cuecast: take {:?} recording → {}",
+        manifest.name,
+        dir.display()
+    );
+    s.events.send(
+        json!({"type": "take", "state": "recording", "take": manifest.name, "start_frame": manifest.start_frame}),
+    );
+    Ok((StatusCode::CREATED, Json(json!(manifest))).into_response())
+}
+
+async fn post_take_stop(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let show = s.show.clone();
+    let summary = blocking(move || show.stop_take())
+        .await
+        .map_err(engine_error)?;
+    eprintln!(
+        "cuecast: take {:?} complete: {} frames ({} lost) in {}",
+        summary.name,
+        summary.frames,
+        summary.lost_frames.len(),
+        summary.dir.display()
+    );
+    s.events.send(
+        json!({"type": "take", "state": "stopped", "take": summary.name, "frames": summary.frames}),
+    );
+    Ok(Json(json!(summary)))
+}
+
+async fn post_take_export(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let m = object_body(body)?;
+    let force = match m.get("force") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError {
+                field: Some("force".into()),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad_body",
+                    "force must be true or false",
+                )
+            })
+        }
+    };
+    let formats = opt_str(&m, "formats")?.map(str::to_owned);
+    let (library, events) = (s.library.clone(), s.events.clone());
+    let job = blocking(move || library.start_export(&name, formats.as_deref(), force, &events))
+        .await
+        .map_err(library_error)?;
+    Ok((StatusCode::ACCEPTED, Json(json!(job))).into_response())
+}
+
+async fn get_job(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    id.parse()
+        .ok()
+        .and_then(|id| s.library.job(id))
+        .map(|j| Json(json!(j)))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}")))
+}
+
+async fn get_checkpoints(State(s): State<AppState>) -> Json<Value> {
+    let library = s.library.clone();
+    Json(json!(blocking(move || library.list_checkpoints()).await))
+}
+
+async fn post_checkpoint(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let m = object_body(body)?;
+    let name = Library::new_name("checkpoint", opt_str(&m, "name")?).map_err(library_error)?;
+    let dir = s.library.checkpoint_dir(&name).map_err(library_error)?;
+    create_folder(&s.library.checkpoints)?;
+    let (show, d) = (s.show.clone(), dir.clone());
+    let m = blocking(move || show.save_checkpoint(&d))
+        .await
+        .map_err(engine_error)?;
+    eprintln!("cuecast: checkpoint {name:?} saved → {}", dir.display());
+    let saved = json!({"name": name, "frame": m.frame, "model": m.model.name, "hash": m.model.hash,
+                       "prompt": m.prompt, "seed": m.seed, "camera": m.camera, "created_utc": m.created_utc});
+    s.events
+        .send(json!({"type": "checkpoint", "saved": name, "frame": m.frame}));
+    Ok((StatusCode::CREATED, Json(saved)).into_response())
+}
+
+async fn post_restore(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let dir = s.library.checkpoint_dir(&name).map_err(library_error)?;
+    if !dir.is_dir() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no checkpoint {name:?}"),
+        ));
+    }
+    let show = s.show.clone();
+    blocking(move || show.restore(Checkpoint::load(&dir)?))
+        .await
+        .map_err(engine_error)?;
+    eprintln!("cuecast: checkpoint {name:?} restored");
+    s.events
+        .send(json!({"type": "checkpoint", "restored": name}));
+    Ok(Json(json!(s.show.status())))
+}
+
 async fn get_outputs(State(s): State<AppState>) -> Json<Value> {
     Json(json!(s.outputs.list()))
 }
@@ -447,11 +655,12 @@ fn one_output(s: &AppState, name: &str) -> Result<Json<Value>, ApiError> {
         .ok_or_else(|| output_error(OutputError::Unknown(name.to_owned())))
 }
 
-/// Runs an output command off the async workers: it may wait on GStreamer.
+/// Runs a command off the async workers: it may wait on GStreamer, the model thread or
+/// the disk.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f)
         .await
-        .expect("output command panicked")
+        .expect("a blocking API command panicked")
 }
 
 async fn post_output(

@@ -426,6 +426,10 @@ pub struct Config {
     /// Where output profiles are found (also for outputs added over the API).
     pub presets: PathBuf,
     pub outputs: Vec<Output>,
+    /// Where takes, checkpoints and export bundles are written.
+    pub takes: PathBuf,
+    pub checkpoints: PathBuf,
+    pub exports: PathBuf,
 }
 
 // --- the files as written -------------------------------------------------------
@@ -444,6 +448,12 @@ struct RawConfig {
     /// Folder holding `outputs/*.yaml` profiles.
     #[serde(default)]
     presets: Option<String>,
+    #[serde(default)]
+    takes: Option<String>,
+    #[serde(default)]
+    checkpoints: Option<String>,
+    #[serde(default)]
+    exports: Option<String>,
     #[serde(default)]
     outputs: Vec<serde_yaml::Value>,
 }
@@ -727,6 +737,9 @@ impl Config {
             None => (Show::default(), None),
         };
         let presets = beside(path, raw.presets.as_deref().unwrap_or("../presets"));
+        let takes = beside(path, raw.takes.as_deref().unwrap_or("../takes"));
+        let checkpoints = beside(path, raw.checkpoints.as_deref().unwrap_or("../checkpoints"));
+        let exports = beside(path, raw.exports.as_deref().unwrap_or("../exports"));
         let mut outputs = Vec::new();
         for (i, value) in raw.outputs.into_iter().enumerate() {
             let o = output(path, &presets, i, value, video, env)?;
@@ -749,6 +762,9 @@ impl Config {
             show_path,
             presets,
             outputs,
+            takes,
+            checkpoints,
+            exports,
         })
     }
 

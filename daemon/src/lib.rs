@@ -4,14 +4,17 @@
 //! - [`serve`]: one show from config to outputs, with live config reload;
 //! - [`outputs`]: SRT, RTMP, recordings and the preview, isolated and supervised;
 //! - [`api`]: the HTTP API, its OpenAPI document, events and metrics;
-//! - [`osc`]: cues over OSC; [`rundown`]: GO and BACK; [`events`]: the event stream.
+//! - [`osc`]: cues over OSC; [`rundown`]: GO and BACK; [`events`]: the event stream;
+//! - [`library`]: takes, checkpoints and export jobs; [`cli`]: the other commands.
 //!
 //! The binary is a thin `main` over [`run`], so the end-to-end tests can build the
 //! same entry point.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod events;
+pub mod library;
 pub mod osc;
 pub mod outputs;
 pub mod rundown;
@@ -22,11 +25,18 @@ use std::path::PathBuf;
 const USAGE: &str = "\
 usage: cuecast serve [--config FILE]     run the show (default: config/cuecast.yaml)
        cuecast check-config FILE         check a config, its show preset and profiles
+       cuecast take start [NAME] | stop | list            [--api HOST:PORT]
+       cuecast checkpoint save [NAME] | restore NAME | list [--api HOST:PORT]
+       cuecast replay TAKE --out DIR [--width W --height H] [--force]
+       cuecast export TAKE --out DIR [--formats gltf,usd,ae,blender,png,exr,prores] [--force]
        cuecast --version
 
 The config says what runs: the show preset (model, scenes, rundown, OSC map), the
 video size and rate, the API and OSC addresses, and the outputs (srt, rtmp, record,
 preview). It is watched while the show runs: edits apply live, bad edits are refused.
+
+take and checkpoint talk to a running show's API (token from CUECAST_TOKEN);
+replay and export work on a take folder (or a name in takes/) with no show running.
 ";
 
 /// Locks a mutex, carrying on with the data if a panicking thread poisoned it: the
@@ -69,6 +79,10 @@ pub fn run(args: &[String]) -> i32 {
             [file] => serve::check_config(&PathBuf::from(file)),
             _ => Err(anyhow::anyhow!("check-config takes one FILE\n\n{USAGE}")),
         },
+        Some("take") => cli::take(&args[1..]),
+        Some("checkpoint") => cli::checkpoint(&args[1..]),
+        Some("replay") => cli::replay_take(&args[1..]),
+        Some("export") => cli::export(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::api::{self, AppState, ConfigStatus};
 use crate::config::{Config, Show};
 use crate::events::Events;
+use crate::library::Library;
 use crate::lock;
 use crate::osc::OscListener;
 use crate::outputs::Outputs;
@@ -130,6 +131,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
         video: config.video,
         token,
         live: Arc::new(Mutex::new(json!({}))),
+        library: Library::new(&config),
     };
     let server = ApiServer::start(config.api_listen, state.clone())?;
     eprintln!(
@@ -172,6 +174,17 @@ pub fn serve(config_path: &Path) -> Result<()> {
         })?
     };
     main_loop.run();
+    if handle.status().take.is_some() {
+        match handle.stop_take() {
+            Ok(t) => eprintln!(
+                "cuecast: take {:?} complete: {} frames in {}",
+                t.name,
+                t.frames,
+                t.dir.display()
+            ),
+            Err(e) => eprintln!("cuecast: the take could not be finished: {e}"),
+        }
+    }
     drop(stopping);
     drop(server);
     lock(&osc).take();

@@ -59,7 +59,7 @@ impl Daemon {
         std::fs::create_dir_all(&dir).unwrap();
         let repo = repo();
         let config = format!(
-            "show: {}/presets/shows/default.yaml\npresets: {}/presets\nvideo: {{width: 320, height: 180, fps: 30}}\n{rest}",
+            "show: {}/presets/shows/default.yaml\npresets: {}/presets\nvideo: {{width: 320, height: 180, fps: 30}}\ntakes: takes\ncheckpoints: checkpoints\nexports: exports\n{rest}",
             repo.display(),
             repo.display()
         );
