@@ -24,6 +24,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cuecast_engine::take::utc_stamp;
+
 use axum::body::Bytes;
 use gst::prelude::*;
 use serde::Serialize;
@@ -1204,28 +1206,6 @@ fn record_path(template: &Path) -> PathBuf {
     PathBuf::from(text.replace("{time}", &utc_stamp(SystemTime::now())))
 }
 
-/// `YYYYMMDD-HHMMSS` in UTC.
-pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn seed_rng() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1236,18 +1216,6 @@ fn seed_rng() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_stamps_are_civil_dates() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-        assert_eq!(utc_stamp(t), "20261118-110640");
-        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101-000000");
-        // 2000-02-29 12:34:56 UTC
-        assert_eq!(
-            utc_stamp(UNIX_EPOCH + Duration::from_secs(951_827_696)),
-            "20000229-123456"
-        );
-    }
 
     #[test]
     fn record_paths_get_their_start_time() {

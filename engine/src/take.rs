@@ -704,3 +704,27 @@ pub fn utc_stamp(t: SystemTime) -> String {
         rem % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn utc_stamps_are_civil_dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(utc_stamp(t), "20261118-110640");
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101-000000");
+        // 2000-02-29 12:34:56 UTC
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(951_827_696)),
+            "20000229-123456"
+        );
+    }
+
+    #[test]
+    fn iso_times_are_the_same_instant() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(utc_iso(t), "2026-11-18T11:06:40Z");
+    }
+}
