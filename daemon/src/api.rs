@@ -155,6 +155,7 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/api/v1/checkpoints/{name}/restore", "Resume the scene from a checkpoint (same model only)", None, (200, schema_ref("Status")), post(post_restore)),
         route(Method::GET, "/api/v1/events", "Server-sent events: cue_applied, output_state, config, rundown, take, checkpoint, export, warning", None, (200, json!({"type": "string", "format": "text/event-stream"})), get(get_events)),
         route(Method::GET, "/api/v1/preview.mjpeg", "The preview output as multipart MJPEG (for <img>)", None, (200, json!({"type": "string", "format": "multipart/x-mixed-replace"})), get(get_preview)),
+        route(Method::POST, "/api/v1/auth", "Check a token: 204 when it is accepted, 401 when not (status.auth says whether one is needed)", None, (204, Value::Null), post(post_auth)),
         route(Method::GET, "/api/v1/openapi.json", "This document", None, (200, object), get(get_openapi)),
         route(Method::GET, "/metrics", "Prometheus metrics", None, (200, json!({"type": "string", "format": "text/plain; version=0.0.4"})), get(get_metrics)),
     ]
@@ -167,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(r.path, r.handler);
     }
     router
+        .merge(crate::surface::router())
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(|| async {
@@ -276,11 +278,11 @@ fn schemas() -> Value {
         "CueIds": {"type": "object", "properties": {"cues": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "frame": {"type": "integer"}, "latency_ms": num}}}}},
         "AppliedCue": {"type": "object", "properties": {"id": {"type": "integer"}, "cue": schema_ref("Cue"), "arrived_unix_ms": {"type": "integer"}, "frame": {"type": "integer"}, "pts_ns": {"type": "integer"}, "shown_frame": {"type": "integer"}, "latency_ms": num}},
         "Scene": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "prompt": {"type": "string"}, "seed": {"type": "integer"}, "camera": {"type": "object"}, "params": {"type": "object", "additionalProperties": num}}},
-        "Param": {"type": "object", "properties": {"name": {"type": "string"}, "min": num, "max": num, "default": num, "value": num}},
+        "Param": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "min": num, "max": num, "default": num, "value": num}},
         "RundownItem": {"type": "object", "required": ["name", "cues"], "properties": {"name": {"type": "string"}, "cues": {"type": "array", "items": schema_ref("Cue")}}},
         "Rundown": {"type": "object", "properties": {"items": {"type": "array", "items": schema_ref("RundownItem")}, "current": {"type": ["integer", "null"]}, "next": {"type": ["integer", "null"]}}},
         "Output": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"enum": ["srt", "rtmp", "record", "preview"]}, "target": {"type": "string"}, "profile": {"type": ["string", "null"]}, "state": {"enum": ["connecting", "live", "retrying", "failed", "stopped"]}, "bytes": {"type": "integer"}, "reconnects": {"type": "integer"}, "attempt": {"type": "integer"}, "last_error": {"type": ["string", "null"]}, "retry_in_s": {"type": ["number", "null"]}, "file": {"type": ["string", "null"]}}},
-        "Status": {"type": "object", "properties": {"frame": {"type": "integer"}, "camera": {"type": "object"}, "prompt": {"type": "string"}, "params": {"type": "object"}, "outputs": {"type": "array", "items": schema_ref("Output")}, "rundown": schema_ref("Rundown"), "config": {"type": "object"}}},
+        "Status": {"type": "object", "properties": {"frame": {"type": "integer"}, "auth": {"type": "boolean", "description": "whether changes need the bearer token"}, "camera": {"type": "object"}, "prompt": {"type": "string"}, "params": {"type": "object"}, "outputs": {"type": "array", "items": schema_ref("Output")}, "rundown": schema_ref("Rundown"), "config": {"type": "object"}}},
         "Take": {"type": "object", "properties": {"name": {"type": "string"}, "frames": {"type": "integer"}, "complete": {"type": "boolean"}, "duration_s": num, "markers": {"type": "integer"}, "lost_frames": {"type": "integer"}, "error": {"type": "string"}}},
         "Job": {"type": "object", "properties": {"id": {"type": "integer"}, "take": {"type": "string"}, "out": {"type": "string"}, "state": {"enum": ["running", "done", "failed"]}, "stage": {"type": "string"}, "done": {"type": "integer"}, "total": {"type": "integer"}, "error": {"type": ["string", "null"]}, "files": {"type": "array", "items": {"type": "string"}}}},
         "Error": {"type": "object", "required": ["error", "detail"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "field": {"type": ["string", "null"]}}},
@@ -297,7 +299,13 @@ async fn get_status(State(s): State<AppState>) -> Json<Value> {
     v["rundown"] = lock(&s.rundown).view();
     v["config"] = json!(*lock(&s.config));
     v["live"] = lock(&s.live).clone();
+    v["auth"] = json!(s.token.is_some());
     Json(v)
+}
+
+/// The token check itself is the middleware's; reaching here means it passed.
+async fn post_auth() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 async fn get_cue_log(State(s): State<AppState>) -> Json<Value> {
@@ -356,6 +364,7 @@ async fn get_params(State(s): State<AppState>) -> Json<Value> {
         .iter()
         .map(|p| {
             json!({"name": p.name, "min": p.min, "max": p.max, "default": p.default,
+                   "description": p.description,
                    "value": now.get(&p.name).copied().unwrap_or(p.default)})
         })
         .collect();

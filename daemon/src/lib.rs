@@ -19,6 +19,7 @@ pub mod osc;
 pub mod outputs;
 pub mod rundown;
 pub mod serve;
+pub mod surface;
 
 use std::path::PathBuf;
 

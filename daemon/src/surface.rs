@@ -1,0 +1,82 @@
+//! The control surface: the page at `/` for a producer on show day.
+//!
+//! Three files (HTML, CSS, one ES module) compiled into the binary, so the page works
+//! from `cuecast` alone, offline, with nothing to install or fetch. The page is a
+//! client of the public API and nothing else: it has no routes of its own beyond its
+//! files. The Content-Security-Policy lets it talk to this daemon only, so a page that
+//! tried to load anything from elsewhere would fail in the browser, not quietly work.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+const INDEX: &str = include_str!("surface/index.html");
+const SCRIPT: &str = include_str!("surface/surface.js");
+const STYLE: &str = include_str!("surface/surface.css");
+
+/// Only this origin; `data:` for the blank favicon.
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
+fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // The files change with the binary: always ask, so an upgrade shows at once.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+}
+
+/// `/`, `/surface.js` and `/surface.css`.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { file("text/html; charset=utf-8", INDEX) }),
+        )
+        .route(
+            "/surface.js",
+            get(|| async { file("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/surface.css",
+            get(|| async { file("text/css; charset=utf-8", STYLE) }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything the page loads is served by [`router`], from this origin.
+    #[test]
+    fn the_page_loads_only_its_own_files() {
+        for (attr, value) in [("src", "/surface.js"), ("href", "/surface.css")] {
+            assert!(INDEX.contains(&format!("{attr}=\"{value}\"")), "{value}");
+        }
+        for text in [INDEX, SCRIPT, STYLE] {
+            assert!(!text.contains("http://") && !text.contains("https://"));
+            assert!(!text.contains("@import") && !text.contains("url("));
+        }
+    }
+
+    /// Every element the script looks up by id exists in the page.
+    #[test]
+    fn the_script_finds_its_elements() {
+        let mut rest = SCRIPT;
+        let mut n = 0;
+        while let Some(at) = rest.find("$('") {
+            rest = &rest[at + 3..];
+            let id = &rest[..rest.find('\'').unwrap()];
+            assert!(INDEX.contains(&format!("id=\"{id}\"")), "no element #{id}");
+            n += 1;
+        }
+        assert!(n > 30, "{n} lookups");
+    }
+}
