@@ -591,7 +591,10 @@ impl ModelThread {
                         return;
                     }
                     Request::StartTake { dir, name, reply } => {
-                        let _ = reply.send(self.start_take(&dir, name));
+                        let r = self.start_take(&dir, name);
+                        // Status says so before the caller hears back, not a frame later.
+                        status.lock().unwrap().take = self.take.as_ref().map(TakeWriter::name);
+                        let _ = reply.send(r);
                     }
                     Request::StopTake(reply) => {
                         let r = match self.take.take() {
@@ -601,6 +604,7 @@ impl ModelThread {
                                 message: "no take is being recorded".into(),
                             }),
                         };
+                        status.lock().unwrap().take = None;
                         let _ = reply.send(r);
                     }
                     Request::Save(reply) => {

@@ -53,6 +53,8 @@ fn record_take(config: EngineConfig, dir: &Path, size: (usize, usize)) -> Take {
     let show = engine.handle();
     let manifest = show.start_take(dir, "t1").unwrap();
     assert_eq!(manifest.start_frame, 5);
+    // Status knows as soon as the call returns, before any frame.
+    assert_eq!(show.status().take.as_deref(), Some("t1"));
     let inbox = engine.inbox();
     let mut frame = 5;
     for step in 0..30u64 {
@@ -86,6 +88,7 @@ fn record_take(config: EngineConfig, dir: &Path, size: (usize, usize)) -> Take {
         frame += if step % 7 == 6 { 3 } else { 1 };
     }
     let summary = show.stop_take().unwrap();
+    assert_eq!(show.status().take, None);
     assert_eq!(summary.frames, 30);
     assert!(summary.lost_frames.is_empty(), "{:?}", summary.lost_frames);
     Take::open(dir).unwrap()

@@ -218,6 +218,38 @@ const cases = {
     await until('the preview still live', () => page.locator('#outputs tr[data-key="preview"] .state').innerText().then((t) => t === 'live'));
   },
 
+  async takes(page) {
+    await until('the page to be ready', () => page.locator('#log').innerText().then((t) => t.includes('control surface ready')));
+    await page.click('#take-toggle');
+    const name = await until('a take recording', async () => (await status()).take);
+    await until('REC in the health bar', () => page.isVisible('#h-take'));
+    await page.keyboard.press('m');
+    await page.click('#checkpoint-save');
+    const saved = await until('the checkpoint listed', async () => (await page.locator('#checkpoints tr[data-key]').count()) === 1 && page.locator('#checkpoints tr[data-key]').getAttribute('data-key'));
+    const savedPrompt = (await status()).prompt;
+    await sleep(1000); // frames for the take
+    await page.click('#take-toggle');
+    await until('the take stopped', async () => !(await status()).take);
+    const take = (await api('GET', '/api/v1/takes')).data.find((t) => t.name === name);
+    assert.equal(take.markers, 1, 'M dropped one marker into the take');
+    assert.ok(take.frames > 10, `the take holds ${take.frames} frames`);
+    const row = page.locator(`#takes tr[data-key="${name}"]`);
+    await until('the take listed with its marker', () => row.locator('.info').innerText().then((t) => t.includes('1 marker')));
+    await row.locator('button', { hasText: 'Export' }).click();
+    await until('the export shown under way', () => row.locator('.job').innerText().then((t) => /^export(: |ed →)/.test(t)));
+    await shot(page, 'export');
+    await until('the export shown done', () => row.locator('.job').innerText().then((t) => t.startsWith('exported →')), 120000);
+    const exported = (await api('GET', '/api/v1/takes')).data.find((t) => t.name === name);
+    assert.ok(exported, 'the take is still listed');
+    // Restoring the checkpoint brings its prompt back.
+    assert.equal((await api('POST', '/api/v1/cues', { type: 'prompt', text: 'frozen lake', transition_s: 0 })).status, 202);
+    await until('the new prompt', async () => (await status()).prompt === 'frozen lake');
+    await page.locator(`#checkpoints tr[data-key="${saved}"] button`).click();
+    await until(`the checkpoint's prompt back ("${savedPrompt}")`, async () => (await status()).prompt === savedPrompt);
+    await until('the log to say so', () => page.locator('#log').innerText().then((t) => t.includes(`checkpoint ${saved} restored`)));
+    await shot(page, 'takes');
+  },
+
   async auth(page) {
     const right = env('CUECAST_TOKEN');
     const dialog = page.locator('#token-dialog');

@@ -77,6 +77,12 @@ fn a_slider_sets_its_param() {
 }
 
 #[test]
+fn a_take_with_a_marker_is_exported_with_progress_and_a_checkpoint_restores() {
+    let _serial = serial();
+    browser("takes", &show("takes"), &[]);
+}
+
+#[test]
 fn an_output_whose_server_is_down_shows_retrying_with_its_error() {
     let _serial = serial();
     // Nothing listens on this port: every connection attempt is refused.

@@ -670,9 +670,15 @@ $('checkpoint-save').addEventListener('click', () => act('save checkpoint', () =
 let takes = [];
 const exportJobs = new Map();
 
+// Lists are asked for again on each event; only the newest question's answer counts, so
+// a slow answer from before a change never paints over one from after it.
+let takesAsked = 0;
+let checkpointsAsked = 0;
+
 async function refreshTakes() {
+  const asked = ++takesAsked;
   const t = await act('takes', () => api('GET', '/api/v1/takes'));
-  if (t) {
+  if (t && asked === takesAsked) {
     takes = t;
     renderTakes();
   }
@@ -694,7 +700,7 @@ function renderTakes() {
     row.querySelector('.name').textContent = t.name;
     row.querySelector('.info').textContent = t.error ? t.error
       : t.recording ? 'recording…'
-        : `${t.frames} frames · ${fmt(t.duration_s, 1)} s · ${t.markers} markers${t.lost_frames ? ` · ${t.lost_frames} lost` : ''}${t.complete === false ? ' · cut short' : ''}`;
+        : `${t.frames} frames · ${fmt(t.duration_s, 1)} s · ${t.markers} marker${t.markers === 1 ? '' : 's'}${t.lost_frames ? ` · ${t.lost_frames} lost` : ''}${t.complete === false ? ' · cut short' : ''}`;
     const job = exportJobs.get(t.name);
     const bar = row.querySelector('progress');
     bar.hidden = !job || job.state !== 'running';
@@ -711,8 +717,9 @@ function renderTakes() {
 }
 
 async function refreshCheckpoints() {
+  const asked = ++checkpointsAsked;
   const list = await act('checkpoints', () => api('GET', '/api/v1/checkpoints'));
-  if (!list) return;
+  if (!list || asked !== checkpointsAsked) return;
   syncRows($('checkpoints'), list, (c) => c.name, (c) => {
     const restore = el('button', { type: 'button', textContent: 'Restore' });
     restore.addEventListener('click', () => act(`restore ${c.name}`, () => post(`/api/v1/checkpoints/${enc(c.name)}/restore`)));
