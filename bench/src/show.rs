@@ -307,6 +307,65 @@ pub fn latency(quick: bool) -> Result<Latency> {
     })
 }
 
+pub struct PreviewDelay {
+    pub samples: usize,
+    /// Cue sent → the page's preview showing it.
+    pub visible_p50: f64,
+    pub visible_p99: f64,
+    /// The frame showing the cue ready → the page showing it (the preview's own delay).
+    pub preview_p50: f64,
+    pub preview_p99: f64,
+    pub repeated: u64,
+}
+
+/// The control surface's preview in headless Chromium: how long from a cue until the
+/// page shows it, and how much of that is the preview (MJPEG encode, HTTP, browser).
+pub fn preview_delay(quick: bool) -> Result<PreviewDelay> {
+    let d = Daemon::start(
+        "preview",
+        None,
+        "video: {width: 640, height: 360, fps: 30}\noutputs:\n  - {name: preview, type: preview, width: 640, fps: 15}\n",
+    )?;
+    d.wait_live("preview")?;
+    let tools =
+        std::env::var("CUECAST_NODE_TOOLS").context("CUECAST_NODE_TOOLS: run scripts/setup")?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/preview_delay.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .arg(if quick { "8" } else { "30" })
+        .env("CUECAST_URL", format!("http://{}", d.api))
+        .env("CUECAST_NODE_TOOLS", tools)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running node")?;
+    if !out.status.success() {
+        bail!("the preview measurement failed:\n{}", d.log());
+    }
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    let samples = v["samples"].as_array().cloned().unwrap_or_default();
+    let field = |f: &str| -> Vec<f64> { samples.iter().filter_map(|s| s[f].as_f64()).collect() };
+    let mut visible = field("visible_ms");
+    let mut preview: Vec<f64> = visible
+        .iter()
+        .zip(field("cue_ms"))
+        .map(|(v, c)| v - c)
+        .collect();
+    if visible.is_empty() {
+        bail!("no samples from the preview measurement");
+    }
+    let repeated = d.get("/api/v1/status")?["frames_repeated"]
+        .as_u64()
+        .unwrap_or(0);
+    Ok(PreviewDelay {
+        samples: visible.len(),
+        visible_p50: percentile(&mut visible.clone(), 0.5),
+        visible_p99: percentile(&mut visible, 0.99),
+        preview_p50: percentile(&mut preview.clone(), 0.5),
+        preview_p99: percentile(&mut preview, 0.99),
+        repeated,
+    })
+}
+
 pub struct Encode {
     pub seconds: u64,
     pub frames_in: u64,
