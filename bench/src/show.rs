@@ -17,7 +17,7 @@ use crate::percentile;
 
 /// A daemon process for one measurement.
 pub struct Daemon {
-    child: Child,
+    pub child: Child,
     pub api: String,
     pub dir: PathBuf,
 }
@@ -203,6 +203,8 @@ pub struct Latency {
     pub srt_p50: f64,
     pub srt_p99: f64,
     pub repeated: u64,
+    pub http_samples: Vec<f64>,
+    pub srt_all: Vec<f64>,
 }
 
 /// Cue → frame over HTTP, and cue → first decoded frame at an SRT receiver.
@@ -296,6 +298,8 @@ pub fn latency(quick: bool) -> Result<Latency> {
         .as_u64()
         .unwrap_or(0);
     Ok(Latency {
+        http_samples: http.clone(),
+        srt_all: srt.clone(),
         cues: http.len(),
         http_p50: percentile(&mut http.clone(), 0.5),
         http_p99: percentile(&mut http, 0.99),
@@ -316,6 +320,7 @@ pub struct PreviewDelay {
     pub preview_p50: f64,
     pub preview_p99: f64,
     pub repeated: u64,
+    pub visible_all: Vec<f64>,
 }
 
 /// The control surface's preview in headless Chromium: how long from a cue until the
@@ -357,6 +362,7 @@ pub fn preview_delay(quick: bool) -> Result<PreviewDelay> {
         .as_u64()
         .unwrap_or(0);
     Ok(PreviewDelay {
+        visible_all: visible.clone(),
         samples: visible.len(),
         visible_p50: percentile(&mut visible.clone(), 0.5),
         visible_p99: percentile(&mut visible, 0.99),
@@ -367,6 +373,9 @@ pub fn preview_delay(quick: bool) -> Result<PreviewDelay> {
 }
 
 pub struct Encode {
+    pub width: u32,
+    pub height: u32,
+    pub kbps: u32,
     pub seconds: u64,
     pub frames_in: u64,
     pub frames_out: u64,
@@ -374,13 +383,13 @@ pub struct Encode {
     pub repeated: u64,
 }
 
-/// 720p30 x264 (zerolatency, veryfast) for `seconds`, the show made by the trivial
-/// `pattern` backend so the encoder is what is measured.
-pub fn encode(seconds: u64) -> Result<Encode> {
+/// `width`x`height` at 30 fps through x264 (zerolatency, veryfast) for `seconds`, the
+/// show made by the trivial `pattern` backend so the encoder is what is measured.
+pub fn encode(width: u32, height: u32, kbps: u32, seconds: u64) -> Result<Encode> {
     let d = Daemon::start(
         "encode",
         Some("backend: pattern\n"),
-        "video: {width: 1280, height: 720, fps: 30}\noutputs:\n  - {name: recording, type: record, path: rec.mkv, profile: {video: {width: 1280, height: 720, fps: 30, bitrate_kbps: 4500, preset: veryfast}}}\n",
+        &format!("video: {{width: {width}, height: {height}, fps: 30}}\noutputs:\n  - {{name: recording, type: record, path: rec.mkv, profile: {{video: {{width: {width}, height: {height}, fps: 30, bitrate_kbps: {kbps}, preset: veryfast}}}}}}\n"),
     )?;
     d.wait_live("recording")?;
     std::thread::sleep(Duration::from_secs(3));
@@ -402,11 +411,124 @@ pub fn encode(seconds: u64) -> Result<Encode> {
         .as_u64()
         .unwrap_or(0);
     Ok(Encode {
+        width,
+        height,
+        kbps,
         seconds,
         frames_in: in1 - in0,
         frames_out: out1 - out0,
         cpu_percent: cpu / wall * 100.0,
         repeated,
+    })
+}
+
+/// Resident memory of the daemon, from /proc.
+fn rss_mb(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS"))?;
+    Ok(kb / 1024.0)
+}
+
+pub struct Resources {
+    pub seconds: u64,
+    pub warmup_s: u64,
+    /// (seconds since start, RSS MB, CPU % of one core over the last interval).
+    pub samples: Vec<(f64, f64, f64)>,
+    /// Median RSS just after warm-up, and over the last minute (or tenth).
+    pub rss_after_warmup: f64,
+    pub rss_end: f64,
+    pub cpu_mean: f64,
+    pub repeated: u64,
+    /// Each output's state and bytes at the end.
+    pub outputs: Vec<(String, String, u64)>,
+    /// Bytes the SRT receiver wrote.
+    pub srt_received: u64,
+}
+
+/// A show as it goes on air: the procedural world at 640x360, 30 fps, with one SRT
+/// output (read by an srt-live-transmit caller), one RTMP output (into nginx-rtmp) and a
+/// recording, all three from one x264 + AAC encoder, for `seconds`. Samples the daemon's
+/// RSS and CPU every 5 s.
+pub fn resources(seconds: u64, warmup_s: u64) -> Result<Resources> {
+    use cuecast_tests::peers::{RtmpServer, SrtReceiver};
+    let rtmp = RtmpServer::start();
+    let srt_port = free_udp_port()?;
+    let profile = "{video: {width: 640, height: 360, fps: 30, bitrate_kbps: 1500, keyframe_s: 2, preset: veryfast}, audio: {}}";
+    let d = Daemon::start(
+        "resources",
+        None,
+        &format!(
+            "video: {{width: 640, height: 360, fps: 30}}\noutputs:\n\
+             \x20 - {{name: srt, type: srt, mode: listener, address: 127.0.0.1:{srt_port}, latency_ms: 120, profile: {profile}}}\n\
+             \x20 - {{name: rtmp, type: rtmp, url: {:?}, key: bench, profile: {profile}}}\n\
+             \x20 - {{name: recording, type: record, path: rec.mkv, profile: {profile}}}\n",
+            rtmp.app_url()
+        ),
+    )?;
+    let srt_rx = SrtReceiver::call(srt_port);
+    for o in ["srt", "rtmp", "recording"] {
+        d.wait_live(o)?;
+    }
+    let start = Instant::now();
+    let pid = d.child.id();
+    let mut samples = Vec::new();
+    let (mut cpu_prev, mut t_prev) = (d.cpu_s()?, 0.0);
+    while start.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(5));
+        let t = start.elapsed().as_secs_f64();
+        let cpu = d.cpu_s()?;
+        samples.push((t, rss_mb(pid)?, (cpu - cpu_prev) / (t - t_prev) * 100.0));
+        (cpu_prev, t_prev) = (cpu, t);
+    }
+    let window = (seconds as f64 / 10.0).clamp(15.0, 60.0);
+    let rss_in = |from: f64, to: f64| -> f64 {
+        let mut v: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.0 > from && s.0 <= to)
+            .map(|s| s.1)
+            .collect();
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            percentile(&mut v, 0.5)
+        }
+    };
+    let rss_after_warmup = rss_in(warmup_s as f64, warmup_s as f64 + window);
+    let rss_end = rss_in(seconds as f64 - window, f64::INFINITY);
+    let after: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.0 > warmup_s as f64)
+        .map(|s| s.2)
+        .collect();
+    let cpu_mean = after.iter().sum::<f64>() / after.len().max(1) as f64;
+    let status = d.get("/api/v1/status")?;
+    let outputs = status["outputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap_or("").to_owned(),
+                o["state"].as_str().unwrap_or("").to_owned(),
+                o["bytes"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    Ok(Resources {
+        seconds,
+        warmup_s,
+        samples,
+        rss_after_warmup,
+        rss_end,
+        cpu_mean,
+        repeated: status["frames_repeated"].as_u64().unwrap_or(0),
+        outputs,
+        srt_received: srt_rx.bytes(),
     })
 }
 
