@@ -153,6 +153,8 @@ fn cuecast_steps(
     steps: usize,
     warmup: usize,
 ) -> Result<(Vec<f64>, ModelInfo)> {
+    // As on the model thread: no autograd bookkeeping.
+    let _no_grad = tch::no_grad_guard();
     let prompt = "rolling green hills";
     let mut gen = create_generator(&BackendConfig {
         backend: "torchscript".into(),

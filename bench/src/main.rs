@@ -126,6 +126,11 @@ fn main() -> Result<()> {
             .unwrap_or_else(|| "docs/benchmarks.md".into()),
     );
     let python = std::env::var("CUECAST_PYTHON").context("CUECAST_PYTHON: run scripts/setup")?;
+    // `--render FILE`: the document and plots again from a run's JSON, measuring nothing.
+    if let Some(json) = args.iter().skip_while(|a| *a != "--render").nth(1) {
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(json)?)?;
+        return render(&report, &out_path, &python);
+    }
     gst::init()?;
     gstcuecast::register_static()?;
     element::register_backends();
@@ -288,19 +293,28 @@ fn main() -> Result<()> {
         });
     }
 
-    let doc = document(&report, quick)?;
-    std::fs::write(&out_path, doc).with_context(|| format!("writing {}", out_path.display()))?;
+    let _ = std::fs::remove_dir_all(&work);
+    if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    render(&report, &out_path, &python)
+}
+
+/// Writes the document, its JSON beside it, and the plots into `bench/` there.
+fn render(report: &Value, out_path: &Path, python: &str) -> Result<()> {
+    let quick = report["quick"].as_bool().unwrap_or(false);
+    let doc = document(report, quick)?;
+    std::fs::write(out_path, doc).with_context(|| format!("writing {}", out_path.display()))?;
     let json_path = out_path.with_extension("json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(report)?)?;
     let plots = out_path.parent().unwrap_or(Path::new(".")).join("bench");
-    let status = std::process::Command::new(&python)
+    let status = std::process::Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("plot.py"))
         .arg(&json_path)
         .arg(&plots)
         .status()
         .context("running bench/plot.py")?;
     anyhow::ensure!(status.success(), "bench/plot.py failed");
-    let _ = std::fs::remove_dir_all(&work);
     eprintln!(
         "wrote {}, {} and plots in {}",
         out_path.display(),
