@@ -22,6 +22,11 @@ def figure(report, title, size=(8, 4.5)):
     return fig, ax
 
 
+def cdf(ax, samples, label):
+    xs = sorted(samples)
+    ax.plot(xs, [i / max(1, len(xs) - 1) for i in range(len(xs))], label=label)
+
+
 def save(fig, out, name):
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(os.path.join(out, name), dpi=110)
@@ -59,9 +64,7 @@ def stepping(r, out):
 def pacing(r, out):
     fig, ax = figure(r, "3. Pacing, live 640x360: push time after each slot starts")
     for p in r["pacing"]:
-        xs = sorted(p["run"]["push_ms"])
-        ys = [i / max(1, len(xs) - 1) for i in range(len(xs))]
-        ax.plot(xs, ys, label=f"{p['fps']} fps ({p['run']['repeated']} repeated of {p['run']['frames']})")
+        cdf(ax, p["run"]["push_ms"], f"{p['fps']} fps ({p['run']['repeated']} repeated of {p['run']['frames']})")
     ax.set_xlabel("ms after the slot started")
     ax.set_ylabel("fraction of frames")
     ax.legend(fontsize=8)
@@ -76,9 +79,7 @@ def latency(r, out):
         ("cue → SRT receiver", lat["srt"]["samples"]),
         ("cue → control surface preview", lat["preview"]["visible_samples"]),
     ]:
-        xs = sorted(samples)
-        ys = [i / max(1, len(xs) - 1) for i in range(len(xs))]
-        ax.plot(xs, ys, label=label)
+        cdf(ax, samples, label)
     ax.set_xlabel("ms")
     ax.set_ylabel("fraction of cues")
     ax.legend(fontsize=8)

@@ -159,6 +159,23 @@ const cases = {
       await sleep(400);
       return samePose(a, (await status()).camera);
     });
+
+    // A gamepad (headless Chromium has none: the page is handed one through the same
+    // navigator.getGamepads() a real pad answers): left stick forward flies.
+    await page.evaluate(() => {
+      window.testPad = { id: 'test pad', axes: [0, -1, 0, 0], buttons: [] };
+      navigator.getGamepads = () => [window.testPad];
+      window.dispatchEvent(new Event('gamepadconnected'));
+    });
+    await until('the page to see the gamepad', () => page.locator('#gamepad').innerText().then((t) => t.includes('test pad')));
+    const before = (await status()).camera;
+    await until('the camera to move with the left stick', async () => !samePose(before, (await status()).camera));
+    await page.evaluate(() => { window.testPad.axes = [0, 0, 0, 0]; });
+    await until('the camera to stop when the stick is centred', async () => {
+      const a = (await status()).camera;
+      await sleep(400);
+      return samePose(a, (await status()).camera);
+    });
   },
 
   async rundown(page) {

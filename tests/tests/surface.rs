@@ -59,7 +59,8 @@ fn a_prompt_typed_and_sent_changes_the_show_and_a_refusal_is_shown() {
 }
 
 #[test]
-fn holding_w_flies_and_releasing_it_stops_but_typing_never_steers() {
+fn holding_w_flies_and_releasing_it_stops_so_do_the_joystick_and_a_gamepad_and_typing_never_steers()
+{
     let _serial = serial();
     browser("camera", &show("camera"), &[]);
 }
