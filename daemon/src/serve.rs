@@ -135,7 +135,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
     };
     let server = ApiServer::start(config.api_listen, state.clone())?;
     eprintln!(
-        "cuecast: API on http://{}/api/v1 (OpenAPI: /api/v1/openapi.json, events: /api/v1/events, metrics: /metrics)",
+        "cuecast: control surface on http://{}/ ; API on /api/v1 (OpenAPI: /api/v1/openapi.json, events: /api/v1/events, metrics: /metrics)",
         server.addr
     );
     let osc = Arc::new(Mutex::new(None));
