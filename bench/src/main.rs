@@ -202,13 +202,13 @@ fn main() -> Result<()> {
         preview.visible_p50, preview.visible_p99, preview.preview_p50, preview.preview_p99
     );
     report["latency"] = json!({
-        "http": {"n": lat.cues, "p50": lat.http_p50, "p99": lat.http_p99, "samples": lat.http_samples},
+        "http": {"n": lat.http.len(), "p50": lat.http_p50, "p99": lat.http_p99, "samples": lat.http},
         "step_p99_bound_ms": lat.step_p99_bound,
-        "srt": {"n": lat.srt_samples, "p50": lat.srt_p50, "p99": lat.srt_p99, "samples": lat.srt_all},
+        "srt": {"n": lat.srt.len(), "p50": lat.srt_p50, "p99": lat.srt_p99, "samples": lat.srt},
         "repeated": lat.repeated,
-        "preview": {"n": preview.samples, "visible_p50": preview.visible_p50, "visible_p99": preview.visible_p99,
+        "preview": {"n": preview.visible.len(), "visible_p50": preview.visible_p50, "visible_p99": preview.visible_p99,
                     "preview_p50": preview.preview_p50, "preview_p99": preview.preview_p99,
-                    "visible_samples": preview.visible_all, "repeated": preview.repeated},
+                    "visible_samples": preview.visible, "repeated": preview.repeated},
     });
 
     // 5. Resources over a long show.

@@ -13,6 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 use serde_json::Value;
 
+use cuecast_tests::peers::{free_port, free_udp_port};
+
 use crate::percentile;
 
 /// A daemon process for one measurement.
@@ -22,23 +24,11 @@ pub struct Daemon {
     pub dir: PathBuf,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn free_udp_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl Daemon {
     /// Starts a daemon with `config` (after the API line) and a show preset: the
     /// repository's default, or `show` written beside the config.
     pub fn start(name: &str, show: Option<&str>, config: &str) -> Result<Daemon> {
-        let port = free_port()?;
+        let port = free_port();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let dir = std::env::temp_dir().join(format!("cuecast-bench-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -195,21 +185,21 @@ fn metric_quantile_ms(metrics: &str, name: &str, q: f64) -> Option<f64> {
 }
 
 pub struct Latency {
-    pub cues: usize,
+    /// HTTP accepted → frame, ms, in the order sent.
+    pub http: Vec<f64>,
     pub http_p50: f64,
     pub http_p99: f64,
     pub step_p99_bound: f64,
-    pub srt_samples: usize,
+    /// Cue sent → decoded at the SRT receiver, ms, in the order sent.
+    pub srt: Vec<f64>,
     pub srt_p50: f64,
     pub srt_p99: f64,
     pub repeated: u64,
-    pub http_samples: Vec<f64>,
-    pub srt_all: Vec<f64>,
 }
 
 /// Cue → frame over HTTP, and cue → first decoded frame at an SRT receiver.
 pub fn latency(quick: bool) -> Result<Latency> {
-    let srt_port = free_udp_port()?;
+    let srt_port = free_udp_port();
     let d = Daemon::start(
         "latency",
         None,
@@ -298,21 +288,20 @@ pub fn latency(quick: bool) -> Result<Latency> {
         .as_u64()
         .unwrap_or(0);
     Ok(Latency {
-        http_samples: http.clone(),
-        srt_all: srt.clone(),
-        cues: http.len(),
         http_p50: percentile(&mut http.clone(), 0.5),
-        http_p99: percentile(&mut http, 0.99),
+        http_p99: percentile(&mut http.clone(), 0.99),
+        http,
         step_p99_bound,
-        srt_samples: srt.len(),
         srt_p50: percentile(&mut srt.clone(), 0.5),
-        srt_p99: percentile(&mut srt, 0.99),
+        srt_p99: percentile(&mut srt.clone(), 0.99),
+        srt,
         repeated,
     })
 }
 
 pub struct PreviewDelay {
-    pub samples: usize,
+    /// Cue sent → the page's preview showing it, ms, in the order sent.
+    pub visible: Vec<f64>,
     /// Cue sent → the page's preview showing it.
     pub visible_p50: f64,
     pub visible_p99: f64,
@@ -320,7 +309,6 @@ pub struct PreviewDelay {
     pub preview_p50: f64,
     pub preview_p99: f64,
     pub repeated: u64,
-    pub visible_all: Vec<f64>,
 }
 
 /// The control surface's preview in headless Chromium: how long from a cue until the
@@ -349,7 +337,7 @@ pub fn preview_delay(quick: bool) -> Result<PreviewDelay> {
     let v: Value = serde_json::from_slice(&out.stdout)?;
     let samples = v["samples"].as_array().cloned().unwrap_or_default();
     let field = |f: &str| -> Vec<f64> { samples.iter().filter_map(|s| s[f].as_f64()).collect() };
-    let mut visible = field("visible_ms");
+    let visible = field("visible_ms");
     let mut preview: Vec<f64> = visible
         .iter()
         .zip(field("cue_ms"))
@@ -362,10 +350,9 @@ pub fn preview_delay(quick: bool) -> Result<PreviewDelay> {
         .as_u64()
         .unwrap_or(0);
     Ok(PreviewDelay {
-        visible_all: visible.clone(),
-        samples: visible.len(),
         visible_p50: percentile(&mut visible.clone(), 0.5),
-        visible_p99: percentile(&mut visible, 0.99),
+        visible_p99: percentile(&mut visible.clone(), 0.99),
+        visible,
         preview_p50: percentile(&mut preview.clone(), 0.5),
         preview_p99: percentile(&mut preview, 0.99),
         repeated,
@@ -457,7 +444,7 @@ pub struct Resources {
 pub fn resources(seconds: u64, warmup_s: u64) -> Result<Resources> {
     use cuecast_tests::peers::{RtmpServer, SrtReceiver};
     let rtmp = RtmpServer::start();
-    let srt_port = free_udp_port()?;
+    let srt_port = free_udp_port();
     let profile = "{video: {width: 640, height: 360, fps: 30, bitrate_kbps: 1500, keyframe_s: 2, preset: veryfast}, audio: {}}";
     let d = Daemon::start(
         "resources",
