@@ -184,6 +184,7 @@ fn cuecast_steps(
             prompt: &prompt_state,
             params: &params,
             seed: 7,
+            detail: 1.0,
         };
         let mut image = Image {
             width: w,

@@ -190,6 +190,43 @@ fn main() -> Result<()> {
     }
     report["pacing"] = json!(pacing);
 
+    // 3b. The default show, quiet and beside a busy core; adaptive detail off and on.
+    let show_s = if quick { 20 } else { 60 };
+    let windows = show::default_show(show_s)?;
+    for w in &windows {
+        eprintln!(
+            "default show {}: {:.1} repeats/min, detail {:?}",
+            if w.busy { "busy" } else { "quiet" },
+            w.repeats_per_minute,
+            w.detail
+        );
+    }
+    let mut adaptive = Vec::new();
+    for round in 0..2 {
+        for on in [false, true] {
+            let _load = show::BusyCore::start();
+            let row = element::pacing(
+                &format!(
+                    "cuecastsrc name=src adaptive-detail={on} prompt=\"rolling green hills\" cues={} ! video/x-raw,width=1280,height=720,framerate=30/1 ! fakesink sync=true",
+                    cues.display()
+                ),
+                show_s,
+            )?;
+            eprintln!(
+                "busy 1280x720@30, adaptive detail {on} (round {round}): {} frames, {} repeated",
+                row["frames"], row["repeated"]
+            );
+            adaptive.push(json!({"adaptive_detail": on, "run": row}));
+        }
+    }
+    report["default_show"] = json!({
+        "windows": windows.iter().map(|w| json!({
+            "busy": w.busy, "seconds": w.seconds, "frames_out": w.frames_out,
+            "repeated": w.repeated, "repeats_per_minute": w.repeats_per_minute, "detail": w.detail,
+        })).collect::<Vec<_>>(),
+        "adaptive": adaptive,
+    });
+
     // 4. Latency.
     let lat = show::latency(quick)?;
     eprintln!(
@@ -445,6 +482,68 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         writeln!(d, "At 60 fps a frame has 16.7 ms; the procedural world's step on this CPU takes {:.1} ms at the median, so the element repeats the frames the model could not finish in time ({} of {}) and the output keeps its rate. The 60 fps target is the GPU's (1920x1080@60, below).", f(&x["step_median_ms"]), x["repeated"], x["frames"])?;
     }
     writeln!(d, "\n![Pacing](bench/pacing.png)\n")?;
+
+    // 3b.
+    let ds = &r["default_show"];
+    if !ds.is_null() {
+        writeln!(d, "### The default show, quiet and on a busy machine\n")?;
+        writeln!(d, "`cuecast serve` with the default config as `scripts/show` runs it (the default show preset, 1280x720 at 30 fps, a recording and a preview), first quiet, then with one core kept busy by a spinning thread beside it (the build or browser a newcomer's laptop always has). Repeats: frame slots filled by repeating the previous frame. Detail: what status reported, sampled every second (1 full; the procedural world draws at 0.75 or 0.5 while its steps run late, and back at full once there is room).\n")?;
+        writeln!(d, "| machine | seconds | frames out | repeated | repeats per minute | detail (min / median / max) |")?;
+        writeln!(d, "|---|---|---|---|---|---|")?;
+        for w in ds["windows"].as_array().unwrap_or(&empty) {
+            let mut det: Vec<f64> = w["detail"]
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .map(f)
+                .collect();
+            let (lo, hi) = det
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            writeln!(
+                d,
+                "| {} | {:.0} | {} | {} | {:.1} | {lo:.2} / {:.2} / {hi:.2} |",
+                if w["busy"] == true {
+                    "one core busy"
+                } else {
+                    "quiet"
+                },
+                f(&w["seconds"]),
+                w["frames_out"],
+                w["repeated"],
+                f(&w["repeats_per_minute"]),
+                median(&mut det)
+            )?;
+        }
+        writeln!(d, "\nThe same world (`cuecastsrc` live at 1280x720@30 into `fakesink sync=true`, the camera flying its path) with one core busy, adaptive detail off and on, alternating, {} s each:\n", ds["adaptive"][0]["run"]["seconds"])?;
+        writeln!(
+            d,
+            "| adaptive detail | frames | repeated | repeats per minute | step median |"
+        )?;
+        writeln!(d, "|---|---|---|---|---|")?;
+        let mut per = [Vec::new(), Vec::new()];
+        for a in ds["adaptive"].as_array().unwrap_or(&empty) {
+            let x = &a["run"];
+            let rpm = f(&x["repeated"]) * 60.0 / f(&x["seconds"]);
+            per[usize::from(a["adaptive_detail"] == true)].push(rpm);
+            writeln!(
+                d,
+                "| {} | {} | {} | {rpm:.1} | {:.1} ms |",
+                if a["adaptive_detail"] == true {
+                    "on"
+                } else {
+                    "off"
+                },
+                x["frames"],
+                x["repeated"],
+                f(&x["step_median_ms"])
+            )?;
+        }
+        let (off, on) = (median(&mut per[0]), median(&mut per[1]));
+        writeln!(d, "\nMedian repeats per minute with one core busy: {off:.1} with adaptive detail off, {on:.1} with it on.\n")?;
+    }
 
     // 4.
     let l = &r["latency"];

@@ -590,3 +590,102 @@ pub fn take_cost(window_s: u64, rounds: usize) -> Result<TakeCost> {
         daemon: d,
     })
 }
+
+/// Keeps one core busy (a spinning thread) until dropped: the other work a newcomer's
+/// laptop always has beside the show.
+pub struct BusyCore {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BusyCore {
+    pub fn start() -> BusyCore {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                for i in 0..100_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+                }
+            }
+        });
+        BusyCore {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BusyCore {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One window of the default show.
+pub struct DefaultShowWindow {
+    pub busy: bool,
+    pub seconds: f64,
+    pub frames_out: u64,
+    pub repeated: u64,
+    pub repeats_per_minute: f64,
+    /// The detail status reported, sampled every second.
+    pub detail: Vec<f64>,
+}
+
+/// The default config as `scripts/show` runs it (the default show preset, 1280x720 at
+/// 30 fps, a recording and a preview), quiet and then with one core kept busy beside it:
+/// repeated frames per minute, and the detail the show drew at.
+pub fn default_show(seconds: u64) -> Result<Vec<DefaultShowWindow>> {
+    let d = Daemon::start(
+        "default-show",
+        None,
+        "video: {width: 1280, height: 720, fps: 30}\noutputs:\n\
+         \x20 - {name: recording, type: record, path: show-{time}.mkv}\n\
+         \x20 - {name: preview, type: preview, width: 640, fps: 15}\n",
+    )?;
+    d.wait_live("recording")?;
+    std::thread::sleep(Duration::from_secs(5));
+    let counts = |d: &Daemon| -> Result<(u64, u64)> {
+        let s = d.get("/api/v1/status")?;
+        let out = d.get("/metrics")?;
+        let metrics = out.as_str().unwrap_or_default();
+        let frames = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("cuecast_frames_out_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Ok((frames, s["frames_repeated"].as_u64().unwrap_or(0)))
+    };
+    let mut windows = Vec::new();
+    for busy in [false, true] {
+        let _load = busy.then(BusyCore::start);
+        let (f0, r0) = counts(&d)?;
+        let start = Instant::now();
+        let mut detail = Vec::new();
+        while start.elapsed() < Duration::from_secs(seconds) {
+            std::thread::sleep(Duration::from_secs(1));
+            detail.push(
+                d.get("/api/v1/status")?["detail"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+            );
+        }
+        let (f1, r1) = counts(&d)?;
+        let secs = start.elapsed().as_secs_f64();
+        windows.push(DefaultShowWindow {
+            busy,
+            seconds: secs,
+            frames_out: f1 - f0,
+            repeated: r1 - r0,
+            repeats_per_minute: (r1 - r0) as f64 * 60.0 / secs,
+            detail,
+        });
+    }
+    Ok(windows)
+}

@@ -282,7 +282,7 @@ fn schemas() -> Value {
         "RundownItem": {"type": "object", "required": ["name", "cues"], "properties": {"name": {"type": "string"}, "cues": {"type": "array", "items": schema_ref("Cue")}}},
         "Rundown": {"type": "object", "properties": {"items": {"type": "array", "items": schema_ref("RundownItem")}, "current": {"type": ["integer", "null"]}, "next": {"type": ["integer", "null"]}}},
         "Output": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"enum": ["srt", "rtmp", "record", "preview"]}, "target": {"type": "string"}, "profile": {"type": ["string", "null"]}, "state": {"enum": ["connecting", "live", "retrying", "failed", "stopped"]}, "bytes": {"type": "integer"}, "reconnects": {"type": "integer"}, "attempt": {"type": "integer"}, "last_error": {"type": ["string", "null"]}, "retry_in_s": {"type": ["number", "null"]}, "file": {"type": ["string", "null"]}}},
-        "Status": {"type": "object", "properties": {"frame": {"type": "integer"}, "auth": {"type": "boolean", "description": "whether changes need the bearer token"}, "camera": {"type": "object"}, "prompt": {"type": "string"}, "params": {"type": "object"}, "outputs": {"type": "array", "items": schema_ref("Output")}, "rundown": schema_ref("Rundown"), "config": {"type": "object"}}},
+        "Status": {"type": "object", "properties": {"frame": {"type": "integer"}, "auth": {"type": "boolean", "description": "whether changes need the bearer token"}, "camera": {"type": "object"}, "prompt": {"type": "string"}, "params": {"type": "object"}, "detail": {"type": "number", "description": "the detail frames are drawn at: 1 full, lower while steps run late"}, "outputs": {"type": "array", "items": schema_ref("Output")}, "rundown": schema_ref("Rundown"), "config": {"type": "object"}}},
         "Take": {"type": "object", "properties": {"name": {"type": "string"}, "frames": {"type": "integer"}, "complete": {"type": "boolean"}, "duration_s": num, "markers": {"type": "integer"}, "lost_frames": {"type": "integer"}, "error": {"type": "string"}}},
         "Job": {"type": "object", "properties": {"id": {"type": "integer"}, "take": {"type": "string"}, "out": {"type": "string"}, "state": {"enum": ["running", "done", "failed"]}, "stage": {"type": "string"}, "done": {"type": "integer"}, "total": {"type": "integer"}, "error": {"type": ["string", "null"]}, "files": {"type": "array", "items": {"type": "string"}}}},
         "Error": {"type": "object", "required": ["error", "detail"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "field": {"type": ["string", "null"]}}},
@@ -865,6 +865,11 @@ pub fn metrics(s: &AppState) -> String {
         out,
         "# HELP cuecast_frame Current frame index.\n# TYPE cuecast_frame gauge\ncuecast_frame {}",
         status.frame
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cuecast_detail The detail frames are drawn at (1 full; lower while steps run late).\n# TYPE cuecast_detail gauge\ncuecast_detail {}",
+        status.detail
     );
     histogram(
         &mut out,

@@ -6,6 +6,7 @@
 //! config watcher re-reads the config on change; `cuecast-signals` turns SIGINT and
 //! SIGTERM into a clean stop (recordings finished, outputs closed, then the show).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use gst::prelude::*;
 use serde_json::{json, Value};
 
 use crate::api::{self, AppState, ConfigStatus};
-use crate::config::{Config, Show};
+use crate::config::{Config, OutputKind, Show};
 use crate::events::Events;
 use crate::library::Library;
 use crate::lock;
@@ -134,14 +135,14 @@ pub fn serve(config_path: &Path) -> Result<()> {
         library: Library::new(&config),
     };
     let server = ApiServer::start(config.api_listen, state.clone())?;
-    eprintln!(
-        "cuecast: control surface on http://{}/ ; API on /api/v1 (OpenAPI: /api/v1/openapi.json, events: /api/v1/events, metrics: /metrics)",
-        server.addr
-    );
     let osc = Arc::new(Mutex::new(None));
     if let Some(addr) = config.osc_listen {
         *lock(&osc) = Some(start_osc(addr, show, &state)?);
     }
+    eprint!(
+        "{}",
+        live_banner(&config, server.addr, &handle.status().model)
+    );
     let reloader = Reloader {
         applied: Mutex::new(config.clone()),
         state: state.clone(),
@@ -195,6 +196,32 @@ pub fn serve(config_path: &Path) -> Result<()> {
     }
     eprintln!("cuecast: show ended");
     Ok(())
+}
+
+/// What a newcomer needs once the show is live: where to watch and steer it, where
+/// it is recorded, and how to stop it.
+fn live_banner(config: &Config, api: SocketAddr, model: &str) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut out = format!(
+        "cuecast: the show is live: {} at {}x{}, {} fps\n  control surface  http://{api}/\n  API              http://{api}/api/v1 (OpenAPI: /api/v1/openapi.json, events: /api/v1/events, metrics: /metrics)\n",
+        model, config.video.width, config.video.height, config.video.fps
+    );
+    if let Some(osc) = config.osc_listen {
+        out += &format!("  OSC              {osc}\n");
+    }
+    let mut recorded = false;
+    for o in &config.outputs {
+        if let OutputKind::Record { path } = &o.kind {
+            let shown = path.strip_prefix(&cwd).unwrap_or(path);
+            out += &format!("  recording to     {} ({})\n", shown.display(), o.name);
+            recorded = true;
+        }
+    }
+    if !recorded {
+        out += "  recording to     nowhere: no record output in the config\n";
+    }
+    out += "  stop             Ctrl-C (finishes the recordings and the take)\n";
+    out
 }
 
 fn first_error(pipeline: &gst::Pipeline) -> Option<String> {

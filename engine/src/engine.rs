@@ -23,6 +23,7 @@ use tch::Tensor;
 
 use crate::camera::Pose;
 use crate::checkpoint::{Checkpoint, CheckpointManifest, CHECKPOINT_FORMAT};
+use crate::detail::{self, DetailControl};
 use crate::device::{device_name, DeviceSpec};
 use crate::frame::{Frame, FramePool};
 use crate::generator::{
@@ -31,7 +32,8 @@ use crate::generator::{
 use crate::metrics::{Histogram, LATENCY_MS_BUCKETS, STEP_MS_BUCKETS};
 use crate::schedule::{AppliedCue, CueInbox, InFlight, Scheduler};
 use crate::take::{
-    utc_iso, ModelId, Size, Software, TakeManifest, TakeSummary, TakeWriter, TAKE_FORMAT,
+    utc_iso, FrameRecord, ModelId, Size, Software, TakeManifest, TakeSummary, TakeWriter,
+    TAKE_FORMAT,
 };
 use crate::world::{Scene, ShowContext, World};
 use crate::{CueError, EngineError};
@@ -49,6 +51,9 @@ pub struct EngineConfig {
     pub scenes: Vec<Scene>,
     /// Where the camera starts; the model's default when `None`.
     pub camera: Option<Pose>,
+    /// Lower the detail while steps run late (see [`crate::detail`]): for a live show.
+    /// Off, every frame is drawn at full detail however long it takes.
+    pub adaptive_detail: bool,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +66,7 @@ impl Default for EngineConfig {
             prompt: "rolling green hills".into(),
             scenes: Vec::new(),
             camera: None,
+            adaptive_detail: false,
         }
     }
 }
@@ -135,6 +141,9 @@ pub struct Status {
     pub frames_repeated: u64,
     /// The take being recorded.
     pub take: Option<String>,
+    /// The detail frames are drawn at: 1 is full; lower while steps run late on a model
+    /// that can draw cheaper frames (see [`crate::detail`]).
+    pub detail: f32,
 }
 
 type Reply<T> = mpsc::Sender<Result<T, EngineError>>;
@@ -146,7 +155,12 @@ enum Request {
         fps: Fps,
     },
     Scenes(Vec<Scene>),
-    Render(u64),
+    /// Render this frame; at this detail when given (a replay), else as the show's
+    /// step times allow.
+    Render {
+        frame: u64,
+        detail: Option<f32>,
+    },
     StartTake {
         dir: PathBuf,
         name: String,
@@ -308,8 +322,18 @@ impl Engine {
 
     /// Asks for frame `frame`; the result arrives through the deliver callback.
     pub fn render(&self, frame: u64) -> Result<(), EngineError> {
+        self.request_render(frame, None)
+    }
+
+    /// Asks for frame `frame` drawn at `detail` whatever the step times (a replay draws
+    /// each frame at the detail it had on air).
+    pub fn render_at(&self, frame: u64, detail: f32) -> Result<(), EngineError> {
+        self.request_render(frame, Some(detail))
+    }
+
+    fn request_render(&self, frame: u64, detail: Option<f32>) -> Result<(), EngineError> {
         self.requests
-            .send(Request::Render(frame))
+            .send(Request::Render { frame, detail })
             .map_err(|_| EngineError::Stopped("the model thread has stopped".into()))
     }
 }
@@ -473,6 +497,11 @@ struct ModelThread {
     /// numbers (and timestamps) keep counting.
     shift: i64,
     take: Option<TakeWriter>,
+    /// Lowers the detail while steps run late, where `adapts` says so.
+    detail: DetailControl,
+    adapts: bool,
+    /// The detail the last step drew at (what the take records for its frame).
+    drawn_detail: f32,
 }
 
 impl ModelThread {
@@ -547,6 +576,7 @@ impl ModelThread {
             steps_failed: 0,
             frames_repeated: 0,
             take: None,
+            detail: 1.0,
         }));
         let model_id = ModelId {
             name: info.name.clone(),
@@ -557,6 +587,7 @@ impl ModelThread {
                 .as_ref()
                 .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
         };
+        let adapts = config.adaptive_detail && gen.scales_detail();
         let model = ModelThread {
             gen,
             world,
@@ -573,6 +604,9 @@ impl ModelThread {
             model_id,
             shift: 0,
             take: None,
+            detail: DetailControl::default(),
+            adapts,
+            drawn_detail: 1.0,
         };
         Ok((model, status))
     }
@@ -581,6 +615,7 @@ impl ModelThread {
         while let Ok(request) = requests.recv() {
             let mut next = Some(request);
             let mut target = None;
+            let mut forced = None;
             // Take everything queued: settings apply in order, renders collapse to the newest.
             while let Some(r) = next {
                 match r {
@@ -626,18 +661,21 @@ impl ModelThread {
                         if self.pool.size() != (width, height) {
                             self.pool = FramePool::new(width, height);
                             self.last_raw = None;
+                            // Another size costs differently: start again at full detail.
+                            self.detail.reset();
                         }
                         self.world.set_fps(fps);
                     }
                     Request::Scenes(scenes) => self.world.set_scenes(scenes),
-                    Request::Render(frame) => {
-                        target = Some(target.map_or(frame, |t: u64| t.max(frame)))
+                    Request::Render { frame, detail } => {
+                        target = Some(target.map_or(frame, |t: u64| t.max(frame)));
+                        forced = detail;
                     }
                 }
                 next = requests.try_recv().ok();
             }
             if let Some(frame) = target {
-                let rendered = self.render(frame);
+                let rendered = self.render(frame, forced);
                 self.update_status(&status, rendered.frame, rendered.step_time);
                 (self.deliver)(rendered);
             }
@@ -649,8 +687,8 @@ impl ModelThread {
         (frame as i64 + self.shift).max(0) as u64
     }
 
-    /// Advances the world to `target` and renders it.
-    fn render(&mut self, target: u64) -> Rendered {
+    /// Advances the world to `target` and renders it, at `forced` detail if given.
+    fn render(&mut self, target: u64, forced: Option<f32>) -> Rendered {
         let fps = self.world.fps();
         let first = self.last_frame.map_or(0, |f| f + 1);
         let target = target.max(first);
@@ -671,7 +709,7 @@ impl ModelThread {
         let fade = self.world.fade_level(world_target);
         let picture = match (self.world.frozen(), self.last_raw.clone()) {
             (true, Some(held)) => Picture::Held(self.faded(held, fade)),
-            _ => match self.step(world_target, reset) {
+            _ => match self.step(world_target, reset, forced) {
                 Ok(raw) => {
                     self.last_raw = Some(raw.clone());
                     Picture::New(self.faded(raw, fade))
@@ -697,6 +735,17 @@ impl ModelThread {
         };
         if matches!(picture, Picture::New(_)) {
             self.counters.step_ms.observe(step_time.as_secs_f64() * 1e3);
+            if forced.is_none() && self.adapts {
+                if let Some(c) = self.detail.observe(step_time, self.world.fps().as_f64()) {
+                    eprintln!(
+                        "cuecast: a step took {:.1} ms of the frame's {:.1} ms: drawing at {:.0} % detail (was {:.0} %)",
+                        c.step.as_secs_f64() * 1e3,
+                        c.budget.as_secs_f64() * 1e3,
+                        c.to * 100.0,
+                        c.from * 100.0
+                    );
+                }
+            }
         }
         for a in &applied {
             self.counters.cue_latency_ms.observe(a.latency_ms);
@@ -719,7 +768,13 @@ impl ModelThread {
         }
     }
 
-    fn step(&mut self, frame: u64, reset: bool) -> Result<Frame, StepError> {
+    fn step(&mut self, frame: u64, reset: bool, forced: Option<f32>) -> Result<Frame, StepError> {
+        let detail = match forced {
+            Some(d) => d.clamp(detail::COARSEST, 1.0),
+            None if self.adapts => self.detail.detail(),
+            None => 1.0,
+        };
+        self.drawn_detail = detail;
         let world = &self.world;
         let gen = &mut self.gen;
         let mut buf = self.pool.take();
@@ -735,6 +790,7 @@ impl ModelThread {
             prompt: &prompt,
             params: &params,
             seed: world.seed(),
+            detail,
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             if reset {
@@ -800,7 +856,15 @@ impl ModelThread {
             };
             Vec::<f32>::try_from(&d.view([-1])).ok().map(|v| (size, v))
         });
-        take.frame(frame, world_frame, self.world.camera(), held, shown, depth);
+        let record = FrameRecord {
+            index: 0,
+            frame,
+            world_frame,
+            pose: self.world.camera(),
+            held,
+            detail: self.drawn_detail,
+        };
+        take.frame(record, shown, depth);
     }
 
     fn start_take(&mut self, dir: &Path, name: String) -> Result<TakeManifest, EngineError> {
@@ -927,6 +991,7 @@ impl ModelThread {
         s.fade = w.fade_level(wf);
         s.take = self.take.as_ref().map(TakeWriter::name);
         s.cues_waiting = self.scheduler.waiting();
+        s.detail = self.drawn_detail;
         if step > Duration::ZERO {
             s.last_step_ms = step.as_secs_f64() * 1e3;
         }
@@ -953,6 +1018,7 @@ fn warm_up(gen: &mut dyn Generator, world: &World) -> Result<(), EngineError> {
             prompt: &prompt,
             params: &params,
             seed: world.seed(),
+            detail: 1.0,
         };
         let mut image = Image {
             width: info.width as usize,

@@ -8,6 +8,7 @@
 //! - [`generator`]: the model contract and the built-in backends (`procedural`,
 //!   `torchscript`, `pattern`);
 //! - [`engine`]: the one thread that owns the model and renders what it is asked for;
+//!   [`detail`] lowers a scalable model's detail while its steps run late;
 //! - [`take`], [`checkpoint`] and [`replay`]: recording what the model made, saving and
 //!   resuming its state, and making a take again offline.
 //!
@@ -18,6 +19,7 @@ pub mod camera;
 pub mod checkpoint;
 pub mod cue;
 pub mod cuefile;
+pub mod detail;
 pub mod device;
 pub mod engine;
 pub mod frame;

@@ -68,6 +68,7 @@ pub fn replay(
         prompt: checkpoint.manifest.prompt.clone(),
         scenes: checkpoint.manifest.world.scenes().to_vec(),
         camera: Some(checkpoint.manifest.camera),
+        adaptive_detail: false,
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));
@@ -86,7 +87,7 @@ pub fn replay(
     let total = take.frames.len() as u64;
     let mut failed_steps = 0;
     for (done, record) in take.frames.iter().enumerate() {
-        engine.render(record.frame)?;
+        engine.render_at(record.frame, record.detail)?;
         let rendered = frames
             .recv()
             .map_err(|_| EngineError::Stopped("the model thread has stopped".into()))?;

@@ -142,6 +142,18 @@ pub struct FrameRecord {
     /// The world was frozen: the previous picture again.
     #[serde(default)]
     pub held: bool,
+    /// The detail it was drawn at (below 1 while steps ran late; see
+    /// [`crate::detail`]); written only when below 1.
+    #[serde(default = "full_detail", skip_serializing_if = "is_full_detail")]
+    pub detail: f32,
+}
+
+fn full_detail() -> f32 {
+    1.0
+}
+
+fn is_full_detail(d: &f32) -> bool {
+    *d >= 1.0
 }
 
 /// A cue applied during a take, as `cues.jsonl` holds it.
@@ -311,16 +323,8 @@ impl TakeWriter {
     }
 
     /// Hands a frame to the writer; never blocks. When the writer is behind, the frame
-    /// is left out of the take and listed as lost.
-    pub fn frame(
-        &mut self,
-        frame: u64,
-        world_frame: u64,
-        pose: Pose,
-        held: bool,
-        rgb: &Frame,
-        depth: Option<(Size, Vec<f32>)>,
-    ) {
+    /// is left out of the take and listed as lost. The writer numbers it (`index`).
+    pub fn frame(&mut self, mut record: FrameRecord, rgb: &Frame, depth: Option<(Size, Vec<f32>)>) {
         let size = {
             let m = self.manifest.lock().unwrap();
             (m.width, m.height)
@@ -328,16 +332,11 @@ impl TakeWriter {
         if self.queued.load(Ordering::Acquire) >= QUEUE_FRAMES
             || (rgb.width(), rgb.height()) != size
         {
-            self.lost.push(frame);
+            self.lost.push(record.frame);
             return;
         }
-        let record = FrameRecord {
-            index: self.next_index,
-            frame,
-            world_frame,
-            pose,
-            held,
-        };
+        record.index = self.next_index;
+        let frame = record.frame;
         self.queued.fetch_add(1, Ordering::AcqRel);
         let item = Item::Frame {
             record,

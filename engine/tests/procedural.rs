@@ -36,7 +36,7 @@ fn same_seed_and_cues_give_identical_frames() {
     assert_ne!(run(43, &cues, 1)[0], a[0]);
 }
 
-fn render(tensor: bool, pose: Pose, prompt: &str, tod: f64) -> (Vec<u8>, Vec<f32>) {
+fn render(tensor: bool, pose: Pose, prompt: &str, tod: f64, detail: f32) -> (Vec<u8>, Vec<f32>) {
     let mut gen = Procedural::new(tch::Device::Cpu, 7, prompt, tensor);
     let (w, h) = (192usize, 108usize);
     let mut data = vec![0u8; w * h * 4];
@@ -55,6 +55,7 @@ fn render(tensor: bool, pose: Pose, prompt: &str, tod: f64) -> (Vec<u8>, Vec<f32
         prompt: &prompt,
         params: &params,
         seed: 7,
+        detail,
     };
     gen.step(
         &input,
@@ -110,8 +111,8 @@ fn the_tensor_renderer_draws_what_the_cpu_renderer_draws() {
         ),
     ];
     for (prompt, pose, tod) in views {
-        let (cpu, cpu_depth) = render(false, pose, prompt, tod);
-        let (ten, ten_depth) = render(true, pose, prompt, tod);
+        let (cpu, cpu_depth) = render(false, pose, prompt, tod, 1.0);
+        let (ten, ten_depth) = render(true, pose, prompt, tod, 1.0);
         let px = cpu.len() / 4;
         let mut off = 0;
         let mut total = 0u64;
@@ -144,5 +145,45 @@ fn the_tensor_renderer_draws_what_the_cpu_renderer_draws() {
             cpu_depth.iter().all(|d| d.is_finite() && *d > 0.0),
             "{prompt}: depth is finite and positive"
         );
+    }
+}
+
+/// Lower detail (what the engine asks for while steps run late) draws the same view,
+/// coarser, at the full output size, with depth for every pixel, and the same every time.
+#[test]
+fn lower_detail_draws_the_same_view_coarser() {
+    for pitch in [0.0, -20.0] {
+        let pose = Pose {
+            pos: [10.0, 80.0, -30.0],
+            yaw: 20.0,
+            pitch,
+            fov: 70.0,
+        };
+        let (full, _) = render(false, pose, "rolling green hills", 10.0, 1.0);
+        for detail in [0.75, 0.5] {
+            let (coarse, depth) = render(false, pose, "rolling green hills", 10.0, detail);
+            assert_eq!(coarse.len(), full.len());
+            assert_ne!(
+                coarse, full,
+                "pitch {pitch}, detail {detail}: nothing changed"
+            );
+            let px = full.len() / 4;
+            let total: u64 = full
+                .chunks_exact(4)
+                .zip(coarse.chunks_exact(4))
+                .map(|(a, b)| u64::from((0..3).map(|c| a[c].abs_diff(b[c])).max().unwrap()))
+                .sum();
+            let mean = total as f64 / px as f64;
+            assert!(
+                mean < 6.0,
+                "pitch {pitch}, detail {detail}: mean difference {mean} from full detail"
+            );
+            assert!(depth.iter().all(|d| d.is_finite() && *d > 0.0));
+            let (again, _) = render(false, pose, "rolling green hills", 10.0, detail);
+            assert_eq!(
+                again, coarse,
+                "pitch {pitch}, detail {detail}: not repeatable"
+            );
+        }
     }
 }

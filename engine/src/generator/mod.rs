@@ -144,6 +144,10 @@ pub struct StepInput<'a> {
     /// Current param values, in `ModelInfo::params` order.
     pub params: &'a [f64],
     pub seed: u64,
+    /// How finely to draw, in (0, 1]: 1 is full detail. Below 1 only for a generator
+    /// whose [`Generator::scales_detail`] says it can draw cheaper frames (see
+    /// [`crate::detail`]); the frame is always of the output size.
+    pub detail: f32,
 }
 
 /// The frame a step fills: RGBx, 4 bytes per pixel, rows `width * 4` bytes apart.
@@ -214,6 +218,13 @@ pub trait Generator {
 
     /// Renders the frame for `input` into `out`.
     fn step(&mut self, input: &StepInput, out: &mut Image) -> Result<(), StepError>;
+
+    /// Whether it draws a cheaper frame of the same size when
+    /// [`StepInput::detail`] is below 1 (the engine then lowers the detail while steps
+    /// run late).
+    fn scales_detail(&self) -> bool {
+        false
+    }
 
     /// Depth in metres of the last frame, `[h, w]` f32, where the model makes depth.
     fn depth(&self) -> Option<Tensor> {

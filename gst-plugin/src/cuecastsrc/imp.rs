@@ -64,6 +64,7 @@ struct Settings {
     control_token: Option<String>,
     /// Scenes given by an application (a show preset), beside a cue file's.
     scenes: Vec<Scene>,
+    adaptive_detail: bool,
 }
 
 impl Default for Settings {
@@ -78,6 +79,7 @@ impl Default for Settings {
             control_address: None,
             control_token: None,
             scenes: Vec::new(),
+            adaptive_detail: true,
         }
     }
 }
@@ -220,6 +222,12 @@ impl ObjectImpl for CuecastSrc {
                     .write_only()
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("adaptive-detail")
+                    .nick("Adaptive detail")
+                    .blurb("Live only: while steps run late, a model that can draw cheaper frames (the procedural world) draws at 75 % or 50 % detail, and at full detail again once there is room; the frame size stays the same")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("is-live")
                     .nick("Is live")
                     .blurb("Live: frames on the pipeline clock at a constant rate, late steps repeat the last frame. Not live: every frame rendered, as fast as possible")
@@ -268,6 +276,7 @@ impl ObjectImpl for CuecastSrc {
             "cues" => settings.cues = opt(value),
             "control-address" => settings.control_address = opt(value),
             "control-token" => settings.control_token = opt(value),
+            "adaptive-detail" => settings.adaptive_detail = value.get().unwrap(),
             "is-live" => {
                 drop(settings);
                 self.obj().set_live(value.get().unwrap());
@@ -288,6 +297,7 @@ impl ObjectImpl for CuecastSrc {
             "control-address" => settings.control_address.to_value(),
             "control-token" => None::<String>.to_value(),
             "is-live" => self.obj().is_live().to_value(),
+            "adaptive-detail" => settings.adaptive_detail.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -520,6 +530,7 @@ impl BaseSrcImpl for CuecastSrc {
             prompt: settings.prompt.clone(),
             scenes: cue_file.scenes.into_iter().chain(settings.scenes).collect(),
             camera: None,
+            adaptive_detail: settings.adaptive_detail && self.obj().is_live(),
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();

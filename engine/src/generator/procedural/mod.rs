@@ -150,7 +150,7 @@ impl Generator for Procedural {
             input.params[FOG] as f32,
             &look,
         );
-        let plan = plan(&input.camera, out.width, out.height);
+        let plan = plan(&input.camera, out.width, out.height, input.detail);
         let shading = Shading::new(&look, &light);
         match &mut self.renderer {
             Renderer::Cpu(scratch) => {
@@ -186,6 +186,11 @@ impl Generator for Procedural {
         };
         self.map.update(self.current.shape, self.seed);
         Ok(())
+    }
+
+    /// A coarser level image, scaled up by the warp it already has for pitch.
+    fn scales_detail(&self) -> bool {
+        true
     }
 
     fn depth(&self) -> Option<Tensor> {

@@ -176,12 +176,14 @@ pub struct Plan {
     pub warp: Option<Warp>,
 }
 
-/// Plans a frame of `width` x `height` for `pose` (pitch within ±80 degrees).
-pub fn plan(pose: &Pose, width: usize, height: usize) -> Plan {
+/// Plans a frame of `width` x `height` for `pose` (pitch within ±80 degrees) at
+/// `detail` (see [`crate::detail`]): 1 draws a level-image pixel per output pixel, 0.5
+/// half as many each way, which the warp scales up to the output.
+pub fn plan(pose: &Pose, width: usize, height: usize, detail: f32) -> Plan {
     let half_w = (pose.fov.to_radians() / 2.0).tan() as f32;
     let half_h = half_w * height as f32 / width as f32;
     let pitch = pose.pitch.to_radians();
-    if pitch == 0.0 {
+    if pitch == 0.0 && detail >= 1.0 {
         let view = View::new(pose, width, height, [-half_w, half_w, half_h, -half_h]);
         return Plan { view, warp: None };
     }
@@ -191,7 +193,7 @@ pub fn plan(pose: &Pose, width: usize, height: usize) -> Plan {
     let level_y = |y: f32| (sin_p + y * cos_p) / along(y);
     let xmax = half_w / along(half_h).min(along(-half_h));
     let (top, bottom) = (level_y(half_h), level_y(-half_h));
-    let mut density = width as f32 / (2.0 * half_w);
+    let mut density = width as f32 / (2.0 * half_w) * detail.clamp(0.25, 1.0);
     let area = (2.0 * xmax) * (top - bottom) * density * density;
     let cap = PITCH_PIXEL_CAP * (width * height) as f32;
     if area > cap {
