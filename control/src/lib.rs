@@ -11,6 +11,12 @@
 //!
 //! Errors are JSON `{"error", "detail", "field"}`; nothing in a rejected request is
 //! applied. When a token is set, mutating calls need `Authorization: Bearer <token>`.
+//! Every request passes [`access`]'s checks first (host, origin, content type), so that
+//! no web page can drive the show.
+
+pub mod access;
+
+pub use access::Access;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -97,6 +103,10 @@ pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/api/v1/cues", post(post_cues))
         .route("/api/v1/status", get(get_status))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(Access::default()),
+            access::guard,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -532,7 +542,7 @@ mod tests {
         let addr = server.local_addr();
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /api/v1/status HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        s.write_all(b"GET /api/v1/status HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
             .unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();

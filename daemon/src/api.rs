@@ -60,6 +60,12 @@ pub struct AppState {
     pub config: Arc<Mutex<ConfigStatus>>,
     /// Where output profiles are looked up for outputs added over the API.
     pub presets: std::path::PathBuf,
+    /// The only folder record outputs added over the API write in.
+    pub recordings: std::path::PathBuf,
+    /// The environment variables outputs added over the API may read (`api.output_secrets`).
+    pub output_secrets: Arc<[String]>,
+    /// Host names and origins answered beyond loopback and the API's own page.
+    pub access: Arc<cuecast_control::Access>,
     pub video: Video,
     pub token: Option<Arc<str>>,
     /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.
@@ -170,6 +176,10 @@ pub fn router(state: AppState) -> Router {
     router
         .merge(crate::surface::router())
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(
+            state.access.clone(),
+            cuecast_control::access::guard,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(|| async {
             ApiError::new(
@@ -474,6 +484,11 @@ fn engine_error(e: EngineError) -> ApiError {
         EngineError::Stopped(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopped", e.to_string())
         }
+        EngineError::NotResponding { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_responding",
+            e.to_string(),
+        ),
         _ => ApiError::new(StatusCode::CONFLICT, "refused", e.to_string()),
     }
 }
@@ -677,28 +692,36 @@ async fn post_output(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value = json_body(body)?;
+    check_api_output(&value, &s.output_secrets)?;
     let yaml = serde_yaml::to_value(&value)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string()))?;
-    let here = std::path::Path::new("request");
-    let output = config::output(here, &s.presets, 0, yaml, s.video, &|v| {
-        std::env::var(v).ok()
-    })
-    .map_err(|e| ApiError {
-        field: e
-            .field
-            .as_deref()
-            .map(|f| {
-                f.trim_start_matches("outputs[0]")
-                    .trim_start_matches('.')
-                    .to_owned()
-            })
-            .filter(|f| !f.is_empty()),
-        ..ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_output",
-            e.message.clone(),
-        )
-    })?;
+    // Relative paths resolve beside this "file": inside the recordings folder.
+    let here = s.recordings.join("request");
+    let secrets = s.output_secrets.clone();
+    let env = move |v: &str| {
+        secrets
+            .iter()
+            .any(|allowed| allowed == v)
+            .then(|| std::env::var(v).ok())
+            .flatten()
+    };
+    let output =
+        config::output(&here, &s.presets, 0, yaml, s.video, &env).map_err(|e| ApiError {
+            field: e
+                .field
+                .as_deref()
+                .map(|f| {
+                    f.trim_start_matches("outputs[0]")
+                        .trim_start_matches('.')
+                        .to_owned()
+                })
+                .filter(|f| !f.is_empty()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_output",
+                e.message.clone(),
+            )
+        })?;
     let name = output.name.clone();
     let outputs = s.outputs.clone();
     blocking(move || outputs.add(output))
@@ -706,6 +729,53 @@ async fn post_output(
         .map_err(output_error)?;
     let one = one_output(&s, &name)?;
     Ok((StatusCode::CREATED, one).into_response())
+}
+
+/// What an output added over the API may not do that one in the config may: record
+/// outside the recordings folder, or read a secret the config does not offer it.
+fn check_api_output(value: &Value, secrets: &[String]) -> Result<(), ApiError> {
+    let refuse = |field: &str, message: String| ApiError {
+        field: Some(field.into()),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_output", message)
+    };
+    for field in ["key_env", "passphrase_env"] {
+        if let Some(name) = value.get(field).and_then(Value::as_str) {
+            if !secrets.iter().any(|s| s == name) {
+                let offered = if secrets.is_empty() {
+                    "none".to_owned()
+                } else {
+                    secrets.join(", ")
+                };
+                return Err(refuse(
+                    field,
+                    format!("outputs added over the API may read only the secrets the config's api.output_secrets lists ({offered})"),
+                ));
+            }
+        }
+    }
+    if value.get("type").and_then(Value::as_str) == Some("record") {
+        if let Some(path) = value.get("path").and_then(Value::as_str) {
+            let p = std::path::Path::new(path);
+            let why = if path.is_empty() || path.chars().count() > 255 {
+                Some("1 to 255 characters")
+            } else if path.chars().any(char::is_control) {
+                Some("no control characters")
+            } else if p.is_absolute() {
+                Some("a path relative to the recordings folder, not an absolute one")
+            } else if p
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                Some("a path inside the recordings folder: no .. or .")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(refuse("path", format!("{why} (got {path:?})")));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn start_output(

@@ -430,6 +430,13 @@ pub struct Config {
     pub takes: PathBuf,
     pub checkpoints: PathBuf,
     pub exports: PathBuf,
+    /// The folder record outputs added over the API write in (`recordings`, default
+    /// `../recordings` beside the config).
+    pub recordings: PathBuf,
+    /// What `api.output_secrets` allows outputs added over the API to read.
+    pub api_output_secrets: Vec<String>,
+    /// `api.hosts` and `api.origins`.
+    pub api_access: cuecast_control::Access,
 }
 
 // --- the files as written -------------------------------------------------------
@@ -454,6 +461,9 @@ struct RawConfig {
     checkpoints: Option<String>,
     #[serde(default)]
     exports: Option<String>,
+    /// Where outputs added over the API may record.
+    #[serde(default)]
+    recordings: Option<String>,
     #[serde(default)]
     outputs: Vec<serde_yaml::Value>,
 }
@@ -467,6 +477,16 @@ struct RawApi {
     token: Option<String>,
     #[serde(default)]
     token_env: Option<String>,
+    /// Environment variables that outputs added over the API may name as `key_env` or
+    /// `passphrase_env`; none unless listed.
+    #[serde(default)]
+    output_secrets: Vec<String>,
+    /// Host names the API answers to besides localhost and IP addresses.
+    #[serde(default)]
+    hosts: Vec<String>,
+    /// Web origins (`http://name:port`) whose pages may call the API besides its own.
+    #[serde(default)]
+    origins: Vec<String>,
 }
 
 impl Default for RawApi {
@@ -475,6 +495,9 @@ impl Default for RawApi {
             listen: default_listen(),
             token: None,
             token_env: None,
+            output_secrets: Vec::new(),
+            hosts: Vec::new(),
+            origins: Vec::new(),
         }
     }
 }
@@ -740,10 +763,19 @@ impl Config {
         let takes = beside(path, raw.takes.as_deref().unwrap_or("../takes"));
         let checkpoints = beside(path, raw.checkpoints.as_deref().unwrap_or("../checkpoints"));
         let exports = beside(path, raw.exports.as_deref().unwrap_or("../exports"));
+        let recordings = beside(path, raw.recordings.as_deref().unwrap_or("../recordings"));
+        if raw.outputs.len() > MAX_OUTPUTS {
+            return Err(ConfigError::new(
+                path,
+                "outputs".to_owned(),
+                format!("at most {MAX_OUTPUTS} outputs, got {}", raw.outputs.len()),
+            ));
+        }
         let mut outputs = Vec::new();
+        let mut names = std::collections::HashSet::new();
         for (i, value) in raw.outputs.into_iter().enumerate() {
             let o = output(path, &presets, i, value, video, env)?;
-            if outputs.iter().any(|x: &Output| x.name == o.name) {
+            if !names.insert(o.name.clone()) {
                 return Err(ConfigError::new(
                     path,
                     format!("outputs[{i}].name"),
@@ -765,6 +797,12 @@ impl Config {
             takes,
             checkpoints,
             exports,
+            recordings,
+            api_output_secrets: raw.api.output_secrets,
+            api_access: cuecast_control::Access {
+                hosts: raw.api.hosts,
+                origins: raw.api.origins,
+            },
         })
     }
 
@@ -816,6 +854,11 @@ impl Config {
     }
 }
 
+/// The most outputs a show may have (each is an encoder and a network or file sink).
+pub const MAX_OUTPUTS: usize = 64;
+/// The longest output name.
+pub const MAX_NAME_CHARS: usize = 64;
+
 /// Parses one output from the config: common fields, then the type's own.
 pub fn output(
     file: &Path,
@@ -843,10 +886,16 @@ pub fn output(
     };
     let name = string(take("name"), "name")?
         .ok_or_else(|| ConfigError::new(file, at("name"), "missing: every output has a name"))?;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ConfigError::new(
+            file,
+            at("name"),
+            format!("1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(ConfigError::new(
             file,

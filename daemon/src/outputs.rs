@@ -1197,13 +1197,20 @@ fn count_bytes(
 }
 
 /// `{time}` in a recording path becomes the UTC start time, so a restarted recording
-/// opens a new file instead of overwriting the last.
+/// opens a new file instead of overwriting the last. A file that exists already is never
+/// overwritten: `-2`, `-3`, ... goes before the extension instead.
 fn record_path(template: &Path) -> PathBuf {
     let text = template.to_string_lossy();
-    if !text.contains("{time}") {
-        return template.to_owned();
+    let path = PathBuf::from(text.replace("{time}", &utc_stamp(SystemTime::now())));
+    if !path.exists() {
+        return path;
     }
-    PathBuf::from(text.replace("{time}", &utc_stamp(SystemTime::now())))
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = path.extension().unwrap_or_default().to_string_lossy();
+    (2..)
+        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
+        .find(|p| !p.exists())
+        .expect("some numbered name is free")
 }
 
 fn seed_rng() -> u64 {
@@ -1228,5 +1235,18 @@ mod tests {
             "{s}"
         );
         assert_eq!(record_path(Path::new("a.mkv")), PathBuf::from("a.mkv"));
+    }
+
+    #[test]
+    fn a_recording_never_overwrites_a_file() {
+        let dir = std::env::temp_dir().join(format!("cuecast-record-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = dir.join("show.mkv");
+        std::fs::write(&first, b"kept").unwrap();
+        assert_eq!(record_path(&first), dir.join("show-2.mkv"));
+        std::fs::write(dir.join("show-2.mkv"), b"kept").unwrap();
+        assert_eq!(record_path(&first), dir.join("show-3.mkv"));
+        assert_eq!(std::fs::read(&first).unwrap(), b"kept");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -129,6 +129,9 @@ pub fn serve(config_path: &Path) -> Result<()> {
             ..Default::default()
         })),
         presets: config.presets.clone(),
+        recordings: config.recordings.clone(),
+        output_secrets: config.api_output_secrets.clone().into(),
+        access: Arc::new(config.api_access.clone()),
         video: config.video,
         token,
         live: Arc::new(Mutex::new(json!({}))),

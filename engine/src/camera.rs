@@ -157,17 +157,12 @@ impl CameraRig {
             });
         }
         pts.extend_from_slice(points);
-        // Unwrap yaw so the camera turns the short way between points.
+        // Unwrap yaw so the camera turns the short way between points: each point
+        // within half a turn of the one before (computed, not looped, so no value of yaw
+        // can stall the model thread).
         for i in 1..pts.len() {
             let prev = pts[i - 1].yaw;
-            let mut y = pts[i].yaw;
-            while y - prev > 180.0 {
-                y -= 360.0;
-            }
-            while y - prev < -180.0 {
-                y += 360.0;
-            }
-            pts[i].yaw = y;
+            pts[i].yaw = prev + shortest_turn(pts[i].yaw - prev);
         }
         // A point without fov keeps the one before it.
         let mut fov = self.pose.fov;
@@ -221,6 +216,18 @@ impl CameraRig {
         if let Some(g) = ground(p.pos[0], p.pos[2]) {
             p.pos[1] = p.pos[1].max(g + GROUND_CLEARANCE);
         }
+    }
+}
+
+/// The turn equal to `d` degrees modulo whole turns, within [-180, 180]: `d` itself when
+/// it is, else the nearest end's side (540 gives 180, -540 gives -180).
+fn shortest_turn(d: f64) -> f64 {
+    if d > 180.0 {
+        180.0 - (180.0 - d).rem_euclid(360.0)
+    } else if d < -180.0 {
+        (d + 180.0).rem_euclid(360.0) - 180.0
+    } else {
+        d
     }
 }
 
@@ -487,6 +494,25 @@ mod tests {
         run(&mut rig, 0, 16);
         let yaw = rig.pose().yaw;
         assert!(yaw.abs() > 170.0, "went the long way: {yaw}");
+    }
+
+    /// A yaw so large that subtracting a turn leaves it unchanged stalled the model
+    /// thread for ever when unwrapping looped; unwrapping is arithmetic now.
+    #[test]
+    fn absurd_yaw_is_unwrapped_at_once() {
+        for yaw in [1e300, -1e300, 1e12, f64::MAX, f64::NAN, f64::INFINITY] {
+            let points = [pt(0.0, [0.0; 3], 0.0), pt(1.0, [0.0; 3], yaw)];
+            let mut rig = CameraRig::new(Pose::default(), 80.0);
+            rig.follow_path(&points, false, 0);
+            run(&mut rig, 0, 31);
+        }
+        assert_eq!(shortest_turn(540.0), 180.0);
+        assert_eq!(shortest_turn(-540.0), -180.0);
+        assert_eq!(shortest_turn(180.0), 180.0);
+        assert_eq!(shortest_turn(-180.0), -180.0);
+        assert_eq!(shortest_turn(190.0), -170.0);
+        assert_eq!(shortest_turn(-190.0), 170.0);
+        assert_eq!(shortest_turn(725.0), 5.0);
     }
 
     #[test]

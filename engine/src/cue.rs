@@ -258,6 +258,12 @@ pub const MAX_DURATION_S: f64 = 3600.0;
 pub const MAX_TEXT_CHARS: usize = 2000;
 /// The most points a camera path may have.
 pub const MAX_PATH_POINTS: usize = 10_000;
+/// The farthest a camera may be placed from the origin on any axis, in metres (1000 km:
+/// far beyond any world a model draws, and far inside where f64 metres lose precision).
+pub const MAX_POSITION_M: f64 = 1.0e6;
+/// The largest yaw a path point may name, in degrees: ten turns either way, so a path
+/// can spin the camera several times but no value is absurd.
+pub const MAX_PATH_YAW: f64 = 3600.0;
 
 const TYPES: &str = "prompt, action, camera_path, param, scene, seed, marker, freeze, resume, fade";
 
@@ -504,7 +510,13 @@ fn path_points(value: &Value) -> Result<Vec<PathPoint>, CueError> {
                     ))
                 }
             };
-            let yaw = f.number("yaw")?;
+            if let Some(v) = pos.iter().find(|v| v.abs() > MAX_POSITION_M) {
+                return Err(CueError::field(
+                    "pos",
+                    format!("each coordinate must be within ±{MAX_POSITION_M} metres, got {v}"),
+                ));
+            }
+            let yaw = in_range("yaw", f.number("yaw")?, -MAX_PATH_YAW, MAX_PATH_YAW)?;
             let pitch = in_range("pitch", f.number("pitch")?, -89.0, 89.0)?;
             let fov = f
                 .opt_number("fov")?
@@ -875,6 +887,26 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("points[0].pitch"));
         let e = err(json!({"type": "camera_path", "points": []}));
         assert_eq!(e.field.as_deref(), Some("points"));
+    }
+
+    #[test]
+    fn camera_path_refuses_absurd_angles_and_positions() {
+        let path = |yaw: Value, pos: Value| {
+            json!({"type": "camera_path", "points": [
+                {"t": 0, "pos": [0, 100, 0], "yaw": 0, "pitch": 0},
+                {"t": 1, "pos": pos, "yaw": yaw, "pitch": 0}]})
+        };
+        let e = err(path(json!(1e300), json!([0, 100, 0])));
+        assert_eq!(e.field.as_deref(), Some("points[1].yaw"), "{e}");
+        let e = err(path(json!(-3600.5), json!([0, 100, 0])));
+        assert_eq!(e.field.as_deref(), Some("points[1].yaw"), "{e}");
+        let e = err(path(json!(0), json!([0, 1e308, 0])));
+        assert_eq!(e.field.as_deref(), Some("points[1].pos"), "{e}");
+        assert!(e.message.contains("1000000"), "{e}");
+        let e = err(path(json!(0), json!([-1.5e6, 0, 0])));
+        assert_eq!(e.field.as_deref(), Some("points[1].pos"), "{e}");
+        // Several turns and far places are fine.
+        Cue::from_value(&path(json!(3600), json!([1e6, 0, -1e6]))).unwrap();
     }
 
     #[test]

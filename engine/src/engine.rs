@@ -104,6 +104,32 @@ pub struct Counters {
     pub step_ms: Histogram,
     /// From a cue's arrival to the first frame showing it.
     pub cue_latency_ms: Histogram,
+    /// When the step in progress began, in milliseconds since `epoch`; 0 between steps.
+    step_started_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Counters {
+    /// How long the model's step in progress has been running (`None` between steps).
+    pub fn step_running(&self) -> Option<Duration> {
+        match self.step_started_ms.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
+        }
+    }
+
+    fn step_begins(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.step_started_ms.store(ms.max(1), Ordering::Release);
+    }
+
+    fn step_ends(&self) {
+        self.step_started_ms.store(0, Ordering::Release);
+    }
 }
 
 impl Default for Counters {
@@ -114,6 +140,8 @@ impl Default for Counters {
             repeated: AtomicU64::new(0),
             step_ms: Histogram::new(STEP_MS_BUCKETS),
             cue_latency_ms: Histogram::new(LATENCY_MS_BUCKETS),
+            step_started_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 }
@@ -144,9 +172,22 @@ pub struct Status {
     /// The detail frames are drawn at: 1 is full; lower while steps run late on a model
     /// that can draw cheaper frames (see [`crate::detail`]).
     pub detail: f32,
+    /// Seconds the model's step in progress has been running, once it has run for
+    /// [`STEP_SLOW`] or more (a hung model); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_running_s: Option<f64>,
 }
 
 type Reply<T> = mpsc::Sender<Result<T, EngineError>>;
+
+/// A step running this long shows in the status (`step_running_s`).
+pub const STEP_SLOW: Duration = Duration::from_secs(1);
+/// A step running this long makes requests to the model thread fail at once.
+pub const STEP_STALL: Duration = Duration::from_secs(5);
+/// The longest any request to the model thread waits.
+pub const ASK_LIMIT: Duration = Duration::from_secs(30);
+/// How long stopping waits for the model thread before leaving it behind.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 enum Request {
     Output {
@@ -339,10 +380,24 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// Stops the model thread; one stuck in a step is left behind after
+    /// [`STOP_GRACE`] (it ends with the process), so that stopping never hangs.
     fn drop(&mut self) {
         let _ = self.requests.send(Request::Stop);
-        if let Some(t) = self.thread.take() {
+        let Some(t) = self.thread.take() else { return };
+        let deadline = Instant::now() + STOP_GRACE;
+        while !t.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if t.is_finished() {
             let _ = t.join();
+        } else {
+            let running = self.counters.step_running().unwrap_or_default();
+            eprintln!(
+                "cuecast: the model did not stop within {} s (its step has been running for {:.1} s): left behind",
+                STOP_GRACE.as_secs(),
+                running.as_secs_f64()
+            );
         }
     }
 }
@@ -358,6 +413,11 @@ impl StatusHandle {
     pub fn get(&self) -> Status {
         let mut s = self.status.lock().unwrap().clone();
         s.frames_repeated = self.counters.repeated.load(Ordering::Relaxed);
+        s.step_running_s = self
+            .counters
+            .step_running()
+            .filter(|d| *d >= STEP_SLOW)
+            .map(|d| d.as_secs_f64());
         s
     }
 }
@@ -443,12 +503,28 @@ impl ShowHandle {
 
     /// Sends a request to the model thread and waits for its answer (which comes
     /// between two frames).
+    ///
+    /// Every wait is bounded: a step stuck for [`STEP_STALL`] answers
+    /// [`EngineError::NotResponding`] at once, and no request waits longer than
+    /// [`ASK_LIMIT`] (a large checkpoint being written is the slowest honest answer).
     fn ask<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, EngineError> {
         let gone = || EngineError::Stopped("the model thread has stopped".into());
         let (tx, rx) = mpsc::channel();
         self.requests.send(request(tx)).map_err(|_| gone())?;
-        rx.recv_timeout(Duration::from_secs(30))
-            .map_err(|_| gone())?
+        let deadline = Instant::now() + ASK_LIMIT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(answer) => return answer,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gone()),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let running = self.counters().step_running().unwrap_or_default();
+            if running >= STEP_STALL || Instant::now() >= deadline {
+                return Err(EngineError::NotResponding {
+                    running_s: running.as_secs_f64(),
+                });
+            }
+        }
     }
 
     /// Replaces the scenes `scene` cues can call. They are checked against the model
@@ -577,6 +653,7 @@ impl ModelThread {
             frames_repeated: 0,
             take: None,
             detail: 1.0,
+            step_running_s: None,
         }));
         let model_id = ModelId {
             name: info.name.clone(),
@@ -792,6 +869,7 @@ impl ModelThread {
             seed: world.seed(),
             detail,
         };
+        self.counters.step_begins();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             if reset {
                 gen.reset(world.seed(), world.prompt())?;
@@ -803,6 +881,7 @@ impl ModelThread {
             };
             gen.step(&input, &mut image)
         }));
+        self.counters.step_ends();
         match outcome {
             Ok(Ok(())) => Ok(buf.freeze()),
             Ok(Err(e)) => Err(e),

@@ -69,4 +69,8 @@ pub enum EngineError {
     /// The model thread is gone.
     #[error("{0}")]
     Stopped(String),
+    /// The model thread is alive but stuck in a model step: it answers nothing until
+    /// the step returns.
+    #[error("the model is not responding: its step has been running for {running_s:.1} s")]
+    NotResponding { running_s: f64 },
 }

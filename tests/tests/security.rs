@@ -1,0 +1,190 @@
+//! What a hostile web page, API client or cue must not be able to do to a running show:
+//! drive it from another site, write files outside the recordings folder, read secrets
+//! the config did not offer, or freeze the model thread.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::*;
+
+#[test]
+fn a_web_page_on_another_site_cannot_drive_or_read_the_api() {
+    let _turn = serial();
+    let d = Daemon::start("web", "", &[]);
+    let host = format!("host: {}\r\n", d.api);
+    let cue = r#"{"type":"prompt","text":"desert dunes"}"#;
+    let prompt = || d.get("/api/v1/status")["prompt"].clone();
+    let before = prompt();
+
+    // What a page can send cross-origin without a preflight: text/plain, a form, nothing.
+    for kind in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, body) = raw_request(
+            &d.api,
+            "POST",
+            "/api/v1/cues",
+            &format!("{host}content-type: {kind}\r\n"),
+            cue,
+        );
+        assert_eq!(status, 415, "{kind}: {body}");
+        assert_eq!(body["error"], "unsupported_media_type", "{body}");
+    }
+    let (status, _) = raw_request(&d.api, "POST", "/api/v1/cues", &host, cue);
+    assert_eq!(status, 415, "a body without a content type");
+
+    // JSON from another site's page, and any request under a rebound name.
+    let (status, body) = raw_request(
+        &d.api,
+        "POST",
+        "/api/v1/cues",
+        &format!("{host}origin: http://evil.example\r\ncontent-type: application/json\r\n"),
+        cue,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "forbidden_origin");
+    let rebound = format!("host: evil.example:{}\r\n", d.port);
+    let (status, body) = raw_request(&d.api, "GET", "/api/v1/status", &rebound, "");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "forbidden_host");
+    assert_eq!(prompt(), before, "a refused request changed the show");
+
+    // The API's own page, and tools that are not browsers, still work.
+    let (status, body) = raw_request(
+        &d.api,
+        "POST",
+        "/api/v1/cues",
+        &format!(
+            "{host}origin: http://{}\r\ncontent-type: application/json\r\n",
+            d.api
+        ),
+        cue,
+    );
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = raw_request(&d.api, "POST", "/api/v1/rundown/go", &host, "");
+    assert_eq!(status, 200, "a body-less POST as curl sends it: {body}");
+}
+
+#[test]
+fn one_absurd_cue_is_refused_by_field_and_the_show_goes_on() {
+    let _turn = serial();
+    let d = Daemon::start("absurd", "", &[]);
+    let path = |yaw: f64, y: f64| {
+        json!({"type": "camera_path", "points": [
+            {"t": 0, "pos": [0, 100, 0], "yaw": 0, "pitch": 0},
+            {"t": 1, "pos": [0, y, 0], "yaw": yaw, "pitch": 0}]})
+        .to_string()
+    };
+    let (status, body) = d.call("POST", "/api/v1/cues", Some(&path(1e300, 100.0)), None);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "points[1].yaw", "{body}");
+    let (status, body) = d.call("POST", "/api/v1/cues", Some(&path(0.0, 1e308)), None);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "points[1].pos", "{body}");
+    // A wide turn is fine, and the show keeps rendering and answering.
+    let (status, body) = d.call(
+        "POST",
+        "/api/v1/cues?wait=true",
+        Some(&path(3600.0, 100.0)),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let frame = d.frame();
+    let until = Instant::now() + Duration::from_secs(10);
+    while d.frame() < frame + 15 {
+        assert!(Instant::now() < until, "the show stopped rendering");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = d.call(
+        "POST",
+        "/api/v1/checkpoints",
+        Some(r#"{"name":"after"}"#),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+#[test]
+fn outputs_added_over_the_api_record_only_in_the_recordings_folder_and_read_no_other_secret() {
+    let _turn = serial();
+    let port = free_port();
+    let d = Daemon::start_with(
+        "api-outputs",
+        port,
+        &format!(
+            "api: {{listen: 127.0.0.1:{port}, output_secrets: [CUECAST_TEST_STREAM_KEY]}}\nrecordings: recordings\n"
+        ),
+        &[("CUECAST_TEST_STREAM_KEY", "k3y"), ("CUECAST_TEST_OTHER", "s3cret")],
+    );
+    let victim = d.dir.join("victim.conf");
+    std::fs::write(&victim, "keep me").unwrap();
+    let record = |path: &str| json!({"name": "rec", "type": "record", "path": path}).to_string();
+    for path in [
+        format!("{}.mkv", victim.display()),
+        "../victim.conf.mkv".into(),
+        "a/../../victim.mkv".into(),
+        "./x.mkv".into(),
+        "victim.conf\u{0}.mkv".into(),
+        "line\nbreak.mkv".into(),
+    ] {
+        let (status, body) = d.call("POST", "/api/v1/outputs", Some(&record(&path)), None);
+        assert_eq!(status, 422, "{path:?}: {body}");
+        assert_eq!(body["field"], "path", "{path:?}: {body}");
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert!(d.get("/api/v1/outputs").as_array().unwrap().is_empty());
+
+    // A relative path records inside the recordings folder.
+    let (status, body) = d.call(
+        "POST",
+        "/api/v1/outputs",
+        Some(&record("sub/take.mkv")),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    d.wait_state("rec", "live", Duration::from_secs(30));
+    let target = d.output("rec")["target"].as_str().unwrap().to_owned();
+    assert!(
+        std::path::Path::new(&target).starts_with(d.dir.join("recordings")),
+        "{target}"
+    );
+
+    // Secrets: only the one the config offers; the answer is the same whether another
+    // variable exists or not.
+    let rtmp = |env: &str| {
+        json!({"name": "push", "type": "rtmp", "url": "rtmp://127.0.0.1:9/live",
+               "key_env": env, "profile": "youtube-1080p30"})
+        .to_string()
+    };
+    let (s1, set) = d.call(
+        "POST",
+        "/api/v1/outputs",
+        Some(&rtmp("CUECAST_TEST_OTHER")),
+        None,
+    );
+    let (s2, unset) = d.call(
+        "POST",
+        "/api/v1/outputs",
+        Some(&rtmp("CUECAST_TEST_NOT_SET")),
+        None,
+    );
+    assert_eq!((s1, s2), (422, 422), "{set} {unset}");
+    assert_eq!(set["field"], "key_env");
+    assert_eq!(set["detail"], unset["detail"], "an existence oracle");
+    assert!(set["detail"]
+        .as_str()
+        .unwrap()
+        .contains("CUECAST_TEST_STREAM_KEY"));
+    let (status, body) = d.call(
+        "POST",
+        "/api/v1/outputs",
+        Some(&rtmp("CUECAST_TEST_STREAM_KEY")),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains("k3y"), "{body}");
+}
