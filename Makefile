@@ -1,5 +1,5 @@
 # Shortcuts; scripts/ holds the real steps.
-.PHONY: show test bench bench-quick
+.PHONY: show test bench bench-quick fuzz
 
 show:
 	scripts/show
@@ -17,3 +17,10 @@ bench:
 bench-quick:
 	scripts/setup
 	cargo run --release -p cuecast-bench -- --quick --out target/bench-quick/benchmarks.md
+
+# The property-based fuzz tests of the cue parser and the OSC decoder, far longer than
+# CI runs them (CUECAST_FUZZ_CASES cases each; each test prints how many it tried).
+fuzz:
+	scripts/setup
+	CUECAST_FUZZ_CASES=$${CUECAST_FUZZ_CASES:-200000} cargo test --release -p cuecast-engine --test fuzz_cues -- --nocapture
+	CUECAST_FUZZ_CASES=$${CUECAST_FUZZ_CASES:-200000} cargo test --release -p cuecast-tests --test fuzz_osc -- --nocapture

@@ -15,13 +15,13 @@
 //! no web page can drive the show.
 
 pub mod access;
+pub mod server;
 
 pub use access::Access;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -114,12 +114,15 @@ pub fn router(state: ControlState) -> Router {
 /// Checks the bearer token for a mutating call.
 pub fn authorize(token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = token else { return Ok(()) };
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match given {
-        Some(g) if constant_time_eq(g.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(g) if token_eq(g.as_bytes(), expected.as_bytes()) => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -133,10 +136,19 @@ pub fn authorize(token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiErro
     }
 }
 
-/// Compares without stopping at the first difference, so timing does not leak the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares the SHA-256 digests of both, every byte of them: the time taken depends on
+/// neither the token's length nor where a guess first differs from it.
+fn token_eq(given: &[u8], expected: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
+
+/// The shortest bearer token accepted for an API reachable beyond loopback.
+pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// `POST /api/v1/cues`'s query string.
 #[derive(Debug, Deserialize)]
@@ -227,13 +239,83 @@ pub async fn post_cues(
 /// A request body as JSON, or the error that says why it is not.
 pub fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body.map_err(ApiError::body)?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not JSON: {e}"),
-        )
-    })
+    serde_json::from_slice::<Strict>(&body)
+        .map(|s| s.0)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not JSON: {e}"),
+            )
+        })
+}
+
+/// JSON whose objects never repeat a key: `{"forward": 0, "forward": 1}` is an error,
+/// not whichever one a parser happens to keep.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 async fn get_status(State(state): State<ControlState>) -> Json<Value> {
@@ -247,9 +329,7 @@ pub fn is_loopback(addr: &SocketAddr) -> bool {
 
 /// The cue API served on its own thread and runtime. Dropping it stops the server.
 pub struct ControlServer {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    thread: Option<JoinHandle<()>>,
+    server: server::HttpServer,
 }
 
 impl ControlServer {
@@ -261,73 +341,37 @@ impl ControlServer {
             .map_err(|e| format!("{addr:?} is not a host:port address ({e})"))?
             .next()
             .ok_or_else(|| format!("{addr:?} resolves to no address"))?;
-        if !is_loopback(&resolved) && state.token.is_none() {
-            return Err(format!(
-                "{addr} listens beyond loopback: set a token for the API"
-            ));
+        if !is_loopback(&resolved) {
+            match &state.token {
+                None => {
+                    return Err(format!(
+                        "{addr} listens beyond loopback: set a token for the API"
+                    ))
+                }
+                Some(t) if t.chars().count() < MIN_TOKEN_CHARS => {
+                    return Err(format!(
+                        "{addr} listens beyond loopback: the token must be at least {MIN_TOKEN_CHARS} characters"
+                    ))
+                }
+                Some(_) => {}
+            }
         }
         let listener = std::net::TcpListener::bind(resolved)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("{addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| format!("{addr}: {e}"))?;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("cuecast-control".into())
-            .spawn(move || serve(listener, state, stop_rx))
-            .map_err(|e| format!("cannot start the control thread: {e}"))?;
-        Ok(ControlServer {
-            addr: local,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
+        // Requests still waiting for cues get a second to finish when it stops.
+        let server = server::HttpServer::start(
+            listener,
+            router(state),
+            "cuecast-control",
+            server::Limits::default(),
+            Duration::from_secs(1),
+        )
+        .map_err(|e| format!("{addr}: {e}"))?;
+        Ok(ControlServer { server })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-fn serve(
-    listener: std::net::TcpListener,
-    state: ControlState,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(_) => return,
-    };
-    runtime.block_on(async move {
-        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-            return;
-        };
-        let (mut graceful, mut deadline) = (stop.clone(), stop);
-        let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-            let _ = graceful.wait_for(|s| *s).await;
-        });
-        // Requests still waiting for cues get a second to finish, then the server goes.
-        tokio::select! {
-            _ = server => {}
-            _ = async {
-                let _ = deadline.wait_for(|s| *s).await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            } => {}
-        }
-    });
-}
-
-impl Drop for ControlServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.server.local_addr()
     }
 }
 

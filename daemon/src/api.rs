@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRef, Path, Request, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -26,8 +26,10 @@ use cuecast_control::{authorize, json_body, post_cues, ApiError, ControlState, B
 use cuecast_engine::metrics::HistogramSnapshot;
 use cuecast_engine::{Checkpoint, Cue, EngineError, Scene, ShowHandle};
 use futures_util::stream::{self, Stream};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::config::MAX_NAME_CHARS;
 use crate::config::{self, RundownItem, Video};
 use crate::events::Events;
 use crate::library::{Library, LibraryError};
@@ -66,6 +68,8 @@ pub struct AppState {
     pub output_secrets: Arc<[String]>,
     /// Host names and origins answered beyond loopback and the API's own page.
     pub access: Arc<cuecast_control::Access>,
+    /// Wrong tokens lately, to slow guessing.
+    pub wrong_tokens: Arc<Mutex<WrongTokens>>,
     pub video: Video,
     pub token: Option<Arc<str>>,
     /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.
@@ -137,7 +141,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/api/v1/status", "The show now: frame, camera, prompt, params, counters, outputs, rundown, config", None, (200, schema_ref("Status")), get(get_status)),
         route(Method::POST, "/api/v1/cues", "Send one cue or a list (all or nothing); ?wait=true answers once applied, with frame and latency", Some(json!({"oneOf": [schema_ref("Cue"), {"type": "array", "items": schema_ref("Cue")}]})), (202, schema_ref("CueIds")), post(post_cues)),
-        route(Method::GET, "/api/v1/cues/log", "Recently applied cues: arrival, frame, PTS, shown frame, latency", None, (200, json!({"type": "array", "items": schema_ref("AppliedCue")})), get(get_cue_log)),
+        route(Method::GET, "/api/v1/cues/log", "Applied cues, oldest first: arrival, frame, PTS, shown frame, latency. ?after=ID pages forward from a cue, ?limit=N (1..1000, default 1000); camera paths over 32 points show their first and last (points_total)", None, (200, json!({"type": "array", "items": schema_ref("AppliedCue")})), get(get_cue_log)),
         route(Method::GET, "/api/v1/scenes", "The show's scenes", None, (200, json!({"type": "array", "items": schema_ref("Scene")})), get(get_scenes)),
         route(Method::POST, "/api/v1/scenes/{name}", "Go to a scene (a scene cue); body optional: {transition: cut|fade, transition_s}", Some(object.clone()), (202, schema_ref("CueIds")), post(post_scene)),
         route(Method::GET, "/api/v1/params", "The model's params: name, min, max, default, value now", None, (200, json!({"type": "array", "items": schema_ref("Param")})), get(get_params)),
@@ -191,14 +195,49 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Wrong bearer tokens in the current second: past [`WRONG_TOKENS_PER_S`] no token is
+/// checked until the second is over (429), so guessing goes no faster than that.
+#[derive(Debug)]
+pub struct WrongTokens {
+    second: std::time::Instant,
+    count: u32,
+}
+
+impl Default for WrongTokens {
+    fn default() -> Self {
+        WrongTokens {
+            second: std::time::Instant::now(),
+            count: 0,
+        }
+    }
+}
+
+/// The most wrong tokens answered 401 in one second.
+pub const WRONG_TOKENS_PER_S: u32 = 10;
+
 /// Calls that change something need the token, when there is one.
 async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        authorize(state.token.as_deref(), request.headers())?;
+    let changes = request.method() != Method::GET && request.method() != Method::HEAD;
+    if changes && state.token.is_some() {
+        let mut w = lock(&state.wrong_tokens);
+        if w.second.elapsed() >= Duration::from_secs(1) {
+            *w = WrongTokens::default();
+        }
+        if w.count >= WRONG_TOKENS_PER_S {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_wrong_tokens",
+                "too many wrong tokens in the last second: try again in a second",
+            ));
+        }
+        if let Err(e) = authorize(state.token.as_deref(), request.headers()) {
+            w.count += 1;
+            return Err(e);
+        }
     }
     Ok(next.run(request).await)
 }
@@ -318,10 +357,51 @@ async fn post_auth() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn get_cue_log(State(s): State<AppState>) -> Json<Value> {
-    let log = s.show.cue_log();
-    let recent = &log[log.len().saturating_sub(1000)..];
-    Json(json!(recent))
+/// `GET /api/v1/cues/log`'s query: a page of the log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    /// Cues applied after the cue with this id (else the most recent).
+    after: Option<u64>,
+    /// At most this many (1..=1000, default 1000).
+    limit: Option<usize>,
+}
+
+/// Camera paths longer than this are shown as their first and last points.
+const LOG_PATH_POINTS: usize = 32;
+
+async fn get_cue_log(
+    State(s): State<AppState>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError {
+            field: Some("limit".into()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_query",
+                format!("limit must be 1..1000, got {limit}"),
+            )
+        });
+    }
+    let page = s.show.cue_log(q.after, limit);
+    let entries: Vec<Value> = page
+        .iter()
+        .map(|c| {
+            let mut v = json!(c.as_ref());
+            let n = v["cue"]["points"].as_array().map_or(0, Vec::len);
+            if n > LOG_PATH_POINTS {
+                let points = &v["cue"]["points"];
+                v["cue"]["points"] = json!([points[0], points[n - 1]]);
+                v["cue"]["points_total"] = json!(n);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(Value::Array(entries)))
 }
 
 async fn get_scenes(State(s): State<AppState>) -> Json<Value> {
@@ -339,6 +419,7 @@ fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
 }
 
 /// An optional JSON object body (absent or empty means `{}`).
+/// An optional JSON object body.
 fn object_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
     if matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace)) {
         return Ok(Map::new());
@@ -351,6 +432,32 @@ fn object_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>
             "the body must be a JSON object",
         )),
     }
+}
+
+/// An optional JSON object body with only the `known` fields.
+fn fields_body(
+    body: Result<Bytes, BytesRejection>,
+    known: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    let m = object_body(body)?;
+    if let Some(unknown) = m.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError {
+            field: Some(unknown.clone()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_body",
+                format!(
+                    "unknown field {unknown:?} (known: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        });
+    }
+    Ok(m)
 }
 
 async fn post_scene(
@@ -408,17 +515,43 @@ async fn put_rundown(
             "a rundown is a JSON list of {name, cues}",
         ));
     };
+    let invalid = |field: String, message: String| ApiError {
+        field: Some(field),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rundown", message)
+    };
+    if items.len() > MAX_RUNDOWN_ITEMS {
+        return Err(invalid(
+            String::new(),
+            format!("at most {MAX_RUNDOWN_ITEMS} items, got {}", items.len()),
+        ));
+    }
     let mut rundown = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let field = |f: &str| Some(format!("[{i}].{f}"));
-        let name = item["name"].as_str().ok_or_else(|| ApiError {
-            field: field("name"),
-            ..ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_rundown",
-                "every item has a name",
-            )
-        })?;
+        let field = |f: &str| format!("[{i}].{f}");
+        let Some(obj) = item.as_object() else {
+            return Err(invalid(
+                format!("[{i}]"),
+                "every item is {name, cues}".into(),
+            ));
+        };
+        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "name" | "cues")) {
+            return Err(invalid(
+                field(k),
+                format!("unknown field {k:?} (known: name, cues)"),
+            ));
+        }
+        let name = item["name"]
+            .as_str()
+            .ok_or_else(|| invalid(field("name"), "every item has a name".into()))?;
+        if name.is_empty()
+            || name.chars().count() > MAX_NAME_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                field("name"),
+                format!("1 to {MAX_NAME_CHARS} characters, no control characters"),
+            ));
+        }
         let cues = Cue::list_from_value(&item["cues"])
             .map_err(|e| ApiError::invalid_cue(e.within(&format!("[{i}].cues"))))?;
         s.show
@@ -493,6 +626,9 @@ fn engine_error(e: EngineError) -> ApiError {
     }
 }
 
+/// The most items a rundown may have.
+const MAX_RUNDOWN_ITEMS: usize = 1000;
+
 /// An optional string field of an object body.
 fn opt_str<'a>(m: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
     match m.get(field) {
@@ -534,7 +670,7 @@ async fn post_take(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let m = object_body(body)?;
+    let m = fields_body(body, &["name"])?;
     let name = Library::new_name("take", opt_str(&m, "name")?).map_err(library_error)?;
     let dir = s.library.take_dir(&name).map_err(library_error)?;
     create_folder(&s.library.takes)?;
@@ -576,7 +712,7 @@ async fn post_take_export(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let m = object_body(body)?;
+    let m = fields_body(body, &["force", "formats"])?;
     let force = match m.get("force") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -619,7 +755,7 @@ async fn post_checkpoint(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let m = object_body(body)?;
+    let m = fields_body(body, &["name"])?;
     let name = Library::new_name("checkpoint", opt_str(&m, "name")?).map_err(library_error)?;
     let dir = s.library.checkpoint_dir(&name).map_err(library_error)?;
     create_folder(&s.library.checkpoints)?;

@@ -437,6 +437,8 @@ pub struct Config {
     pub api_output_secrets: Vec<String>,
     /// `api.hosts` and `api.origins`.
     pub api_access: cuecast_control::Access,
+    /// OSC senders accepted besides loopback.
+    pub osc_allow: Vec<std::net::IpAddr>,
 }
 
 // --- the files as written -------------------------------------------------------
@@ -510,6 +512,9 @@ fn default_listen() -> String {
 #[serde(deny_unknown_fields)]
 struct RawOsc {
     listen: String,
+    /// Senders (IP addresses) accepted besides loopback.
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -638,8 +643,31 @@ fn default_preview_quality() -> u32 {
 }
 
 /// serde_yaml's message, which already says where (`outputs[1]: unknown field ...`).
+/// A YAML error with its line and column but without the values it quotes: a file named
+/// by mistake (`show: /etc/passwd`) must not have its contents shown in the status.
 fn yaml_error(file: &Path, e: serde_yaml::Error) -> ConfigError {
-    ConfigError::new(file, None, e.to_string())
+    ConfigError::new(file, None, unquote(&e.to_string()))
+}
+
+/// `text` with every double-quoted value replaced by `"…"` (names stay: serde quotes
+/// them with backticks).
+fn unquote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        if c == '"' {
+            if !inside {
+                out.push_str("\"…");
+            }
+            inside = !inside;
+            if !inside {
+                out.push('"');
+            }
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
@@ -748,10 +776,36 @@ impl Config {
                 ),
             ));
         }
+        if let Some(t) = &api_token {
+            let min = cuecast_control::MIN_TOKEN_CHARS;
+            if !api_listen.ip().is_loopback() && t.expose().chars().count() < min {
+                return Err(ConfigError::new(
+                    path,
+                    "api.token".to_owned(),
+                    format!("{api_listen} is beyond loopback: the token must be at least {min} characters"),
+                ));
+            }
+        }
         let osc_listen = raw
             .osc
+            .as_ref()
             .map(|o| socket_addr(path, "osc.listen", &o.listen))
             .transpose()?;
+        let mut osc_allow = Vec::new();
+        for (i, a) in raw.osc.iter().flat_map(|o| &o.allow).enumerate() {
+            osc_allow.push(
+                a.parse::<std::net::IpAddr>().map_err(|_| {
+                    ConfigError::new(path, format!("osc.allow[{i}]"), "an IP address")
+                })?,
+            );
+        }
+        if osc_listen.is_some_and(|a| !a.ip().is_loopback()) && osc_allow.is_empty() {
+            return Err(ConfigError::new(
+                path,
+                "osc.listen".to_owned(),
+                "beyond loopback, list the senders allowed in osc.allow (OSC has no authentication)",
+            ));
+        }
         let (show, show_path) = match &raw.show {
             Some(rel) => {
                 let p = beside(path, rel);
@@ -803,6 +857,7 @@ impl Config {
                 hosts: raw.api.hosts,
                 origins: raw.api.origins,
             },
+            osc_allow,
         })
     }
 
@@ -1263,6 +1318,43 @@ mod tests {
 
     fn env(var: &str) -> Option<String> {
         (var == "KEY").then(|| "live_abc123".to_owned())
+    }
+
+    #[test]
+    fn errors_name_line_and_column_but_never_quote_the_file() {
+        let d = Dir::new("quote");
+        d.write("passwd", "root:x:0:0:root:/root:/bin/bash\n");
+        let path = d.write("cuecast.yaml", "show: passwd\n");
+        let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
+        assert!(!e.contains("root:x"), "{e}");
+        assert!(e.contains("line 1"), "{e}");
+        assert_eq!(
+            unquote(r#"invalid type: string "a b", expected `x`"#),
+            r#"invalid type: string "…", expected `x`"#
+        );
+    }
+
+    #[test]
+    fn the_api_needs_a_long_token_beyond_loopback_and_outputs_are_capped() {
+        let d = Dir::new("limits");
+        let short = d.write("a.yaml", "api: {listen: 0.0.0.0:7070, token: short}\n");
+        let e = Config::load_with_env(&short, &env).unwrap_err().to_string();
+        assert!(e.contains("api.token") && e.contains("16"), "{e}");
+        let many: String = (0..65)
+            .map(|i| format!("  - {{name: p{i}, type: preview}}\n"))
+            .collect();
+        let path = d.write("b.yaml", &format!("outputs:\n{many}"));
+        let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
+        assert!(e.contains("at most 64 outputs"), "{e}");
+        let long = d.write(
+            "c.yaml",
+            &format!(
+                "outputs:\n  - {{name: {}, type: preview}}\n",
+                "n".repeat(65)
+            ),
+        );
+        let e = Config::load_with_env(&long, &env).unwrap_err().to_string();
+        assert!(e.contains("outputs[0].name"), "{e}");
     }
 
     fn load(dir: &Dir, text: &str) -> Result<Config, ConfigError> {

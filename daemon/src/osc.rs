@@ -446,11 +446,13 @@ impl OscListener {
     /// Binds `addr` now (error if taken) and calls `on_cue` on the listener thread for
     /// each message: Ok(cue JSON) or Err(error naming the address). Releases (Null)
     /// are not passed on. A packet that does not parse is reported with an empty
-    /// OSC address and the sender in the message.
+    /// OSC address and the sender in the message. Packets from senders other than
+    /// loopback and those in `allow` are dropped unread (OSC has no authentication).
     pub fn start(
         addr: &str,
         prefix: String,
         aliases: BTreeMap<String, Value>,
+        allow: Vec<std::net::IpAddr>,
         on_cue: impl Fn(&str, Result<Value, OscError>) + Send + 'static,
     ) -> std::io::Result<OscListener> {
         let socket = UdpSocket::bind(addr)?;
@@ -460,7 +462,7 @@ impl OscListener {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("osc".into())
-            .spawn(move || serve(&socket, &flag, &prefix, &aliases, on_cue))?;
+            .spawn(move || serve(&socket, &flag, &prefix, &aliases, &allow, on_cue))?;
         Ok(OscListener {
             addr: local,
             stop,
@@ -488,6 +490,7 @@ fn serve(
     stop: &AtomicBool,
     prefix: &str,
     aliases: &BTreeMap<String, Value>,
+    allow: &[std::net::IpAddr],
     on_cue: impl Fn(&str, Result<Value, OscError>),
 ) {
     // The largest UDP payload, so no datagram is cut short.
@@ -504,6 +507,9 @@ fn serve(
                 continue;
             }
         };
+        if !peer.ip().is_loopback() && !allow.contains(&peer.ip()) {
+            continue;
+        }
         match parse_packet(&buf[..n]) {
             Err(e) => on_cue("", fail(format!("bad OSC packet from {peer}: {e}"))),
             Ok(msgs) => {
@@ -719,9 +725,14 @@ mod tests {
     fn listener_delivers_cues_and_stops_on_drop() {
         let (tx, rx) = std::sync::mpsc::channel();
         let on_cue = move |addr: &str, cue| tx.send((addr.to_string(), cue)).unwrap_or(());
-        let listener =
-            OscListener::start("127.0.0.1:0", "/cuecast".into(), BTreeMap::new(), on_cue)
-                .expect("bind an ephemeral port");
+        let listener = OscListener::start(
+            "127.0.0.1:0",
+            "/cuecast".into(),
+            BTreeMap::new(),
+            Vec::new(),
+            on_cue,
+        )
+        .expect("bind an ephemeral port");
         let addr = listener.local_addr();
         assert!(
             UdpSocket::bind(addr).is_err(),

@@ -132,6 +132,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
         recordings: config.recordings.clone(),
         output_secrets: config.api_output_secrets.clone().into(),
         access: Arc::new(config.api_access.clone()),
+        wrong_tokens: Arc::default(),
         video: config.video,
         token,
         live: Arc::new(Mutex::new(json!({}))),
@@ -140,7 +141,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
     let server = ApiServer::start(config.api_listen, state.clone())?;
     let osc = Arc::new(Mutex::new(None));
     if let Some(addr) = config.osc_listen {
-        *lock(&osc) = Some(start_osc(addr, show, &state)?);
+        *lock(&osc) = Some(start_osc(addr, config.osc_allow.clone(), show, &state)?);
     }
     eprint!(
         "{}",
@@ -347,73 +348,103 @@ fn check_show(context: &ShowContext, show: &Show) -> Result<(), String> {
 /// Serves the API on its own thread and runtime until dropped.
 struct ApiServer {
     addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: cuecast_control::server::HttpServer,
 }
 
 impl ApiServer {
+    /// Event streams and previews never end on their own: stopping ends them at once.
     fn start(addr: std::net::SocketAddr, state: AppState) -> Result<ApiServer> {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("cuecast-api".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    let server = axum::serve(listener, api::router(state));
-                    // Streams (events, preview) never end on their own: stop hard.
-                    tokio::select! {
-                        _ = server => {}
-                        _ = stopped.wait_for(|s| *s) => {}
-                    }
-                });
-            })?;
+        let server = cuecast_control::server::HttpServer::start(
+            listener,
+            api::router(state),
+            "cuecast-api",
+            cuecast_control::server::Limits::default(),
+            Duration::ZERO,
+        )?;
         Ok(ApiServer {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
+            addr: server.local_addr(),
+            _server: server,
         })
     }
 }
 
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(true);
+/// OSC messages become cues (or rundown steps) through the same checked inbox.
+/// At most [`Throttle::PER_S`] warnings a second from one source; the rest are counted
+/// and reported with the next one let through (one UDP bundle can hold thousands).
+#[derive(Default)]
+struct Throttle {
+    second: Option<std::time::Instant>,
+    shown: u32,
+    dropped: u32,
+}
+
+impl Throttle {
+    const PER_S: u32 = 5;
+
+    /// `Some(dropped since the last one shown)` when this one may be shown.
+    fn allow(&mut self) -> Option<u32> {
+        let now = std::time::Instant::now();
+        if self
+            .second
+            .is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1))
+        {
+            self.second = Some(now);
+            self.shown = 0;
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if self.shown >= Self::PER_S {
+            self.dropped += 1;
+            return None;
         }
+        self.shown += 1;
+        Some(std::mem::take(&mut self.dropped))
     }
 }
 
-/// OSC messages become cues (or rundown steps) through the same checked inbox.
-fn start_osc(addr: std::net::SocketAddr, show: &Show, state: &AppState) -> Result<OscListener> {
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so nothing a sender writes
+/// can forge a log line.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn start_osc(
+    addr: std::net::SocketAddr,
+    allow: Vec<std::net::IpAddr>,
+    show: &Show,
+    state: &AppState,
+) -> Result<OscListener> {
     let state = state.clone();
+    let warnings = Mutex::new(Throttle::default());
     let listener = OscListener::start(
         &addr.to_string(),
         show.osc_prefix.clone(),
         show.osc_map.clone(),
+        allow,
         move |address, cue| {
             let result = cue
                 .map_err(|e| e.to_string())
                 .and_then(|value| osc_cue(&state, &value));
             if let Err(e) = result {
-                eprintln!("cuecast: OSC {address}: {e}");
+                let Some(dropped) = lock(&warnings).allow() else {
+                    return;
+                };
+                let mut message = format!("OSC {}: {}", escape(address), escape(&e));
+                if dropped > 0 {
+                    message += &format!(" ({dropped} more OSC warnings in the last second)");
+                }
+                eprintln!("cuecast: {message}");
                 state
                     .events
-                    .send(json!({"type": "warning", "message": format!("OSC {address}: {e}")}));
+                    .send(json!({"type": "warning", "message": message}));
             }
         },
     )
@@ -455,8 +486,18 @@ struct Reloader {
 impl Reloader {
     fn reload(&self) {
         let path = lock(&self.applied).path.clone();
-        let result = Config::load(&path)
-            .map_err(|e| e.to_string())
+        let had_outputs = !lock(&self.applied).outputs.is_empty();
+        let result = edit_settled(&path)
+            .and_then(|text| {
+                let new = Config::load(&path).map_err(|e| e.to_string())?;
+                if had_outputs && new.outputs.is_empty() && !names_outputs(&text) {
+                    return Err(format!(
+                        "{}: the edit has no outputs: write `outputs: []` to stop every output",
+                        path.display()
+                    ));
+                }
+                Ok(new)
+            })
             .and_then(|new| {
                 check_show(&self.state.show.inbox().context(), &new.show).map_err(|e| {
                     format!(
@@ -504,11 +545,12 @@ impl Reloader {
         }
         if (&old_show.osc_prefix, &old_show.osc_map) != (&new_show.osc_prefix, &new_show.osc_map)
             || applied.osc_listen != new.osc_listen
+            || applied.osc_allow != new.osc_allow
         {
             let mut osc = lock(&self.osc);
             osc.take();
             if let Some(addr) = new.osc_listen {
-                match start_osc(addr, new_show, &self.state) {
+                match start_osc(addr, new.osc_allow.clone(), new_show, &self.state) {
                     Ok(l) => *osc = Some(l),
                     Err(e) => eprintln!("cuecast: OSC not restarted: {e:#}"),
                 }
@@ -575,6 +617,43 @@ impl Reloader {
 /// Watches the folders of the config and show preset; any change there re-reads the
 /// config (after a short settle, since editors write files in several steps). An
 /// unchanged result changes nothing.
+/// The config file's text once an edit has settled: the same size and time twice,
+/// 100 ms apart (editors that truncate and then write pass through an empty file).
+/// An empty file is refused.
+fn edit_settled(path: &Path) -> Result<String, String> {
+    let stamp = || {
+        std::fs::metadata(path)
+            .map(|m| (m.len(), m.modified().ok()))
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))
+    };
+    let mut last = stamp()?;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = stamp()?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if text.trim().is_empty() {
+        return Err(format!(
+            "{}: the file is empty (an editor may be part-way through saving it)",
+            path.display()
+        ));
+    }
+    Ok(text)
+}
+
+/// Whether a config's text has an `outputs` key of its own.
+fn names_outputs(text: &str) -> bool {
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .ok()
+        .and_then(|v| v.get("outputs").cloned())
+        .is_some()
+}
+
 fn watch_config(config: &Config, reloader: Arc<Reloader>) -> Result<notify::RecommendedWatcher> {
     use notify::Watcher;
     let (tx, rx) = std::sync::mpsc::channel::<()>();

@@ -268,6 +268,19 @@ pub const MAX_PATH_YAW: f64 = 3600.0;
 const TYPES: &str = "prompt, action, camera_path, param, scene, seed, marker, freeze, resume, fade";
 
 impl Cue {
+    /// About how many bytes the cue takes in memory or as JSON (for bounding logs
+    /// without serialising anything).
+    pub fn approx_bytes(&self) -> usize {
+        const BASE: usize = 128;
+        BASE + match &self.kind {
+            CueKind::Prompt { text, .. } => text.len(),
+            CueKind::CameraPath { points, .. } => points.len() * 96,
+            CueKind::Param { name, .. } | CueKind::Scene { name, .. } => name.len(),
+            CueKind::Marker { label } => label.len(),
+            _ => 0,
+        }
+    }
+
     /// A cue applied on the next frame.
     pub fn now(kind: CueKind) -> Self {
         Cue { kind, at: None }

@@ -9,7 +9,7 @@
 //! is free, it renders only the newest one (the world still advances through the
 //! skipped frames), which is how a live source catches up after a slow step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +23,7 @@ use tch::Tensor;
 
 use crate::camera::Pose;
 use crate::checkpoint::{Checkpoint, CheckpointManifest, CHECKPOINT_FORMAT};
+use crate::cue::CueId;
 use crate::detail::{self, DetailControl};
 use crate::device::{device_name, DeviceSpec};
 use crate::frame::{Frame, FramePool};
@@ -229,12 +230,14 @@ pub struct Engine {
     info: ModelInfo,
     device: tch::Device,
     status: Arc<Mutex<Status>>,
-    log: Arc<Mutex<Vec<AppliedCue>>>,
+    log: Arc<Mutex<CueLog>>,
     counters: Arc<Counters>,
 }
 
 /// The most cue records kept in memory; takes keep their own complete logs.
-const LOG_LIMIT: usize = 100_000;
+const LOG_LIMIT: usize = 10_000;
+/// The most the cue log may hold, in (estimated) bytes of cues.
+const LOG_BYTES: usize = 8 << 20;
 
 impl Engine {
     /// Starts the model thread, loads and warms up the model, and returns once it is
@@ -247,7 +250,7 @@ impl Engine {
         let (req_tx, req_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let counters = Arc::new(Counters::default());
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(CueLog::default()));
         let inbox = CueInbox::new(ShowContext::default());
         let shared = (inbox.clone(), log.clone(), counters.clone());
         let thread = std::thread::Builder::new()
@@ -339,11 +342,6 @@ impl Engine {
         }
     }
 
-    /// The cue log so far (the most recent records).
-    pub fn cue_log(&self) -> Vec<AppliedCue> {
-        self.log.lock().unwrap().clone()
-    }
-
     /// A handle on the running show for other threads: cues, status, metrics, scenes.
     pub fn handle(&self) -> ShowHandle {
         ShowHandle {
@@ -428,7 +426,7 @@ impl StatusHandle {
 pub struct ShowHandle {
     inbox: CueInbox,
     status: StatusHandle,
-    log: Arc<Mutex<Vec<AppliedCue>>>,
+    log: Arc<Mutex<CueLog>>,
     info: ModelInfo,
     requests: mpsc::Sender<Request>,
 }
@@ -454,9 +452,11 @@ impl ShowHandle {
         &self.info
     }
 
-    /// The cue log so far (the most recent records).
-    pub fn cue_log(&self) -> Vec<AppliedCue> {
-        self.log.lock().unwrap().clone()
+    /// Applied cues, oldest first: those after the cue `after` (by id) when given, else
+    /// the most recent; at most `limit`. Shared, not copied: the lock is held only to
+    /// pick them.
+    pub fn cue_log(&self, after: Option<CueId>, limit: usize) -> Vec<Arc<AppliedCue>> {
+        self.log.lock().unwrap().page(after, limit)
     }
 
     /// Starts recording a take into the folder `dir` (which must not exist), beginning
@@ -549,6 +549,43 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
+/// The applied cues status readers see, newest last; bounded in entries and in bytes, so
+/// that large cues (long camera paths) cannot make it grow without limit.
+#[derive(Default)]
+pub struct CueLog {
+    entries: VecDeque<Arc<AppliedCue>>,
+    bytes: usize,
+}
+
+impl CueLog {
+    fn push(&mut self, cue: AppliedCue) {
+        self.bytes += cue.cue.approx_bytes();
+        self.entries.push_back(Arc::new(cue));
+        while self.entries.len() > LOG_LIMIT || self.bytes > LOG_BYTES {
+            match self.entries.pop_front() {
+                Some(old) => self.bytes -= old.cue.approx_bytes(),
+                None => break,
+            }
+        }
+    }
+
+    fn page(&self, after: Option<CueId>, limit: usize) -> Vec<Arc<AppliedCue>> {
+        match after {
+            Some(id) => self
+                .entries
+                .iter()
+                .filter(|c| c.id > id)
+                .take(limit)
+                .cloned()
+                .collect(),
+            None => {
+                let skip = self.entries.len().saturating_sub(limit);
+                self.entries.iter().skip(skip).cloned().collect()
+            }
+        }
+    }
+}
+
 /// Everything the model thread owns.
 struct ModelThread {
     gen: Box<dyn Generator>,
@@ -562,7 +599,7 @@ struct ModelThread {
     last_raw: Option<Frame>,
     /// Applied cues not yet shown (the world was frozen when they applied).
     unshown: Vec<InFlight>,
-    log: Arc<Mutex<Vec<AppliedCue>>>,
+    log: Arc<Mutex<CueLog>>,
     counters: Arc<Counters>,
     deliver: Deliver,
     backend: String,
@@ -584,7 +621,7 @@ impl ModelThread {
     fn load(
         config: EngineConfig,
         inbox: CueInbox,
-        log: Arc<Mutex<Vec<AppliedCue>>>,
+        log: Arc<Mutex<CueLog>>,
         counters: Arc<Counters>,
         deliver: Deliver,
     ) -> Result<(Self, Arc<Mutex<Status>>), EngineError> {
@@ -829,9 +866,9 @@ impl ModelThread {
         }
         if !applied.is_empty() {
             let mut log = self.log.lock().unwrap();
-            log.extend(applied.iter().cloned());
-            let excess = log.len().saturating_sub(LOG_LIMIT);
-            log.drain(..excess);
+            for a in &applied {
+                log.push(a.clone());
+            }
         }
         if matches!(picture, Picture::New(_)) {
             self.counters.rendered.fetch_add(1, Ordering::Relaxed);

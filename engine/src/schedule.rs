@@ -51,7 +51,16 @@ struct Inbox {
     context: ShowContext,
     next_id: CueId,
     arrived: Vec<Pending>,
+    /// The model thread's last frame boundary, and how many cues wait for a later one
+    /// (what the limits on the way in are measured against).
+    frame: u64,
+    waiting: usize,
 }
+
+/// The most cues that may wait for their frame at once (arrived and scheduled).
+pub const MAX_WAITING: usize = 10_000;
+/// How far ahead a cue may be timed, in seconds of show time.
+pub const MAX_AHEAD_S: f64 = 86_400.0;
 
 /// Where cues arrive. Cheap to clone; every clone feeds the same show.
 #[derive(Clone)]
@@ -66,6 +75,8 @@ impl CueInbox {
                 context,
                 next_id: 1,
                 arrived: Vec::new(),
+                frame: 0,
+                waiting: 0,
             })),
         }
     }
@@ -90,6 +101,7 @@ impl CueInbox {
     pub fn submit(&self, cues: Vec<Cue>, watcher: Option<Watcher>) -> Result<Vec<CueId>, CueError> {
         let mut inbox = self.inner.lock().unwrap();
         check_all(&inbox.context, &cues)?;
+        check_timing(&inbox, &cues)?;
         let arrived = Instant::now();
         let arrived_unix_ms = unix_ms(SystemTime::now());
         let mut ids = Vec::with_capacity(cues.len());
@@ -116,6 +128,13 @@ impl CueInbox {
     fn take_arrived(&self) -> Vec<Pending> {
         std::mem::take(&mut self.inner.lock().unwrap().arrived)
     }
+
+    /// The model thread tells where it is, for the limits on the way in.
+    fn sync(&self, frame: u64, waiting: usize) {
+        let mut inbox = self.inner.lock().unwrap();
+        inbox.frame = frame;
+        inbox.waiting = waiting;
+    }
 }
 
 fn check_all(context: &ShowContext, cues: &[Cue]) -> Result<(), CueError> {
@@ -126,6 +145,36 @@ fn check_all(context: &ShowContext, cues: &[Cue]) -> Result<(), CueError> {
         context
             .check(cue)
             .map_err(|e| e.within(&format!("[{i}]")))?;
+    }
+    Ok(())
+}
+
+/// Cues timed more than [`MAX_AHEAD_S`] ahead, or more than [`MAX_WAITING`] waiting,
+/// are refused: they would pile up for ever.
+fn check_timing(inbox: &Inbox, cues: &[Cue]) -> Result<(), CueError> {
+    let fps = inbox.context.fps.map_or(30.0, |f| f.as_f64());
+    let limit = inbox.frame + (MAX_AHEAD_S * fps) as u64;
+    for (i, cue) in cues.iter().enumerate() {
+        if let Some(At::Frame(n)) = cue.at {
+            if n > limit {
+                let e = CueError::field(
+                    "frame",
+                    format!("at most a day ahead (frame {limit} now), got {n}"),
+                )
+                .within("at");
+                return Err(if cues.len() == 1 {
+                    e
+                } else {
+                    e.within(&format!("[{i}]"))
+                });
+            }
+        }
+    }
+    let queued = inbox.arrived.len() + inbox.waiting;
+    if queued + cues.len() > MAX_WAITING {
+        return Err(CueError::general(format!(
+            "{queued} cues are waiting for their frame already; at most {MAX_WAITING} may wait"
+        )));
     }
     Ok(())
 }
@@ -183,6 +232,7 @@ impl Scheduler {
         }
         let later = self.waiting.split_off(&(frame + 1, 0));
         let due = std::mem::replace(&mut self.waiting, later);
+        inbox.sync(frame, self.waiting.len());
         due.into_values()
             .map(|p| InFlight {
                 record: AppliedCue {
@@ -233,6 +283,43 @@ mod tests {
                     .map(move |c| (f, c.record.id))
             })
             .collect()
+    }
+
+    #[test]
+    fn cues_too_far_ahead_or_too_many_are_refused() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        run(&mut s, &inbox, 0..100);
+        let day = 99 + 86_400 * 30;
+        inbox
+            .submit_one(cue(json!({"type": "freeze", "at": {"frame": day}})))
+            .unwrap();
+        let e = inbox
+            .submit_one(cue(json!({"type": "freeze", "at": {"frame": day + 1}})))
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("at.frame"), "{e:?}");
+        let e = inbox
+            .submit_one(cue(json!({"type": "freeze", "at": {"frame": u64::MAX}})))
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("at.frame"), "{e:?}");
+        let e = inbox
+            .submit(
+                vec![
+                    cue(json!({"type": "freeze"})),
+                    cue(json!({"type": "freeze", "at": {"frame": u64::MAX}})),
+                ],
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("[1].at.frame"), "{e:?}");
+        // The queue is capped, counting what waits in the scheduler too.
+        let later = || cue(json!({"type": "freeze", "at": {"frame": 5000}}));
+        inbox
+            .submit((0..MAX_WAITING - 1).map(|_| later()).collect(), None)
+            .unwrap();
+        run(&mut s, &inbox, 100..101);
+        assert_eq!(s.waiting(), MAX_WAITING);
+        let e = inbox.submit_one(later()).unwrap_err();
+        assert!(e.message.contains("at most 10000"), "{e:?}");
     }
 
     #[test]

@@ -188,3 +188,156 @@ fn outputs_added_over_the_api_record_only_in_the_recordings_folder_and_read_no_o
     assert_eq!(status, 201, "{body}");
     assert!(!body.to_string().contains("k3y"), "{body}");
 }
+
+#[test]
+fn bodies_are_strict_and_the_cue_log_is_bounded_and_paged() {
+    let _turn = serial();
+    let d = Daemon::start("strict", "", &[]);
+    // A repeated key is an error, not whichever value a parser keeps.
+    let (status, body) = d.call(
+        "POST",
+        "/api/v1/cues",
+        Some(r#"{"type":"action","forward":0,"forward":1}"#),
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("duplicate key"),
+        "{body}"
+    );
+    // Unknown fields in take, checkpoint and export bodies are named.
+    for (path, body) in [
+        ("/api/v1/takes", r#"{"name":"t1","nmae":"x"}"#),
+        ("/api/v1/checkpoints", r#"{"frame":3}"#),
+    ] {
+        let (status, answer) = d.call("POST", path, Some(body), None);
+        assert_eq!(status, 422, "{path}: {answer}");
+        assert!(
+            answer["field"] == "nmae" || answer["field"] == "frame",
+            "{answer}"
+        );
+    }
+    assert!(d.get("/api/v1/takes").as_array().unwrap().is_empty());
+    let (status, answer) = d.call(
+        "PUT",
+        "/api/v1/rundown",
+        Some(r#"[{"name":"open","cues":[],"colour":"red"}]"#),
+        None,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["field"], "[0].colour", "{answer}");
+    let long = "n".repeat(65);
+    let (status, answer) = d.call(
+        "PUT",
+        "/api/v1/rundown",
+        Some(&format!(r#"[{{"name":"{long}","cues":[]}}]"#)),
+        None,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["field"], "[0].name", "{answer}");
+
+    // Cues a day or more ahead are refused.
+    let (status, answer) = d.call(
+        "POST",
+        "/api/v1/cues",
+        Some(r#"{"type":"freeze","at":{"frame":9223372036854775808}}"#),
+        None,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["field"], "at.frame", "{answer}");
+
+    // A long camera path is summarised in the log, which pages.
+    let points: Vec<_> = (0..100)
+        .map(|i| json!({"t": i, "pos": [i, 100, 0], "yaw": 0, "pitch": 0}))
+        .collect();
+    let path = json!({"type": "camera_path", "points": points}).to_string();
+    let (status, answer) = d.call("POST", "/api/v1/cues?wait=true", Some(&path), None);
+    assert_eq!(status, 200, "{answer}");
+    let marker = r#"{"type":"marker","label":"after the path"}"#;
+    let (status, answer) = d.call("POST", "/api/v1/cues?wait=true", Some(marker), None);
+    assert_eq!(status, 200, "{answer}");
+    let log = d.get("/api/v1/cues/log?limit=2");
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0]["cue"]["points_total"], 100, "{:?}", log[0]);
+    assert_eq!(log[0]["cue"]["points"].as_array().unwrap().len(), 2);
+    let after = log[0]["id"].as_u64().unwrap();
+    let next = d.get(&format!("/api/v1/cues/log?after={after}&limit=1"));
+    assert_eq!(next[0]["cue"]["label"], "after the path", "{next}");
+    let (status, _) = d.call("GET", "/api/v1/cues/log?limit=0", None, None);
+    assert_eq!(status, 422);
+}
+
+#[test]
+fn tokens_are_compared_whole_any_case_of_bearer_and_guessing_is_slowed() {
+    let _turn = serial();
+    let port = free_port();
+    let token = "0123456789abcdef-token";
+    let d = Daemon::start_with(
+        "token-rules",
+        port,
+        &format!("api: {{listen: 127.0.0.1:{port}, token: {token}}}\n"),
+        &[],
+    );
+    let host = format!("host: {}\r\n", d.api);
+    let auth = |value: &str| {
+        raw_request(
+            &d.api,
+            "POST",
+            "/api/v1/auth",
+            &format!("{host}authorization: {value}\r\n"),
+            "",
+        )
+        .0
+    };
+    assert_eq!(auth(&format!("Bearer {token}")), 204);
+    assert_eq!(auth(&format!("bearer {token}")), 204);
+    assert_eq!(auth(&format!("BEARER {token}")), 204);
+    assert_eq!(auth("Bearer 0123456789abcdef-toke"), 401, "a prefix");
+    // Guessing: past ten wrong tokens in a second, nothing is checked until it is over.
+    std::thread::sleep(Duration::from_millis(1100));
+    let codes: Vec<u16> = (0..15)
+        .map(|i| auth(&format!("Bearer guess-{i}")))
+        .collect();
+    assert!(codes[..10].iter().all(|c| *c == 401), "{codes:?}");
+    assert!(codes[10..].iter().all(|c| *c == 429), "{codes:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(auth(&format!("Bearer {token}")), 204);
+}
+
+#[test]
+fn an_empty_or_truncated_config_edit_removes_nothing() {
+    let _turn = serial();
+    let d = Daemon::start(
+        "truncate",
+        "outputs:\n  - {name: preview, type: preview, width: 160, fps: 5}\n",
+        &[],
+    );
+    let config = d.dir.join("cuecast.yaml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    let rejected = || {
+        d.get("/api/v1/status")["config"]["reloads_rejected"]
+            .as_u64()
+            .unwrap()
+    };
+    // What an editor that truncates before writing leaves for a moment.
+    std::fs::write(&config, "").unwrap();
+    wait_until(Duration::from_secs(15), "the empty file is refused", || {
+        rejected() == 1
+    });
+    assert_eq!(d.get("/api/v1/outputs").as_array().unwrap().len(), 1);
+    // A file cut short before its outputs.
+    let cut = &good[..good.find("outputs:").unwrap()];
+    std::fs::write(&config, cut).unwrap();
+    wait_until(Duration::from_secs(15), "the cut file is refused", || {
+        rejected() == 2
+    });
+    let error = d.get("/api/v1/status")["config"]["last_error"].clone();
+    assert!(error.as_str().unwrap().contains("outputs: []"), "{error}");
+    assert_eq!(d.get("/api/v1/outputs").as_array().unwrap().len(), 1);
+    // Saying so removes them.
+    std::fs::write(&config, format!("{cut}outputs: []\n")).unwrap();
+    wait_until(Duration::from_secs(15), "outputs: [] is applied", || {
+        d.get("/api/v1/outputs").as_array().unwrap().is_empty()
+    });
+}

@@ -1,0 +1,151 @@
+//! The HTTP server both front doors run (the element's `control-address` and the
+//! daemon's API): a router on its own thread and tokio runtime, with the limits a server
+//! reachable by anything on the machine needs.
+//!
+//! Hand-rolled over hyper's connection builder rather than `axum::serve` because that
+//! offers no limits: a connection that sends nothing, or sends its headers a byte at a
+//! time, was kept for ever, and enough of them used up the process's file descriptors
+//! (then recordings, takes and checkpoints failed with "Too many open files"). Here:
+//! - a connection must finish each request's headers within [`HEADER_TIMEOUT`], which
+//!   hyper also applies while a kept-alive connection waits for its next request;
+//! - at most [`Limits::connections`] are open at once (below the descriptor limit, with
+//!   room to spare for files); past that a new connection is closed at once;
+//! - stopping stops accepting, gives requests in flight `grace` to finish, then ends
+//!   the rest (event streams and previews never end on their own).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{watch, Semaphore};
+
+/// The longest a client may take to send a request's headers, or to start its next
+/// request on a kept-alive connection.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many connections may be open at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub connections: usize,
+}
+
+impl Default for Limits {
+    /// A quarter of the file descriptors the process may open (the rest are for
+    /// recordings, takes, checkpoints and GStreamer), at most 512.
+    fn default() -> Self {
+        Limits {
+            connections: (open_files_limit() / 4).clamp(16, 512),
+        }
+    }
+}
+
+/// The process's soft limit on open files.
+fn open_files_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    }
+}
+
+/// A router served until dropped.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Serves `router` on `listener` from a thread called `name`.
+    pub fn start(
+        listener: std::net::TcpListener,
+        router: Router,
+        name: &str,
+        limits: Limits,
+        grace: Duration,
+    ) -> std::io::Result<HttpServer> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(run(listener, router, limits, grace, stopped));
+            })?;
+        Ok(HttpServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn run(
+    listener: std::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    grace: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    let open = Arc::new(Semaphore::new(limits.connections));
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of descriptors or similar: let it pass rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            drop(permit);
+        });
+    }
+    // Requests in flight get `grace` to finish: every permit back means none is open.
+    let _ = tokio::time::timeout(grace, open.acquire_many(limits.connections as u32)).await;
+}
