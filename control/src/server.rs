@@ -27,10 +27,12 @@ use tokio::sync::{watch, Semaphore};
 /// request on a kept-alive connection.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How many connections may be open at once.
+/// How many connections may be open at once, and how long each may take over its
+/// request headers.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub connections: usize,
+    pub header_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -39,6 +41,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             connections: (open_files_limit() / 4).clamp(16, 512),
+            header_timeout: HEADER_TIMEOUT,
         }
     }
 }
@@ -141,11 +144,110 @@ async fn run(
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
+                .header_read_timeout(limits.header_timeout);
             let _ = http.serve_connection(TokioIo::new(stream), service).await;
             drop(permit);
         });
     }
     // Requests in flight get `grace` to finish: every permit back means none is open.
     let _ = tokio::time::timeout(grace, open.acquire_many(limits.connections as u32)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    fn server(limits: Limits) -> HttpServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let router = Router::new().route("/", get(|| async { "hello" }));
+        HttpServer::start(listener, router, "test-http", limits, Duration::ZERO).unwrap()
+    }
+
+    /// Reads until the server closes the connection; how long that took.
+    fn closed_after(s: &mut TcpStream) -> Duration {
+        let t = Instant::now();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 256];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return t.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn get_ok(addr: SocketAddr) -> bool {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.starts_with("HTTP/1.1 200") && out.ends_with("hello")
+    }
+
+    #[test]
+    fn silent_and_slow_connections_are_closed_after_the_header_timeout() {
+        let srv = server(Limits {
+            connections: 8,
+            header_timeout: Duration::from_millis(500),
+        });
+        let mut silent = TcpStream::connect(srv.local_addr()).unwrap();
+        let mut slow = TcpStream::connect(srv.local_addr()).unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+            .unwrap();
+        let waited = closed_after(&mut silent);
+        assert!(
+            waited < Duration::from_secs(5),
+            "silent connection kept {waited:?}"
+        );
+        let waited = closed_after(&mut slow);
+        assert!(
+            waited < Duration::from_secs(5),
+            "slow headers kept {waited:?}"
+        );
+        // A kept-alive connection that goes quiet after a request is closed too.
+        let mut kept = TcpStream::connect(srv.local_addr()).unwrap();
+        write!(kept, "GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").unwrap();
+        let waited = closed_after(&mut kept);
+        assert!(
+            waited < Duration::from_secs(5),
+            "idle kept-alive connection kept {waited:?}"
+        );
+        assert!(get_ok(srv.local_addr()));
+    }
+
+    #[test]
+    fn connections_past_the_cap_are_closed_at_once_and_the_rest_served() {
+        let srv = server(Limits {
+            connections: 2,
+            header_timeout: Duration::from_secs(30),
+        });
+        let held: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect(srv.local_addr()).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut third = TcpStream::connect(srv.local_addr()).unwrap();
+        let waited = closed_after(&mut third);
+        assert!(
+            waited < Duration::from_secs(2),
+            "over the cap, kept {waited:?}"
+        );
+        drop(held);
+        let until = Instant::now() + Duration::from_secs(5);
+        while !get_ok(srv.local_addr()) {
+            assert!(
+                Instant::now() < until,
+                "the server did not take connections again"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -646,7 +646,11 @@ fn default_preview_quality() -> u32 {
 /// A YAML error with its line and column but without the values it quotes: a file named
 /// by mistake (`show: /etc/passwd`) must not have its contents shown in the status.
 fn yaml_error(file: &Path, e: serde_yaml::Error) -> ConfigError {
-    ConfigError::new(file, None, unquote(&e.to_string()))
+    let mut message = unquote(&e.to_string());
+    if let Some(at) = e.location().filter(|_| !message.contains(" line ")) {
+        message += &format!(" at line {} column {}", at.line(), at.column());
+    }
+    ConfigError::new(file, None, message)
 }
 
 /// `text` with every double-quoted value replaced by `"…"` (names stay: serde quotes
@@ -1327,10 +1331,34 @@ mod tests {
         let path = d.write("cuecast.yaml", "show: passwd\n");
         let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
         assert!(!e.contains("root:x"), "{e}");
-        assert!(e.contains("line 1"), "{e}");
+        assert!(e.contains("passwd"), "{e}");
+        let path = d.write("bad.yaml", "presets: .\napi: {listen: \"secret value\", x: 1}\n");
+        let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
+        assert!(!e.contains("secret value"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
         assert_eq!(
             unquote(r#"invalid type: string "a b", expected `x`"#),
             r#"invalid type: string "…", expected `x`"#
+        );
+    }
+
+    #[test]
+    fn osc_beyond_loopback_needs_its_senders_listed() {
+        let d = Dir::new("osc");
+        let open = d.write("a.yaml", "osc: {listen: 0.0.0.0:9000}\n");
+        let e = Config::load_with_env(&open, &env).unwrap_err().to_string();
+        assert!(e.contains("osc.listen") && e.contains("osc.allow"), "{e}");
+        let bad = d.write("b.yaml", "osc: {listen: 0.0.0.0:9000, allow: [desk]}\n");
+        let e = Config::load_with_env(&bad, &env).unwrap_err().to_string();
+        assert!(e.contains("osc.allow[0]"), "{e}");
+        let listed = d.write(
+            "c.yaml",
+            "osc: {listen: 0.0.0.0:9000, allow: [192.168.1.40]}\n",
+        );
+        let c = Config::load_with_env(&listed, &env).unwrap();
+        assert_eq!(
+            c.osc_allow,
+            vec!["192.168.1.40".parse::<std::net::IpAddr>().unwrap()]
         );
     }
 

@@ -216,7 +216,8 @@ fn live_banner(config: &Config, api: SocketAddr, model: &str) -> String {
     let mut recorded = false;
     for o in &config.outputs {
         if let OutputKind::Record { path } = &o.kind {
-            let shown = path.strip_prefix(&cwd).unwrap_or(path);
+            let path = tidy(path);
+            let shown = path.strip_prefix(&cwd).unwrap_or(&path);
             out += &format!("  recording to     {} ({})\n", shown.display(), o.name);
             recorded = true;
         }
@@ -225,6 +226,25 @@ fn live_banner(config: &Config, api: SocketAddr, model: &str) -> String {
         out += "  recording to     nowhere: no record output in the config\n";
     }
     out += "  stop             Ctrl-C (finishes the recordings and the take)\n";
+    out
+}
+
+/// `path` with `dir/..` pairs and `.` taken out, without touching the file system
+/// (`config/../recordings/x.mkv` reads `recordings/x.mkv`).
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
     out
 }
 
@@ -701,4 +721,47 @@ pub fn check_config(path: &Path) -> Result<()> {
     }
     println!("{}: ok", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_throttled_per_second_and_the_rest_counted() {
+        let mut t = Throttle::default();
+        let shown: Vec<Option<u32>> = (0..8).map(|_| t.allow()).collect();
+        assert_eq!(shown[..5], [Some(0); 5]);
+        assert_eq!(shown[5..], [None; 3]);
+        std::thread::sleep(Duration::from_millis(1050));
+        assert_eq!(
+            t.allow(),
+            Some(3),
+            "the next one shown says how many were not"
+        );
+        assert_eq!(t.allow(), Some(0));
+    }
+
+    #[test]
+    fn control_characters_are_escaped_so_no_line_can_be_forged() {
+        assert_eq!(
+            escape("/cuecast/x\ncuecast: output recording live"),
+            "/cuecast/x\\ncuecast: output recording live"
+        );
+        assert_eq!(escape("a\u{1b}[31mred\r"), "a\\u{1b}[31mred\\r");
+        assert_eq!(escape("prompt \"é\""), "prompt \"é\"");
+    }
+
+    #[test]
+    fn paths_are_tidied_for_the_banner() {
+        assert_eq!(
+            tidy(Path::new("config/../recordings/./show.mkv")),
+            PathBuf::from("recordings/show.mkv")
+        );
+        assert_eq!(tidy(Path::new("../a/b")), PathBuf::from("../a/b"));
+        assert_eq!(
+            tidy(Path::new("/srv/x/../y.mkv")),
+            PathBuf::from("/srv/y.mkv")
+        );
+    }
 }
