@@ -608,11 +608,14 @@ fn library_error(e: LibraryError) -> ApiError {
 
 fn engine_error(e: EngineError) -> ApiError {
     match &e {
-        EngineError::File(f) if f.message.contains("exists") => {
-            ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
-        }
-        EngineError::File(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "file", e.to_string())
+        // Files are named as the user knows them, not by the server's absolute paths.
+        EngineError::File(f) => {
+            let message = format!("{}: {}", crate::user_path(&f.path), f.message);
+            if f.message.contains("exists") {
+                ApiError::new(StatusCode::CONFLICT, "exists", message)
+            } else {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "file", message)
+            }
         }
         EngineError::Stopped(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopped", e.to_string())
@@ -650,7 +653,7 @@ fn create_folder(dir: &std::path::Path) -> Result<(), ApiError> {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "io",
-            format!("cannot create {}: {e}", dir.display()),
+            format!("cannot create {}: {e}", crate::user_path(dir)),
         )
     })
 }

@@ -1332,7 +1332,10 @@ mod tests {
         let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
         assert!(!e.contains("root:x"), "{e}");
         assert!(e.contains("passwd"), "{e}");
-        let path = d.write("bad.yaml", "presets: .\napi: {listen: \"secret value\", x: 1}\n");
+        let path = d.write(
+            "bad.yaml",
+            "presets: .\napi: {listen: \"secret value\", x: 1}\n",
+        );
         let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
         assert!(!e.contains("secret value"), "{e}");
         assert!(e.contains("line 2"), "{e}");

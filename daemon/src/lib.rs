@@ -21,7 +21,7 @@ pub mod rundown;
 pub mod serve;
 pub mod surface;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const USAGE: &str = "\
 usage: cuecast serve [--config FILE]     run the show (default: config/cuecast.yaml)
@@ -68,6 +68,44 @@ pub(crate) fn wait_for_signal() -> Option<i32> {
 }
 
 /// The command line; returns the exit status.
+/// `path` with `dir/..` pairs and `.` taken out, without touching the file system
+/// (`config/../recordings/x.mkv` reads `recordings/x.mkv`).
+pub fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// How a path is shown to API clients: relative to the daemon's folder, tidied, and
+/// never as an absolute path of the server (outside that folder, its last two parts).
+pub fn user_path(path: &std::path::Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let path = tidy(&cwd.join(path));
+    match path.strip_prefix(tidy(&cwd)) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => {
+            let parts: Vec<_> = path.components().rev().take(2).collect();
+            parts
+                .iter()
+                .rev()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        }
+    }
+}
+
 pub fn run(args: &[String]) -> i32 {
     block_stop_signals();
     let result = match args.first().map(String::as_str) {
@@ -100,5 +138,29 @@ pub fn run(args: &[String]) -> i32 {
             eprintln!("cuecast: {e:#}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_tidied_and_shown_without_the_server_s_folders() {
+        assert_eq!(
+            tidy(Path::new("config/../recordings/./show.mkv")),
+            PathBuf::from("recordings/show.mkv")
+        );
+        assert_eq!(tidy(Path::new("../a/b")), PathBuf::from("../a/b"));
+        assert_eq!(
+            tidy(Path::new("/srv/x/../y.mkv")),
+            PathBuf::from("/srv/y.mkv")
+        );
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(user_path(&cwd.join("config/../takes/t1")), "takes/t1");
+        assert_eq!(
+            user_path(Path::new("/elsewhere/deep/takes/t1/take.json")),
+            "t1/take.json"
+        );
     }
 }

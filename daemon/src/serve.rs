@@ -216,7 +216,7 @@ fn live_banner(config: &Config, api: SocketAddr, model: &str) -> String {
     let mut recorded = false;
     for o in &config.outputs {
         if let OutputKind::Record { path } = &o.kind {
-            let path = tidy(path);
+            let path = crate::tidy(path);
             let shown = path.strip_prefix(&cwd).unwrap_or(&path);
             out += &format!("  recording to     {} ({})\n", shown.display(), o.name);
             recorded = true;
@@ -226,25 +226,6 @@ fn live_banner(config: &Config, api: SocketAddr, model: &str) -> String {
         out += "  recording to     nowhere: no record output in the config\n";
     }
     out += "  stop             Ctrl-C (finishes the recordings and the take)\n";
-    out
-}
-
-/// `path` with `dir/..` pairs and `.` taken out, without touching the file system
-/// (`config/../recordings/x.mkv` reads `recordings/x.mkv`).
-fn tidy(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
-            {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
     out
 }
 
@@ -750,18 +731,5 @@ mod tests {
         );
         assert_eq!(escape("a\u{1b}[31mred\r"), "a\\u{1b}[31mred\\r");
         assert_eq!(escape("prompt \"é\""), "prompt \"é\"");
-    }
-
-    #[test]
-    fn paths_are_tidied_for_the_banner() {
-        assert_eq!(
-            tidy(Path::new("config/../recordings/./show.mkv")),
-            PathBuf::from("recordings/show.mkv")
-        );
-        assert_eq!(tidy(Path::new("../a/b")), PathBuf::from("../a/b"));
-        assert_eq!(
-            tidy(Path::new("/srv/x/../y.mkv")),
-            PathBuf::from("/srv/y.mkv")
-        );
     }
 }

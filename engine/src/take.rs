@@ -276,6 +276,17 @@ impl TakeWriter {
             return Err(FileError::new(dir, "a take of this name exists already"));
         }
         fs::create_dir_all(dir).map_err(|e| FileError::io(dir, e))?;
+        // A take that cannot start leaves nothing behind: its name stays free.
+        Self::start_in(dir, manifest, prepare).inspect_err(|_| {
+            let _ = fs::remove_dir_all(dir);
+        })
+    }
+
+    fn start_in(
+        dir: &Path,
+        manifest: TakeManifest,
+        prepare: impl FnOnce(&Path) -> Result<(), FileError>,
+    ) -> Result<TakeWriter, FileError> {
         prepare(dir)?;
         write_json_atomic(&dir.join("take.json"), &manifest)?;
         let open = |name: &str| {
