@@ -537,6 +537,9 @@ enum Run {
 }
 
 /// The supervisor's record of an output.
+/// How long an output must stay live before its attempts count from zero again.
+const STABLE: Duration = Duration::from_secs(10);
+
 struct Managed {
     output: Output,
     from_config: bool,
@@ -544,6 +547,10 @@ struct Managed {
     run: Option<Run>,
     generation: u64,
     attempt: u32,
+    /// When it last went live; attempts count from zero again only once it has stayed
+    /// live for [`STABLE`] (a server that takes the connection and then refuses the
+    /// stream would otherwise reset the count at every try).
+    live_since: Option<Instant>,
     retry_at: Option<Instant>,
     reconnects: u64,
     last_error: Option<String>,
@@ -596,7 +603,7 @@ impl Supervisor {
                 Ok(Message::Live { name, generation }) => {
                     if let Some(m) = self.outputs.get_mut(&name) {
                         if m.generation == generation && m.state == OutputState::Connecting {
-                            m.attempt = 0;
+                            m.live_since = Some(Instant::now());
                             self.set_state(&name, OutputState::Live);
                         }
                     }
@@ -605,6 +612,13 @@ impl Supervisor {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             let now = Instant::now();
+            for m in self.outputs.values_mut() {
+                if m.live_since
+                    .is_some_and(|t| now.duration_since(t) >= STABLE)
+                {
+                    m.attempt = 0;
+                }
+            }
             let due: Vec<String> = self
                 .outputs
                 .iter()
@@ -712,6 +726,7 @@ impl Supervisor {
                 run: None,
                 generation: 0,
                 attempt: 0,
+                live_since: None,
                 retry_at: None,
                 reconnects: 0,
                 last_error: None,
@@ -993,6 +1008,7 @@ impl Supervisor {
             return;
         };
         m.attempt += 1;
+        m.live_since = None;
         m.last_error = Some(error.clone());
         let r = m.output.reconnect;
         let state = if r.max_attempts > 0 && m.attempt > r.max_attempts {
@@ -1023,6 +1039,7 @@ impl Supervisor {
             return;
         };
         m.retry_at = None;
+        m.live_since = None;
         let Some(run) = m.run.take() else { return };
         match run {
             Run::Preview(p) if !self.closing => p.branch.detach(&self.pipeline, &self.program),

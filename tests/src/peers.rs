@@ -215,6 +215,10 @@ impl RtmpServer {
              \x20           record off;\n\
              \x20           drop_idle_publisher 10s;\n\
              \x20       }}\n\
+             \x20       application closed {{\n\
+             \x20           live on;\n\
+             \x20           deny publish all;\n\
+             \x20       }}\n\
              \x20   }}\n\
              }}\n"
         );
@@ -288,6 +292,12 @@ impl RtmpServer {
     /// the stream key separately.
     pub fn app_url(&self) -> String {
         format!("rtmp://127.0.0.1:{}/live", self.port)
+    }
+
+    /// `rtmp://127.0.0.1:PORT/closed`: an application that accepts the connection and
+    /// refuses every publish, as a platform does with a wrong or expired key.
+    pub fn closed_app_url(&self) -> String {
+        format!("rtmp://127.0.0.1:{}/closed", self.port)
     }
 
     /// nginx's error log so far (connects, publishes, drops at `info`), for

@@ -190,3 +190,24 @@ fn sigterm_finishes_recordings_into_playable_files() {
         );
     }
 }
+
+/// A server that takes the connection and refuses the stream (a wrong or expired key)
+/// used to make the output flap live/retrying for ever with its attempts reset at each
+/// try; every try counts now, until the output gives up.
+#[test]
+fn a_server_that_refuses_the_stream_counts_every_try_and_gives_up() {
+    let _turn = serial();
+    let server = RtmpServer::start();
+    let d = Daemon::start(
+        "refused",
+        &format!(
+            "outputs:\n  - {{name: push, type: rtmp, url: {}, key: k, profile: {SMALL}, reconnect: {{first_delay_s: 0.2, multiplier: 1, max_delay_s: 0.2, max_attempts: 3}}}}\n",
+            server.closed_app_url()
+        ),
+        &[],
+    );
+    d.wait_state("push", "failed", Duration::from_secs(60));
+    let o = d.output("push");
+    assert_eq!(o["attempt"], 4, "{o}");
+    assert!(!o["last_error"].is_null(), "{o}");
+}
