@@ -22,5 +22,5 @@ bench-quick:
 # CI runs them (CUECAST_FUZZ_CASES cases each; each test prints how many it tried).
 fuzz:
 	scripts/setup
-	CUECAST_FUZZ_CASES=$${CUECAST_FUZZ_CASES:-200000} cargo test --release -p cuecast-engine --test fuzz_cues -- --nocapture
+	CUECAST_FUZZ_CASES=$${CUECAST_FUZZ_CASES:-200000} cargo test --release -p cuecast-tests --test fuzz_cues -- --nocapture
 	CUECAST_FUZZ_CASES=$${CUECAST_FUZZ_CASES:-200000} cargo test --release -p cuecast-tests --test fuzz_osc -- --nocapture

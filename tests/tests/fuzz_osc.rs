@@ -5,31 +5,15 @@
 //! CI runs a few thousand cases with a fixed seed; `make fuzz` runs many more
 //! (`CUECAST_FUZZ_CASES`).
 
+mod fuzz;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cuecast::osc::{encode_message, parse_packet, to_cue, OscArg, OscMessage};
+use fuzz::{cases, runner};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::json;
-
-fn cases(default: u32) -> u32 {
-    std::env::var("CUECAST_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new_with_rng(
-        Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]),
-    )
-}
 
 fn arg() -> impl Strategy<Value = OscArg> {
     prop_oneof![
@@ -124,7 +108,7 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
 #[test]
 fn random_datagrams_never_break_the_decoder() {
     let n = cases(4000);
-    runner(n)
+    runner(n, 11)
         .run(&prop::collection::vec(any::<u8>(), 0..512), |b| check(&b))
         .unwrap();
     eprintln!("fuzz: {n} random datagrams, 0 failures");
@@ -134,7 +118,7 @@ fn random_datagrams_never_break_the_decoder() {
 fn damaged_packets_never_break_the_decoder() {
     let n = cases(4000);
     let decoded = std::cell::Cell::new(0u32);
-    runner(n)
+    runner(n, 11)
         .run(&damaged(), |b| {
             decoded.set(decoded.get() + u32::from(parse_packet(&b).is_ok()));
             check(&b)

@@ -250,17 +250,22 @@ pub fn request(
     )?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
-    let text = String::from_utf8_lossy(&resp);
+    Ok(parse_response(&resp))
+}
+
+/// An HTTP/1.1 response's status and body (JSON when it is).
+fn parse_response(resp: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(resp);
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((
+    (
         status,
         serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
-    ))
+    )
 }
 
 /// One HTTP/1.1 request written as the caller gives it (`head` holds the header lines
@@ -276,15 +281,5 @@ pub fn raw_request(addr: &str, method: &str, path: &str, head: &str, body: &str)
     .unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
-    let text = String::from_utf8_lossy(&resp);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
-    )
+    parse_response(&resp)
 }
