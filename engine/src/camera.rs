@@ -49,6 +49,14 @@ impl Default for Pose {
 }
 
 impl Pose {
+    /// Whether every number in it is finite (what may be drawn and recorded).
+    pub fn is_finite(&self) -> bool {
+        self.pos.iter().all(|v| v.is_finite())
+            && self.yaw.is_finite()
+            && self.pitch.is_finite()
+            && self.fov.is_finite()
+    }
+
     /// Unit vector the camera looks along, level (ignoring pitch).
     pub fn forward_level(&self) -> [f64; 3] {
         let y = self.yaw.to_radians();
@@ -194,10 +202,16 @@ impl CameraRig {
         }
         if let Some(path) = &self.path {
             let t = (frame - path.start_frame) as f64 / fps;
-            let (pose, finished) = sample_path(&path.points, path.looped, t);
-            self.pose = pose;
-            self.pose.pitch = pose.pitch.clamp(-self.pitch_limit, self.pitch_limit);
+            let (mut pose, finished) = sample_path(&path.points, path.looped, t);
+            pose.pitch = pose.pitch.clamp(-self.pitch_limit, self.pitch_limit);
             if finished {
+                self.path = None;
+            }
+            // Cues are bounded so this cannot happen; if a path ever made a pose that is
+            // not finite, the camera stays where it was rather than record or draw it.
+            if pose.is_finite() {
+                self.pose = pose;
+            } else {
                 self.path = None;
             }
             return;
@@ -494,6 +508,21 @@ mod tests {
         run(&mut rig, 0, 16);
         let yaw = rig.pose().yaw;
         assert!(yaw.abs() > 170.0, "went the long way: {yaw}");
+    }
+
+    #[test]
+    fn a_path_that_would_make_a_non_finite_pose_leaves_the_camera_where_it_was() {
+        let mut rig = CameraRig::new(Pose::default(), 80.0);
+        let before = rig.pose();
+        let points = [
+            pt(0.0, [f64::MAX, 0.0, 0.0], 0.0),
+            pt(1.0, [-f64::MAX, 0.0, 0.0], 0.0),
+        ];
+        rig.follow_path(&points, false, 0);
+        run(&mut rig, 0, 31);
+        let p = rig.pose();
+        assert!(p.is_finite(), "{p:?}");
+        assert_eq!(p.pos, before.pos);
     }
 
     /// A yaw so large that subtracting a turn leaves it unchanged stalled the model
