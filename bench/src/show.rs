@@ -646,7 +646,7 @@ pub fn default_show(seconds: u64) -> Result<Vec<DefaultShowWindow>> {
         "default-show",
         None,
         "video: {width: 1280, height: 720, fps: 30}\noutputs:\n\
-         \x20 - {name: recording, type: record, path: show-{time}.mkv}\n\
+         \x20 - {name: recording, type: record, path: \"show-{time}.mkv\"}\n\
          \x20 - {name: preview, type: preview, width: 640, fps: 15}\n",
     )?;
     d.wait_live("recording")?;

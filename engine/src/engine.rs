@@ -884,9 +884,9 @@ impl ModelThread {
 
     fn step(&mut self, frame: u64, reset: bool, forced: Option<f32>) -> Result<Frame, StepError> {
         let detail = match forced {
-            Some(d) => d.clamp(detail::COARSEST, 1.0),
+            Some(d) if self.gen.scales_detail() => d.clamp(detail::COARSEST, 1.0),
             None if self.adapts => self.detail.detail(),
-            None => 1.0,
+            _ => 1.0,
         };
         self.drawn_detail = detail;
         let world = &self.world;
