@@ -46,28 +46,45 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// SIGINT and SIGTERM are blocked in every thread (call this before any thread starts)
-/// and taken synchronously by the one thread that turns them into a clean stop.
+/// The signals that end a show cleanly: SIGINT (Ctrl-C), SIGTERM, SIGHUP (the terminal
+/// that ran it was closed) and SIGQUIT. SIGUSR1 and SIGUSR2, which would end the
+/// process with nothing finished, are taken and ignored.
+const STOP_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+const IGNORED_SIGNALS: [libc::c_int; 2] = [libc::SIGUSR1, libc::SIGUSR2];
+
+/// Those signals are blocked in every thread (call this before any thread starts) and
+/// taken synchronously by the one thread that turns them into a clean stop.
 pub fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: plain libc signal-set calls on a local set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
+        for s in STOP_SIGNALS.iter().chain(&IGNORED_SIGNALS) {
+            libc::sigaddset(&mut set, *s);
+        }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
 }
 
+/// Waits for a signal that ends the show; returns it.
 pub(crate) fn wait_for_signal() -> Option<i32> {
     let set = block_stop_signals();
-    let mut signal = 0;
-    // SAFETY: `set` is a valid signal set; sigwait writes the signal number.
-    (unsafe { libc::sigwait(&set, &mut signal) } == 0).then_some(signal)
+    loop {
+        let mut signal = 0;
+        // SAFETY: `set` is a valid signal set; sigwait writes the signal number.
+        if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+            return None;
+        }
+        if STOP_SIGNALS.contains(&signal) {
+            return Some(signal);
+        }
+        eprintln!(
+            "cuecast: signal {signal} ignored (SIGINT, SIGTERM, SIGHUP or SIGQUIT end the show)"
+        );
+    }
 }
 
-/// The command line; returns the exit status.
 /// `path` with `dir/..` pairs and `.` taken out, without touching the file system
 /// (`config/../recordings/x.mkv` reads `recordings/x.mkv`).
 pub fn tidy(path: &Path) -> PathBuf {
@@ -106,6 +123,7 @@ pub fn user_path(path: &std::path::Path) -> String {
     }
 }
 
+/// The command line; returns the exit status.
 pub fn run(args: &[String]) -> i32 {
     block_stop_signals();
     let result = match args.first().map(String::as_str) {

@@ -111,6 +111,15 @@ pub fn serve(config_path: &Path) -> Result<()> {
         config.outputs.clone(),
         events.clone(),
     );
+    // What a cuecast killed while starting a take or saving a checkpoint left behind.
+    for folder in [&config.takes, &config.checkpoints] {
+        for name in cuecast_engine::take::remove_leftovers(folder) {
+            eprintln!(
+                "cuecast: removed {name} from {}: left by a cuecast that was stopped while writing it",
+                crate::user_path(folder)
+            );
+        }
+    }
     let token: Option<Arc<str>> = config.api_token.as_ref().map(|t| t.expose().into());
     let state = AppState {
         control: ControlState {

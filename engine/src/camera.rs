@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cue::{Action, PathPoint};
+use crate::cue::{Action, CueError, PathPoint};
 
 /// Metres per second at `forward` or `strafe` = 1 and `speed` = 1.
 pub const MOVE_SPEED: f64 = 20.0;
@@ -104,6 +104,82 @@ pub struct CameraRig {
 }
 
 impl CameraRig {
+    /// Checks a rig read from a file with the rules cues obey; the error names the field
+    /// under `rig`.
+    pub fn check(&self) -> Result<(), CueError> {
+        use crate::cue::{MAX_PATH_YAW, MAX_POSITION_M};
+        let bad = |field: &str, message: String| Err(CueError::field(field, message));
+        if !(f64::MIN_POSITIVE..=89.0).contains(&self.pitch_limit) {
+            return bad(
+                "pitch_limit",
+                format!("must be in (0, 89], got {}", self.pitch_limit),
+            );
+        }
+        let p = &self.pose;
+        if let Some(v) = p.pos.iter().find(|v| !within(**v, MAX_POSITION_M)) {
+            return bad(
+                "pose.pos",
+                format!("each coordinate within ±{MAX_POSITION_M} metres, got {v}"),
+            );
+        }
+        if !within(p.yaw, MAX_PATH_YAW) {
+            return bad(
+                "pose.yaw",
+                format!("must be within ±{MAX_PATH_YAW}, got {}", p.yaw),
+            );
+        }
+        if !within(p.pitch, self.pitch_limit) {
+            return bad(
+                "pose.pitch",
+                format!("must be within ±{}, got {}", self.pitch_limit, p.pitch),
+            );
+        }
+        if !(1.0..=170.0).contains(&p.fov) {
+            return bad("pose.fov", format!("must be in [1, 170], got {}", p.fov));
+        }
+        for (i, a) in self.axes.iter().enumerate() {
+            if !(-1.0..=1.0).contains(&a.value) {
+                return bad(
+                    &format!("axes[{i}]"),
+                    format!("must be in [-1, 1], got {}", a.value),
+                );
+            }
+        }
+        if let Some(path) = &self.path {
+            let mut last = -1.0;
+            for (i, pt) in path.points.iter().enumerate() {
+                let at = |f: &str| format!("path.points[{i}].{f}");
+                if pt.t <= last || !pt.t.is_finite() {
+                    return bad(&at("t"), format!("times must increase, got {}", pt.t));
+                }
+                last = pt.t;
+                if let Some(v) = pt.pos.iter().find(|v| !within(**v, MAX_POSITION_M)) {
+                    return bad(
+                        &at("pos"),
+                        format!("each coordinate within ±{MAX_POSITION_M} metres, got {v}"),
+                    );
+                }
+                // Unwrapped yaw may run past a cue's bound by half a turn a point.
+                if !within(pt.yaw, MAX_PATH_YAW + 180.0 * (i as f64 + 1.0)) {
+                    return bad(&at("yaw"), format!("out of range: {}", pt.yaw));
+                }
+                if !within(pt.pitch, 89.0) {
+                    return bad(
+                        &at("pitch"),
+                        format!("must be in [-89, 89], got {}", pt.pitch),
+                    );
+                }
+                if pt.fov.is_some_and(|f| !(1.0..=170.0).contains(&f)) {
+                    return bad(&at("fov"), format!("must be in [1, 170], got {:?}", pt.fov));
+                }
+            }
+            if path.points.is_empty() {
+                return bad("path.points", "a path has points".into());
+            }
+        }
+        Ok(())
+    }
+
     /// A rig at `pose`; pitch is kept within ±`pitch_limit` degrees (what the model can draw).
     pub fn new(pose: Pose, pitch_limit: f64) -> Self {
         let mut rig = CameraRig {
@@ -231,6 +307,11 @@ impl CameraRig {
             p.pos[1] = p.pos[1].max(g + GROUND_CLEARANCE);
         }
     }
+}
+
+/// Whether `v` is within ±`limit` (never for NaN).
+fn within(v: f64, limit: f64) -> bool {
+    v.abs() <= limit
 }
 
 /// The turn equal to `d` degrees modulo whole turns, within [-180, 180]: `d` itself when

@@ -63,11 +63,7 @@ impl Checkpoint {
                 "a checkpoint of this name exists already",
             ));
         }
-        let name = dir
-            .file_name()
-            .ok_or_else(|| FileError::new(dir, "not a folder name"))?
-            .to_string_lossy();
-        let tmp = dir.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = crate::take::temporary_beside(dir)?;
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(|e| FileError::io(&tmp, e))?;
         let written = self

@@ -764,7 +764,18 @@ impl ModelThread {
                         show_clock,
                         reply,
                     } => {
-                        let restored = self.restore(*checkpoint, show_clock);
+                        let restored = catch_unwind(AssertUnwindSafe(|| {
+                            self.restore(*checkpoint, show_clock)
+                        }))
+                        .unwrap_or_else(|panic| {
+                            Err(EngineError::Config {
+                                what: "checkpoint".into(),
+                                message: format!(
+                                    "restoring it panicked: {}",
+                                    panic_message(panic.as_ref())
+                                ),
+                            })
+                        });
                         if restored.is_ok() {
                             let frame = self.last_frame.unwrap_or(0);
                             self.update_status(&status, frame, Duration::ZERO);
@@ -789,7 +800,21 @@ impl ModelThread {
                 next = requests.try_recv().ok();
             }
             if let Some(frame) = target {
-                let rendered = self.render(frame, forced);
+                // A panic outside the model's step (a world no check foresaw) is a failed
+                // frame, never the end of the show.
+                let rendered = catch_unwind(AssertUnwindSafe(|| self.render(frame, forced)))
+                    .unwrap_or_else(|panic| {
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        Rendered {
+                            frame,
+                            picture: Picture::Failed(StepError(format!(
+                                "the show's world panicked: {}",
+                                panic_message(panic.as_ref())
+                            ))),
+                            applied: Vec::new(),
+                            step_time: Duration::ZERO,
+                        }
+                    });
                 self.update_status(&status, rendered.frame, rendered.step_time);
                 (self.deliver)(rendered);
             }
@@ -1070,6 +1095,21 @@ impl ModelThread {
         if show_clock {
             // The show's scenes are what its cues were checked against.
             world.set_scenes(self.world.scenes().to_vec());
+        }
+        // A checkpoint is a file anyone can edit: its world obeys the rules cues do, and
+        // its summary agrees with it, or nothing changes.
+        let refuse = |message: String| EngineError::Config {
+            what: "checkpoint".into(),
+            message,
+        };
+        world
+            .check(self.gen.info())
+            .map_err(|e| refuse(format!("{e}")))?;
+        if (m.seed, m.prompt.as_str(), m.camera) != (world.seed(), world.prompt(), world.camera()) {
+            return Err(refuse(
+                "its summary (seed, prompt, camera) disagrees with its world: the file was edited"
+                    .into(),
+            ));
         }
         let prompt = world.prompt_state(m.world_frame.unwrap_or(0));
         let state = checkpoint.state_on(self.gen.device());

@@ -267,6 +267,10 @@ impl TakeWriter {
     /// Creates the take folder `dir` (which must not exist yet) with its manifest and
     /// starts the writer thread. `prepare` runs once the folder exists and before the
     /// manifest is written (the model thread saves the start checkpoint there).
+    ///
+    /// The folder is built under a temporary name beside `dir` and renamed into place
+    /// once the take can start, so a take that fails to start, or a process killed while
+    /// starting one, never leaves a folder that burns the name.
     pub fn create(
         dir: &Path,
         manifest: TakeManifest,
@@ -275,22 +279,24 @@ impl TakeWriter {
         if dir.exists() {
             return Err(FileError::new(dir, "a take of this name exists already"));
         }
-        fs::create_dir_all(dir).map_err(|e| FileError::io(dir, e))?;
-        // A take that cannot start leaves nothing behind: its name stays free.
-        Self::start_in(dir, manifest, prepare).inspect_err(|_| {
-            let _ = fs::remove_dir_all(dir);
+        let tmp = temporary_beside(dir)?;
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(|e| FileError::io(&tmp, e))?;
+        Self::start_in(&tmp, dir, manifest, prepare).inspect_err(|_| {
+            let _ = fs::remove_dir_all(&tmp);
         })
     }
 
     fn start_in(
+        tmp: &Path,
         dir: &Path,
         manifest: TakeManifest,
         prepare: impl FnOnce(&Path) -> Result<(), FileError>,
     ) -> Result<TakeWriter, FileError> {
-        prepare(dir)?;
-        write_json_atomic(&dir.join("take.json"), &manifest)?;
+        prepare(tmp)?;
+        write_json_atomic(&tmp.join("take.json"), &manifest)?;
         let open = |name: &str| {
-            let p = dir.join(name);
+            let p = tmp.join(name);
             OpenOptions::new()
                 .create_new(true)
                 .append(true)
@@ -304,6 +310,8 @@ impl TakeWriter {
             cues: open("cues.jsonl")?,
             dir: dir.to_owned(),
         };
+        // The open files follow the folder.
+        fs::rename(tmp, dir).map_err(|e| FileError::io(dir, e))?;
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let manifest = Arc::new(Mutex::new(manifest));
@@ -472,6 +480,40 @@ fn write_take(
         f.sync_all().map_err(|e| FileError::io(&path(name), e))?;
     }
     Ok(written)
+}
+
+/// `.NAME.tmp-PID` beside `dir`: where a take or checkpoint is built before it is
+/// renamed into place (a leading dot keeps it out of listings).
+pub fn temporary_beside(dir: &Path) -> Result<PathBuf, FileError> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| FileError::new(dir, "not a folder name"))?
+        .to_string_lossy();
+    Ok(dir.with_file_name(format!(".{name}.tmp-{}", std::process::id())))
+}
+
+/// Removes what a killed cuecast left of its own temporary folders in `folder`
+/// (`.NAME.tmp-PID` whose process is gone); returns their names.
+pub fn remove_leftovers(folder: &Path) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(folder) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp-"))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && fs::remove_dir_all(e.path()).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
 }
 
 /// A take opened for reading (export, replay, listing).
@@ -736,5 +778,30 @@ mod tests {
     fn iso_times_are_the_same_instant() {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
         assert_eq!(utc_iso(t), "2026-11-18T11:06:40Z");
+    }
+}
+
+#[cfg(test)]
+mod leftover_tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_dead_processes_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("cuecast-leftovers-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        // A pid that cannot be running (above the kernel's pid_max).
+        let dead = dir.join(".t1.tmp-4194305");
+        let ours = temporary_beside(&dir.join("t2")).unwrap();
+        for d in [&dead, &ours, &dir.join("t3"), &dir.join(".hidden")] {
+            fs::create_dir_all(d).unwrap();
+        }
+        assert_eq!(remove_leftovers(&dir), [".t1.tmp-4194305"]);
+        assert!(
+            !dead.exists()
+                && ours.exists()
+                && dir.join("t3").exists()
+                && dir.join(".hidden").exists()
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -168,6 +168,83 @@ pub struct World {
 }
 
 impl World {
+    /// Checks a world read from a file (a checkpoint) with the rules cues obey, against
+    /// the model it is for; the error names the field (`world.rig.pose.fov`). Nothing a
+    /// checkpoint holds can then make the model thread panic or draw nonsense.
+    pub fn check(&self, info: &ModelInfo) -> Result<(), CueError> {
+        use crate::cue::MAX_TEXT_CHARS;
+        let bad =
+            |field: &str, message: String| Err(CueError::field(field, message).within("world"));
+        let fps = self.fps.as_f64();
+        if !(f64::MIN_POSITIVE..=240.0).contains(&fps) {
+            return bad(
+                "fps",
+                format!("must be in (0, 240] frames a second, got {fps}"),
+            );
+        }
+        self.rig
+            .check()
+            .map_err(|e| e.within("rig").within("world"))?;
+        for (field, text) in [
+            ("prompt", Some(&self.prompt)),
+            ("previous_prompt", self.previous_prompt.as_ref()),
+        ] {
+            if text.is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS) {
+                return bad(field, format!("at most {MAX_TEXT_CHARS} characters"));
+            }
+        }
+        let names: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
+        if self.param_names != names || self.params.len() != names.len() {
+            return bad(
+                "params",
+                format!(
+                    "this model's params are [{}], the checkpoint has [{}]",
+                    names.join(", "),
+                    self.param_names.join(", ")
+                ),
+            );
+        }
+        for (i, (ramp, spec)) in self.params.iter().zip(&info.params).enumerate() {
+            for v in [ramp.from, ramp.to] {
+                if !(spec.min..=spec.max).contains(&v) {
+                    return bad(
+                        &format!("params[{i}]"),
+                        format!(
+                            "{} must be in [{}, {}], got {v}",
+                            spec.name, spec.min, spec.max
+                        ),
+                    );
+                }
+            }
+        }
+        if self.speed_param != info.param("speed").map(|(i, _)| i) {
+            return bad(
+                "speed_param",
+                format!(
+                    "must name this model's speed param, got {:?}",
+                    self.speed_param
+                ),
+            );
+        }
+        for (field, ramp) in [("prompt_blend", &self.prompt_blend), ("fade", &self.fade)] {
+            if !(0.0..=1.0).contains(&ramp.from) || !(0.0..=1.0).contains(&ramp.to) {
+                return bad(
+                    field,
+                    format!("must be in [0, 1], got {} to {}", ramp.from, ramp.to),
+                );
+            }
+        }
+        if let Some((scene, _, _)) = self.scene_switch {
+            if scene >= self.scenes.len() {
+                return bad(
+                    "scene_switch",
+                    format!("scene {scene} of {}", self.scenes.len()),
+                );
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(
         info: &ModelInfo,
         fps: Fps,

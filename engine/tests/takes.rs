@@ -9,7 +9,7 @@ use std::sync::mpsc::Receiver;
 
 use cuecast_engine::replay::{replay, ReplayOptions};
 use cuecast_engine::{
-    Checkpoint, Cue, DeviceSpec, Engine, EngineConfig, Fps, Picture, Rendered, Take,
+    Checkpoint, Cue, DeviceSpec, Engine, EngineConfig, EngineError, Fps, Picture, Rendered, Take,
 };
 use serde_json::{json, Value};
 
@@ -416,4 +416,67 @@ fn a_take_cut_short_is_still_readable() {
     let summary = engine.handle().stop_take().unwrap();
     assert_eq!(summary.frames, 12);
     assert!(Take::open(&dir.join("live")).unwrap().complete);
+}
+
+/// A checkpoint is a file anyone can edit: edits that would panic the model thread or
+/// put nonsense on air are refused naming the field, and the show goes on unchanged.
+#[test]
+fn an_edited_checkpoint_is_refused_naming_the_field_and_the_show_goes_on() {
+    let dir = support::tempdir("edited-checkpoint");
+    let good = dir.join("good");
+    let (engine, rx) = start(procedural(), SIZE);
+    for f in 0..10 {
+        render(&engine, &rx, f);
+    }
+    let show = engine.handle();
+    show.save_checkpoint(&good).unwrap();
+    let text = std::fs::read_to_string(good.join("checkpoint.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    type Edit = fn(&mut Value);
+    let edits: [(&str, Edit); 9] = [
+        ("world.speed_param", |m| {
+            m["world"]["speed_param"] = json!(99)
+        }),
+        ("world.params", |m| m["world"]["params"] = json!([])),
+        ("world.rig.pitch_limit", |m| {
+            m["world"]["rig"]["pitch_limit"] = json!(-10)
+        }),
+        ("world.rig.pose.fov", |m| {
+            m["world"]["rig"]["pose"]["fov"] = json!(0)
+        }),
+        ("world.rig.pose.pitch", |m| {
+            m["world"]["rig"]["pose"]["pitch"] = json!(1000)
+        }),
+        ("world.rig.pose.pos", |m| {
+            m["world"]["rig"]["pose"]["pos"][0] = json!(1e300)
+        }),
+        ("world.fade", |m| m["world"]["fade"]["to"] = json!(7)),
+        ("world.prompt", |m| {
+            m["world"]["prompt"] = json!("x".repeat(200_000))
+        }),
+        ("summary", |m| m["seed"] = json!(12345)),
+    ];
+    let before = show.status();
+    for (i, (field, edit)) in edits.iter().enumerate() {
+        let mut m = manifest.clone();
+        edit(&mut m);
+        let edited = dir.join(format!("edit{i}"));
+        copy_dir(&good, &edited);
+        std::fs::write(edited.join("checkpoint.json"), m.to_string()).unwrap();
+        let e = Checkpoint::load(&edited)
+            .map_err(EngineError::from)
+            .and_then(|c| show.restore(c))
+            .expect_err(field);
+        assert!(e.to_string().contains(field), "{field}: {e}");
+        // Nothing changed, and frames keep coming.
+        let f = 10 + i as u64;
+        assert!(!render(&engine, &rx, f).is_empty());
+        let now = show.status();
+        assert_eq!(
+            (now.seed, now.prompt.as_str()),
+            (before.seed, before.prompt.as_str())
+        );
+    }
+    // The untouched file still restores.
+    show.restore(Checkpoint::load(&good).unwrap()).unwrap();
 }

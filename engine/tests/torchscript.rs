@@ -112,6 +112,7 @@ fn failing_steps_are_counted_and_the_engine_goes_on() {
     for (name, expect) in [
         ("nan-after-five", "NaN"),
         ("throws-after-five", "the model gave up"),
+        ("state-nan-after-five", "state \"t\" has NaN"),
     ] {
         let (engine, rx) = Engine::start_with_channel(config(&dir.join(name))).unwrap();
         engine.set_output(64, 36, Fps::new(30, 1));

@@ -211,3 +211,34 @@ fn a_server_that_refuses_the_stream_counts_every_try_and_gives_up() {
     assert_eq!(o["attempt"], 4, "{o}");
     assert!(!o["last_error"].is_null(), "{o}");
 }
+
+/// Closing the terminal that runs the show (SIGHUP) finishes it as Ctrl-C does; SIGUSR1,
+/// which used to end it with nothing finished, is ignored.
+#[test]
+fn sighup_finishes_recordings_and_sigusr1_is_ignored() {
+    let _turn = serial();
+    let mut d = Daemon::start(
+        "sighup",
+        "outputs:\n  - {name: mkv, type: record, path: rec/show.mkv}\n",
+        &[],
+    );
+    d.wait_state("mkv", "live", Duration::from_secs(30));
+    d.send(libc::SIGUSR1);
+    std::thread::sleep(Duration::from_secs(2));
+    let frame = d.frame();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        d.frame() > frame,
+        "the show stopped after SIGUSR1:\n{}",
+        d.log()
+    );
+    assert!(d.log().contains("ignored"), "{}", d.log());
+    let dir = d.dir.clone();
+    assert_eq!(d.stop_with(libc::SIGHUP), 0, "{}", d.log());
+    assert!(d.log().contains("recording complete"), "{}", d.log());
+    let (_, frames, duration) = ffprobe_file(&dir.join("rec/show.mkv")).unwrap();
+    assert!(
+        frames >= 60 && duration >= 2.0,
+        "{frames} frames, {duration} s"
+    );
+}

@@ -430,6 +430,16 @@ impl Generator for TorchScript {
             }
         };
         let state = state_of(state, "step")?;
+        // A state gone bad is caught like a bad frame: the step fails and the state
+        // before it is kept, instead of every later frame coming from NaN.
+        for (name, t) in &state {
+            if !all_finite(t)? {
+                return Err(StepError(format!(
+                    "step() state {name:?} has NaN or infinite values at frame {}",
+                    input.frame
+                )));
+            }
+        }
         write_image(out, &rgb)?;
         // Commit only a step that fully succeeded, so a failed one can be retried.
         self.state = state;

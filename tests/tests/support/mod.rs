@@ -178,9 +178,21 @@ impl Daemon {
 
     /// SIGTERM, then waits for the exit; returns the exit code.
     pub fn terminate(&mut self) -> i32 {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` and leaves the daemon running.
+    pub fn send(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
+    /// Sends `signal`, then waits for the exit; returns the exit code.
+    pub fn stop_with(&mut self, signal: libc::c_int) -> i32 {
         let mut child = self.child.take().unwrap();
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, signal) };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -188,7 +200,10 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("the daemon did not stop on SIGTERM:\n{}", self.log());
+                panic!(
+                    "the daemon did not stop on signal {signal}:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
