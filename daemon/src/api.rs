@@ -70,6 +70,8 @@ pub struct AppState {
     pub access: Arc<cuecast_control::Access>,
     /// Wrong tokens lately, to slow guessing.
     pub wrong_tokens: Arc<Mutex<WrongTokens>>,
+    /// Whether the model's step has been reported stuck (told once per hang).
+    pub model_stuck: Arc<std::sync::atomic::AtomicBool>,
     pub video: Video,
     pub token: Option<Arc<str>>,
     /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.

@@ -142,6 +142,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
         output_secrets: config.api_output_secrets.clone().into(),
         access: Arc::new(config.api_access.clone()),
         wrong_tokens: Arc::default(),
+        model_stuck: Arc::default(),
         video: config.video,
         token,
         live: Arc::new(Mutex::new(json!({}))),
@@ -250,6 +251,34 @@ fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
 
 /// The show bus: cue reports become events, 1 Hz stats are kept for status and
 /// metrics, the generator's errors end the show, anything else is a warning.
+/// Tells once, as an error event and in the log, when the model's step has run past
+/// [`STEP_STALL`](cuecast_engine::engine::STEP_STALL) (frames are held meanwhile), and
+/// once when it answers again.
+fn report_stuck_model(state: &AppState) {
+    use std::sync::atomic::Ordering;
+    let stall = cuecast_engine::engine::STEP_STALL.as_secs_f64();
+    let running = state.show.status().step_running_s.filter(|s| *s >= stall);
+    let was = state.model_stuck.swap(running.is_some(), Ordering::Relaxed);
+    match (was, running) {
+        (false, Some(s)) => {
+            let message = format!(
+                "the model is not responding: its step has been running for {s:.1} s; the picture is held"
+            );
+            eprintln!("cuecast: {message}");
+            state
+                .events
+                .send(json!({"type": "error", "message": message}));
+        }
+        (true, None) => {
+            eprintln!("cuecast: the model is responding again");
+            state
+                .events
+                .send(json!({"type": "warning", "message": "the model is responding again"}));
+        }
+        _ => {}
+    }
+}
+
 fn on_message(
     msg: &gst::Message,
     src: &gst::Element,
@@ -294,6 +323,7 @@ fn on_message(
                     }
                     state.events.send(json!({"type": "stats", "stats": live}));
                     *lock(&state.live) = live;
+                    report_stuck_model(state);
                 }
                 _ => {}
             }

@@ -242,3 +242,71 @@ fn sighup_finishes_recordings_and_sigusr1_is_ignored() {
         "{frames} frames, {duration} s"
     );
 }
+
+/// A model whose step never returns: the picture is held at the output's rate, the hang
+/// is told once as an error event and in the status, requests that need the model fail
+/// fast, and SIGTERM still finishes the recording and ends the process.
+#[test]
+fn a_hung_model_is_reported_and_the_show_still_stops_cleanly() {
+    let _turn = serial();
+    let dir = std::env::temp_dir().join(format!("cuecast-e2e-hang-models-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let models = broken_packages(&dir);
+    let show = format!(
+        "name: hang\nbackend: torchscript\nmodel: {}\ndevice: cpu\n",
+        models.join("hangs-after-five").display()
+    );
+    let mut d = Daemon::start_with_show(
+        "hang",
+        &show,
+        "outputs:\n  - {name: mkv, type: record, path: rec/show.mkv}\n",
+        &[],
+    );
+    let events = follow_events(&d.api);
+    d.wait_state("mkv", "live", Duration::from_secs(30));
+    let error = std::iter::from_fn(|| events.recv_timeout(Duration::from_secs(20)).ok())
+        .find(|e| e["type"] == "error")
+        .expect("an error event for the stuck model");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not responding"),
+        "{error}"
+    );
+    let status = d.get("/api/v1/status");
+    assert!(
+        status["step_running_s"].as_f64().unwrap() >= 5.0,
+        "{status}"
+    );
+    // Frames keep going out, held.
+    let out = |d: &Daemon| {
+        d.get("/api/v1/status")["live"]["frames"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = out(&d);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(out(&d) > before, "the output stalled");
+    let asked = Instant::now();
+    let (code, body) = d.call("POST", "/api/v1/checkpoints", Some("{}"), None);
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["error"], "not_responding", "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    let dir = d.dir.clone();
+    let stopping = Instant::now();
+    assert_eq!(d.terminate(), 0, "{}", d.log());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(d.log().contains("recording complete"), "{}", d.log());
+    let (_, frames, _) = ffprobe_file(&dir.join("rec/show.mkv")).unwrap();
+    assert!(frames >= 30, "{frames} frames");
+}

@@ -54,13 +54,36 @@ impl Daemon {
 
     /// Like [`start`], with the `api:` section given by the caller.
     pub fn start_with(name: &str, port: u16, rest: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::launch(name, port, None, rest, env)
+    }
+
+    /// Like [`start`], with the show preset `show` (YAML) instead of the default one.
+    pub fn start_with_show(name: &str, show: &str, rest: &str, env: &[(&str, &str)]) -> Daemon {
+        let port = free_port();
+        let rest = format!("api: {{listen: 127.0.0.1:{port}}}\n{rest}");
+        Self::launch(name, port, Some(show), &rest, env)
+    }
+
+    fn launch(
+        name: &str,
+        port: u16,
+        show: Option<&str>,
+        rest: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = std::env::temp_dir().join(format!("cuecast-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let repo = repo();
+        let show = match show {
+            Some(text) => {
+                std::fs::write(dir.join("show.yaml"), text).unwrap();
+                "show.yaml".to_owned()
+            }
+            None => format!("{}/presets/shows/default.yaml", repo.display()),
+        };
         let config = format!(
-            "show: {}/presets/shows/default.yaml\npresets: {}/presets\nvideo: {{width: 320, height: 180, fps: 30}}\ntakes: takes\ncheckpoints: checkpoints\nexports: exports\n{rest}",
-            repo.display(),
+            "show: {show}\npresets: {}/presets\nvideo: {{width: 320, height: 180, fps: 30}}\ntakes: takes\ncheckpoints: checkpoints\nexports: exports\n{rest}",
             repo.display()
         );
         std::fs::write(dir.join("cuecast.yaml"), config).unwrap();
@@ -297,4 +320,22 @@ pub fn raw_request(addr: &str, method: &str, path: &str, head: &str, body: &str)
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
     parse_response(&resp)
+}
+
+/// The model packages of engine/tests/fixtures/broken_models.py, written into `dir` with
+/// the project's Python (`CUECAST_PYTHON`, from scripts/setup).
+pub fn broken_packages(dir: &Path) -> PathBuf {
+    let py = std::env::var("CUECAST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(py)
+        .arg(repo().join("engine/tests/fixtures/broken_models.py"))
+        .arg(dir)
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .expect("cannot run Python: run scripts/setup");
+    assert!(
+        out.status.success(),
+        "writing the broken model packages failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.to_path_buf()
 }
