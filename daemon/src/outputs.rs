@@ -665,7 +665,7 @@ impl Supervisor {
             }
             Command::Stop(name, reply) => {
                 let r = if self.outputs.contains_key(&name) {
-                    self.halt(&name);
+                    self.finish(&name);
                     if let Some(m) = self.outputs.get_mut(&name) {
                         m.output.enabled = false;
                     }
@@ -742,7 +742,7 @@ impl Supervisor {
     }
 
     fn drop_output(&mut self, name: &str) {
-        self.halt(name);
+        self.finish(name);
         self.outputs.remove(name);
         lock(&self.table).remove(name);
         self.events
@@ -1034,6 +1034,42 @@ impl Supervisor {
     }
 
     /// Stops an output's pipeline or branch, if running; leaves its record.
+    /// Sends end-of-stream into a recording's pipeline, so its muxer writes the file's
+    /// index; returns the flag its pipeline raises once that is done. `None` for other
+    /// outputs and recordings not running.
+    fn end_recording(&mut self, name: &str) -> Option<Arc<AtomicBool>> {
+        let m = self.outputs.get(name)?;
+        let Some(Run::Pipeline(r)) = &m.run else {
+            return None;
+        };
+        if !matches!(m.output.kind, OutputKind::Record { .. }) {
+            return None;
+        }
+        if let Some(enc) = self.encoders.get(&r.encoder) {
+            let mut subs = lock(&enc.subscribers);
+            if let Some(i) = subs.iter().position(|s| s.generation == r.generation) {
+                let s = subs.remove(i);
+                let _ = s.video.end_of_stream();
+                if let Some(a) = &s.audio {
+                    let _ = a.end_of_stream();
+                }
+            }
+        }
+        Some(r.eos.clone())
+    }
+
+    /// Stops an output; a recording is finished first (up to 3 s), so that a recording
+    /// stopped or removed over the API, or by a config edit, is a complete file.
+    fn finish(&mut self, name: &str) {
+        if let Some(eos) = self.end_recording(name) {
+            wait_for_eos(&[eos], Duration::from_secs(3));
+            if let Some(f) = self.outputs.get(name).and_then(|m| m.file.clone()) {
+                eprintln!("cuecast: recording complete: {}", f.display());
+            }
+        }
+        self.halt(name);
+    }
+
     fn halt(&mut self, name: &str) {
         let Some(m) = self.outputs.get_mut(name) else {
             return;
@@ -1083,28 +1119,9 @@ impl Supervisor {
     /// End of show: recordings get end-of-stream and are finished, then all stops.
     fn shutdown(&mut self) {
         self.closing = true;
-        let mut finishing = Vec::new();
-        for m in self.outputs.values_mut() {
-            if let Some(Run::Pipeline(r)) = &m.run {
-                if matches!(m.output.kind, OutputKind::Record { .. }) {
-                    if let Some(enc) = self.encoders.get(&r.encoder) {
-                        let mut subs = lock(&enc.subscribers);
-                        if let Some(i) = subs.iter().position(|s| s.generation == r.generation) {
-                            let s = subs.remove(i);
-                            let _ = s.video.end_of_stream();
-                            if let Some(a) = &s.audio {
-                                let _ = a.end_of_stream();
-                            }
-                        }
-                    }
-                    finishing.push(r.eos.clone());
-                }
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while finishing.iter().any(|e| !e.load(Ordering::SeqCst)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let names: Vec<String> = self.outputs.keys().cloned().collect();
+        let finishing: Vec<_> = names.iter().filter_map(|n| self.end_recording(n)).collect();
+        wait_for_eos(&finishing, Duration::from_secs(5));
         let names: Vec<String> = self.outputs.keys().cloned().collect();
         for name in names {
             self.halt(&name);
@@ -1211,6 +1228,14 @@ fn count_bytes(
             gst::PadProbeReturn::Ok
         },
     );
+}
+
+/// Waits until every flag is up, or `timeout`.
+fn wait_for_eos(flags: &[Arc<AtomicBool>], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while flags.iter().any(|e| !e.load(Ordering::SeqCst)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `{time}` in a recording path becomes the UTC start time, so a restarted recording

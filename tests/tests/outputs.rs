@@ -310,3 +310,39 @@ fn a_hung_model_is_reported_and_the_show_still_stops_cleanly() {
     let (_, frames, _) = ffprobe_file(&dir.join("rec/show.mkv")).unwrap();
     assert!(frames >= 30, "{frames} frames");
 }
+
+/// A recording stopped or removed over the API is a complete file (it used to be cut
+/// with no index), and starting it again opens a new file beside the first.
+#[test]
+fn recordings_stopped_or_removed_over_the_api_are_complete_files() {
+    let _turn = serial();
+    let d = Daemon::start(
+        "stop-recording",
+        "outputs:\n  - {name: mkv, type: record, path: rec/show.mkv}\n  - {name: mp4, type: record, path: rec/show.mp4}\n",
+        &[],
+    );
+    d.wait_state("mkv", "live", Duration::from_secs(30));
+    d.wait_state("mp4", "live", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, body) = d.call("POST", "/api/v1/outputs/mkv/stop", None, None);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = d.call("DELETE", "/api/v1/outputs/mp4", None, None);
+    assert_eq!(code, 204, "{body}");
+    for f in ["rec/show.mkv", "rec/show.mp4"] {
+        let (_, frames, duration) =
+            ffprobe_file(&d.dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}\n{}", d.log()));
+        assert!(
+            frames >= 60 && duration >= 2.0,
+            "{f}: {frames} frames, {duration} s"
+        );
+    }
+    // Started again, it records into a new file and leaves the first one whole.
+    let first = std::fs::read(d.dir.join("rec/show.mkv")).unwrap();
+    let (code, body) = d.call("POST", "/api/v1/outputs/mkv/start", None, None);
+    assert_eq!(code, 200, "{body}");
+    d.wait_state("mkv", "live", Duration::from_secs(30));
+    wait_until(Duration::from_secs(10), "a second file", || {
+        d.dir.join("rec/show-2.mkv").exists()
+    });
+    assert_eq!(std::fs::read(d.dir.join("rec/show.mkv")).unwrap(), first);
+}
