@@ -257,6 +257,10 @@ function renderStatus(s) {
   $('h-step').textContent = fmt(live.step_ms_mean, 1);
   $('h-repeated').textContent = s.frames_repeated;
   setChip('h-repeated-chip', live.repeated_last_second > 0 ? 'warn' : '');
+  $('h-detail').hidden = !(s.detail < 1);
+  $('h-detail-value').textContent = `${fmt(s.detail * 100, 0)} %`;
+  $('h-stuck').hidden = s.step_running_s === undefined;
+  $('h-stuck-s').textContent = `${fmt(s.step_running_s, 0)} s`;
   $('h-take').hidden = !s.take;
   $('h-take-name').textContent = s.take || '';
   $('prompt-now').textContent = s.frozen ? `frozen · ${s.prompt}` : s.prompt;
