@@ -72,6 +72,8 @@ pub struct AppState {
     pub wrong_tokens: Arc<Mutex<WrongTokens>>,
     /// Whether the model's step has been reported stuck (told once per hang).
     pub model_stuck: Arc<std::sync::atomic::AtomicBool>,
+    /// The last take that ended by itself and has been told of.
+    pub take_ended: Arc<Mutex<Option<String>>>,
     pub video: Video,
     pub token: Option<Arc<str>>,
     /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.

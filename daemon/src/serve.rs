@@ -143,6 +143,7 @@ pub fn serve(config_path: &Path) -> Result<()> {
         access: Arc::new(config.api_access.clone()),
         wrong_tokens: Arc::default(),
         model_stuck: Arc::default(),
+        take_ended: Arc::default(),
         video: config.video,
         token,
         live: Arc::new(Mutex::new(json!({}))),
@@ -279,6 +280,23 @@ fn report_stuck_model(state: &AppState) {
     }
 }
 
+/// Tells once, as a `take` event, when a take ended by itself (its files could not be
+/// written: a full disk).
+fn report_take_ended(state: &AppState) {
+    let Some(ended) = state.show.status().take_ended else {
+        return;
+    };
+    let mut told = lock(&state.take_ended);
+    if told.as_deref() == Some(ended.name.as_str()) {
+        return;
+    }
+    *told = Some(ended.name.clone());
+    state.events.send(json!({
+        "type": "take", "state": "stopped", "take": ended.name,
+        "frames": ended.frames, "error": ended.reason,
+    }));
+}
+
 fn on_message(
     msg: &gst::Message,
     src: &gst::Element,
@@ -324,6 +342,7 @@ fn on_message(
                     state.events.send(json!({"type": "stats", "stats": live}));
                     *lock(&state.live) = live;
                     report_stuck_model(state);
+                    report_take_ended(state);
                 }
                 _ => {}
             }

@@ -173,6 +173,9 @@ pub struct Status {
     /// The detail frames are drawn at: 1 is full; lower while steps run late on a model
     /// that can draw cheaper frames (see [`crate::detail`]).
     pub detail: f32,
+    /// The last take that ended by itself (its files could not be written), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub take_ended: Option<TakeEnded>,
     /// Seconds the model's step in progress has been running, once it has run for
     /// [`STEP_SLOW`] or more (a hung model); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -180,6 +183,15 @@ pub struct Status {
 }
 
 type Reply<T> = mpsc::Sender<Result<T, EngineError>>;
+
+/// A take that ended before it was stopped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TakeEnded {
+    pub name: String,
+    pub reason: String,
+    /// Frames it holds.
+    pub frames: u64,
+}
 
 /// A step running this long shows in the status (`step_running_s`).
 pub const STEP_SLOW: Duration = Duration::from_secs(1);
@@ -615,6 +627,7 @@ struct ModelThread {
     adapts: bool,
     /// The detail the last step drew at (what the take records for its frame).
     drawn_detail: f32,
+    take_ended: Option<TakeEnded>,
 }
 
 impl ModelThread {
@@ -691,6 +704,7 @@ impl ModelThread {
             take: None,
             detail: 1.0,
             step_running_s: None,
+            take_ended: None,
         }));
         let model_id = ModelId {
             name: info.name.clone(),
@@ -721,6 +735,7 @@ impl ModelThread {
             detail: DetailControl::default(),
             adapts,
             drawn_detail: 1.0,
+            take_ended: None,
         };
         Ok((model, status))
     }
@@ -976,6 +991,9 @@ impl ModelThread {
 
     /// Hands the frame to the take being recorded, if any.
     fn record(&mut self, frame: u64, world_frame: u64, picture: &Picture, applied: &[AppliedCue]) {
+        if let Some(reason) = self.take.as_ref().and_then(TakeWriter::failure) {
+            self.end_failed_take(reason);
+        }
         let Some(take) = &mut self.take else { return };
         take.cues(applied);
         let (shown, held) = match picture {
@@ -1008,6 +1026,26 @@ impl ModelThread {
         take.frame(record, shown, depth);
     }
 
+    /// Ends a take whose files could not be written: its manifest is completed with the
+    /// frames it holds, those it lost and why, and the status says so.
+    fn end_failed_take(&mut self, reason: String) {
+        let Some(take) = self.take.take() else { return };
+        let name = take.name();
+        let frames = match take.finish() {
+            Ok(summary) => summary.frames,
+            Err(e) => {
+                eprintln!("cuecast: take {name:?}: its manifest could not be completed: {e}");
+                0
+            }
+        };
+        eprintln!("cuecast: take {name:?} ended by itself after {frames} frames: {reason}");
+        self.take_ended = Some(TakeEnded {
+            name,
+            reason,
+            frames,
+        });
+    }
+
     fn start_take(&mut self, dir: &Path, name: String) -> Result<TakeManifest, EngineError> {
         if let Some(t) = &self.take {
             return Err(EngineError::Config {
@@ -1032,6 +1070,7 @@ impl ModelThread {
             lost_frames: Vec::new(),
             software: checkpoint.manifest.software.clone(),
             start_checkpoint: "start".into(),
+            stop_reason: None,
         };
         let writer =
             TakeWriter::create(dir, manifest.clone(), |d| checkpoint.save(&d.join("start")))?;
@@ -1148,6 +1187,7 @@ impl ModelThread {
         s.take = self.take.as_ref().map(TakeWriter::name);
         s.cues_waiting = self.scheduler.waiting();
         s.detail = self.drawn_detail;
+        s.take_ended.clone_from(&self.take_ended);
         if step > Duration::ZERO {
             s.last_step_ms = step.as_secs_f64() * 1e3;
         }

@@ -127,6 +127,9 @@ pub struct TakeManifest {
     pub software: Software,
     /// The checkpoint folder (inside the take) replays start from.
     pub start_checkpoint: String,
+    /// Why the take ended before it was stopped (the disk was full...), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
 }
 
 /// One line of `frames.jsonl`: the `index`th frame in `rgb.raw`.
@@ -259,6 +262,7 @@ pub struct TakeWriter {
     queued: Arc<AtomicUsize>,
     lost: Vec<u64>,
     manifest: Arc<Mutex<TakeManifest>>,
+    failure: Arc<Mutex<Failure>>,
     dir: PathBuf,
     next_index: u64,
 }
@@ -309,17 +313,19 @@ impl TakeWriter {
             frames: open("frames.jsonl")?,
             cues: open("cues.jsonl")?,
             dir: dir.to_owned(),
+            lens: [0; 4],
         };
         // The open files follow the folder.
         fs::rename(tmp, dir).map_err(|e| FileError::io(dir, e))?;
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let manifest = Arc::new(Mutex::new(manifest));
+        let failure = Arc::new(Mutex::new(Failure::default()));
         let thread = {
-            let (queued, manifest) = (queued.clone(), manifest.clone());
+            let (queued, manifest, failure) = (queued.clone(), manifest.clone(), failure.clone());
             std::thread::Builder::new()
                 .name("cuecast-take".into())
-                .spawn(move || write_take(files, rx, &queued, &manifest))
+                .spawn(move || write_take(files, rx, &queued, &manifest, &failure))
                 .map_err(|e| FileError::io(dir, e))?
         };
         Ok(TakeWriter {
@@ -328,6 +334,7 @@ impl TakeWriter {
             queued,
             lost: Vec::new(),
             manifest,
+            failure,
             dir: dir.to_owned(),
             next_index: 0,
         })
@@ -335,6 +342,11 @@ impl TakeWriter {
 
     pub fn name(&self) -> String {
         self.manifest.lock().unwrap().name.clone()
+    }
+
+    /// Why the writer stopped by itself, if it did: the take must end now.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap().message.clone()
     }
 
     pub fn dir(&self) -> &Path {
@@ -389,6 +401,9 @@ impl TakeWriter {
         let mut m = self.manifest.lock().unwrap().clone();
         m.frames = Some(written);
         m.lost_frames = std::mem::take(&mut self.lost);
+        let mut failure = self.failure.lock().unwrap();
+        m.lost_frames.append(&mut failure.dropped);
+        m.stop_reason = failure.message.take();
         m.stopped_utc = Some(utc_iso(SystemTime::now()));
         write_json_atomic(&self.dir.join("take.json"), &m)?;
         Ok(TakeSummary {
@@ -416,6 +431,16 @@ struct Files {
     frames: File,
     cues: File,
     dir: PathBuf,
+    /// The lengths of rgb, depth, frames and cues up to their last complete record.
+    lens: [u64; 4],
+}
+
+/// Why a take's writer stopped before it was asked to (a full disk, a failing drive),
+/// and the show frames handed to it after that, which are not in the take.
+#[derive(Debug, Default)]
+struct Failure {
+    message: Option<String>,
+    dropped: Vec<u64>,
 }
 
 fn write_take(
@@ -423,63 +448,116 @@ fn write_take(
     rx: mpsc::Receiver<Item>,
     queued: &AtomicUsize,
     manifest: &Mutex<TakeManifest>,
+    failure: &Mutex<Failure>,
 ) -> Result<u64, FileError> {
     let mut written = 0u64;
     let mut depth_size: Option<Size> = None;
-    let path = |name: &str| files.dir.join(name);
     while let Ok(item) = rx.recv() {
-        match item {
-            Item::Frame { record, rgb, depth } => {
-                queued.fetch_sub(1, Ordering::AcqRel);
-                files
-                    .rgb
-                    .write_all(rgb.data())
-                    .map_err(|e| FileError::io(&path("rgb.raw"), e))?;
-                if let Some((size, values)) = depth {
-                    if depth_size.is_none() {
-                        depth_size = Some(size);
-                        let mut m = manifest.lock().unwrap();
-                        m.depth = Some(size);
-                        write_json_atomic(&path("take.json"), &*m)?;
-                    }
-                    if depth_size == Some(size) {
-                        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                        files
-                            .depth
-                            .write_all(&bytes)
-                            .map_err(|e| FileError::io(&path("depth.raw"), e))?;
+        match write_item(&mut files, item, queued, manifest, &mut depth_size) {
+            Ok(frame) => written += u64::from(frame),
+            Err(e) => {
+                // The take ends here: the model thread sees the failure at its next frame
+                // and finishes it; what is still on its way is listed as lost. The files
+                // go back to their last complete record, which also frees the room the
+                // manifest needs on a full disk.
+                for (f, len) in [
+                    (&files.rgb, files.lens[0]),
+                    (&files.depth, files.lens[1]),
+                    (&files.frames, files.lens[2]),
+                    (&files.cues, files.lens[3]),
+                ] {
+                    let _ = f.set_len(len);
+                }
+                // The file's name, not its path: this reaches status and events.
+                let file = e.path.file_name().unwrap_or_default().to_string_lossy();
+                failure.lock().unwrap().message = Some(format!("{file}: {}", e.message));
+                for item in rx.iter() {
+                    if let Item::Frame { record, .. } = item {
+                        queued.fetch_sub(1, Ordering::AcqRel);
+                        failure.lock().unwrap().dropped.push(record.frame);
                     }
                 }
-                let mut line = serde_json::to_vec(&record).expect("a frame record serialises");
-                line.push(b'\n');
-                files
-                    .frames
-                    .write_all(&line)
-                    .map_err(|e| FileError::io(&path("frames.jsonl"), e))?;
-                written += 1;
-            }
-            Item::Cues(cues) => {
-                let mut text = Vec::new();
-                for c in cues {
-                    serde_json::to_writer(&mut text, &c).expect("a cue record serialises");
-                    text.push(b'\n');
-                }
-                files
-                    .cues
-                    .write_all(&text)
-                    .map_err(|e| FileError::io(&path("cues.jsonl"), e))?;
+                sync_all(&files).ok();
+                return Ok(written);
             }
         }
     }
+    sync_all(&files)?;
+    Ok(written)
+}
+
+fn sync_all(files: &Files) -> Result<(), FileError> {
     for (f, name) in [
         (&files.rgb, "rgb.raw"),
         (&files.depth, "depth.raw"),
         (&files.frames, "frames.jsonl"),
         (&files.cues, "cues.jsonl"),
     ] {
-        f.sync_all().map_err(|e| FileError::io(&path(name), e))?;
+        f.sync_all()
+            .map_err(|e| FileError::io(&files.dir.join(name), e))?;
     }
-    Ok(written)
+    Ok(())
+}
+
+/// Writes one item; whether it was a frame.
+fn write_item(
+    files: &mut Files,
+    item: Item,
+    queued: &AtomicUsize,
+    manifest: &Mutex<TakeManifest>,
+    depth_size: &mut Option<Size>,
+) -> Result<bool, FileError> {
+    let dir = files.dir.clone();
+    let path = |name: &str| dir.join(name);
+    match item {
+        Item::Frame { record, rgb, depth } => {
+            queued.fetch_sub(1, Ordering::AcqRel);
+            files
+                .rgb
+                .write_all(rgb.data())
+                .map_err(|e| FileError::io(&path("rgb.raw"), e))?;
+            let mut depth_bytes = 0;
+            if let Some((size, values)) = depth {
+                if depth_size.is_none() {
+                    *depth_size = Some(size);
+                    let mut m = manifest.lock().unwrap();
+                    m.depth = Some(size);
+                    write_json_atomic(&path("take.json"), &*m)?;
+                }
+                if *depth_size == Some(size) {
+                    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    files
+                        .depth
+                        .write_all(&bytes)
+                        .map_err(|e| FileError::io(&path("depth.raw"), e))?;
+                    depth_bytes = bytes.len() as u64;
+                }
+            }
+            let mut line = serde_json::to_vec(&record).expect("a frame record serialises");
+            line.push(b'\n');
+            files
+                .frames
+                .write_all(&line)
+                .map_err(|e| FileError::io(&path("frames.jsonl"), e))?;
+            files.lens[0] += rgb.data().len() as u64;
+            files.lens[1] += depth_bytes;
+            files.lens[2] += line.len() as u64;
+            Ok(true)
+        }
+        Item::Cues(cues) => {
+            let mut text = Vec::new();
+            for c in cues {
+                serde_json::to_writer(&mut text, &c).expect("a cue record serialises");
+                text.push(b'\n');
+            }
+            files
+                .cues
+                .write_all(&text)
+                .map_err(|e| FileError::io(&path("cues.jsonl"), e))?;
+            files.lens[3] += text.len() as u64;
+            Ok(false)
+        }
+    }
 }
 
 /// `.NAME.tmp-PID` beside `dir`: where a take or checkpoint is built before it is

@@ -225,3 +225,72 @@ fn a_checkpoint_restores_the_scene_live() {
     );
     assert_eq!(d.get("/api/v1/status")["prompt"], "red desert dunes");
 }
+
+/// A take whose disk fills up ends at once: the status stops saying it records, an
+/// event says why, and its manifest is complete with the frames it holds and the reason.
+/// (Needs a tmpfs, mounted as root; skipped with a message where mounting is refused.)
+#[test]
+fn a_take_on_a_full_disk_ends_at_once_with_a_complete_manifest() {
+    let _turn = serial();
+    let d = Daemon::start("full-disk", "", &[]);
+    let takes = d.dir.join("takes");
+    std::fs::create_dir_all(&takes).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(&takes)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs here (needs root); the full-disk take is not tested"
+        );
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(takes.clone());
+    let events = follow_events(&d.api);
+    let (code, body) = post(&d, "/api/v1/takes", json!({"name": "full"}));
+    assert_eq!(code, 201, "{body}");
+    wait_until(Duration::from_secs(20), "the take ends by itself", || {
+        d.get("/api/v1/status")["take"].is_null()
+    });
+    let ended = std::iter::from_fn(|| events.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|e| e["type"] == "take" && e["state"] == "stopped")
+        .expect("a take event");
+    let reason = ended["error"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("No space left"), "{ended}");
+    assert!(
+        !reason.contains(&*d.dir.to_string_lossy()),
+        "a server path in {reason}"
+    );
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(takes.join("full/take.json")).unwrap())
+            .unwrap();
+    assert!(m["stopped_utc"].is_string(), "{m}");
+    assert!(
+        m["stop_reason"].as_str().unwrap().contains("No space left"),
+        "{m}"
+    );
+    let frames = m["frames"].as_u64().unwrap();
+    let lines = std::fs::read_to_string(takes.join("full/frames.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    assert!(
+        frames > 0 && frames == lines,
+        "{frames} frames, {lines} records"
+    );
+    assert_eq!(
+        std::fs::metadata(takes.join("full/rgb.raw")).unwrap().len(),
+        frames * 320 * 180 * 4
+    );
+    // The show goes on, and a take elsewhere works again.
+    let frame = d.frame();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.frame() > frame);
+}
