@@ -855,6 +855,16 @@ impl Supervisor {
                 if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    // No new file on a disk that cannot take one: the attempt fails with
+                    // the reason, and the next one looks again.
+                    if let Some(free) = free_bytes(dir).filter(|b| *b < MIN_FREE_BYTES) {
+                        return Err(format!(
+                            "disk full: {} has {} MB free (a recording needs {} MB to start)",
+                            crate::user_path(dir),
+                            free >> 20,
+                            MIN_FREE_BYTES >> 20
+                        ));
+                    }
                 }
                 let mux = if file.extension().is_some_and(|e| e == "mp4") {
                     // Fragmented: a recording cut short by a crash stays playable.
@@ -1238,20 +1248,35 @@ fn wait_for_eos(flags: &[Arc<AtomicBool>], timeout: Duration) {
     }
 }
 
+/// The least free space a recording starts with.
+const MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// Bytes free for an unprivileged writer in the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct we own from a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
+        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
 /// `{time}` in a recording path becomes the UTC start time, so a restarted recording
-/// opens a new file instead of overwriting the last. A file that exists already is never
-/// overwritten: `-2`, `-3`, ... goes before the extension instead.
+/// opens a new file instead of overwriting the last. A file that holds anything is
+/// never overwritten: `-2`, `-3`, ... goes before the extension instead (an empty one,
+/// left by an attempt that failed at once, is reused rather than littered).
 fn record_path(template: &Path) -> PathBuf {
     let text = template.to_string_lossy();
     let path = PathBuf::from(text.replace("{time}", &utc_stamp(SystemTime::now())));
-    if !path.exists() {
+    let free = |p: &PathBuf| std::fs::metadata(p).map_or(true, |m| m.len() == 0);
+    if free(&path) {
         return path;
     }
     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
     let ext = path.extension().unwrap_or_default().to_string_lossy();
     (2..)
         .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
-        .find(|p| !p.exists())
+        .find(free)
         .expect("some numbered name is free")
 }
 
@@ -1289,6 +1314,10 @@ mod tests {
         std::fs::write(dir.join("show-2.mkv"), b"kept").unwrap();
         assert_eq!(record_path(&first), dir.join("show-3.mkv"));
         assert_eq!(std::fs::read(&first).unwrap(), b"kept");
+        // An empty file (an attempt that failed at once) is taken again, not littered.
+        std::fs::write(dir.join("show-3.mkv"), b"").unwrap();
+        assert_eq!(record_path(&first), dir.join("show-3.mkv"));
+        assert!(free_bytes(&dir).is_some_and(|b| b > 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -346,3 +346,51 @@ fn recordings_stopped_or_removed_over_the_api_are_complete_files() {
     });
     assert_eq!(std::fs::read(d.dir.join("rec/show.mkv")).unwrap(), first);
 }
+
+/// A recording on a full disk says so and leaves no empty files behind, however often it
+/// retries. (Needs a tmpfs, mounted as root; skipped with a message where refused.)
+#[test]
+fn a_recording_on_a_full_disk_says_so_and_litters_nothing() {
+    let _turn = serial();
+    let d = Daemon::start("full-disk-rec", "recordings: rec\n", &[]);
+    let rec = d.dir.join("rec");
+    std::fs::create_dir_all(&rec).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&rec)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the full-disk recording is not tested");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(rec.clone());
+    let body = r#"{"name": "r", "type": "record", "path": "show.mkv",
+                   "reconnect": {"first_delay_s": 0.2, "multiplier": 1, "max_delay_s": 0.2}}"#;
+    let (code, answer) = d.call("POST", "/api/v1/outputs", Some(body), None);
+    assert_eq!(code, 201, "{answer}");
+    wait_until(Duration::from_secs(15), "a few attempts", || {
+        d.output("r")["attempt"].as_u64().unwrap_or(0) >= 3
+    });
+    let o = d.output("r");
+    let error = o["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("disk full") && error.contains("MB free"),
+        "{o}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&rec)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(files.is_empty(), "files left on the full disk: {files:?}");
+}
