@@ -354,26 +354,9 @@ fn a_recording_on_a_full_disk_says_so_and_litters_nothing() {
     let _turn = serial();
     let d = Daemon::start("full-disk-rec", "recordings: rec\n", &[]);
     let rec = d.dir.join("rec");
-    std::fs::create_dir_all(&rec).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&rec)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the full-disk recording is not tested");
+    let Some(_disk) = Tmpfs::mount(&rec, "4m", "a recording on a full disk") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(rec.clone());
+    };
     let body = r#"{"name": "r", "type": "record", "path": "show.mkv",
                    "reconnect": {"first_delay_s": 0.2, "multiplier": 1, "max_delay_s": 0.2}}"#;
     let (code, answer) = d.call("POST", "/api/v1/outputs", Some(body), None);

@@ -234,25 +234,9 @@ fn a_take_on_a_full_disk_ends_at_once_with_a_complete_manifest() {
     let _turn = serial();
     let d = Daemon::start("full-disk", "", &[]);
     let takes = d.dir.join("takes");
-    std::fs::create_dir_all(&takes).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
-        .arg(&takes)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!(
-            "SKIPPED: cannot mount a tmpfs here (needs root); the full-disk take is not tested"
-        );
+    let Some(_disk) = Tmpfs::mount(&takes, "6m", "a take on a full disk") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(takes.clone());
+    };
     let events = follow_events(&d.api);
     let (code, body) = post(&d, "/api/v1/takes", json!({"name": "full"}));
     assert_eq!(code, 201, "{body}");

@@ -339,3 +339,28 @@ pub fn broken_packages(dir: &Path) -> PathBuf {
     );
     dir.to_path_buf()
 }
+
+/// A tmpfs mounted on a folder until dropped: a small disk to fill. Root only: `None`,
+/// with a SKIPPED message naming `what` is not tested, where mounting is refused.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str, what: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root): {what} is not tested");
+        }
+        mounted.then(|| Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
