@@ -255,10 +255,10 @@ fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
 /// Tells once, as an error event and in the log, when the model's step has run past
 /// [`STEP_STALL`](cuecast_engine::engine::STEP_STALL) (frames are held meanwhile), and
 /// once when it answers again.
-fn report_stuck_model(state: &AppState) {
+fn report_stuck_model(state: &AppState, status: &cuecast_engine::Status) {
     use std::sync::atomic::Ordering;
     let stall = cuecast_engine::engine::STEP_STALL.as_secs_f64();
-    let running = state.show.status().step_running_s.filter(|s| *s >= stall);
+    let running = status.step_running_s.filter(|s| *s >= stall);
     let was = state.model_stuck.swap(running.is_some(), Ordering::Relaxed);
     match (was, running) {
         (false, Some(s)) => {
@@ -282,8 +282,8 @@ fn report_stuck_model(state: &AppState) {
 
 /// Tells once, as a `take` event, when a take ended by itself (its files could not be
 /// written: a full disk).
-fn report_take_ended(state: &AppState) {
-    let Some(ended) = state.show.status().take_ended else {
+fn report_take_ended(state: &AppState, status: &cuecast_engine::Status) {
+    let Some(ended) = &status.take_ended else {
         return;
     };
     let mut told = lock(&state.take_ended);
@@ -341,8 +341,9 @@ fn on_message(
                     }
                     state.events.send(json!({"type": "stats", "stats": live}));
                     *lock(&state.live) = live;
-                    report_stuck_model(state);
-                    report_take_ended(state);
+                    let status = state.show.status();
+                    report_stuck_model(state, &status);
+                    report_take_ended(state, &status);
                 }
                 _ => {}
             }

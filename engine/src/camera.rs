@@ -148,30 +148,17 @@ impl CameraRig {
         if let Some(path) = &self.path {
             let mut last = -1.0;
             for (i, pt) in path.points.iter().enumerate() {
-                let at = |f: &str| format!("path.points[{i}].{f}");
-                if pt.t <= last || !pt.t.is_finite() {
-                    return bad(&at("t"), format!("times must increase, got {}", pt.t));
+                let within_point = |e: CueError| e.within(&format!("path.points[{i}]"));
+                if pt.t <= last {
+                    return Err(within_point(CueError::field(
+                        "t",
+                        format!("times must increase, got {}", pt.t),
+                    )));
                 }
                 last = pt.t;
-                if let Some(v) = pt.pos.iter().find(|v| !within(**v, MAX_POSITION_M)) {
-                    return bad(
-                        &at("pos"),
-                        format!("each coordinate within ±{MAX_POSITION_M} metres, got {v}"),
-                    );
-                }
                 // Unwrapped yaw may run past a cue's bound by half a turn a point.
-                if !within(pt.yaw, MAX_PATH_YAW + 180.0 * (i as f64 + 1.0)) {
-                    return bad(&at("yaw"), format!("out of range: {}", pt.yaw));
-                }
-                if !within(pt.pitch, 89.0) {
-                    return bad(
-                        &at("pitch"),
-                        format!("must be in [-89, 89], got {}", pt.pitch),
-                    );
-                }
-                if pt.fov.is_some_and(|f| !(1.0..=170.0).contains(&f)) {
-                    return bad(&at("fov"), format!("must be in [1, 170], got {:?}", pt.fov));
-                }
+                pt.check(MAX_PATH_YAW + 180.0 * (i as f64 + 1.0))
+                    .map_err(within_point)?;
             }
             if path.points.is_empty() {
                 return bad("path.points", "a path has points".into());

@@ -502,12 +502,6 @@ fn path_points(value: &Value) -> Result<Vec<PathPoint>, CueError> {
         let mut f = Fields::new(obj);
         let point = (|| {
             let t = f.number("t")?;
-            if !(0.0..=MAX_DURATION_S * 24.0).contains(&t) {
-                return Err(CueError::field(
-                    "t",
-                    format!("must be >= 0 seconds, got {t}"),
-                ));
-            }
             let pos = f.take("pos")?;
             let pos = match pos
                 .as_array()
@@ -523,26 +517,19 @@ fn path_points(value: &Value) -> Result<Vec<PathPoint>, CueError> {
                     ))
                 }
             };
-            if let Some(v) = pos.iter().find(|v| v.abs() > MAX_POSITION_M) {
-                return Err(CueError::field(
-                    "pos",
-                    format!("each coordinate must be within ±{MAX_POSITION_M} metres, got {v}"),
-                ));
-            }
-            let yaw = in_range("yaw", f.number("yaw")?, -MAX_PATH_YAW, MAX_PATH_YAW)?;
-            let pitch = in_range("pitch", f.number("pitch")?, -89.0, 89.0)?;
-            let fov = f
-                .opt_number("fov")?
-                .map(|v| in_range("fov", v, 1.0, 170.0))
-                .transpose()?;
+            let yaw = f.number("yaw")?;
+            let pitch = f.number("pitch")?;
+            let fov = f.opt_number("fov")?;
             f.finish()?;
-            Ok(PathPoint {
+            let point = PathPoint {
                 t,
                 pos,
                 yaw,
                 pitch,
                 fov,
-            })
+            };
+            point.check(MAX_PATH_YAW)?;
+            Ok(point)
         })()
         .map_err(at)?;
         if let Some(prev) = points.last().map(|p: &PathPoint| p.t) {
@@ -556,6 +543,35 @@ fn path_points(value: &Value) -> Result<Vec<PathPoint>, CueError> {
         points.push(point);
     }
     Ok(points)
+}
+
+impl PathPoint {
+    /// The ranges a path point keeps, in a cue or read back from a checkpoint (where
+    /// unwrapping may have taken yaw past `yaw_limit`'s cue bound).
+    pub fn check(&self, yaw_limit: f64) -> Result<(), CueError> {
+        if !(0.0..=MAX_DURATION_S * 24.0).contains(&self.t) {
+            return Err(CueError::field(
+                "t",
+                format!("must be >= 0 seconds, got {}", self.t),
+            ));
+        }
+        if let Some(v) = self
+            .pos
+            .iter()
+            .find(|v| !(-MAX_POSITION_M..=MAX_POSITION_M).contains(*v))
+        {
+            return Err(CueError::field(
+                "pos",
+                format!("each coordinate must be within ±{MAX_POSITION_M} metres, got {v}"),
+            ));
+        }
+        in_range("yaw", self.yaw, -yaw_limit, yaw_limit)?;
+        in_range("pitch", self.pitch, -89.0, 89.0)?;
+        if let Some(fov) = self.fov {
+            in_range("fov", fov, 1.0, 170.0)?;
+        }
+        Ok(())
+    }
 }
 
 fn in_range(field: &str, v: f64, lo: f64, hi: f64) -> Result<f64, CueError> {
