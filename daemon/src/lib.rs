@@ -13,6 +13,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+mod delivery;
 pub mod events;
 pub mod library;
 pub mod osc;

@@ -32,6 +32,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{Output, OutputKind, Profile, SrtMode, Video};
+use crate::delivery::{Probe, Syncer, Tracker, Verdict};
 use crate::events::Events;
 use crate::lock;
 
@@ -39,9 +40,11 @@ use crate::lock;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputState {
-    /// Started, nothing delivered yet.
+    /// Started; the peer has taken nothing yet (or, for an SRT listener, no receiver
+    /// is connected).
     Connecting,
-    /// Delivering.
+    /// The peer takes data: an acknowledged RTMP publish whose bytes flow, SRT
+    /// receivers acknowledging, a file growing.
     Live,
     /// Failed; waiting to try again.
     Retrying,
@@ -64,6 +67,8 @@ pub struct OutputStatus {
     pub reconnects: u64,
     pub attempt: u32,
     pub last_error: Option<String>,
+    /// Connected SRT receivers (SRT outputs only).
+    pub receivers: Option<u32>,
     /// Seconds until the next attempt, when retrying.
     pub retry_in_s: Option<f64>,
     /// The file being written, for recordings.
@@ -152,6 +157,7 @@ impl Outputs {
             preview: Arc::new(preview_tx),
             next_generation: 1,
             rng: seed_rng(),
+            next_check: Instant::now(),
             closing: false,
         };
         std::thread::Builder::new()
@@ -524,6 +530,11 @@ struct Running {
     pipeline: gst::Pipeline,
     encoder: String,
     eos: Arc<AtomicBool>,
+    sink: gst::Element,
+    /// What the peer has taken in this attempt.
+    tracker: Tracker,
+    /// A recording's once-a-second flush to the disk.
+    _syncer: Option<Syncer>,
 }
 
 /// A preview branch while it runs.
@@ -537,6 +548,9 @@ enum Run {
 }
 
 /// The supervisor's record of an output.
+/// How often the sinks' delivery counters are read.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
 /// How long an output must stay live before its attempts count from zero again.
 const STABLE: Duration = Duration::from_secs(10);
 
@@ -572,6 +586,8 @@ struct Supervisor {
     preview: Arc<tokio::sync::watch::Sender<Option<Bytes>>>,
     next_generation: u64,
     rng: u64,
+    /// When the sinks' counters are read next.
+    next_check: Instant,
     /// Set at shutdown: branches then stay in the show pipeline and stop with it,
     /// rather than being detached by threads that could outlive the process's main.
     closing: bool,
@@ -580,14 +596,12 @@ struct Supervisor {
 impl Supervisor {
     fn run(&mut self, rx: mpsc::Receiver<Message>) {
         loop {
-            let wait = self
+            let next = self
                 .outputs
                 .values()
                 .filter_map(|m| m.retry_at)
-                .min()
-                .map_or(Duration::from_millis(500), |t| {
-                    t.saturating_duration_since(Instant::now())
-                });
+                .fold(self.next_check, Instant::min);
+            let wait = next.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(Message::Command(Command::Shutdown(done))) => {
                     self.shutdown();
@@ -612,6 +626,10 @@ impl Supervisor {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             let now = Instant::now();
+            if now >= self.next_check {
+                self.next_check = now + CHECK_EVERY;
+                self.check_delivery(now);
+            }
             for m in self.outputs.values_mut() {
                 if m.live_since
                     .is_some_and(|t| now.duration_since(t) >= STABLE)
@@ -758,16 +776,16 @@ impl Supervisor {
             return;
         };
         m.generation = generation;
-        m.state = OutputState::Connecting;
         let output = m.output.clone();
         let bytes = m.bytes.clone();
+        self.set_state(name, OutputState::Connecting);
         let result = match &output.kind {
             OutputKind::Preview {
                 width,
                 fps,
                 quality,
             } => self.launch_preview(name, generation, *width, *fps, *quality, bytes),
-            _ => self.launch_pipeline(&output, generation, bytes),
+            _ => self.launch_pipeline(&output, generation),
         };
         match result {
             Ok((run, file)) => {
@@ -775,7 +793,7 @@ impl Supervisor {
                     m.run = Some(run);
                     m.file = file;
                 }
-                self.set_state(name, OutputState::Connecting);
+                self.publish(name);
             }
             Err(e) => self.failed(name, generation, e),
         }
@@ -832,7 +850,6 @@ impl Supervisor {
         &mut self,
         output: &Output,
         generation: u64,
-        bytes: Arc<AtomicU64>,
     ) -> Result<(Run, Option<PathBuf>), String> {
         let profile = output
             .profile
@@ -874,7 +891,7 @@ impl Supervisor {
                 };
                 (
                     mux.to_owned(),
-                    "filesink name=sink sync=false async=false".to_owned(),
+                    "filesink name=sink sync=false async=false buffer-mode=unbuffered".to_owned(),
                     Some(file),
                 )
             }
@@ -946,7 +963,16 @@ impl Supervisor {
         } else {
             None
         };
-        count_bytes(&sink_el, bytes, &self.tx, &output.name, generation);
+        let probe = match (&output.kind, &file) {
+            (OutputKind::Srt { mode, .. }, _) => Probe::Srt {
+                listener: *mode == SrtMode::Listener,
+            },
+            (OutputKind::Rtmp { .. }, _) => Probe::Rtmp,
+            (_, Some(f)) => Probe::File(f.clone()),
+            _ => unreachable!("every pipeline output is SRT, RTMP or a file"),
+        };
+        let tracker = Tracker::new(probe, output.kind.target(), Instant::now());
+        let syncer = file.clone().map(Syncer::start);
         let eos = Arc::new(AtomicBool::new(false));
         let bus = pipeline.bus().ok_or("no bus")?;
         let tx = self.tx.clone();
@@ -958,7 +984,7 @@ impl Supervisor {
                     let _ = tx.send(Message::Failed {
                         name: name.clone(),
                         generation,
-                        error: e.error().to_string(),
+                        error: root_error(&e.error(), e.debug().as_deref()),
                     });
                 }
                 gst::MessageView::Eos(_) => eos_flag.store(true, Ordering::SeqCst),
@@ -1000,9 +1026,47 @@ impl Supervisor {
                 pipeline,
                 encoder: key,
                 eos,
+                sink: sink_el,
+                tracker,
+                _syncer: syncer,
             }),
             file,
         ))
+    }
+
+    /// Reads what each running output's peer has taken: delivered bytes, `live` when
+    /// the peer takes data, back to `connecting` when a listener loses its last
+    /// receiver, a failed attempt when nothing moves in time.
+    fn check_delivery(&mut self, now: Instant) {
+        let mut changes = Vec::new();
+        for (name, m) in &mut self.outputs {
+            let Some(Run::Pipeline(r)) = &mut m.run else {
+                continue;
+            };
+            let reading = r.tracker.probe().read(&r.sink);
+            let (delivered, verdict) = r.tracker.update(reading, now);
+            m.bytes.fetch_add(delivered, Ordering::Relaxed);
+            changes.push((name.clone(), r.generation, verdict));
+        }
+        for (name, generation, verdict) in changes {
+            let state = self.outputs[&name].state;
+            match verdict {
+                Verdict::Delivering if state == OutputState::Connecting => {
+                    if let Some(m) = self.outputs.get_mut(&name) {
+                        m.live_since = Some(now);
+                    }
+                    self.set_state(&name, OutputState::Live);
+                }
+                Verdict::Waiting if state == OutputState::Live => {
+                    if let Some(m) = self.outputs.get_mut(&name) {
+                        m.live_since = None;
+                    }
+                    self.set_state(&name, OutputState::Connecting);
+                }
+                Verdict::Failed(reason) => self.failed(&name, generation, reason),
+                _ => {}
+            }
+        }
     }
 
     /// An output's pipeline failed: tear it down and plan the next attempt.
@@ -1010,8 +1074,12 @@ impl Supervisor {
         let Some(m) = self.outputs.get(name) else {
             return;
         };
-        if m.generation != generation {
-            return; // an old pipeline's last words
+        if m.generation != generation
+            || !matches!(m.state, OutputState::Connecting | OutputState::Live)
+        {
+            // An old pipeline's last words, or the later errors of an attempt that has
+            // failed already (the first is the root; one attempt counts once).
+            return;
         }
         self.halt(name);
         let Some(m) = self.outputs.get_mut(name) else {
@@ -1154,7 +1222,7 @@ impl Supervisor {
                 "output": name,
                 "state": state,
                 "attempt": m.attempt,
-                "error": m.last_error,
+                "error": if state == OutputState::Live { None } else { m.last_error.as_ref() },
             }));
             if state == OutputState::Live {
                 eprintln!(
@@ -1182,6 +1250,10 @@ impl Supervisor {
             reconnects: m.reconnects,
             attempt: m.attempt,
             last_error: m.last_error.clone(),
+            receivers: match &m.run {
+                Some(Run::Pipeline(r)) => r.tracker.receivers(),
+                _ => None,
+            },
             retry_in_s: m
                 .retry_at
                 .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64()),
@@ -1205,39 +1277,24 @@ impl Supervisor {
     }
 }
 
-/// Counts what reaches the sink; the second buffer's arrival means the first was
-/// written (the sink's streaming thread came back for more), so the output is live.
-fn count_bytes(
-    sink: &gst::Element,
-    bytes: Arc<AtomicU64>,
-    tx: &mpsc::Sender<Message>,
-    name: &str,
-    generation: u64,
-) {
-    let Some(pad) = sink.static_pad("sink") else {
-        return;
-    };
-    let tx = tx.clone();
-    let name = name.to_owned();
-    let buffers = AtomicU64::new(0);
-    pad.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        move |_, info| {
-            let size = match &info.data {
-                Some(gst::PadProbeData::Buffer(b)) => b.size() as u64,
-                Some(gst::PadProbeData::BufferList(l)) => l.calculate_size() as u64,
-                _ => 0,
-            };
-            bytes.fetch_add(size, Ordering::Relaxed);
-            if buffers.fetch_add(1, Ordering::Relaxed) == 1 {
-                let _ = tx.send(Message::Live {
-                    name: name.clone(),
-                    generation,
-                });
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
+/// An error as the user should read it: GStreamer's message, plus the sink's own
+/// reason where its debug text has one ("Could not write to resource. (… No space
+/// left on device)"), without the source location and element path before it.
+fn root_error(error: &gst::glib::Error, debug: Option<&str>) -> String {
+    let message = error.to_string();
+    let detail = debug
+        .and_then(|d| {
+            d.lines()
+                .skip(1)
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .last()
+        })
+        .filter(|d| !message.contains(d));
+    match detail {
+        Some(d) => format!("{message} ({d})"),
+        None => message,
+    }
 }
 
 /// Waits until every flag is up, or `timeout`.

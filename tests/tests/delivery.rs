@@ -1,0 +1,198 @@
+//! `live` means delivered: outputs against peers that take the connection and then
+//! nothing, go away, or are not there yet. One failure is one attempt, its root error
+//! is kept, and every state change is an event.
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+#[test]
+fn an_output_is_live_only_while_its_peer_takes_data() {
+    let _turn = serial();
+    // An "RTMP server" that accepts TCP and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let accepted = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().take(4) {
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let (listen_port, call_port) = (free_udp_port(), free_udp_port());
+    let receiver = SrtReceiver::listen(call_port);
+    let d = Daemon::start(
+        "delivery",
+        &format!(
+            "outputs:\n  - {{name: silent, type: rtmp, url: rtmp://127.0.0.1:{silent_port}/live, key: k, profile: {SMALL}, reconnect: {{first_delay_s: 30}}}}\n  - {{name: listener, type: srt, mode: listener, address: 127.0.0.1:{listen_port}, profile: {SMALL}}}\n  - {{name: caller, type: srt, mode: caller, address: 127.0.0.1:{call_port}, profile: {SMALL}, reconnect: {{first_delay_s: 1, max_delay_s: 1}}}}\n"
+        ),
+        &[],
+    );
+    let events = follow_events(&d.api);
+    d.wait_state("caller", "live", Duration::from_secs(30));
+    assert_eq!(d.output("caller")["receivers"], 1, "{}", d.output("caller"));
+
+    // Nobody has called the listener and the silent server took only TCP: neither is
+    // live, and the listener is not an error.
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_secs(3) {
+        assert_eq!(d.state("silent"), "connecting", "{}", d.output("silent"));
+        assert_eq!(
+            d.state("listener"),
+            "connecting",
+            "{}",
+            d.output("listener")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let l = d.output("listener");
+    assert_eq!(
+        (l["receivers"].as_u64(), l["bytes"].as_u64()),
+        (Some(0), Some(0)),
+        "{l}"
+    );
+    assert!(l["last_error"].is_null(), "{l}");
+    assert_eq!(d.bytes("silent"), 0, "{}", d.output("silent"));
+
+    // The silent server: one failed attempt with the root reason (rtmp2sink's own
+    // time-out, or ours after the start limit).
+    d.wait_state("silent", "retrying", Duration::from_secs(20));
+    let s = d.output("silent");
+    assert_eq!(s["attempt"], 1, "one failure is one attempt: {s}");
+    let error = s["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("timed out") || error.contains("did not accept the stream"),
+        "{s}"
+    );
+
+    // A receiver calls the listener: live, one receiver, bytes delivered.
+    let caller_of_listener = SrtReceiver::call(listen_port);
+    d.wait_state("listener", "live", Duration::from_secs(20));
+    wait_until(
+        Duration::from_secs(10),
+        "the listener counts delivered bytes",
+        || d.bytes("listener") > 10_000,
+    );
+    assert_eq!(d.output("listener")["receivers"], 1);
+
+    // The caller's receiver goes away: no longer live, one attempt, a reason that
+    // names the peer rather than GStreamer's generic flow error.
+    let before = d.bytes("caller");
+    drop(receiver);
+    wait_until(
+        Duration::from_secs(20),
+        "the caller notices its receiver left",
+        || d.state("caller") != "live",
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "the caller's attempt fails",
+        || !d.output("caller")["last_error"].is_null(),
+    );
+    let c = d.output("caller");
+    let error = c["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(!error.is_empty(), "{c}");
+    assert!(!error.contains("Internal data stream error"), "{c}");
+    assert!(c["attempt"].as_u64().unwrap() <= 2, "{c}");
+    // Delivered bytes stop when acknowledgements stop (a reading may fall in between).
+    assert!(d.bytes("caller") < before + 200_000, "{c}");
+
+    // It comes back: a listener on the same port gets the stream again.
+    let receiver = SrtReceiver::listen(call_port);
+    d.wait_state("caller", "live", Duration::from_secs(40));
+    wait_until(
+        Duration::from_secs(20),
+        "the new receiver gets data",
+        || receiver.bytes() > 50_000,
+    );
+
+    // The events told the story: each attempt announced itself, and a live event
+    // carries no error left over from the attempt before.
+    let seen: Vec<Value> = events.try_iter().collect();
+    let states = |name: &str| -> Vec<&Value> {
+        seen.iter()
+            .filter(|e| e["type"] == "output_state" && e["output"] == name)
+            .collect()
+    };
+    let caller = states("caller");
+    assert!(
+        caller.iter().filter(|e| e["state"] == "connecting").count() >= 2,
+        "{caller:?}"
+    );
+    assert!(
+        caller.iter().filter(|e| e["state"] == "live").count() >= 2,
+        "{caller:?}"
+    );
+    for e in seen.iter().filter(|e| e["state"] == "live") {
+        assert!(e["error"].is_null(), "a stale error on a live event: {e}");
+    }
+    let silent = states("silent");
+    assert!(
+        silent.iter().all(|e| e["state"] != "live"),
+        "the silent server was never live: {silent:?}"
+    );
+    drop(caller_of_listener);
+    drop(accepted);
+}
+
+/// `kill -9` mid-recording: the files are written through, so each keeps all but the
+/// last second (MKV: up to its last frame; MP4: up to its last 1 s fragment), even at
+/// a low bitrate where a buffered writer used to hold seconds.
+#[test]
+fn recordings_cut_by_kill_9_lose_at_most_a_second() {
+    let _turn = serial();
+    let mut d = Daemon::start(
+        "kill9-record",
+        &format!(
+            "outputs:\n  - {{name: mkv, type: record, path: rec/show.mkv, profile: {SMALL}}}\n  - {{name: mp4, type: record, path: rec/show.mp4, profile: {SMALL}}}\n"
+        ),
+        &[],
+    );
+    d.wait_state("mkv", "live", Duration::from_secs(30));
+    d.wait_state("mp4", "live", Duration::from_secs(30));
+    let live = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let ran = live.elapsed().as_secs_f64();
+    let dir = d.dir.clone();
+    d.stop_with(libc::SIGKILL);
+    for file in ["rec/show.mkv", "rec/show.mp4"] {
+        let frames = video_frames(&dir.join(file));
+        let kept = frames as f64 / 30.0;
+        // The file started at most half a second before `live` was seen; at most one
+        // second may be lost.
+        assert!(
+            kept >= ran - 1.5,
+            "{file}: {kept:.2} s ({frames} frames) kept after {ran:.2} s live"
+        );
+    }
+}
+
+/// Video frames a player can read from a file, cut or not (a cut MKV has no duration
+/// in its header, so the frames are counted).
+fn video_frames(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (codec, frames) = text.split_once(',').unwrap_or_else(|| {
+        panic!(
+            "{} is not playable: {text} {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(codec, "h264", "{}", path.display());
+    frames.parse().unwrap_or(0)
+}
