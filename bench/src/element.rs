@@ -362,3 +362,28 @@ pub fn flight_cues() -> Result<PathBuf> {
     )?;
     Ok(path)
 }
+
+/// Row 2b: the example package's step with libtorch on every core (its own default)
+/// and on the engine's default threads, on a quiet machine and beside one busy core.
+pub fn threads_beside_load(package: &Path, rounds: usize, steps: usize) -> Result<Value> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ours = cuecast_engine::engine::default_model_threads();
+    let mut rows = Vec::new();
+    for (label, threads) in [("every core", cores), ("cuecast's default", ours)] {
+        for busy in [false, true] {
+            tch::set_num_threads(threads as i32);
+            let mut runs = Vec::new();
+            for _ in 0..rounds {
+                let _load = busy.then(crate::show::BusyCore::start);
+                let (mut t, _) = cuecast_steps(package, tch::Device::Cpu, steps, 10)?;
+                runs.push(median(&mut t) * 1e3);
+            }
+            rows.push(json!({
+                "threads": threads, "label": label, "busy": busy,
+                "ms": median(&mut runs.clone()), "runs": runs,
+            }));
+        }
+    }
+    tch::set_num_threads(cores as i32);
+    Ok(json!({"cores": cores, "steps": steps, "rounds": rounds, "rows": rows}))
+}

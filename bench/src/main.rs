@@ -170,6 +170,21 @@ fn main() -> Result<()> {
         f(&stepping["python_frame_ms"])
     );
     report["stepping"] = stepping;
+    let threads = element::threads_beside_load(&package, rounds, if quick { 30 } else { 60 })?;
+    for row in threads["rows"].as_array().into_iter().flatten() {
+        eprintln!(
+            "stepping on {} thread(s) ({}), {}: {:.3} ms",
+            row["threads"],
+            row["label"].as_str().unwrap_or(""),
+            if row["busy"] == true {
+                "busy core beside"
+            } else {
+                "quiet"
+            },
+            f(&row["ms"])
+        );
+    }
+    report["threads"] = threads;
 
     // 3. Pacing.
     let cues = element::flight_cues()?;
@@ -438,6 +453,35 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         "| Python loop: step alone | {:.3} ms |\n",
         f(&s["python_step_ms"])
     )?;
+    if let Some(t) = r.get("threads").filter(|t| t.is_object()) {
+        writeln!(
+            d,
+            "### libtorch threads, quiet and beside a busy core
+"
+        )?;
+        writeln!(d, "The same step ({} steps after 10 warm-up steps, {} rounds, medians of the per-round medians) with libtorch's intra-op threads on every core ({}, libtorch's own default) and on cuecast's default (`model_threads` in a show preset, `model-threads` on the element: half the cores, at most 8, one on a machine of up to three), on a quiet machine and beside one spinning thread (the other work a show machine always has).\n", t["steps"], t["rounds"], t["cores"])?;
+        writeln!(d, "| threads | quiet | beside a busy core |")?;
+        writeln!(d, "|---|---|---|")?;
+        let rows = t["rows"].as_array().cloned().unwrap_or_default();
+        for label in ["every core", "cuecast's default"] {
+            let ms = |busy: bool| {
+                rows.iter()
+                    .find(|r| r["label"] == label && r["busy"] == busy)
+                    .map_or(f64::NAN, |r| f(&r["ms"]))
+            };
+            let n = rows
+                .iter()
+                .find(|r| r["label"] == label)
+                .map_or(Value::Null, |r| r["threads"].clone());
+            writeln!(
+                d,
+                "| {n} ({label}) | {:.3} ms | {:.3} ms |",
+                ms(false),
+                ms(true)
+            )?;
+        }
+        writeln!(d)?;
+    }
     let ratio = f(&s["cuecast_ms"]) / f(&s["python_frame_ms"]);
     writeln!(d, "Target: cuecast ≤ 1.0× the Python loop's step time: **{}** ({ratio:.2}×; against the Python step alone, without making a frame: {:.2}×).\n", verdict(ratio <= 1.0), f(&s["cuecast_ms"]) / f(&s["python_step_ms"]))?;
     writeln!(d, "![Model stepping](bench/stepping.png)\n")?;

@@ -72,6 +72,9 @@ pub struct AppState {
     pub wrong_tokens: Arc<Mutex<WrongTokens>>,
     /// Whether the model's step has been reported stuck (told once per hang).
     pub model_stuck: Arc<std::sync::atomic::AtomicBool>,
+    /// Model resets told of, and whether a run of failed steps has been told.
+    pub model_resets_told: Arc<std::sync::atomic::AtomicU64>,
+    pub model_failing: Arc<std::sync::atomic::AtomicBool>,
     /// The last take that ended by itself and has been told of.
     pub take_ended: Arc<Mutex<Option<String>>>,
     pub video: Video,
@@ -1083,6 +1086,21 @@ pub fn metrics(s: &AppState) -> String {
         out,
         "# HELP cuecast_detail The detail frames are drawn at (1 full; lower while steps run late).\n# TYPE cuecast_detail gauge\ncuecast_detail {}",
         status.detail
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cuecast_model_state_bytes Bytes the model's state holds.\n# TYPE cuecast_model_state_bytes gauge\ncuecast_model_state_bytes {}",
+        status.state_bytes
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cuecast_model_failing_steps Model steps failed in a row now.\n# TYPE cuecast_model_failing_steps gauge\ncuecast_model_failing_steps {}",
+        status.failing_steps
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cuecast_model_resets_total Times the model was started over (failing steps, state over its limit).\n# TYPE cuecast_model_resets_total counter\ncuecast_model_resets_total {}",
+        status.model_resets
     );
     histogram(
         &mut out,

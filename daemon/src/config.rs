@@ -385,6 +385,10 @@ pub struct Show {
     pub scenes: Vec<Scene>,
     pub rundown: Vec<RundownItem>,
     pub osc_prefix: String,
+    /// libtorch threads for the model; `None`: the engine's default.
+    pub model_threads: Option<u32>,
+    pub on_failure: OnFailure,
+    pub state_limit_mb: Option<u32>,
     /// OSC address (after the prefix) → a cue or a list of cues.
     pub osc_map: BTreeMap<String, Value>,
 }
@@ -401,6 +405,9 @@ impl Default for Show {
             scenes: Vec::new(),
             rundown: Vec::new(),
             osc_prefix: "/cuecast".into(),
+            model_threads: None,
+            on_failure: OnFailure::default(),
+            state_limit_mb: None,
             osc_map: BTreeMap::new(),
         }
     }
@@ -538,6 +545,57 @@ struct RawShow {
     rundown: Vec<RawRundownItem>,
     #[serde(default)]
     osc: RawOscMap,
+    /// libtorch threads for the model (absent: the engine's default).
+    #[serde(default)]
+    model_threads: Option<u32>,
+    #[serde(default)]
+    on_failure: OnFailure,
+    /// The most the model's state may hold, in MB (absent: no limit).
+    #[serde(default)]
+    state_limit_mb: Option<u32>,
+}
+
+/// What the show does when the model's steps keep failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnFailure {
+    /// Failed steps in a row that make a failing model.
+    #[serde(default = "default_failure_after")]
+    pub after: u32,
+    #[serde(default)]
+    pub action: OnFailureAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailureAction {
+    /// Start the model over.
+    #[default]
+    Reset,
+    /// Keep the last good picture.
+    Hold,
+}
+
+impl OnFailureAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailureAction::Reset => "reset",
+            OnFailureAction::Hold => "hold",
+        }
+    }
+}
+
+impl Default for OnFailure {
+    fn default() -> Self {
+        OnFailure {
+            after: default_failure_after(),
+            action: OnFailureAction::Reset,
+        }
+    }
+}
+
+fn default_failure_after() -> u32 {
+    cuecast_engine::engine::FailurePolicy::default().after
 }
 
 fn default_backend() -> String {
@@ -1202,6 +1260,31 @@ impl Show {
     pub fn load(path: &Path) -> Result<Show, ConfigError> {
         let text = read(path)?;
         let raw: RawShow = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, e))?;
+        let max_threads = cuecast_engine::engine::MAX_MODEL_THREADS as u32;
+        if let Some(n) = raw.model_threads.filter(|n| !(1..=max_threads).contains(n)) {
+            return Err(ConfigError::new(
+                path,
+                "model_threads".to_owned(),
+                format!("{n} is not a thread count from 1 to {max_threads}"),
+            ));
+        }
+        if !(1..=1_000_000).contains(&raw.on_failure.after) {
+            return Err(ConfigError::new(
+                path,
+                "on_failure.after".to_owned(),
+                format!(
+                    "{} is not a count of failed steps from 1 to 1000000",
+                    raw.on_failure.after
+                ),
+            ));
+        }
+        if raw.state_limit_mb == Some(0) {
+            return Err(ConfigError::new(
+                path,
+                "state_limit_mb".to_owned(),
+                "0 MB leaves no room for any state; leave it out for no limit",
+            ));
+        }
         let scene_names: Vec<&str> = raw.scenes.iter().map(|s| s.name.as_str()).collect();
         for (i, name) in scene_names.iter().enumerate() {
             if scene_names[..i].contains(name) {
@@ -1283,6 +1366,9 @@ impl Show {
             rundown,
             osc_prefix: raw.osc.prefix,
             osc_map: raw.osc.map,
+            model_threads: raw.model_threads,
+            on_failure: raw.on_failure,
+            state_limit_mb: raw.state_limit_mb,
         })
     }
 }

@@ -48,6 +48,14 @@ pub fn serve(config_path: &Path) -> Result<()> {
     if let Some(m) = &show.model {
         src.set_property("model", m.to_string_lossy().as_ref());
     }
+    if let Some(n) = show.model_threads {
+        src.set_property("model-threads", n);
+    }
+    src.set_property("failure-action", show.on_failure.action.as_str());
+    src.set_property("failure-after", show.on_failure.after);
+    if let Some(mb) = show.state_limit_mb {
+        src.set_property("state-limit-mb", mb);
+    }
     let cuecastsrc = src
         .clone()
         .downcast::<gstcuecast::CuecastSrc>()
@@ -143,6 +151,8 @@ pub fn serve(config_path: &Path) -> Result<()> {
         access: Arc::new(config.api_access.clone()),
         wrong_tokens: Arc::default(),
         model_stuck: Arc::default(),
+        model_resets_told: Arc::default(),
+        model_failing: Arc::default(),
         take_ended: Arc::default(),
         video: config.video,
         token,
@@ -280,6 +290,35 @@ fn report_stuck_model(state: &AppState, status: &cuecast_engine::Status) {
     }
 }
 
+/// Tells, as `error` events, when the model's steps keep failing (once per run of
+/// failures, from a second of them on) and each time the model was started over.
+fn report_failing_model(state: &AppState, status: &cuecast_engine::Status) {
+    use std::sync::atomic::Ordering;
+    let fps = status.fps.as_f64().max(1.0);
+    let failing = status.failing_steps as f64 >= fps;
+    if failing && !state.model_failing.swap(true, Ordering::Relaxed) {
+        state.events.send(json!({
+            "type": "error",
+            "message": format!("the model's steps keep failing ({} in a row); the last good picture is held", status.failing_steps),
+        }));
+    } else if !failing && status.failing_steps == 0 {
+        state.model_failing.store(false, Ordering::Relaxed);
+    }
+    let told = state
+        .model_resets_told
+        .swap(status.model_resets, Ordering::Relaxed);
+    if status.model_resets > told {
+        state.events.send(json!({
+            "type": "error",
+            "message": format!(
+                "the model was started over: {}",
+                status.last_reset.as_deref().unwrap_or("")
+            ),
+            "model_resets": status.model_resets,
+        }));
+    }
+}
+
 /// Tells once, as a `take` event, when a take ended by itself (its files could not be
 /// written: a full disk).
 fn report_take_ended(state: &AppState, status: &cuecast_engine::Status) {
@@ -343,6 +382,7 @@ fn on_message(
                     *lock(&state.live) = live;
                     let status = state.show.status();
                     report_stuck_model(state, &status);
+                    report_failing_model(state, &status);
                     report_take_ended(state, &status);
                 }
                 _ => {}
@@ -631,12 +671,16 @@ impl Reloader {
                     &old_show.device,
                     old_show.seed,
                     &old_show.prompt,
+                    old_show.model_threads,
+                    (old_show.on_failure, old_show.state_limit_mb),
                 ) != (
                     &new_show.backend,
                     &new_show.model,
                     &new_show.device,
                     new_show.seed,
                     &new_show.prompt,
+                    new_show.model_threads,
+                    (new_show.on_failure, new_show.state_limit_mb),
                 ),
             ),
         ] {
@@ -670,6 +714,9 @@ impl Reloader {
         kept.show.device = applied.show.device.clone();
         kept.show.seed = applied.show.seed;
         kept.show.prompt = applied.show.prompt.clone();
+        kept.show.model_threads = applied.show.model_threads;
+        kept.show.on_failure = applied.show.on_failure;
+        kept.show.state_limit_mb = applied.show.state_limit_mb;
         *applied = kept;
     }
 }

@@ -55,6 +55,48 @@ pub struct EngineConfig {
     /// Lower the detail while steps run late (see [`crate::detail`]): for a live show.
     /// Off, every frame is drawn at full detail however long it takes.
     pub adaptive_detail: bool,
+    /// libtorch's intra-op threads for the model (`None`: [`default_model_threads`]).
+    pub model_threads: Option<usize>,
+    /// What happens when steps keep failing.
+    pub on_failure: FailurePolicy,
+    /// The most the model's state may hold; beyond it the model is reset.
+    pub state_limit_bytes: Option<u64>,
+}
+
+/// What the engine does when the model's steps keep failing (the same bad state fails
+/// every step after it, so holding the last picture would hold it forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// Failed steps in a row that count as a failing model: an error, and `action`.
+    pub after: u32,
+    pub action: FailureAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAction {
+    /// Keep showing the last good picture; only report.
+    Hold,
+    /// Start the model over (its `reset`, with the show's seed and prompt), as at the
+    /// show's start; the world (camera, params, cues) carries on.
+    Reset,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            after: 30,
+            action: FailureAction::Reset,
+        }
+    }
+}
+
+/// libtorch's threads when the show does not say: half the cores, at most 8, and one
+/// on a machine of up to three. libtorch's own default (every core) makes each step a
+/// parallel region that waits for its slowest thread; beside the encoders and anything
+/// else the machine runs, one busy core then stretches a 7 ms step to hundreds.
+pub fn default_model_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 2).clamp(1, 8)
 }
 
 impl Default for EngineConfig {
@@ -68,6 +110,9 @@ impl Default for EngineConfig {
             scenes: Vec::new(),
             camera: None,
             adaptive_detail: false,
+            model_threads: None,
+            on_failure: FailurePolicy::default(),
+            state_limit_bytes: None,
         }
     }
 }
@@ -153,6 +198,16 @@ pub struct Status {
     pub backend: String,
     pub model: String,
     pub device: String,
+    /// libtorch's intra-op threads (see [`default_model_threads`]).
+    pub model_threads: usize,
+    /// Bytes the model's state holds (0 for a model without state).
+    pub state_bytes: u64,
+    /// Steps failed in a row now (0 while steps succeed).
+    pub failing_steps: u64,
+    /// Times the model was started over because it kept failing or its state grew
+    /// past the limit; the last reason.
+    pub model_resets: u64,
+    pub last_reset: Option<String>,
     pub frame: u64,
     pub width: usize,
     pub height: usize,
@@ -195,6 +250,9 @@ pub struct TakeEnded {
 
 /// A step running this long shows in the status (`step_running_s`).
 pub const STEP_SLOW: Duration = Duration::from_secs(1);
+/// The most libtorch threads a show may ask for.
+pub const MAX_MODEL_THREADS: usize = 256;
+
 /// A step running this long makes requests to the model thread fail at once.
 pub const STEP_STALL: Duration = Duration::from_secs(5);
 /// The longest any request to the model thread waits.
@@ -214,6 +272,9 @@ enum Request {
     Render {
         frame: u64,
         detail: Option<f32>,
+        /// Start the model over before this frame (a replay of a take in which the
+        /// failure policy did so).
+        reset: bool,
     },
     StartTake {
         dir: PathBuf,
@@ -269,6 +330,8 @@ impl Engine {
             .name("cuecast-model".into())
             .spawn(move || {
                 let _no_grad = tch::no_grad_guard();
+                let threads = config.model_threads.unwrap_or_else(default_model_threads);
+                tch::set_num_threads(threads.clamp(1, MAX_MODEL_THREADS) as i32);
                 let (inbox, log, counters) = shared;
                 match ModelThread::load(config, inbox, log, counters, Box::new(deliver)) {
                     Ok((mut model, status)) => {
@@ -373,18 +436,27 @@ impl Engine {
 
     /// Asks for frame `frame`; the result arrives through the deliver callback.
     pub fn render(&self, frame: u64) -> Result<(), EngineError> {
-        self.request_render(frame, None)
+        self.request_render(frame, None, false)
     }
 
     /// Asks for frame `frame` drawn at `detail` whatever the step times (a replay draws
     /// each frame at the detail it had on air).
-    pub fn render_at(&self, frame: u64, detail: f32) -> Result<(), EngineError> {
-        self.request_render(frame, Some(detail))
+    pub fn render_at(&self, frame: u64, detail: f32, reset: bool) -> Result<(), EngineError> {
+        self.request_render(frame, Some(detail), reset)
     }
 
-    fn request_render(&self, frame: u64, detail: Option<f32>) -> Result<(), EngineError> {
+    fn request_render(
+        &self,
+        frame: u64,
+        detail: Option<f32>,
+        reset: bool,
+    ) -> Result<(), EngineError> {
         self.requests
-            .send(Request::Render { frame, detail })
+            .send(Request::Render {
+                frame,
+                detail,
+                reset,
+            })
             .map_err(|_| EngineError::Stopped("the model thread has stopped".into()))
     }
 }
@@ -628,6 +700,18 @@ struct ModelThread {
     /// The detail the last step drew at (what the take records for its frame).
     drawn_detail: f32,
     take_ended: Option<TakeEnded>,
+    policy: FailurePolicy,
+    state_limit: Option<u64>,
+    /// Steps failed in a row.
+    failing: u64,
+    /// Why the model starts over before its next step, when it does.
+    reset_next: Option<String>,
+    resets: u64,
+    last_reset: Option<String>,
+    /// The last step began with a policy reset (its frame record says so).
+    did_reset: bool,
+    /// The take's copy of a checkpoint restored live, for the next frame's record.
+    restored: Option<String>,
 }
 
 impl ModelThread {
@@ -686,6 +770,11 @@ impl ModelThread {
             backend: config.backend.clone(),
             model: info.name.clone(),
             device: device_name(device),
+            model_threads: tch::get_num_threads().max(1) as usize,
+            state_bytes: 0,
+            failing_steps: 0,
+            model_resets: 0,
+            last_reset: None,
             frame: 0,
             width: info.width as usize,
             height: info.height as usize,
@@ -736,6 +825,14 @@ impl ModelThread {
             adapts,
             drawn_detail: 1.0,
             take_ended: None,
+            policy: config.on_failure,
+            state_limit: config.state_limit_bytes,
+            failing: 0,
+            reset_next: None,
+            resets: 0,
+            last_reset: None,
+            did_reset: false,
+            restored: None,
         };
         Ok((model, status))
     }
@@ -745,6 +842,7 @@ impl ModelThread {
             let mut next = Some(request);
             let mut target = None;
             let mut forced = None;
+            let mut forced_reset = false;
             // Take everything queued: settings apply in order, renders collapse to the newest.
             while let Some(r) = next {
                 match r {
@@ -807,9 +905,14 @@ impl ModelThread {
                         self.world.set_fps(fps);
                     }
                     Request::Scenes(scenes) => self.world.set_scenes(scenes),
-                    Request::Render { frame, detail } => {
+                    Request::Render {
+                        frame,
+                        detail,
+                        reset,
+                    } => {
                         target = Some(target.map_or(frame, |t: u64| t.max(frame)));
                         forced = detail;
+                        forced_reset |= reset;
                     }
                 }
                 next = requests.try_recv().ok();
@@ -817,6 +920,9 @@ impl ModelThread {
             if let Some(frame) = target {
                 // A panic outside the model's step (a world no check foresaw) is a failed
                 // frame, never the end of the show.
+                if forced_reset {
+                    self.reset_next = Some("replayed from the take".into());
+                }
                 let rendered = catch_unwind(AssertUnwindSafe(|| self.render(frame, forced)))
                     .unwrap_or_else(|panic| {
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -861,18 +967,31 @@ impl ModelThread {
 
         let started = Instant::now();
         let fade = self.world.fade_level(world_target);
+        self.did_reset = false;
         let picture = match (self.world.frozen(), self.last_raw.clone()) {
             (true, Some(held)) => Picture::Held(self.faded(held, fade)),
-            _ => match self.step(world_target, reset, forced) {
-                Ok(raw) => {
-                    self.last_raw = Some(raw.clone());
-                    Picture::New(self.faded(raw, fade))
+            _ => {
+                let policy_reset = self.reset_next.take();
+                if let Some(why) = &policy_reset {
+                    self.did_reset = true;
+                    self.resets += 1;
+                    self.last_reset = Some(why.clone());
                 }
-                Err(e) => {
-                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                    Picture::Failed(e)
+                match self.step(world_target, reset || policy_reset.is_some(), forced) {
+                    Ok(raw) => {
+                        self.last_raw = Some(raw.clone());
+                        self.failing = 0;
+                        self.check_state_size();
+                        Picture::New(self.faded(raw, fade))
+                    }
+                    Err(e) => {
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        self.failing += 1;
+                        self.on_failed_step(&e);
+                        Picture::Failed(e)
+                    }
                 }
-            },
+            }
         };
         let step_time = match picture {
             Picture::Held(_) => Duration::ZERO,
@@ -919,6 +1038,42 @@ impl ModelThread {
             picture,
             applied,
             step_time,
+        }
+    }
+
+    /// After a failed step: at the policy's count, an error line and (with `reset`) a
+    /// fresh start before the next step.
+    fn on_failed_step(&mut self, e: &StepError) {
+        if self.failing != u64::from(self.policy.after) {
+            return;
+        }
+        let what = match self.policy.action {
+            FailureAction::Hold => "holding the last picture",
+            FailureAction::Reset => "starting the model over",
+        };
+        eprintln!(
+            "cuecast: ERROR: the model failed {} steps in a row ({e}): {what}",
+            self.failing
+        );
+        if self.policy.action == FailureAction::Reset {
+            self.reset_next = Some(format!("{} steps in a row failed: {e}", self.failing));
+        }
+    }
+
+    /// After a good step: a state past the limit starts the model over before the next.
+    fn check_state_size(&mut self) {
+        let Some(limit) = self.state_limit else {
+            return;
+        };
+        let bytes = self.gen.state_bytes();
+        if bytes > limit && self.reset_next.is_none() {
+            let why = format!(
+                "the model's state grew to {:.1} MB, over the limit of {:.1} MB",
+                bytes as f64 / 1e6,
+                limit as f64 / 1e6
+            );
+            eprintln!("cuecast: ERROR: {why}: starting the model over");
+            self.reset_next = Some(why);
         }
     }
 
@@ -1022,6 +1177,8 @@ impl ModelThread {
             pose: self.world.camera(),
             held,
             detail: self.drawn_detail,
+            reset: self.did_reset,
+            restored: self.restored.take(),
         };
         take.frame(record, shown, depth);
     }
@@ -1166,7 +1323,29 @@ impl ModelThread {
         self.shift = next_world - next_show;
         self.world = world;
         self.last_raw = None;
+        if show_clock {
+            self.keep_restore_in_take(&checkpoint, next_show as u64);
+        }
         Ok(())
+    }
+
+    /// A take being recorded keeps a copy of a checkpoint restored live, and the next
+    /// frame's record points at it, so that a replay restores it at the same frame. A
+    /// copy that cannot be written ends the take (as a full disk does): a take that
+    /// could not be replayed is not kept going.
+    fn keep_restore_in_take(&mut self, checkpoint: &Checkpoint, frame: u64) {
+        let Some(take) = &self.take else { return };
+        let rel = format!("restores/{frame}");
+        let dir = take.dir().join(&rel);
+        let saved = std::fs::create_dir_all(take.dir().join("restores"))
+            .map_err(|e| crate::take::FileError::io(&dir, e))
+            .and_then(|()| checkpoint.save(&dir));
+        match saved {
+            Ok(_) => self.restored = Some(rel),
+            Err(e) => {
+                self.end_failed_take(format!("the restored checkpoint could not be kept: {e}"))
+            }
+        }
     }
 
     fn update_status(&self, status: &Mutex<Status>, frame: u64, step: Duration) {
@@ -1194,6 +1373,10 @@ impl ModelThread {
         s.frames_rendered = self.counters.rendered.load(Ordering::Relaxed);
         s.steps_failed = self.counters.failed.load(Ordering::Relaxed);
         s.backend.clone_from(&self.backend);
+        s.state_bytes = self.gen.state_bytes();
+        s.failing_steps = self.failing;
+        s.model_resets = self.resets;
+        s.last_reset.clone_from(&self.last_reset);
     }
 }
 

@@ -69,6 +69,13 @@ pub fn replay(
         scenes: checkpoint.manifest.world.scenes().to_vec(),
         camera: Some(checkpoint.manifest.camera),
         adaptive_detail: false,
+        model_threads: None,
+        // Only the resets the take recorded, where it recorded them.
+        on_failure: crate::engine::FailurePolicy {
+            after: u32::MAX,
+            action: crate::engine::FailureAction::Hold,
+        },
+        state_limit_bytes: None,
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));
@@ -87,7 +94,11 @@ pub fn replay(
     let total = take.frames.len() as u64;
     let mut failed_steps = 0;
     for (done, record) in take.frames.iter().enumerate() {
-        engine.render_at(record.frame, record.detail)?;
+        if let Some(rel) = &record.restored {
+            // Restored live before this frame: the take's copy, at the same point.
+            show.restore(Checkpoint::load(&take.dir.join(rel))?)?;
+        }
+        engine.render_at(record.frame, record.detail, record.reset)?;
         let rendered = frames
             .recv()
             .map_err(|_| EngineError::Stopped("the model thread has stopped".into()))?;

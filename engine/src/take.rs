@@ -149,6 +149,14 @@ pub struct FrameRecord {
     /// [`crate::detail`]); written only when below 1.
     #[serde(default = "full_detail", skip_serializing_if = "is_full_detail")]
     pub detail: f32,
+    /// The model was started over before this frame (its steps kept failing, or its
+    /// state outgrew the limit); a replay does the same here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
+    /// A checkpoint was restored live just before this frame: its copy in the take
+    /// (`restores/FRAME`), which a replay restores here too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
 }
 
 fn full_detail() -> f32 {

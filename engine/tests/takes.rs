@@ -89,7 +89,7 @@ fn record_take(config: EngineConfig, dir: &Path, size: (usize, usize)) -> Take {
         }
         if (20..24).contains(&step) {
             // Steps running late: a model that can draws these at lower detail.
-            engine.render_at(frame, 0.5).unwrap();
+            engine.render_at(frame, 0.5, false).unwrap();
             picture(&rx, frame);
         } else {
             render(&engine, &rx, frame);
@@ -479,4 +479,76 @@ fn an_edited_checkpoint_is_refused_naming_the_field_and_the_show_goes_on() {
     }
     // The untouched file still restores.
     show.restore(Checkpoint::load(&good).unwrap()).unwrap();
+}
+
+/// A checkpoint restored live during a take: the take keeps a copy and marks the frame,
+/// and its replay restores it at the same frame, so the replay is still bit-identical.
+/// The same holds for a model started over by the failure policy.
+#[test]
+fn a_take_with_a_live_restore_and_a_reset_replays_identically() {
+    use cuecast_engine::engine::{FailureAction, FailurePolicy};
+    let dir = support::tempdir("replay-restore");
+    let packages = support::broken_packages(&dir.join("packages"));
+    let config = EngineConfig {
+        backend: "torchscript".into(),
+        model: Some(packages.join("state-nan-after-five")),
+        on_failure: FailurePolicy {
+            after: 2,
+            action: FailureAction::Reset,
+        },
+        ..procedural()
+    };
+    let (engine, rx) = start(config, (64, 36));
+    let show = engine.handle();
+    let outcome = |f: u64| {
+        engine.render(f).unwrap();
+        matches!(rx.recv().unwrap().picture, Picture::New(_))
+    };
+    for f in 0..2 {
+        assert!(outcome(f));
+    }
+    show.save_checkpoint(&dir.join("cp")).unwrap();
+    show.start_take(&dir.join("t"), "t").unwrap();
+    show.inbox()
+        .submit_one(cue(json!({"type": "action", "forward": 1, "yaw": 0.4})))
+        .unwrap();
+    // Frames 2..: steps 3 and 4 good, 5 and 6 fail, started over, good again.
+    let mut good = Vec::new();
+    for f in 2..9 {
+        good.push(outcome(f));
+    }
+    assert_eq!(good, [true, true, false, false, true, true, true]);
+    show.restore(Checkpoint::load(&dir.join("cp")).unwrap())
+        .unwrap();
+    for f in 9..13 {
+        outcome(f);
+    }
+    show.stop_take().unwrap();
+    drop(engine);
+
+    let take = Take::open(&dir.join("t")).unwrap();
+    let marked: Vec<(u64, bool, Option<String>)> = take
+        .frames
+        .iter()
+        .filter(|r| r.reset || r.restored.is_some())
+        .map(|r| (r.frame, r.reset, r.restored.clone()))
+        .collect();
+    assert_eq!(
+        marked,
+        [(6, true, None), (9, false, Some("restores/9".into()))]
+    );
+    assert!(dir.join("t/restores/9").is_dir());
+    let summary = replay(
+        &take,
+        &dir.join("again"),
+        &ReplayOptions::default(),
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(
+        summary.identical,
+        Some(true),
+        "differing: {:?}",
+        summary.differing
+    );
 }

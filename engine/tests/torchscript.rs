@@ -140,3 +140,81 @@ fn failing_steps_are_counted_and_the_engine_goes_on() {
             .unwrap();
     }
 }
+
+/// A model whose state has gone bad fails every step after it: after `after` failures
+/// in a row the engine starts it over (the picture comes back), or, told to hold, keeps
+/// the last picture and says how long the run of failures is.
+#[test]
+fn a_model_that_keeps_failing_is_started_over_or_held_as_configured() {
+    use cuecast_engine::engine::{FailureAction, FailurePolicy};
+    let dir = support::broken_packages(&support::tempdir("ts-policy"));
+    for action in [FailureAction::Reset, FailureAction::Hold] {
+        let config = EngineConfig {
+            on_failure: FailurePolicy { after: 3, action },
+            ..config(&dir.join("state-nan-after-five"))
+        };
+        let (engine, rx) = Engine::start_with_channel(config).unwrap();
+        engine.set_output(64, 36, Fps::new(30, 1));
+        let mut good = Vec::new();
+        for f in 0..12 {
+            engine.render(f).unwrap();
+            good.push(matches!(rx.recv().unwrap().picture, Picture::New(_)));
+        }
+        let status = engine.status();
+        match action {
+            // Steps 1-4 good, 5-7 fail (state NaN), started over: 8-11 good, 12 fails.
+            FailureAction::Reset => {
+                assert_eq!(
+                    good,
+                    [true, true, true, true, false, false, false, true, true, true, true, false]
+                );
+                assert_eq!(status.model_resets, 1, "{status:?}");
+                assert!(
+                    status
+                        .last_reset
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with("3 steps in a row failed")),
+                    "{status:?}"
+                );
+                assert_eq!(status.failing_steps, 1);
+            }
+            FailureAction::Hold => {
+                assert_eq!(good.iter().filter(|g| **g).count(), 4, "{good:?}");
+                assert_eq!((status.model_resets, status.failing_steps), (0, 8));
+            }
+        }
+    }
+}
+
+/// A state that grows every step shows in the status, and past the limit the model is
+/// started over, so the process never grows without bound.
+#[test]
+fn a_state_past_its_limit_starts_the_model_over() {
+    let dir = support::broken_packages(&support::tempdir("ts-grows"));
+    let config = EngineConfig {
+        state_limit_bytes: Some(20 * 4096),
+        ..config(&dir.join("grows-state"))
+    };
+    let (engine, rx) = Engine::start_with_channel(config).unwrap();
+    engine.set_output(64, 36, Fps::new(30, 1));
+    let mut sizes = Vec::new();
+    for f in 0..40 {
+        engine.render(f).unwrap();
+        assert!(matches!(rx.recv().unwrap().picture, Picture::New(_)));
+        sizes.push(engine.status().state_bytes);
+    }
+    let status = engine.status();
+    assert!(status.model_resets >= 1, "{status:?}");
+    assert!(
+        status
+            .last_reset
+            .as_deref()
+            .is_some_and(|r| r.contains("over the limit of 0.1 MB")),
+        "{status:?}"
+    );
+    assert!(sizes.iter().all(|b| *b <= 21 * 4096 + 4), "{sizes:?}");
+    assert!(
+        sizes.windows(2).any(|w| w[1] < w[0]),
+        "never shrank: {sizes:?}"
+    );
+}

@@ -58,6 +58,8 @@ fn config_edits_apply_live_and_bad_ones_change_nothing() {
         format!("{good}  - {{name: program, type: srt, address: 127.0.0.1:{srt_port}, profile: {SMALL}}}\n"),
     )
     .unwrap();
+    // A listener is live once a receiver takes its stream.
+    let _receiver = SrtReceiver::call(srt_port);
     d.wait_state("program", "live", Duration::from_secs(30));
     let status = d.get("/api/v1/status");
     assert_eq!(status["config"]["reloads_applied"], 1, "{status}");

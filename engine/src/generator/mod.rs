@@ -237,6 +237,11 @@ pub trait Generator {
         Ok(Vec::new())
     }
 
+    /// Bytes its state holds now (what a state that grows step by step shows in).
+    fn state_bytes(&self) -> u64 {
+        0
+    }
+
     /// Puts back what [`Generator::state`] gave, already on this generator's device.
     /// `prompt` is the prompt as of the last frame made before the checkpoint.
     fn restore(

@@ -451,6 +451,13 @@ impl Generator for TorchScript {
         self.depth.as_ref().map(|d| d.to_kind(Kind::Float))
     }
 
+    fn state_bytes(&self) -> u64 {
+        self.state
+            .iter()
+            .map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as u64)
+            .sum()
+    }
+
     fn state(&self) -> Result<Vec<(String, Tensor)>, StepError> {
         Ok(self
             .state

@@ -25,6 +25,7 @@ use std::sync::{mpsc, LazyLock, Mutex, MutexGuard};
 use std::time::Instant;
 
 use cuecast_control::{ControlServer, ControlState};
+use cuecast_engine::engine::{FailureAction, FailurePolicy};
 use cuecast_engine::generator::{backend_names, Fps};
 use cuecast_engine::{
     Cue, CueError, CueFile, CueKind, DeviceSpec, Engine, EngineConfig, Picture, Rendered, Scene,
@@ -65,6 +66,12 @@ struct Settings {
     /// Scenes given by an application (a show preset), beside a cue file's.
     scenes: Vec<Scene>,
     adaptive_detail: bool,
+    /// libtorch threads; 0: the engine's default.
+    model_threads: u32,
+    failure_action: FailureAction,
+    failure_after: u32,
+    /// 0: no limit.
+    state_limit_mb: u32,
 }
 
 impl Default for Settings {
@@ -80,6 +87,10 @@ impl Default for Settings {
             control_token: None,
             scenes: Vec::new(),
             adaptive_detail: true,
+            model_threads: 0,
+            failure_action: FailureAction::Reset,
+            failure_after: FailurePolicy::default().after,
+            state_limit_mb: 0,
         }
     }
 }
@@ -228,6 +239,33 @@ impl ObjectImpl for CuecastSrc {
                     .default_value(true)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("model-threads")
+                    .nick("Model threads")
+                    .blurb("libtorch threads for the model's step; 0: half the cores, at most 8 (one on a machine of up to three cores)")
+                    .maximum(cuecast_engine::engine::MAX_MODEL_THREADS as u32)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("failure-action")
+                    .nick("Failure action")
+                    .blurb("When failure-after steps in a row fail: \"reset\" starts the model over (its reset, the show's seed and prompt), \"hold\" keeps the last good picture")
+                    .default_value(Some("reset"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("failure-after")
+                    .nick("Failure after")
+                    .blurb("Failed steps in a row that make a failing model: an error, and failure-action")
+                    .minimum(1)
+                    .maximum(1_000_000)
+                    .default_value(FailurePolicy::default().after)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("state-limit-mb")
+                    .nick("State limit (MB)")
+                    .blurb("The most the model's state may hold; a state past it starts the model over. 0: no limit")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("is-live")
                     .nick("Is live")
                     .blurb("Live: frames on the pipeline clock at a constant rate, late steps repeat the last frame. Not live: every frame rendered, as fast as possible")
@@ -277,6 +315,22 @@ impl ObjectImpl for CuecastSrc {
             "control-address" => settings.control_address = opt(value),
             "control-token" => settings.control_token = opt(value),
             "adaptive-detail" => settings.adaptive_detail = value.get().unwrap(),
+            "model-threads" => settings.model_threads = value.get().unwrap(),
+            "failure-action" => {
+                let v: Option<String> = value.get().unwrap();
+                match v.as_deref().unwrap_or("reset") {
+                    "reset" => settings.failure_action = FailureAction::Reset,
+                    "hold" => settings.failure_action = FailureAction::Hold,
+                    other => gst::warning!(
+                        CAT,
+                        imp = self,
+                        "failure-action {other:?} is neither \"reset\" nor \"hold\": kept {:?}",
+                        settings.failure_action
+                    ),
+                }
+            }
+            "failure-after" => settings.failure_after = value.get().unwrap(),
+            "state-limit-mb" => settings.state_limit_mb = value.get().unwrap(),
             "is-live" => {
                 drop(settings);
                 self.obj().set_live(value.get().unwrap());
@@ -298,6 +352,14 @@ impl ObjectImpl for CuecastSrc {
             "control-token" => None::<String>.to_value(),
             "is-live" => self.obj().is_live().to_value(),
             "adaptive-detail" => settings.adaptive_detail.to_value(),
+            "model-threads" => settings.model_threads.to_value(),
+            "failure-action" => match settings.failure_action {
+                FailureAction::Reset => "reset",
+                FailureAction::Hold => "hold",
+            }
+            .to_value(),
+            "failure-after" => settings.failure_after.to_value(),
+            "state-limit-mb" => settings.state_limit_mb.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -531,6 +593,13 @@ impl BaseSrcImpl for CuecastSrc {
             scenes: cue_file.scenes.into_iter().chain(settings.scenes).collect(),
             camera: None,
             adaptive_detail: settings.adaptive_detail && self.obj().is_live(),
+            model_threads: (settings.model_threads > 0).then_some(settings.model_threads as usize),
+            on_failure: FailurePolicy {
+                after: settings.failure_after,
+                action: settings.failure_action,
+            },
+            state_limit_bytes: (settings.state_limit_mb > 0)
+                .then_some(u64::from(settings.state_limit_mb) << 20),
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();
