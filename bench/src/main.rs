@@ -28,6 +28,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 mod element;
+mod faults;
 mod show;
 
 pub(crate) fn median(v: &mut [f64]) -> f64 {
@@ -134,6 +135,14 @@ fn main() -> Result<()> {
     gst::init()?;
     gstcuecast::register_static()?;
     element::register_backends();
+    // `--faults`: section 7 alone, one round each, its JSON on stdout (a check of the
+    // fault benchmarks themselves; the document is not touched).
+    if args.iter().any(|a| a == "--faults") {
+        let work = std::env::temp_dir().join(format!("cuecast-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        println!("{}", measure_faults(&python, &work, 1)?);
+        return Ok(());
+    }
     let rounds = if quick { 2 } else { 5 };
     let pacing_s = if quick { 10 } else { 60 };
     let (resources_s, warmup_s) = if quick { (60, 15) } else { (600, 60) };
@@ -276,7 +285,8 @@ fn main() -> Result<()> {
         "growth_percent": growth, "cpu_mean_percent": res.cpu_mean, "repeated": res.repeated,
         "outputs": res.outputs.iter().map(|(n, s, b)| json!({"name": n, "state": s, "bytes": b})).collect::<Vec<_>>(),
         "srt_received_bytes": res.srt_received,
-        "samples": res.samples.iter().map(|(t, r, c)| json!([t, r, c])).collect::<Vec<_>>(),
+        "cues_sent": res.cues_sent, "cues_accepted": res.cues_accepted,
+        "samples": res.samples.iter().map(|(t, r, c, fds, rep)| json!([t, r, c, fds, rep])).collect::<Vec<_>>(),
     });
 
     // 6. Encode.
@@ -318,6 +328,9 @@ fn main() -> Result<()> {
                    "mb": dir_bytes(&export_dir) as f64 / 1e6},
     });
     drop(takes.daemon);
+
+    // 7. Faults.
+    report["faults"] = measure_faults(&python, &work, if quick { 1 } else { 3 })?;
 
     // The GPU path.
     if tch::Cuda::is_available() {
@@ -642,7 +655,7 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         "## 5. Resources: a {}-minute show\n",
         x["seconds"].as_u64().unwrap_or(0) / 60
     )?;
-    writeln!(d, "`cuecast serve`, procedural world at 640x360, 30 fps, with an SRT output (listener, read by an `srt-live-transmit` caller), an RTMP output (into nginx-rtmp on loopback) and an MKV recording, all three fed by one x264 (veryfast, 1.5 Mb/s) + AAC encoder. RSS and CPU (user + system, % of one core) of the daemon sampled every 5 s; warm-up {} s. RSS after warm-up is the median of the samples in the window after it, RSS at the end the median of the last window (a tenth of the run, 15-60 s).\n", x["warmup_s"])?;
+    writeln!(d, "`cuecast serve`, procedural world at 640x360, 30 fps, with an SRT output (listener, read by an `srt-live-transmit` caller), an RTMP output (into nginx-rtmp on loopback) and an MKV recording, all three fed by one x264 (veryfast, 1.5 Mb/s) + AAC encoder, and a cue a second over the API (the camera's yaw, alternating). RSS, CPU (user + system, % of one core), open files and frames repeated so far sampled every 5 s; warm-up {} s. RSS after warm-up is the median of the samples in the window after it, RSS at the end the median of the last window (a tenth of the run, 15-60 s).\n", x["warmup_s"])?;
     writeln!(d, "| RSS after warm-up | RSS at the end | growth | CPU mean after warm-up | frames repeated |")?;
     writeln!(d, "|---|---|---|---|---|")?;
     writeln!(
@@ -654,6 +667,31 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         f(&x["cpu_mean_percent"]),
         x["repeated"]
     )?;
+    if let Some(samples) = x["samples"]
+        .as_array()
+        .filter(|s| s.len() >= 4 && s[0].as_array().is_some_and(|a| a.len() >= 5))
+    {
+        writeln!(
+            d,
+            "Over time ({} cues sent, {} accepted):\n",
+            x["cues_sent"], x["cues_accepted"]
+        )?;
+        writeln!(d, "| minute | RSS | open files | frames repeated so far |")?;
+        writeln!(d, "|---|---|---|---|")?;
+        let n = samples.len();
+        for k in [0, n / 4, n / 2, 3 * n / 4, n - 1] {
+            let s = &samples[k];
+            writeln!(
+                d,
+                "| {:.1} | {:.1} MB | {} | {} |",
+                f(&s[0]) / 60.0,
+                f(&s[1]),
+                s[3],
+                s[4]
+            )?;
+        }
+        writeln!(d)?;
+    }
     let outs: Vec<String> = x["outputs"]
         .as_array()
         .unwrap_or(&empty)
@@ -685,6 +723,7 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         f(&x["growth_percent"])
     )?;
     writeln!(d, "![Resources](bench/resources.png)\n")?;
+    faults_section(&mut d, r)?;
 
     // 6.
     writeln!(d, "## 6. Encode: x264 at 30 fps on this machine\n")?;
@@ -786,4 +825,82 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         )?;
     }
     Ok(d)
+}
+
+/// Section 7: recovery times and what `kill -9` costs a recording.
+fn faults_section(d: &mut String, r: &Value) -> Result<()> {
+    let x = &r["faults"];
+    if !x.is_object() {
+        return Ok(());
+    }
+    let stats = |v: &Value| -> (f64, f64, usize) {
+        let mut s: Vec<f64> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .collect();
+        let worst = s.iter().cloned().fold(f64::NAN, f64::max);
+        let n = s.len();
+        (if n > 0 { median(&mut s) } else { f64::NAN }, worst, n)
+    };
+    writeln!(
+        d,
+        "## 7. Faults: recovery, and what `kill -9` costs a recording\n"
+    )?;
+    writeln!(d, "`cuecast serve` at 640x360 (1.5 Mb/s veryfast) against real peers on loopback. The peer is taken away, left away 3 s, and brought back; the time is from its return. RTMP uses the default backoff (2 s × 1.5ⁿ, ±20 %), so its figure is mostly the wait for the next attempt; the SRT caller here retries after 1-2 s. A hung model: a TorchScript package whose sixth step never returns; the figure is how long the step had run when the `error` event came (the stall limit is 5 s).\n")?;
+    writeln!(d, "| fault | rounds | median | worst |")?;
+    writeln!(d, "|---|---|---|---|")?;
+    for (label, v) in [
+        ("nginx-rtmp back → output `live`", &x["rtmp"]["seconds"]),
+        (
+            "nginx-rtmp frozen (SIGSTOP) → output no longer `live`",
+            &x["rtmp_frozen"]["seconds"],
+        ),
+        (
+            "SRT listener back → bytes at the receiver",
+            &x["srt"]["seconds"],
+        ),
+        (
+            "model hang → `error` event (step running for)",
+            &x["hang"]["step_running_s"],
+        ),
+    ] {
+        let (m, w, n) = stats(v);
+        writeln!(d, "| {label} | {n} | {m:.2} s | {w:.2} s |")?;
+    }
+    writeln!(d)?;
+    writeln!(d, "`kill -9` 3-6 s into a recording at 1280x720 (ultrafast): seconds lost = time since the file's first byte minus what the cut file plays (frames ÷ 30, counted by ffprobe). Recordings are written through and flushed every second; MP4 is fragmented at 1 s, so it keeps whole fragments.\n")?;
+    writeln!(
+        d,
+        "| profile bitrate | actual | container | rounds | lost: median | worst |"
+    )?;
+    writeln!(d, "|---|---|---|---|---|---|")?;
+    for row in x["kill9"].as_array().into_iter().flatten() {
+        let (m, w, n) = stats(&row["lost_s"]);
+        let (rate, _, _) = stats(&row["mbps"]);
+        writeln!(
+            d,
+            "| {} kb/s | {rate:.1} Mb/s | {} | {n} | {m:.2} s | {w:.2} s |",
+            row["kbps"],
+            row["container"].as_str().unwrap_or("")
+        )?;
+    }
+    writeln!(d)?;
+    Ok(())
+}
+
+fn measure_faults(python: &str, work: &Path, rounds: usize) -> Result<Value> {
+    let rtmp = faults::rtmp_back(rounds, 3.0)?;
+    let frozen = faults::rtmp_frozen(rounds)?;
+    let srt = faults::srt_back(rounds, 3.0)?;
+    let hang = faults::hang_told(python, work, rounds)?;
+    let mut loss = Vec::new();
+    for kbps in [1000, 6000] {
+        for ext in ["mkv", "mp4"] {
+            loss.push(faults::kill9_loss(kbps, ext, rounds)?);
+        }
+    }
+    eprintln!("faults: rtmp {rtmp}, srt {srt}, hang {hang}, kill -9 {loss:?}");
+    Ok(json!({"rtmp": rtmp, "rtmp_frozen": frozen, "srt": srt, "hang": hang, "kill9": loss}))
 }

@@ -105,6 +105,53 @@ impl Daemon {
         Ok(ticks / hz)
     }
 
+    /// `kill -9`, now; the folder stays until the value is dropped.
+    pub fn kill_9(&self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(format!("/proc/{}/stat", self.child.id()))
+            .is_ok_and(|_| Instant::now() < deadline)
+        {
+            // Dead (a zombie until waited for) is enough: its files are closed.
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+                .unwrap_or_default();
+            if stat
+                .rsplit_once(')')
+                .is_some_and(|(_, s)| s.trim_start().starts_with('Z'))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The daemon's server-sent events, parsed, as they come.
+    pub fn events(&self) -> Result<mpsc::Receiver<Value>> {
+        use std::io::BufRead;
+        let mut s = TcpStream::connect(&self.api)?;
+        write!(
+            s,
+            "GET /api/v1/events HTTP/1.1\r\nhost: {}\r\n\r\n",
+            self.api
+        )?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(s).lines() {
+                let Ok(line) = line else { return };
+                if let Some(v) = line
+                    .strip_prefix("data: ")
+                    .and_then(|d| serde_json::from_str(d).ok())
+                {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     pub fn wait_live(&self, output: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -424,8 +471,12 @@ fn rss_mb(pid: u32) -> Result<f64> {
 pub struct Resources {
     pub seconds: u64,
     pub warmup_s: u64,
-    /// (seconds since start, RSS MB, CPU % of one core over the last interval).
-    pub samples: Vec<(f64, f64, f64)>,
+    /// (seconds since start, RSS MB, CPU % of one core over the last interval, open
+    /// files, frames repeated so far).
+    pub samples: Vec<(f64, f64, f64, u64, u64)>,
+    /// Cues sent (one a second) and answered 202.
+    pub cues_sent: u64,
+    pub cues_accepted: u64,
     /// Median RSS just after warm-up, and over the last minute (or tenth).
     pub rss_after_warmup: f64,
     pub rss_end: f64,
@@ -439,8 +490,9 @@ pub struct Resources {
 
 /// A show as it goes on air: the procedural world at 640x360, 30 fps, with one SRT
 /// output (read by an srt-live-transmit caller), one RTMP output (into nginx-rtmp) and a
-/// recording, all three from one x264 + AAC encoder, for `seconds`. Samples the daemon's
-/// RSS and CPU every 5 s.
+/// recording, all three from one x264 + AAC encoder, for `seconds`, steered by a cue a
+/// second (the camera's yaw, alternating). Samples the daemon's RSS, CPU, open files and
+/// repeated frames every 5 s.
 pub fn resources(seconds: u64, warmup_s: u64) -> Result<Resources> {
     use cuecast_tests::peers::{RtmpServer, SrtReceiver};
     let rtmp = RtmpServer::start();
@@ -465,11 +517,31 @@ pub fn resources(seconds: u64, warmup_s: u64) -> Result<Resources> {
     let pid = d.child.id();
     let mut samples = Vec::new();
     let (mut cpu_prev, mut t_prev) = (d.cpu_s()?, 0.0);
+    let (mut cues_sent, mut cues_accepted) = (0u64, 0u64);
+    let open_files =
+        || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
     while start.elapsed() < Duration::from_secs(seconds) {
-        std::thread::sleep(Duration::from_secs(5));
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_secs(1));
+            let yaw = if cues_sent % 2 == 0 { 0.3 } else { -0.3 };
+            let cue = format!(r#"{{"type": "action", "yaw": {yaw}, "duration_s": 0.5}}"#);
+            cues_sent += 1;
+            if matches!(request(&d.api, "POST", "/api/v1/cues", &cue), Ok((202, _))) {
+                cues_accepted += 1;
+            }
+        }
         let t = start.elapsed().as_secs_f64();
         let cpu = d.cpu_s()?;
-        samples.push((t, rss_mb(pid)?, (cpu - cpu_prev) / (t - t_prev) * 100.0));
+        let repeated = d.get("/api/v1/status")?["frames_repeated"]
+            .as_u64()
+            .unwrap_or(0);
+        samples.push((
+            t,
+            rss_mb(pid)?,
+            (cpu - cpu_prev) / (t - t_prev) * 100.0,
+            open_files(),
+            repeated,
+        ));
         (cpu_prev, t_prev) = (cpu, t);
     }
     let window = (seconds as f64 / 10.0).clamp(15.0, 60.0);
@@ -514,6 +586,8 @@ pub fn resources(seconds: u64, warmup_s: u64) -> Result<Resources> {
         rss_end,
         cpu_mean,
         repeated: status["frames_repeated"].as_u64().unwrap_or(0),
+        cues_sent,
+        cues_accepted,
         outputs,
         srt_received: srt_rx.bytes(),
     })

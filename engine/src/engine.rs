@@ -305,6 +305,18 @@ pub struct Engine {
     status: Arc<Mutex<Status>>,
     log: Arc<Mutex<CueLog>>,
     counters: Arc<Counters>,
+    /// The take being recorded, shared so that a model stuck in a step at shutdown
+    /// cannot keep it from being finished.
+    take: TakeSlot,
+}
+
+/// The take being recorded. The model thread holds the lock only between steps.
+type TakeSlot = Arc<Mutex<Option<TakeWriter>>>;
+
+/// A lock that a panic elsewhere does not poison for good: the data behind it stays
+/// consistent (every holder writes whole values).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The most cue records kept in memory; takes keep their own complete logs.
@@ -325,15 +337,16 @@ impl Engine {
         let counters = Arc::new(Counters::default());
         let log = Arc::new(Mutex::new(CueLog::default()));
         let inbox = CueInbox::new(ShowContext::default());
-        let shared = (inbox.clone(), log.clone(), counters.clone());
+        let take: TakeSlot = Arc::default();
+        let shared = (inbox.clone(), log.clone(), counters.clone(), take.clone());
         let thread = std::thread::Builder::new()
             .name("cuecast-model".into())
             .spawn(move || {
                 let _no_grad = tch::no_grad_guard();
                 let threads = config.model_threads.unwrap_or_else(default_model_threads);
                 tch::set_num_threads(threads.clamp(1, MAX_MODEL_THREADS) as i32);
-                let (inbox, log, counters) = shared;
-                match ModelThread::load(config, inbox, log, counters, Box::new(deliver)) {
+                let (inbox, log, counters, take) = shared;
+                match ModelThread::load(config, inbox, log, counters, take, Box::new(deliver)) {
                     Ok((mut model, status)) => {
                         let ready = (model.gen.info().clone(), model.gen.device(), status.clone());
                         if ready_tx.send(Ok(ready)).is_ok() {
@@ -374,6 +387,7 @@ impl Engine {
             status,
             log,
             counters,
+            take,
         })
     }
 
@@ -480,6 +494,17 @@ impl Drop for Engine {
                 STOP_GRACE.as_secs(),
                 running.as_secs_f64()
             );
+            // The take it was recording is finished here: it holds what was recorded.
+            // (The model thread takes the lock only between steps, so a stuck step
+            // does not hold it; `try_lock`, should it be stuck anywhere else.)
+            let taken = self.take.try_lock().ok().and_then(|mut t| t.take());
+            if let Some(take) = taken {
+                let name = take.name();
+                match take.finish() {
+                    Ok(s) => eprintln!("cuecast: take {name:?} finished ({} frames)", s.frames),
+                    Err(e) => eprintln!("cuecast: take {name:?} could not be finished: {e}"),
+                }
+            }
         }
     }
 }
@@ -693,7 +718,7 @@ struct ModelThread {
     /// which the world continues from the checkpoint's frame while the show's frame
     /// numbers (and timestamps) keep counting.
     shift: i64,
-    take: Option<TakeWriter>,
+    take: TakeSlot,
     /// Lowers the detail while steps run late, where `adapts` says so.
     detail: DetailControl,
     adapts: bool,
@@ -720,6 +745,7 @@ impl ModelThread {
         inbox: CueInbox,
         log: Arc<Mutex<CueLog>>,
         counters: Arc<Counters>,
+        take: TakeSlot,
         deliver: Deliver,
     ) -> Result<(Self, Arc<Mutex<Status>>), EngineError> {
         let device = config.device.resolve()?;
@@ -820,7 +846,7 @@ impl ModelThread {
             backend: config.backend,
             model_id,
             shift: 0,
-            take: None,
+            take,
             detail: DetailControl::default(),
             adapts,
             drawn_detail: 1.0,
@@ -847,7 +873,7 @@ impl ModelThread {
             while let Some(r) = next {
                 match r {
                     Request::Stop => {
-                        if let Some(take) = self.take.take() {
+                        if let Some(take) = lock(&self.take).take() {
                             let _ = take.finish();
                         }
                         return;
@@ -855,11 +881,13 @@ impl ModelThread {
                     Request::StartTake { dir, name, reply } => {
                         let r = self.start_take(&dir, name);
                         // Status says so before the caller hears back, not a frame later.
-                        status.lock().unwrap().take = self.take.as_ref().map(TakeWriter::name);
+                        status.lock().unwrap().take =
+                            lock(&self.take).as_ref().map(TakeWriter::name);
                         let _ = reply.send(r);
                     }
                     Request::StopTake(reply) => {
-                        let r = match self.take.take() {
+                        let taken = lock(&self.take).take();
+                        let r = match taken {
                             Some(take) => take.finish().map_err(EngineError::from),
                             None => Err(EngineError::Config {
                                 what: "take".into(),
@@ -1146,10 +1174,13 @@ impl ModelThread {
 
     /// Hands the frame to the take being recorded, if any.
     fn record(&mut self, frame: u64, world_frame: u64, picture: &Picture, applied: &[AppliedCue]) {
-        if let Some(reason) = self.take.as_ref().and_then(TakeWriter::failure) {
+        let failure = lock(&self.take).as_ref().and_then(TakeWriter::failure);
+        if let Some(reason) = failure {
             self.end_failed_take(reason);
         }
-        let Some(take) = &mut self.take else { return };
+        let slot = self.take.clone();
+        let mut slot = lock(&slot);
+        let Some(take) = slot.as_mut() else { return };
         take.cues(applied);
         let (shown, held) = match picture {
             Picture::New(f) => (f, false),
@@ -1186,7 +1217,9 @@ impl ModelThread {
     /// Ends a take whose files could not be written: its manifest is completed with the
     /// frames it holds, those it lost and why, and the status says so.
     fn end_failed_take(&mut self, reason: String) {
-        let Some(take) = self.take.take() else { return };
+        let Some(take) = lock(&self.take).take() else {
+            return;
+        };
         let name = take.name();
         let frames = match take.finish() {
             Ok(summary) => summary.frames,
@@ -1204,7 +1237,7 @@ impl ModelThread {
     }
 
     fn start_take(&mut self, dir: &Path, name: String) -> Result<TakeManifest, EngineError> {
-        if let Some(t) = &self.take {
+        if let Some(t) = lock(&self.take).as_ref() {
             return Err(EngineError::Config {
                 what: "take".into(),
                 message: format!("take {:?} is being recorded: stop it first", t.name()),
@@ -1231,7 +1264,7 @@ impl ModelThread {
         };
         let writer =
             TakeWriter::create(dir, manifest.clone(), |d| checkpoint.save(&d.join("start")))?;
-        self.take = Some(writer);
+        *lock(&self.take) = Some(writer);
         Ok(manifest)
     }
 
@@ -1334,10 +1367,12 @@ impl ModelThread {
     /// copy that cannot be written ends the take (as a full disk does): a take that
     /// could not be replayed is not kept going.
     fn keep_restore_in_take(&mut self, checkpoint: &Checkpoint, frame: u64) {
-        let Some(take) = &self.take else { return };
+        let Some(take_dir) = lock(&self.take).as_ref().map(|t| t.dir().to_owned()) else {
+            return;
+        };
         let rel = format!("restores/{frame}");
-        let dir = take.dir().join(&rel);
-        let saved = std::fs::create_dir_all(take.dir().join("restores"))
+        let dir = take_dir.join(&rel);
+        let saved = std::fs::create_dir_all(take_dir.join("restores"))
             .map_err(|e| crate::take::FileError::io(&dir, e))
             .and_then(|()| checkpoint.save(&dir));
         match saved {
@@ -1363,7 +1398,7 @@ impl ModelThread {
         s.seed = w.seed();
         s.frozen = w.frozen();
         s.fade = w.fade_level(wf);
-        s.take = self.take.as_ref().map(TakeWriter::name);
+        s.take = lock(&self.take).as_ref().map(TakeWriter::name);
         s.cues_waiting = self.scheduler.waiting();
         s.detail = self.drawn_detail;
         s.take_ended.clone_from(&self.take_ended);

@@ -587,6 +587,12 @@ pub fn remove_leftovers(folder: &Path) -> Vec<String> {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        // A manifest write cut between its temporary file and the rename leaves the
+        // temporary beside the last complete manifest.
+        let half_written = e.path().join("take.json.tmp");
+        if half_written.is_file() && fs::remove_file(&half_written).is_ok() {
+            removed.push(format!("{name}/take.json.tmp"));
+        }
         let Some(pid) = name
             .strip_prefix('.')
             .and_then(|n| n.rsplit_once(".tmp-"))
@@ -881,11 +887,17 @@ mod leftover_tests {
         for d in [&dead, &ours, &dir.join("t3"), &dir.join(".hidden")] {
             fs::create_dir_all(d).unwrap();
         }
-        assert_eq!(remove_leftovers(&dir), [".t1.tmp-4194305"]);
+        // t3's manifest was being rewritten when the process died.
+        fs::write(dir.join("t3/take.json"), "{}").unwrap();
+        fs::write(dir.join("t3/take.json.tmp"), "{\"fo").unwrap();
+        let mut removed = remove_leftovers(&dir);
+        removed.sort();
+        assert_eq!(removed, [".t1.tmp-4194305", "t3/take.json.tmp"]);
         assert!(
             !dead.exists()
                 && ours.exists()
-                && dir.join("t3").exists()
+                && dir.join("t3/take.json").exists()
+                && !dir.join("t3/take.json.tmp").exists()
                 && dir.join(".hidden").exists()
         );
         fs::remove_dir_all(&dir).unwrap();

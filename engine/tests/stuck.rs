@@ -1,6 +1,6 @@
 //! A model whose step never returns must not wedge whoever talks to the model thread:
 //! requests fail fast with "not responding", status says how long the step has run, and
-//! stopping the engine returns.
+//! stopping the engine returns, finishing the take it was recording.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use cuecast_engine::engine::{STEP_STALL, STOP_GRACE};
 use cuecast_engine::generator::{
     register_backend, BackendConfig, Fps, Generator, Image, ModelInfo, StepError, StepInput,
 };
-use cuecast_engine::{DeviceSpec, Engine, EngineConfig, EngineError};
+use cuecast_engine::{DeviceSpec, Engine, EngineConfig, EngineError, Take};
 use tch::Device;
 
 /// Steps normally until `hang` is set, then blocks until `release` is set.
@@ -68,9 +68,15 @@ fn a_hung_step_makes_requests_fail_fast_and_stopping_return() {
     frames.recv_timeout(Duration::from_secs(10)).unwrap();
     // Answers while the model steps normally.
     checkpoint("healthy").expect("a checkpoint of a healthy model");
+    // A take records two frames before the hang.
+    show.start_take(&dir.join("take"), "take").unwrap();
+    for f in 1..3 {
+        engine.render(f).unwrap();
+        frames.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
 
     hang.store(true, Ordering::Release);
-    engine.render(1).unwrap();
+    engine.render(3).unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     while show.counters().step_running().is_none() {
         assert!(Instant::now() < until, "the step never started");
@@ -106,6 +112,10 @@ fn a_hung_step_makes_requests_fail_fast_and_stopping_return() {
         "stopping took {:?}",
         stopping.elapsed()
     );
+    // ... and the take it was recording was finished, with what it holds.
+    let take = Take::open(&dir.join("take")).unwrap();
+    assert!(take.complete, "{:?}", take.manifest);
+    assert_eq!(take.manifest.frames, Some(2));
     release.store(true, Ordering::Release);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -306,6 +306,16 @@ impl RtmpServer {
         read_lossy(&self.dir.join("error.log"))
     }
 
+    /// Freezes nginx (SIGSTOP) or thaws it (SIGCONT): its connections stay open and
+    /// take nothing, as a hung server's do.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
     /// SIGKILLs nginx now (publishers see the connection drop, no goodbye)
     /// and waits until the port can be bound again, so `start_on(port)` can
     /// follow right away.

@@ -196,3 +196,79 @@ fn video_frames(path: &std::path::Path) -> u64 {
     assert_eq!(codec, "h264", "{}", path.display());
     frames.parse().unwrap_or(0)
 }
+
+/// `kill -9` while a take records, a checkpoint is being saved and a recording runs,
+/// then the daemon started again on the same folders: it starts cleanly, removes what
+/// the killed one left half-written, lists the cut take (readable, with its frames),
+/// never overwrites the cut recording (which plays), and takes new names and old ones
+/// as before.
+#[test]
+fn a_daemon_killed_mid_take_and_mid_checkpoint_starts_again_cleanly_on_its_folders() {
+    let _turn = serial();
+    let d = Daemon::start(
+        "kill9-restart",
+        &format!(
+            "outputs:\n  - {{name: mkv, type: record, path: rec/show.mkv, profile: {SMALL}}}\n"
+        ),
+        &[],
+    );
+    d.wait_state("mkv", "live", Duration::from_secs(30));
+    let (status, body) = d.call("POST", "/api/v1/takes", Some(r#"{"name": "t1"}"#), None);
+    assert_eq!(status, 201, "{body}");
+    std::thread::sleep(Duration::from_secs(2));
+    // A checkpoint save in flight when the process dies.
+    let api = d.api.clone();
+    let saving = std::thread::spawn(move || {
+        let _ = request(
+            &api,
+            "POST",
+            "/api/v1/checkpoints",
+            Some(r#"{"name": "c1"}"#),
+            None,
+        );
+    });
+    std::thread::sleep(Duration::from_millis(3));
+    let (dir, port) = d.kill_9();
+    let _ = saving.join();
+
+    let d = Daemon::start_again(dir.clone(), port);
+    d.wait_state("mkv", "live", Duration::from_secs(30));
+    // The cut take is listed and readable, with the frames it got.
+    let takes = d.get("/api/v1/takes");
+    let t1 = takes
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == "t1"))
+        .unwrap_or_else(|| panic!("t1 is not listed: {takes}"))
+        .clone();
+    assert!(t1["error"].is_null(), "{t1}");
+    assert!(t1["frames"].as_u64().unwrap_or(0) >= 30, "{t1}");
+    // Checkpoints list without errors: c1 is complete or absent, never half.
+    let checkpoints = d.get("/api/v1/checkpoints");
+    for c in checkpoints.as_array().into_iter().flatten() {
+        assert!(c["error"].is_null(), "a broken checkpoint is listed: {c}");
+    }
+    let leftovers: Vec<String> = ["takes", "checkpoints"]
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_dir(dir.join(f))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The cut recording plays and was not overwritten: the new one has its own name.
+    assert!(video_frames(&dir.join("rec/show.mkv")) >= 30);
+    assert!(d.output("mkv")["file"]
+        .as_str()
+        .is_some_and(|f| f.ends_with("show-2.mkv")));
+    // Names: t1 is taken, a new one works.
+    let (status, _) = d.call("POST", "/api/v1/takes", Some(r#"{"name": "t1"}"#), None);
+    assert_eq!(status, 409);
+    let (status, body) = d.call("POST", "/api/v1/takes", Some(r#"{"name": "t2"}"#), None);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = d.call("POST", "/api/v1/takes/stop", None, None);
+    assert_eq!(status, 200, "{body}");
+}

@@ -224,6 +224,8 @@ fn sighup_finishes_recordings_and_sigusr1_is_ignored() {
     );
     d.wait_state("mkv", "live", Duration::from_secs(30));
     d.send(libc::SIGUSR1);
+    d.send(libc::SIGUSR2);
+    d.send(libc::SIGPIPE);
     std::thread::sleep(Duration::from_secs(2));
     let frame = d.frame();
     std::thread::sleep(Duration::from_millis(500));
@@ -376,4 +378,32 @@ fn a_recording_on_a_full_disk_says_so_and_litters_nothing() {
         .map(|e| e.file_name())
         .collect();
     assert!(files.is_empty(), "files left on the full disk: {files:?}");
+}
+
+/// Ctrl-C (SIGINT) and Ctrl-\ (SIGQUIT) finish the recording and end the process, as
+/// SIGTERM and SIGHUP do.
+#[test]
+fn sigint_and_sigquit_finish_recordings_too() {
+    let _turn = serial();
+    for (signal, name) in [(libc::SIGINT, "sigint"), (libc::SIGQUIT, "sigquit")] {
+        let mut d = Daemon::start(
+            name,
+            "outputs:\n  - {name: mkv, type: record, path: rec/show.mkv}\n",
+            &[],
+        );
+        d.wait_state("mkv", "live", Duration::from_secs(30));
+        std::thread::sleep(Duration::from_secs(2));
+        let dir = d.dir.clone();
+        assert_eq!(d.stop_with(signal), 0, "{name}: {}", d.log());
+        assert!(
+            d.log().contains("recording complete"),
+            "{name}: {}",
+            d.log()
+        );
+        let (_, frames, duration) = ffprobe_file(&dir.join("rec/show.mkv")).unwrap();
+        assert!(
+            frames >= 45 && duration >= 1.5,
+            "{name}: {frames} frames, {duration} s"
+        );
+    }
 }

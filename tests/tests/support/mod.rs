@@ -36,6 +36,8 @@ pub struct Daemon {
     pub api: String,
     pub port: u16,
     child: Option<Child>,
+    /// Its folder outlives it (a daemon started again on it removes it).
+    keep_dir: bool,
 }
 
 impl Daemon {
@@ -87,7 +89,22 @@ impl Daemon {
             repo.display()
         );
         std::fs::write(dir.join("cuecast.yaml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+        Self::spawn_in(dir, port, env)
+    }
+
+    /// A daemon started again on the folders of one that ended (`kill -9`, a crash):
+    /// the same config, takes, checkpoints and recordings. Its log is appended to the
+    /// first one's.
+    pub fn start_again(dir: PathBuf, port: u16) -> Daemon {
+        Self::spawn_in(dir, port, &[])
+    }
+
+    fn spawn_in(dir: PathBuf, port: u16, env: &[(&str, &str)]) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cuecast-e2e"));
         cmd.args(["serve", "--config"])
             .arg(dir.join("cuecast.yaml"))
@@ -104,6 +121,7 @@ impl Daemon {
             dir,
             port,
             child: Some(child),
+            keep_dir: false,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -204,6 +222,14 @@ impl Daemon {
         self.stop_with(libc::SIGTERM)
     }
 
+    /// `kill -9`: the daemon ends at once, and its folder is left for
+    /// [`Daemon::start_again`].
+    pub fn kill_9(mut self) -> (PathBuf, u16) {
+        self.keep_dir = true;
+        self.stop_with(libc::SIGKILL);
+        (self.dir.clone(), self.port)
+    }
+
     /// Sends `signal` and leaves the daemon running.
     pub fn send(&self, signal: libc::c_int) {
         let child = self.child.as_ref().unwrap();
@@ -239,7 +265,7 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && !self.keep_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
