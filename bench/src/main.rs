@@ -723,7 +723,6 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         f(&x["growth_percent"])
     )?;
     writeln!(d, "![Resources](bench/resources.png)\n")?;
-    faults_section(&mut d, r)?;
 
     // 6.
     writeln!(d, "## 6. Encode: x264 at 30 fps on this machine\n")?;
@@ -750,6 +749,7 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         "\n(A difference of up to 2 between in and out is frames in flight at the two reads.)\n"
     )?;
     writeln!(d, "![Encode](bench/encode.png)\n")?;
+    faults_section(&mut d, r)?;
 
     // Takes.
     let t = &r["takes"];

@@ -153,6 +153,10 @@ impl Daemon {
     }
 
     pub fn wait_live(&self, output: &str) -> Result<()> {
+        self.wait_state(output, "live")
+    }
+
+    pub fn wait_state(&self, output: &str, state: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let outs = self.get("/api/v1/outputs")?;
@@ -160,12 +164,12 @@ impl Daemon {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|o| o["name"] == output && o["state"] == "live")
+                .any(|o| o["name"] == output && o["state"] == state)
             {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("output {output} never went live:\n{}", self.log());
+                bail!("output {output} never became {state}:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -254,7 +258,9 @@ pub fn latency(quick: bool) -> Result<Latency> {
             "video: {{width: 640, height: 360, fps: 30}}\noutputs:\n  - {{name: program, type: srt, mode: listener, address: 127.0.0.1:{srt_port}, latency_ms: 120, profile: {{video: {{width: 640, height: 360, fps: 30, bitrate_kbps: 2000, keyframe_s: 1}}}}}}\n"
         ),
     )?;
-    d.wait_live("program")?;
+    // An SRT listener is live once a receiver takes its stream; the receiver calls it
+    // below. Until then it is `connecting` with no receiver.
+    d.wait_state("program", "connecting")?;
     std::thread::sleep(Duration::from_secs(2));
 
     // 1. HTTP accepted → first frame showing the cue (the API's own answer).
