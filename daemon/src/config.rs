@@ -1260,6 +1260,23 @@ impl Show {
     pub fn load(path: &Path) -> Result<Show, ConfigError> {
         let text = read(path)?;
         let raw: RawShow = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, e))?;
+        // What the element would refuse at start, refused here by name: `check-config`
+        // and a config edit say so before anything starts.
+        let backends = cuecast_engine::generator::backend_names();
+        if !backends.contains(&raw.backend) {
+            return Err(ConfigError::new(
+                path,
+                "backend".to_owned(),
+                format!(
+                    "unknown backend {:?}: expected one of {}",
+                    raw.backend,
+                    backends.join(", ")
+                ),
+            ));
+        }
+        if let Err(e) = raw.device.parse::<cuecast_engine::DeviceSpec>() {
+            return Err(ConfigError::new(path, "device".to_owned(), e.to_string()));
+        }
         let max_threads = cuecast_engine::engine::MAX_MODEL_THREADS as u32;
         if let Some(n) = raw.model_threads.filter(|n| !(1..=max_threads).contains(n)) {
             return Err(ConfigError::new(
@@ -1568,6 +1585,43 @@ mod tests {
         assert!(e.to_string().contains("outputs[0]"), "{e}");
         let e = load(&d, "vidoe: {}").unwrap_err();
         assert!(e.to_string().contains("unknown field `vidoe`"), "{e}");
+    }
+
+    #[test]
+    fn show_presets_refuse_an_unknown_backend_a_device_and_bad_limits_by_name() {
+        let d = Dir::new("show-model");
+        for (text, field, words) in [
+            (
+                "backend: nope\n",
+                "backend",
+                "unknown backend \"nope\": expected one of",
+            ),
+            ("device: gpu\n", "device", "gpu"),
+            ("device: cuda:x\n", "device", "cuda:x"),
+            ("model_threads: 0\n", "model_threads", "from 1 to"),
+            ("on_failure: {after: 0}\n", "on_failure.after", "from 1 to"),
+            ("state_limit_mb: 0\n", "state_limit_mb", "no room"),
+        ] {
+            let e = Show::load(&d.write("s.yaml", text)).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
+            assert!(e.to_string().contains(words), "{text}: {e}");
+        }
+        let e = Show::load(&d.write("s.yaml", "on_failure: {action: explode}\n")).unwrap_err();
+        assert!(e.to_string().contains("explode"), "{e}");
+        let ok = Show::load(&d.write(
+            "s.yaml",
+            "device: cpu\nmodel_threads: 2\non_failure: {after: 5, action: hold}\nstate_limit_mb: 512\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                ok.model_threads,
+                ok.on_failure.after,
+                ok.on_failure.action,
+                ok.state_limit_mb
+            ),
+            (Some(2), 5, OnFailureAction::Hold, Some(512))
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub mod surface;
 use std::path::{Path, PathBuf};
 
 const USAGE: &str = "\
-usage: cuecast serve [--config FILE]     run the show (default: config/cuecast.yaml)
+usage: cuecast serve [--config FILE] [--ready-file FILE]
+                                          run the show (default: config/cuecast.yaml);
+                                          once live, FILE gets {api, osc}: the
+                                          addresses bound (a listen port 0 picks one)
        cuecast check-config FILE         check a config, its show preset and profiles
        cuecast take start [NAME] | stop | list            [--api HOST:PORT]
        cuecast checkpoint save [NAME] | restore NAME | list [--api HOST:PORT]
@@ -125,14 +128,34 @@ pub fn user_path(path: &std::path::Path) -> String {
 }
 
 /// The command line; returns the exit status.
+/// `serve`'s options: `--config FILE` and `--ready-file FILE`, each at most once.
+fn serve_args(args: &[String]) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+    let (mut config, mut ready) = (None, None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let slot = match flag.as_str() {
+            "--config" => &mut config,
+            "--ready-file" => &mut ready,
+            other => anyhow::bail!("serve does not take {other:?}\n\n{USAGE}"),
+        };
+        let Some(value) = it.next() else {
+            anyhow::bail!("{flag} needs a FILE\n\n{USAGE}");
+        };
+        if slot.replace(PathBuf::from(value)).is_some() {
+            anyhow::bail!("{flag} is given twice\n\n{USAGE}");
+        }
+    }
+    Ok((
+        config.unwrap_or_else(|| PathBuf::from("config/cuecast.yaml")),
+        ready,
+    ))
+}
+
 pub fn run(args: &[String]) -> i32 {
     block_stop_signals();
     let result = match args.first().map(String::as_str) {
-        Some("serve") => match args[1..] {
-            [] => serve::serve(&PathBuf::from("config/cuecast.yaml")),
-            [ref flag, ref file] if flag == "--config" => serve::serve(&PathBuf::from(file)),
-            _ => Err(anyhow::anyhow!("serve takes --config FILE\n\n{USAGE}")),
-        },
+        Some("serve") => serve_args(&args[1..])
+            .and_then(|(config, ready)| serve::serve(&config, ready.as_deref())),
         Some("check-config") => match &args[1..] {
             [file] => serve::check_config(&PathBuf::from(file)),
             _ => Err(anyhow::anyhow!("check-config takes one FILE\n\n{USAGE}")),

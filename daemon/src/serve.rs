@@ -29,7 +29,9 @@ use crate::outputs::Outputs;
 use crate::rundown::Rundown;
 
 /// Runs the show in `config_path` until a stop signal.
-pub fn serve(config_path: &Path) -> Result<()> {
+/// Runs the show; once it is live, `ready` (when given) gets the addresses bound, so a
+/// caller that asked for port 0 learns which one it got.
+pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     let config = Config::load(config_path)?;
     for line in config.summary() {
         eprintln!("cuecast: {line}");
@@ -163,6 +165,12 @@ pub fn serve(config_path: &Path) -> Result<()> {
     let osc = Arc::new(Mutex::new(None));
     if let Some(addr) = config.osc_listen {
         *lock(&osc) = Some(start_osc(addr, config.osc_allow.clone(), show, &state)?);
+    }
+    if let Some(path) = ready {
+        let osc_addr = lock(&osc).as_ref().map(OscListener::local_addr);
+        let text = json!({"api": server.addr.to_string(), "osc": osc_addr.map(|a| a.to_string())});
+        write_ready(path, &text.to_string())
+            .with_context(|| format!("cannot write the ready file {}", path.display()))?;
     }
     eprint!(
         "{}",
@@ -801,6 +809,13 @@ fn watch_config(config: &Config, reloader: Arc<Reloader>) -> Result<notify::Reco
 }
 
 /// `cuecast check-config FILE`: loads everything a start would, without starting.
+/// Writes the ready file whole or not at all (a reader polling for it never sees half).
+fn write_ready(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 pub fn check_config(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     for line in config.summary() {

@@ -475,13 +475,19 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    /// Stops the model thread; one stuck in a step is left behind after
-    /// [`STOP_GRACE`] (it ends with the process), so that stopping never hangs.
-    fn drop(&mut self) {
+impl Engine {
+    /// Stops the model thread, waiting at most `grace` for it: one still in a step then
+    /// is left behind (it stops after that step, or ends with the process), and the
+    /// take it was recording is finished here. Dropping an engine waits
+    /// [`STOP_GRACE`].
+    pub fn stop_within(mut self, grace: Duration) {
+        self.shut_down(grace);
+    }
+
+    fn shut_down(&mut self, grace: Duration) {
         let _ = self.requests.send(Request::Stop);
         let Some(t) = self.thread.take() else { return };
-        let deadline = Instant::now() + STOP_GRACE;
+        let deadline = Instant::now() + grace;
         while !t.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -490,8 +496,8 @@ impl Drop for Engine {
         } else {
             let running = self.counters.step_running().unwrap_or_default();
             eprintln!(
-                "cuecast: the model did not stop within {} s (its step has been running for {:.1} s): left behind",
-                STOP_GRACE.as_secs(),
+                "cuecast: the model did not stop within {:.1} s (its step has been running for {:.1} s): left behind",
+                grace.as_secs_f64(),
                 running.as_secs_f64()
             );
             // The take it was recording is finished here: it holds what was recorded.
@@ -506,6 +512,14 @@ impl Drop for Engine {
                 }
             }
         }
+    }
+}
+
+impl Drop for Engine {
+    /// Stops the model thread; one stuck in a step is left behind after
+    /// [`STOP_GRACE`] (it ends with the process), so that stopping never hangs.
+    fn drop(&mut self) {
+        self.shut_down(STOP_GRACE);
     }
 }
 

@@ -180,6 +180,54 @@ fn a_late_step_repeats_the_previous_frame_and_the_cadence_holds() {
         .expect("a stats message after a second of frames");
     assert_eq!(last.get::<u64>("repeated").unwrap(), 1);
     assert_eq!(last.get::<f64>("fps").unwrap(), 30.0);
+    // ... and the element's read-only counters say the same.
+    let bin = h.element().unwrap().downcast::<gst::Bin>().unwrap();
+    let src = bin
+        .children()
+        .into_iter()
+        .find(|e| e.factory().is_some_and(|f| f.name() == "cuecastsrc"))
+        .expect("the cuecastsrc in the harness");
+    assert_eq!(src.property::<u64>("frames"), 40);
+    assert_eq!(src.property::<u64>("repeated"), 1);
+    assert_eq!(src.property::<u64>("failed"), 0);
+    let rendered = src.property::<u64>("rendered");
+    assert!((38..=40).contains(&rendered), "{rendered}");
+}
+
+#[test]
+fn stopping_takes_at_most_a_second_whatever_the_model_does() {
+    // Frame 5's step never returns until released, long after the stop. (Warm-up
+    // steps frames 0-2 before the element starts.)
+    hold(88, 5);
+    let (mut h, _bus) = harness("backend=gated seed=88");
+    for _ in 0..5 {
+        next(&mut h);
+    }
+    assert!(h.crank_single_clock_wait().is_ok(), "slot 5 starts");
+    let src = h.element().unwrap();
+    let asked = std::time::Instant::now();
+    src.set_state(gst::State::Null).unwrap();
+    let took = asked.elapsed();
+    release(88, 5);
+    assert!(
+        took < std::time::Duration::from_millis(1800),
+        "reaching NULL took {took:?}"
+    );
+}
+
+#[test]
+fn a_device_that_is_not_one_is_refused_when_set() {
+    init();
+    let src = gst::ElementFactory::make("cuecastsrc").build().unwrap();
+    for good in ["cpu", "cuda:1", "auto"] {
+        src.set_property("device", good);
+        assert_eq!(src.property::<String>("device"), good);
+    }
+    src.set_property("device", "cpu");
+    for bad in ["gpu", "cuda:x", "tpu:0"] {
+        src.set_property("device", bad);
+        assert_eq!(src.property::<String>("device"), "cpu", "{bad} was taken");
+    }
 }
 
 #[test]

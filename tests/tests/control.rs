@@ -195,11 +195,9 @@ fn rundown_go_and_back_and_osc_steer_the_show() {
 #[test]
 fn changes_need_the_token_when_the_api_listens_beyond_loopback() {
     let _turn = serial();
-    let port = free_port();
     let d = Daemon::start_with(
         "token",
-        port,
-        &format!("api: {{listen: 0.0.0.0:{port}, token_env: CUECAST_TEST_TOKEN}}\n"),
+        "api: {listen: 0.0.0.0:0, token_env: CUECAST_TEST_TOKEN}\n",
         &[("CUECAST_TEST_TOKEN", "t0k3n-abc-0123456789")],
     );
     let body = Some(r#"{"type":"freeze"}"#);

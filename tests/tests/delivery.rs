@@ -228,10 +228,10 @@ fn a_daemon_killed_mid_take_and_mid_checkpoint_starts_again_cleanly_on_its_folde
         );
     });
     std::thread::sleep(Duration::from_millis(3));
-    let (dir, port) = d.kill_9();
+    let dir = d.kill_9();
     let _ = saving.join();
 
-    let d = Daemon::start_again(dir.clone(), port);
+    let d = Daemon::start_again(dir.clone());
     d.wait_state("mkv", "live", Duration::from_secs(30));
     // The cut take is listed and readable, with the frames it got.
     let takes = d.get("/api/v1/takes");

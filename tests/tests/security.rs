@@ -111,13 +111,9 @@ fn one_absurd_cue_is_refused_by_field_and_the_show_goes_on() {
 #[test]
 fn outputs_added_over_the_api_record_only_in_the_recordings_folder_and_read_no_other_secret() {
     let _turn = serial();
-    let port = free_port();
     let d = Daemon::start_with(
         "api-outputs",
-        port,
-        &format!(
-            "api: {{listen: 127.0.0.1:{port}, output_secrets: [CUECAST_TEST_STREAM_KEY]}}\nrecordings: recordings\n"
-        ),
+        "api: {listen: 127.0.0.1:0, output_secrets: [CUECAST_TEST_STREAM_KEY]}\nrecordings: recordings\n",
         &[("CUECAST_TEST_STREAM_KEY", "k3y"), ("CUECAST_TEST_OTHER", "s3cret")],
     );
     let victim = d.dir.join("victim.conf");
@@ -271,12 +267,10 @@ fn bodies_are_strict_and_the_cue_log_is_bounded_and_paged() {
 #[test]
 fn tokens_are_compared_whole_any_case_of_bearer_and_guessing_is_slowed() {
     let _turn = serial();
-    let port = free_port();
     let token = "0123456789abcdef-token";
     let d = Daemon::start_with(
         "token-rules",
-        port,
-        &format!("api: {{listen: 127.0.0.1:{port}, token: {token}}}\n"),
+        &format!("api: {{listen: 127.0.0.1:0, token: {token}}}\n"),
         &[],
     );
     let host = format!("host: {}\r\n", d.api);

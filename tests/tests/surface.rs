@@ -99,11 +99,9 @@ fn an_output_whose_server_is_down_shows_retrying_with_its_error() {
 #[test]
 fn with_auth_on_the_page_asks_for_the_token_and_refuses_a_wrong_one() {
     let _serial = serial();
-    let port = free_port();
     let daemon = Daemon::start_with(
         "surface-auth",
-        port,
-        &format!("api: {{listen: 127.0.0.1:{port}, token_env: CUECAST_TEST_TOKEN}}\n{PREVIEW}"),
+        &format!("api: {{listen: 127.0.0.1:0, token_env: CUECAST_TEST_TOKEN}}\n{PREVIEW}"),
         &[("CUECAST_TEST_TOKEN", "right-token")],
     );
     browser("auth", &daemon, &[("CUECAST_TOKEN", "right-token")]);

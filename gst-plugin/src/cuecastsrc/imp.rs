@@ -20,12 +20,12 @@
 //! streaming thread while it waits, and never with another lock.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::{mpsc, LazyLock, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Instant;
 
 use cuecast_control::{ControlServer, ControlState};
-use cuecast_engine::engine::{FailureAction, FailurePolicy};
+use cuecast_engine::engine::{Counters, FailureAction, FailurePolicy};
 use cuecast_engine::generator::{backend_names, Fps};
 use cuecast_engine::{
     Cue, CueError, CueFile, CueKind, DeviceSpec, Engine, EngineConfig, Picture, Rendered, Scene,
@@ -48,6 +48,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const DEFAULT_BACKEND: &str = "procedural";
 const DEFAULT_DEVICE: &str = "auto";
+/// The longest the element waits for its model at stop.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 const DEFAULT_SEED: u64 = 0;
 const DEFAULT_PROMPT: &str = "rolling green hills";
 const DEFAULT_IS_LIVE: bool = true;
@@ -167,6 +169,10 @@ pub struct CuecastSrc {
     clock: Mutex<ClockWait>,
     wake_tx: Mutex<Option<mpsc::Sender<Wake>>>,
     wake_rx: Mutex<Option<mpsc::Receiver<Wake>>>,
+    /// The last run's engine counters and frames pushed: what the read-only `frames`,
+    /// `rendered`, `repeated` and `failed` properties read, also after the stop.
+    counters: Mutex<Option<Arc<Counters>>>,
+    frames: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -266,6 +272,26 @@ impl ObjectImpl for CuecastSrc {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("frames")
+                    .nick("Frames")
+                    .blurb("Frames pushed since the element started (rendered, held or repeated)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("rendered")
+                    .nick("Rendered")
+                    .blurb("Frames the model made since the element started")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("repeated")
+                    .nick("Repeated")
+                    .blurb("Frames sent again because the model's was not ready in time (or its step failed)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("failed")
+                    .nick("Failed")
+                    .blurb("Model steps that failed")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecBoolean::builder("is-live")
                     .nick("Is live")
                     .blurb("Live: frames on the pipeline clock at a constant rate, late steps repeat the last frame. Not live: every frame rendered, as fast as possible")
@@ -294,7 +320,18 @@ impl ObjectImpl for CuecastSrc {
         match pspec.name() {
             "backend" => settings.backend = opt(value).unwrap_or_else(|| DEFAULT_BACKEND.into()),
             "model" => settings.model = opt(value),
-            "device" => settings.device = opt(value).unwrap_or_else(|| DEFAULT_DEVICE.into()),
+            "device" => {
+                let wanted = opt(value).unwrap_or_else(|| DEFAULT_DEVICE.into());
+                match wanted.parse::<DeviceSpec>() {
+                    Ok(_) => settings.device = wanted,
+                    Err(e) => gst::error!(
+                        CAT,
+                        imp = self,
+                        "device {wanted:?}: {e}; kept {:?}",
+                        settings.device
+                    ),
+                }
+            }
             "seed" => {
                 settings.seed = value.get().unwrap();
                 drop(settings);
@@ -345,6 +382,20 @@ impl ObjectImpl for CuecastSrc {
             "backend" => settings.backend.to_value(),
             "model" => settings.model.to_value(),
             "device" => settings.device.to_value(),
+            "frames" => self.frames.load(Ordering::Relaxed).to_value(),
+            "rendered" | "repeated" | "failed" => {
+                let counters = lock(&self.counters);
+                let Some(c) = counters.as_ref() else {
+                    return 0u64.to_value();
+                };
+                match pspec.name() {
+                    "rendered" => &c.rendered,
+                    "repeated" => &c.repeated,
+                    _ => &c.failed,
+                }
+                .load(Ordering::Relaxed)
+                .to_value()
+            }
             "seed" => settings.seed.to_value(),
             "prompt" => settings.prompt.to_value(),
             "cues" => settings.cues.to_value(),
@@ -650,6 +701,8 @@ impl BaseSrcImpl for CuecastSrc {
         );
         *lock(&self.wake_tx) = Some(tx);
         *lock(&self.wake_rx) = Some(rx);
+        *lock(&self.counters) = Some(engine.counters().clone());
+        self.frames.store(0, Ordering::Relaxed);
         *lock(&self.state) = State {
             engine: Some(engine),
             control,
@@ -664,7 +717,11 @@ impl BaseSrcImpl for CuecastSrc {
         let state = std::mem::take(&mut *lock(&self.state));
         // The server goes first, so no cue arrives at a stopping engine.
         drop(state.control);
-        drop(state.engine);
+        // The pipeline reaches NULL within a second whatever the model does: one stuck
+        // in a step is left behind (and its take finished without it).
+        if let Some(engine) = state.engine {
+            engine.stop_within(STOP_WAIT);
+        }
         lock(&self.wake_tx).take();
         lock(&self.wake_rx).take();
         gst::info!(CAT, imp = self, "stopped after {} frames", state.pushed);
@@ -895,6 +952,7 @@ impl PushSrcImpl for CuecastSrc {
         state.last = Some(buffer.clone());
         state.slot = n + 1;
         state.pushed += 1;
+        self.frames.fetch_add(1, Ordering::Relaxed);
         state.window.pushed += 1;
         state.window.repeated += u64::from(repeated);
         if step_ms > 0.0 {

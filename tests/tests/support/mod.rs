@@ -42,37 +42,25 @@ pub struct Daemon {
 
 impl Daemon {
     /// Writes `cuecast.yaml` (video 320x180@30, the repo's presets and default show,
-    /// the API on a free port, then `rest`) and starts the daemon; returns once the
-    /// API answers.
+    /// the API on a port the daemon picks, then `rest`) and starts the daemon; returns
+    /// once it is live, its API address read from its ready file.
     pub fn start(name: &str, rest: &str, env: &[(&str, &str)]) -> Daemon {
-        let port = free_port();
-        Self::start_with(
-            name,
-            port,
-            &format!("api: {{listen: 127.0.0.1:{port}}}\n{rest}"),
-            env,
-        )
+        Self::start_with(name, &format!("api: {{listen: 127.0.0.1:0}}\n{rest}"), env)
     }
 
-    /// Like [`start`], with the `api:` section given by the caller.
-    pub fn start_with(name: &str, port: u16, rest: &str, env: &[(&str, &str)]) -> Daemon {
-        Self::launch(name, port, None, rest, env)
+    /// Like [`start`], with the `api:` section given by the caller (port 0: the daemon
+    /// picks one and reports it).
+    pub fn start_with(name: &str, rest: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::launch(name, None, rest, env)
     }
 
     /// Like [`start`], with the show preset `show` (YAML) instead of the default one.
     pub fn start_with_show(name: &str, show: &str, rest: &str, env: &[(&str, &str)]) -> Daemon {
-        let port = free_port();
-        let rest = format!("api: {{listen: 127.0.0.1:{port}}}\n{rest}");
-        Self::launch(name, port, Some(show), &rest, env)
+        let rest = format!("api: {{listen: 127.0.0.1:0}}\n{rest}");
+        Self::launch(name, Some(show), &rest, env)
     }
 
-    fn launch(
-        name: &str,
-        port: u16,
-        show: Option<&str>,
-        rest: &str,
-        env: &[(&str, &str)],
-    ) -> Daemon {
+    fn launch(name: &str, show: Option<&str>, rest: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("cuecast-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -89,17 +77,19 @@ impl Daemon {
             repo.display()
         );
         std::fs::write(dir.join("cuecast.yaml"), config).unwrap();
-        Self::spawn_in(dir, port, env)
+        Self::spawn_in(dir, env)
     }
 
     /// A daemon started again on the folders of one that ended (`kill -9`, a crash):
     /// the same config, takes, checkpoints and recordings. Its log is appended to the
     /// first one's.
-    pub fn start_again(dir: PathBuf, port: u16) -> Daemon {
-        Self::spawn_in(dir, port, &[])
+    pub fn start_again(dir: PathBuf) -> Daemon {
+        Self::spawn_in(dir, &[])
     }
 
-    fn spawn_in(dir: PathBuf, port: u16, env: &[(&str, &str)]) -> Daemon {
+    fn spawn_in(dir: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        let ready = dir.join("ready.json");
+        let _ = std::fs::remove_file(&ready);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -108,6 +98,8 @@ impl Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cuecast-e2e"));
         cmd.args(["serve", "--config"])
             .arg(dir.join("cuecast.yaml"))
+            .arg("--ready-file")
+            .arg(&ready)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -117,26 +109,33 @@ impl Daemon {
         }
         let child = cmd.spawn().expect("cannot start the daemon");
         let mut d = Daemon {
-            api: format!("127.0.0.1:{port}"),
+            api: String::new(),
             dir,
-            port,
+            port: 0,
             child: Some(child),
             keep_dir: false,
         };
+        // The daemon writes its ready file once it is live, with the address it bound.
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(Ok(Some(status))) = d.child.as_mut().map(|c| c.try_wait()) {
                 panic!("the daemon exited ({status}):\n{}", d.log());
             }
-            if request(&d.api, "GET", "/api/v1/status", None, None).is_ok() {
+            let bound = std::fs::read_to_string(&ready)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["api"].as_str()?.parse::<std::net::SocketAddr>().ok());
+            if let Some(addr) = bound {
+                d.port = addr.port();
+                d.api = format!("127.0.0.1:{}", addr.port());
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "the API never answered:\n{}",
+                "the daemon never said it was live (no ready file):\n{}",
                 d.log()
             );
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(50));
         }
         d
     }
@@ -224,10 +223,10 @@ impl Daemon {
 
     /// `kill -9`: the daemon ends at once, and its folder is left for
     /// [`Daemon::start_again`].
-    pub fn kill_9(mut self) -> (PathBuf, u16) {
+    pub fn kill_9(mut self) -> PathBuf {
         self.keep_dir = true;
         self.stop_with(libc::SIGKILL);
-        (self.dir.clone(), self.port)
+        self.dir.clone()
     }
 
     /// Sends `signal` and leaves the daemon running.
