@@ -124,6 +124,9 @@ async fn run(
         return;
     };
     let open = Arc::new(Semaphore::new(limits.connections));
+    // A handler that panics answers 500 (and the panic is logged) instead of the
+    // connection being reset under the client.
+    let router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -151,6 +154,26 @@ async fn run(
     }
     // Requests in flight get `grace` to finish: every permit back means none is open.
     let _ = tokio::time::timeout(grace, open.acquire_many(limits.connections as u32)).await;
+}
+
+/// The answer to a request whose handler panicked: the reason goes to the log, the
+/// client gets the error shape every other error has, with nothing internal in it.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let reason = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    eprintln!("cuecast: a request's handler panicked: {reason}");
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({
+            "error": "internal",
+            "detail": "the server failed on this request; its log says why",
+        })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -191,6 +214,44 @@ mod tests {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out.starts_with("HTTP/1.1 200") && out.ends_with("hello")
+    }
+
+    #[test]
+    fn a_handler_that_panics_answers_500_and_the_server_goes_on() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let router = Router::new().route("/", get(|| async { "hello" })).route(
+            "/boom",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("a bug in a handler");
+                }
+                "never"
+            }),
+        );
+        let srv = HttpServer::start(
+            listener,
+            router,
+            "test-http",
+            Limits::default(),
+            Duration::ZERO,
+        )
+        .unwrap();
+        let mut s = TcpStream::connect(srv.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /boom HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 500"), "{out}");
+        assert!(out.contains(r#""error":"internal""#), "{out}");
+        assert!(
+            !out.contains("a bug in a handler"),
+            "the panic leaked: {out}"
+        );
+        assert!(get_ok(srv.local_addr()), "the server stopped answering");
     }
 
     #[test]

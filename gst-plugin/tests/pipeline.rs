@@ -215,7 +215,8 @@ fn curl_moves_the_camera_in_a_running_pipeline() {
     );
     assert_eq!(status, 200, "{v}");
     let applied_at = v["cues"][0]["frame"].as_u64().unwrap();
-    assert!(v["cues"][0]["latency_ms"].as_f64().unwrap() >= 0.0);
+    let latency = v["cues"][0]["latency_ms"].as_f64().unwrap();
+    assert!(latency > 0.0 && latency < 5000.0, "{v}");
     // Frames after the cue show the camera moving: away from the still picture, and
     // different from frame to frame (a loaded machine may repeat the odd frame, so the
     // count of changes is checked rather than every pair).
