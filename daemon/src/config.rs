@@ -937,7 +937,11 @@ impl Config {
         )];
         lines.push(format!(
             "API on http://{}/api/v1 ({})",
-            self.api_listen,
+            if self.api_listen.port() == 0 {
+                format!("{}:<a free port>", self.api_listen.ip())
+            } else {
+                self.api_listen.to_string()
+            },
             if self.api_token.is_some() {
                 "token required for changes"
             } else {
