@@ -109,12 +109,14 @@ fn f(v: &Value) -> f64 {
 fn main() -> Result<()> {
     // The daemon benchmarks run `cuecast serve` as a process: this same binary.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, config] = args.as_slice() {
+    if let [flag, config, ready] = args.as_slice() {
         if flag == "--serve" {
             std::process::exit(cuecast::run(&[
                 "serve".into(),
                 "--config".into(),
                 config.clone(),
+                "--ready-file".into(),
+                ready.clone(),
             ]));
         }
     }

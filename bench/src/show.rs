@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 use serde_json::Value;
 
-use cuecast_tests::peers::{free_port, free_udp_port};
+use cuecast_tests::peers::free_udp_port;
 
 use crate::percentile;
 
@@ -28,7 +28,6 @@ impl Daemon {
     /// Starts a daemon with `config` (after the API line) and a show preset: the
     /// repository's default, or `show` written beside the config.
     pub fn start(name: &str, show: Option<&str>, config: &str) -> Result<Daemon> {
-        let port = free_port();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let dir = std::env::temp_dir().join(format!("cuecast-bench-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -43,32 +42,43 @@ impl Daemon {
         std::fs::write(
             &file,
             format!(
-                "show: {}\npresets: {}/presets\napi: {{listen: 127.0.0.1:{port}}}\n{config}",
+                "show: {}\npresets: {}/presets\napi: {{listen: 127.0.0.1:0}}\n{config}",
                 show_path.display(),
                 repo.display()
             ),
         )?;
         let log = std::fs::File::create(dir.join("daemon.log"))?;
+        let ready = dir.join("ready.json");
+        let _ = std::fs::remove_file(&ready);
         let child = Command::new(std::env::current_exe()?)
             .arg("--serve")
             .arg(&file)
+            .arg(&ready)
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()?;
-        let d = Daemon {
+        let mut d = Daemon {
             child,
-            api: format!("127.0.0.1:{port}"),
+            api: String::new(),
             dir,
         };
+        // Once live, the daemon writes the address it bound (port 0: one it picked).
         let deadline = Instant::now() + Duration::from_secs(60);
-        while request(&d.api, "GET", "/api/v1/status", "").is_err() {
-            if Instant::now() > deadline {
+        loop {
+            let bound = std::fs::read_to_string(&ready)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["api"].as_str().map(str::to_owned));
+            if let Some(api) = bound {
+                d.api = api;
+                return Ok(d);
+            }
+            if Instant::now() > deadline || matches!(d.child.try_wait(), Ok(Some(_))) {
                 bail!("the daemon did not start:\n{}", d.log());
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(d)
     }
 
     pub fn log(&self) -> String {
