@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use cuecast_tests::peers::{free_udp_port, RtmpServer, SrtReceiver};
+use cuecast_tests::peers::{free_udp_port, video_frames, RtmpServer, SrtReceiver};
 
 use crate::show::Daemon;
 
@@ -35,19 +35,24 @@ fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> R
     Ok(())
 }
 
-/// nginx-rtmp killed, started again after `down_s`: seconds from its return until the
-/// output is `live` again (the backoff's next attempt decides most of it).
-pub fn rtmp_back(rounds: usize, down_s: f64) -> Result<Value> {
-    let mut server = RtmpServer::start();
-    let port = server.port;
-    let d = Daemon::start(
-        "fault-rtmp",
+/// A show at 640x360 with one RTMP output into `server`.
+fn rtmp_show(name: &str, server: &RtmpServer) -> Result<Daemon> {
+    Daemon::start(
+        name,
         None,
         &format!(
             "video: {{width: 640, height: 360, fps: 30}}\noutputs:\n  - {{name: rtmp, type: rtmp, url: {:?}, key: bench, profile: {PROFILE}}}\n",
             server.app_url()
         ),
-    )?;
+    )
+}
+
+/// nginx-rtmp killed, started again after `down_s`: seconds from its return until the
+/// output is `live` again (the backoff's next attempt decides most of it).
+pub fn rtmp_back(rounds: usize, down_s: f64) -> Result<Value> {
+    let mut server = RtmpServer::start();
+    let port = server.port;
+    let d = rtmp_show("fault-rtmp", &server)?;
     d.wait_live("rtmp")?;
     let mut times = Vec::new();
     for _ in 0..rounds {
@@ -77,14 +82,7 @@ pub fn rtmp_frozen(rounds: usize) -> Result<Value> {
     let mut times = Vec::new();
     for _ in 0..rounds {
         let server = RtmpServer::start();
-        let d = Daemon::start(
-            "fault-rtmp-frozen",
-            None,
-            &format!(
-                "video: {{width: 640, height: 360, fps: 30}}\noutputs:\n  - {{name: rtmp, type: rtmp, url: {:?}, key: bench, profile: {PROFILE}}}\n",
-                server.app_url()
-            ),
-        )?;
+        let d = rtmp_show("fault-rtmp-frozen", &server)?;
         d.wait_live("rtmp")?;
         std::thread::sleep(Duration::from_secs(2));
         server.freeze(true);
@@ -204,23 +202,11 @@ pub fn kill9_loss(kbps: u32, ext: &str, rounds: usize) -> Result<Value> {
         std::thread::sleep(Duration::from_secs_f64(3.2 + (round % 3) as f64 * 1.1));
         let ran = first.elapsed().as_secs_f64();
         d.kill_9();
-        let frames = video_frames(&file);
+        let frames = video_frames(&file).map_or(0, |(_, n)| n);
         let bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
         let kept = frames as f64 / 30.0;
         lost.push((ran - kept).max(0.0));
         rates.push(bytes as f64 * 8.0 / kept.max(0.001) / 1e6);
     }
     Ok(json!({"kbps": kbps, "container": ext, "rounds": rounds, "lost_s": lost, "mbps": rates}))
-}
-
-/// Video frames a player reads from a file, cut or not.
-fn video_frames(path: &Path) -> u64 {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(path)
-        .output();
-    out.ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -66,12 +66,8 @@ impl Daemon {
         // Once live, the daemon writes the address it bound (port 0: one it picked).
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let bound = std::fs::read_to_string(&ready)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .and_then(|v| v["api"].as_str().map(str::to_owned));
-            if let Some(api) = bound {
-                d.api = api;
+            if let Some(api) = cuecast_tests::daemon::ready_api(&ready) {
+                d.api = api.to_string();
                 return Ok(d);
             }
             if Instant::now() > deadline || matches!(d.child.try_wait(), Ok(Some(_))) {
@@ -138,28 +134,7 @@ impl Daemon {
 
     /// The daemon's server-sent events, parsed, as they come.
     pub fn events(&self) -> Result<mpsc::Receiver<Value>> {
-        use std::io::BufRead;
-        let mut s = TcpStream::connect(&self.api)?;
-        write!(
-            s,
-            "GET /api/v1/events HTTP/1.1\r\nhost: {}\r\n\r\n",
-            self.api
-        )?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(s).lines() {
-                let Ok(line) = line else { return };
-                if let Some(v) = line
-                    .strip_prefix("data: ")
-                    .and_then(|d| serde_json::from_str(d).ok())
-                {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(rx)
+        Ok(cuecast_tests::daemon::follow_events(&self.api)?)
     }
 
     pub fn wait_live(&self, output: &str) -> Result<()> {

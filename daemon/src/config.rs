@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+use cuecast_engine::engine::FailurePolicy;
 use cuecast_engine::{Cue, Scene};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -387,7 +388,7 @@ pub struct Show {
     pub osc_prefix: String,
     /// libtorch threads for the model; `None`: the engine's default.
     pub model_threads: Option<u32>,
-    pub on_failure: OnFailure,
+    pub on_failure: FailurePolicy,
     pub state_limit_mb: Option<u32>,
     /// OSC address (after the prefix) → a cue or a list of cues.
     pub osc_map: BTreeMap<String, Value>,
@@ -406,7 +407,7 @@ impl Default for Show {
             rundown: Vec::new(),
             osc_prefix: "/cuecast".into(),
             model_threads: None,
-            on_failure: OnFailure::default(),
+            on_failure: FailurePolicy::default(),
             state_limit_mb: None,
             osc_map: BTreeMap::new(),
         }
@@ -549,53 +550,10 @@ struct RawShow {
     #[serde(default)]
     model_threads: Option<u32>,
     #[serde(default)]
-    on_failure: OnFailure,
+    on_failure: FailurePolicy,
     /// The most the model's state may hold, in MB (absent: no limit).
     #[serde(default)]
     state_limit_mb: Option<u32>,
-}
-
-/// What the show does when the model's steps keep failing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OnFailure {
-    /// Failed steps in a row that make a failing model.
-    #[serde(default = "default_failure_after")]
-    pub after: u32,
-    #[serde(default)]
-    pub action: OnFailureAction,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnFailureAction {
-    /// Start the model over.
-    #[default]
-    Reset,
-    /// Keep the last good picture.
-    Hold,
-}
-
-impl OnFailureAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnFailureAction::Reset => "reset",
-            OnFailureAction::Hold => "hold",
-        }
-    }
-}
-
-impl Default for OnFailure {
-    fn default() -> Self {
-        OnFailure {
-            after: default_failure_after(),
-            action: OnFailureAction::Reset,
-        }
-    }
-}
-
-fn default_failure_after() -> u32 {
-    cuecast_engine::engine::FailurePolicy::default().after
 }
 
 fn default_backend() -> String {
@@ -1624,7 +1582,12 @@ mod tests {
                 ok.on_failure.action,
                 ok.state_limit_mb
             ),
-            (Some(2), 5, OnFailureAction::Hold, Some(512))
+            (
+                Some(2),
+                5,
+                cuecast_engine::engine::FailureAction::Hold,
+                Some(512)
+            )
         );
     }
 

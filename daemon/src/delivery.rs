@@ -19,7 +19,7 @@
 //! The supervisor reads these twice a second and turns them into `live`, delivered
 //! `bytes`, and the stalls that end an attempt.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -108,7 +108,10 @@ impl Probe {
             Probe::Srt { .. } => {
                 format!("no SRT receiver at {target} acknowledged anything within {s} s")
             }
-            Probe::File(p) => format!("nothing was written to {} within {s} s", show(p)),
+            Probe::File(p) => format!(
+                "nothing was written to {} within {s} s",
+                crate::user_path(p)
+            ),
         }
     }
 
@@ -120,13 +123,9 @@ impl Probe {
             Probe::Srt { .. } => {
                 format!("the SRT receiver at {target} acknowledged nothing for {s} s")
             }
-            Probe::File(p) => format!("nothing was written to {} for {s} s", show(p)),
+            Probe::File(p) => format!("nothing was written to {} for {s} s", crate::user_path(p)),
         }
     }
-}
-
-fn show(p: &Path) -> String {
-    crate::user_path(p)
 }
 
 /// An attempt that delivers nothing for this long after it starts has failed.

@@ -64,21 +64,46 @@ pub struct EngineConfig {
 }
 
 /// What the engine does when the model's steps keep failing (the same bad state fails
-/// every step after it, so holding the last picture would hold it forever).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// every step after it, so holding the last picture would hold it forever). A show
+/// preset's `on_failure: {after, action}` is this, read as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FailurePolicy {
     /// Failed steps in a row that count as a failing model: an error, and `action`.
     pub after: u32,
     pub action: FailureAction,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FailureAction {
     /// Keep showing the last good picture; only report.
     Hold,
     /// Start the model over (its `reset`, with the show's seed and prompt), as at the
     /// show's start; the world (camera, params, cues) carries on.
     Reset,
+}
+
+impl FailureAction {
+    /// The name a show preset and the element's `failure-action` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureAction::Hold => "hold",
+            FailureAction::Reset => "reset",
+        }
+    }
+}
+
+impl std::str::FromStr for FailureAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hold" => Ok(FailureAction::Hold),
+            "reset" => Ok(FailureAction::Reset),
+            other => Err(format!("{other:?} is neither \"reset\" nor \"hold\"")),
+        }
+    }
 }
 
 impl Default for FailurePolicy {

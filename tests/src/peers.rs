@@ -376,6 +376,30 @@ pub fn ffprobe(url: &str, timeout: Duration) -> Result<Probe, String> {
     Ok(parse_probe(&json))
 }
 
+/// The codec of a file's first video stream and the frames a player decodes from it,
+/// cut or not: a file cut by `kill -9` (an MKV without its duration) is counted by
+/// decoding, where [`ffprobe_file`] needs a duration.
+pub fn video_frames(path: &Path) -> Result<(String, u64), String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_entries", "stream=codec_name,nb_read_frames"])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("ffprobe: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let not_playable = || {
+        format!(
+            "{} is not playable: {text} {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let (codec, frames) = text.split_once(',').ok_or_else(not_playable)?;
+    let frames = frames.parse().map_err(|_| not_playable())?;
+    Ok((codec.to_owned(), frames))
+}
+
 /// Probes a finished (or still growing) file, counting packets: returns the
 /// probe, the number of video frames (packets of the first video stream)
 /// and the duration in seconds.

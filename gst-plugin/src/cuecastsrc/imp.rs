@@ -355,14 +355,13 @@ impl ObjectImpl for CuecastSrc {
             "model-threads" => settings.model_threads = value.get().unwrap(),
             "failure-action" => {
                 let v: Option<String> = value.get().unwrap();
-                match v.as_deref().unwrap_or("reset") {
-                    "reset" => settings.failure_action = FailureAction::Reset,
-                    "hold" => settings.failure_action = FailureAction::Hold,
-                    other => gst::warning!(
+                match v.as_deref().unwrap_or("reset").parse() {
+                    Ok(action) => settings.failure_action = action,
+                    Err(e) => gst::warning!(
                         CAT,
                         imp = self,
-                        "failure-action {other:?} is neither \"reset\" nor \"hold\": kept {:?}",
-                        settings.failure_action
+                        "failure-action {e}: kept {:?}",
+                        settings.failure_action.as_str()
                     ),
                 }
             }
@@ -404,11 +403,7 @@ impl ObjectImpl for CuecastSrc {
             "is-live" => self.obj().is_live().to_value(),
             "adaptive-detail" => settings.adaptive_detail.to_value(),
             "model-threads" => settings.model_threads.to_value(),
-            "failure-action" => match settings.failure_action {
-                FailureAction::Reset => "reset",
-                FailureAction::Hold => "hold",
-            }
-            .to_value(),
+            "failure-action" => settings.failure_action.as_str().to_value(),
             "failure-after" => settings.failure_after.to_value(),
             "state-limit-mb" => settings.state_limit_mb.to_value(),
             other => unreachable!("unknown property {other}"),

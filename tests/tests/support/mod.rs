@@ -121,11 +121,7 @@ impl Daemon {
             if let Some(Ok(Some(status))) = d.child.as_mut().map(|c| c.try_wait()) {
                 panic!("the daemon exited ({status}):\n{}", d.log());
             }
-            let bound = std::fs::read_to_string(&ready)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .and_then(|v| v["api"].as_str()?.parse::<std::net::SocketAddr>().ok());
-            if let Some(addr) = bound {
+            if let Some(addr) = cuecast_tests::daemon::ready_api(&ready) {
                 d.port = addr.port();
                 d.api = format!("127.0.0.1:{}", addr.port());
                 break;
@@ -270,26 +266,9 @@ impl Drop for Daemon {
     }
 }
 
-/// Follows `/api/v1/events`: each server-sent event's `data` line, parsed, arrives on
-/// the channel.
+/// Follows `/api/v1/events` of the daemon at `addr`.
 pub fn follow_events(addr: &str) -> std::sync::mpsc::Receiver<Value> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET /api/v1/events HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(s).lines() {
-            let Ok(line) = line else { return };
-            if let Some(data) = line.strip_prefix("data: ") {
-                if let Ok(v) = serde_json::from_str(data) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    rx
+    cuecast_tests::daemon::follow_events(addr).expect("the event stream opens")
 }
 
 /// One HTTP/1.1 request over a fresh connection; the body is parsed as JSON when it is.
