@@ -304,33 +304,8 @@ pub fn openapi() -> Value {
 
 fn schemas() -> Value {
     let num = json!({"type": "number"});
-    let unit = json!({"type": "number", "minimum": -1, "maximum": 1});
-    let at = json!({"oneOf": [
-        {"type": "object", "required": ["frame"], "properties": {"frame": {"type": "integer", "minimum": 0}}},
-        {"type": "object", "required": ["in_s"], "properties": {"in_s": {"type": "number", "minimum": 0}}},
-        {"type": "object", "required": ["timecode"], "properties": {"timecode": {"type": "string", "pattern": "^\\d\\d:\\d\\d:\\d\\d[:;]\\d\\d$"}}},
-    ]});
-    let cue = |ty: &str, required: &[&str], props: Value| {
-        let mut p = props;
-        p["type"] = json!({"const": ty});
-        p["at"] = at.clone();
-        let mut req = vec!["type"];
-        req.extend_from_slice(required);
-        json!({"type": "object", "required": req, "properties": p, "additionalProperties": false})
-    };
     json!({
-        "Cue": {"oneOf": [
-            cue("prompt", &["text"], json!({"text": {"type": "string"}, "transition_s": num})),
-            cue("action", &[], json!({"forward": unit, "strafe": unit, "rise": unit, "yaw": unit, "pitch": unit, "duration_s": num})),
-            cue("camera_path", &["points"], json!({"points": {"type": "array", "items": {"type": "object", "required": ["t", "pos", "yaw", "pitch"], "properties": {"t": num, "pos": {"type": "array", "items": num, "minItems": 3, "maxItems": 3}, "yaw": num, "pitch": num, "fov": num}}}, "loop": {"type": "boolean"}})),
-            cue("param", &["name", "value"], json!({"name": {"type": "string"}, "value": num, "ramp_s": num})),
-            cue("scene", &["name"], json!({"name": {"type": "string"}, "transition": {"enum": ["cut", "fade"]}, "transition_s": num})),
-            cue("seed", &["value"], json!({"value": {"type": "integer", "minimum": 0}})),
-            cue("marker", &["label"], json!({"label": {"type": "string"}})),
-            cue("freeze", &[], json!({})),
-            cue("resume", &[], json!({})),
-            cue("fade", &["to"], json!({"to": {"enum": ["black", "program"]}, "duration_s": num})),
-        ]},
+        "Cue": cuecast_engine::schema::schema(),
         "CueIds": {"type": "object", "properties": {"cues": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "frame": {"type": "integer"}, "latency_ms": num}}}}},
         "AppliedCue": {"type": "object", "properties": {"id": {"type": "integer"}, "cue": schema_ref("Cue"), "arrived_unix_ms": {"type": "integer"}, "frame": {"type": "integer"}, "pts_ns": {"type": "integer"}, "shown_frame": {"type": "integer"}, "latency_ms": num}},
         "Scene": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "prompt": {"type": "string"}, "seed": {"type": "integer"}, "camera": {"type": "object"}, "params": {"type": "object", "additionalProperties": num}}},

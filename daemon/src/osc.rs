@@ -233,7 +233,7 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
     out.resize(out.len() + 4 - s.len() % 4, 0);
 }
 
-const AXES: [&str; 5] = ["forward", "strafe", "rise", "yaw", "pitch"];
+use cuecast_engine::cue::ACTION_AXES as AXES;
 
 /// One positional argument of an address: the cue field it fills and what it takes.
 enum Slot<'a> {
@@ -270,41 +270,17 @@ pub fn to_cue(
         Some((head, tail)) => (head, Some(tail)),
         None => (&rest[1..], None),
     };
-    // The cue type is always `head`; some forms carry one field in the address
-    // (`/param/fog`), then come the arguments in order.
-    let (fixed, slots) = match (head, tail) {
-        ("prompt", None) => (None, vec![Text("text"), OptNum("transition_s")]),
-        ("action", None) => {
-            let axes = AXES.map(Num).into_iter();
-            (None, axes.chain([OptNum("duration_s")]).collect())
-        }
-        ("action", Some(axis)) if AXES.contains(&axis) => (None, vec![Num(axis)]),
-        ("param", None) => (None, vec![Text("name"), Num("value"), OptNum("ramp_s")]),
-        ("param", Some(name)) => (Some(("name", name)), vec![Num("value"), OptNum("ramp_s")]),
-        ("scene", None) => (
-            None,
-            vec![Text("name"), OptText("transition"), OptNum("transition_s")],
-        ),
-        ("scene", Some(name)) => (Some(("name", name)), vec![]),
-        ("seed", None) => (None, vec![Seed]),
-        ("marker", None) => (Some(("label", "marker")), vec![OptText("label")]),
-        ("freeze" | "resume" | "go" | "back", None) => (None, vec![]),
-        ("fade", None) => (None, vec![Text("to"), OptNum("duration_s")]),
-        ("fade", Some(to @ ("black" | "program"))) => {
-            (Some(("to", to)), vec![OptNum("duration_s")])
-        }
-        ("cue", None) => {
-            a.at_most(1)?;
-            let text = a.text(0, "json")?;
-            return serde_json::from_str(&text)
-                .or_else(|e| fail(format!("{addr}: argument 1 (json) is not valid JSON: {e}")));
-        }
-        _ => {
-            return fail(format!(
-                "{addr}: unknown address (expected {prefix}/ then prompt, action, param, \
-                 scene, seed, marker, freeze, resume, fade, cue, go, back or an alias)"
-            ))
-        }
+    if (head, tail) == ("cue", None) {
+        a.at_most(1)?;
+        let text = a.text(0, "json")?;
+        return serde_json::from_str(&text)
+            .or_else(|e| fail(format!("{addr}: argument 1 (json) is not valid JSON: {e}")));
+    }
+    let Some((fixed, slots)) = form(head, tail) else {
+        return fail(format!(
+            "{addr}: unknown address (expected {prefix}/ then prompt, action, param, \
+             scene, seed, marker, freeze, resume, fade, cue, go, back or an alias)"
+        ));
     };
     if slots.is_empty() {
         if !a.pressed()? {
@@ -332,6 +308,40 @@ pub fn to_cue(
         }
     }
     Ok(Value::Object(cue))
+}
+
+/// What an address form (`/head` or `/head/tail`) fixes and the arguments it takes in
+/// order: the one place the OSC map is written. The cue type is always `head`; some
+/// forms carry one field in the address (`/param/fog`). `None`: no such form (`/cue`
+/// and aliases are handled before).
+type Form<'a> = (Option<(&'static str, &'a str)>, Vec<Slot<'a>>);
+
+fn form<'a>(head: &str, tail: Option<&'a str>) -> Option<Form<'a>> {
+    use Slot::*;
+    let form: Form<'a> = match (head, tail) {
+        ("prompt", None) => (None, vec![Text("text"), OptNum("transition_s")]),
+        ("action", None) => {
+            let axes = AXES.map(Num).into_iter();
+            (None, axes.chain([OptNum("duration_s")]).collect())
+        }
+        ("action", Some(axis)) if AXES.contains(&axis) => (None, vec![Num(axis)]),
+        ("param", None) => (None, vec![Text("name"), Num("value"), OptNum("ramp_s")]),
+        ("param", Some(name)) => (Some(("name", name)), vec![Num("value"), OptNum("ramp_s")]),
+        ("scene", None) => (
+            None,
+            vec![Text("name"), OptText("transition"), OptNum("transition_s")],
+        ),
+        ("scene", Some(name)) => (Some(("name", name)), vec![]),
+        ("seed", None) => (None, vec![Seed]),
+        ("marker", None) => (Some(("label", "marker")), vec![OptText("label")]),
+        ("freeze" | "resume" | "go" | "back", None) => (None, vec![]),
+        ("fade", None) => (None, vec![Text("to"), OptNum("duration_s")]),
+        ("fade", Some(to @ ("black" | "program"))) => {
+            (Some(("to", to)), vec![OptNum("duration_s")])
+        }
+        _ => return None,
+    };
+    Some(form)
 }
 
 /// A message's arguments, read by position; errors name the address, the position
@@ -676,6 +686,72 @@ mod tests {
         for (addr, args, want) in cases {
             assert_eq!(cue_of(&format!("/cuecast{addr}"), args), Ok(want), "{addr}");
         }
+    }
+
+    /// The OSC map and the cue schema (the one description of cues) agree: every cue
+    /// type is reachable, every argument is a field of its type, every field but `at`
+    /// has an argument, `/action/<axis>` exists for exactly the schema's axes, and each
+    /// form's cue passes the cue parser.
+    #[test]
+    fn the_osc_map_speaks_the_cue_schema() {
+        use cuecast_engine::schema::{schema, type_schema, CUE_TYPES};
+        let schema = schema();
+        fn slot_name<'a>(s: &Slot<'a>) -> &'a str {
+            match *s {
+                Slot::Text(n) | Slot::Num(n) | Slot::OptText(n) | Slot::OptNum(n) => n,
+                Slot::Seed => "value",
+            }
+        }
+        for ty in CUE_TYPES {
+            let t = type_schema(&schema, ty).unwrap();
+            let props = t["properties"].as_object().unwrap();
+            let Some((fixed, slots)) = form(ty, None) else {
+                // Types with nested fields go through `/cue` as JSON.
+                assert_eq!(ty, "camera_path", "{ty} has no OSC address");
+                let cue = json!({"type": ty, "points": [{"t": 0, "pos": [0, 1, 0], "yaw": 0, "pitch": 0}]});
+                let got = cue_of("/cuecast/cue", vec![s(&cue.to_string())]).unwrap();
+                cuecast_engine::Cue::from_value(&got).unwrap();
+                continue;
+            };
+            let mut named: Vec<&str> = slots.iter().map(slot_name).collect();
+            named.extend(fixed.map(|(n, _)| n));
+            for n in &named {
+                assert!(props.contains_key(*n), "/{ty}: {n} is not a field of {ty}");
+            }
+            for k in props
+                .keys()
+                .filter(|k| !["type", "at"].contains(&k.as_str()))
+            {
+                let by_tail = form(ty, Some("fog"))
+                    .is_some_and(|(f, _)| f.is_some_and(|(n, _)| n == k))
+                    || form(ty, Some(k)).is_some();
+                assert!(
+                    named.contains(&k.as_str()) || by_tail,
+                    "{ty}.{k} has no OSC argument"
+                );
+            }
+            let args: Vec<OscArg> = slots
+                .iter()
+                .map(|slot| match slot {
+                    Slot::Text("to") | Slot::OptText("transition") => {
+                        s(if ty == "fade" { "black" } else { "fade" })
+                    }
+                    Slot::Text(_) | Slot::OptText(_) => s("dusk"),
+                    Slot::Num(_) | Slot::OptNum(_) | Slot::Seed => Float(0.5),
+                })
+                .map(|a| if ty == "seed" { Int(3) } else { a })
+                .collect();
+            let args = if args.is_empty() { vec![Int(1)] } else { args };
+            let got = cue_of(&format!("/cuecast/{ty}"), args).unwrap();
+            cuecast_engine::Cue::from_value(&got)
+                .unwrap_or_else(|e| panic!("/{ty} gave {got}: {e}"));
+        }
+        let action = type_schema(&schema, "action").unwrap();
+        for (k, p) in action["properties"].as_object().unwrap() {
+            let is_axis = p["minimum"] == -1 && p["maximum"] == 1;
+            assert_eq!(form("action", Some(k)).is_some(), is_axis, "/action/{k}");
+        }
+        assert!(form("action", Some("roll")).is_none());
     }
 
     #[test]

@@ -66,6 +66,66 @@ mod tests {
         }
     }
 
+    /// The cues the page sends are cues the cue schema (the one description of cues)
+    /// accepts: each type it names, each field it sets, and exactly the schema's action
+    /// axes, in the schema's order.
+    #[test]
+    fn the_script_speaks_the_cue_schema() {
+        use cuecast_engine::schema::{schema, type_schema};
+        let schema = schema();
+        let list = |from: &str| -> Vec<String> {
+            let body = &from[..from.find(']').unwrap()];
+            body.split(',')
+                .map(|x| x.trim().trim_matches('\'').to_owned())
+                .collect()
+        };
+        let axes = list(&SCRIPT[SCRIPT.find("const AXES = [").unwrap() + 14..]);
+        let action = type_schema(&schema, "action").unwrap();
+        let schema_axes: Vec<String> = action["properties"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p["minimum"] == -1 && p["maximum"] == 1)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut schema_axes = schema_axes;
+        schema_axes.sort();
+        let mut sorted = axes.clone();
+        sorted.sort();
+        assert_eq!(sorted, schema_axes, "the page's axes");
+        assert_eq!(
+            axes,
+            cuecast_engine::cue::ACTION_AXES,
+            "the page's axis order"
+        );
+        // Every key binding moves one of them.
+        let moves = &SCRIPT[SCRIPT.find("const MOVES = {").unwrap()..];
+        let moves = &moves[..moves.find("};").unwrap()];
+        for binding in moves.split("['").skip(1) {
+            let axis = &binding[..binding.find('\'').unwrap()];
+            assert!(axes.iter().any(|a| a == axis), "key moves {axis}");
+        }
+        // Every cue the page sends: `cue({ type: 'T', field, field: value, ...spread })`.
+        let mut sent = 0;
+        for call in SCRIPT.split("cue({ type: '").skip(1) {
+            let ty = &call[..call.find('\'').unwrap()];
+            let t = type_schema(&schema, ty).unwrap_or_else(|| panic!("the page sends {ty}"));
+            let body = &call[call.find('\'').unwrap() + 1..call.find('}').unwrap()];
+            for field in body.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                let name = field.split(':').next().unwrap().trim();
+                if name.starts_with("...") {
+                    continue;
+                }
+                assert!(
+                    t["properties"].get(name).is_some(),
+                    "{ty} has no field {name}"
+                );
+            }
+            sent += 1;
+        }
+        assert!(sent >= 3, "{sent} cue calls found");
+    }
+
     /// Every element the script looks up by id exists in the page.
     #[test]
     fn the_script_finds_its_elements() {

@@ -1,10 +1,8 @@
 //! cuecast's engine: everything between a cue arriving and a frame existing, with no
 //! GStreamer and no HTTP in it.
 //!
-//! - [`cue`]: the control language, parsed with errors that name the bad field;
-//! - [`schedule`]: the inbox cues arrive in and the scheduler that applies them on frame
-//!   boundaries, keeping the cue log;
-//! - [`world`] and [`camera`]: the state a show is in, advanced frame by frame;
+//! - [`cue`], [`schedule`], [`world`], [`camera`], [`cuefile`]: the cue language and the
+//!   state it steers, re-exported from the `cuecast-cue` crate (which has no libtorch);
 //! - [`generator`]: the model contract and the built-in backends (`procedural`,
 //!   `torchscript`, `pattern`);
 //! - [`engine`]: the one thread that owns the model and renders what it is asked for;
@@ -15,10 +13,8 @@
 //! The GStreamer element (`gst-plugin-cuecast`) and the daemon (`cuecast`) are built on
 //! [`Engine`]; anything else that wants frames from cues can be too.
 
-pub mod camera;
+pub use cuecast_cue::{camera, cue, cuefile, schedule, schema, world};
 pub mod checkpoint;
-pub mod cue;
-pub mod cuefile;
 pub mod detail;
 pub mod device;
 pub mod engine;
@@ -27,16 +23,14 @@ pub mod generator;
 pub mod metrics;
 mod parallel;
 pub mod replay;
-pub mod schedule;
 pub mod take;
-pub mod world;
 
 use std::path::PathBuf;
 
 pub use camera::Pose;
 pub use checkpoint::{Checkpoint, CheckpointManifest};
 pub use cue::{Cue, CueError, CueId, CueKind};
-pub use cuefile::CueFile;
+pub use cuefile::{CueFile, CueFileError};
 pub use device::DeviceSpec;
 pub use engine::{Engine, EngineConfig, Picture, Rendered, ShowHandle, Status, StatusHandle};
 pub use frame::Frame;
@@ -69,6 +63,9 @@ pub enum EngineError {
     /// The model thread is gone.
     #[error("{0}")]
     Stopped(String),
+    /// A cue file cannot be read or is invalid.
+    #[error(transparent)]
+    CueFile(#[from] CueFileError),
     /// The model thread is alive but stuck in a model step: it answers nothing until
     /// the step returns.
     #[error("the model is not responding: its step has been running for {running_s:.1} s")]

@@ -227,6 +227,11 @@ fn the_openapi_document_lists_every_route() {
     let d = Daemon::start("openapi", "", &[]);
     let doc = d.get("/api/v1/openapi.json");
     assert_eq!(doc["openapi"], "3.1.0");
+    // Its cue is the cue language's own schema, not a copy.
+    assert_eq!(
+        doc["components"]["schemas"]["Cue"],
+        cuecast_cue::schema::schema()
+    );
     for (path, method) in [
         ("/api/v1/cues", "post"),
         ("/api/v1/status", "get"),
@@ -290,5 +295,51 @@ fn check_config_accepts_the_shipped_config_and_names_errors() {
         err.contains("outputs[0].key_env") && err.contains("CUECAST_NO_SUCH_VAR is not set"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `check-config` refuses a show preset's unknown device and backend and an output
+/// profile's unknown codec, each by its field and value, before anything runs.
+#[test]
+fn check_config_names_a_bad_device_backend_and_codec() {
+    let bin = env!("CARGO_BIN_EXE_cuecast-e2e");
+    let dir = std::env::temp_dir().join(format!("cuecast-check-enums-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("presets/outputs")).unwrap();
+    let check = |show: &str, profile: &str| {
+        std::fs::write(dir.join("show.yaml"), format!("name: t\n{show}")).unwrap();
+        std::fs::write(
+            dir.join("presets/outputs/p.yaml"),
+            format!("name: p\nvideo: {{{profile}width: 640, height: 360, fps: 30, bitrate_kbps: 1000}}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("cuecast.yaml"),
+            "show: show.yaml\npresets: presets\noutputs:\n  - {name: r, type: record, path: r.mkv, profile: p}\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new(bin)
+            .arg("check-config")
+            .arg(dir.join("cuecast.yaml"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = check("backend: procedural\n", "");
+    assert!(ok, "the good config: {err}");
+    for (show, profile, field, value) in [
+        ("device: gpu\n", "", "device", "gpu"),
+        ("backend: nope\n", "", "backend", "nope"),
+        ("", "codec: hevc, ", "video.codec", "hevc"),
+    ] {
+        let (ok, err) = check(show, profile);
+        assert!(!ok, "{show}{profile} accepted");
+        assert!(
+            err.contains(field) && err.contains(value),
+            "{show}{profile}: {err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

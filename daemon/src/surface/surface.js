@@ -121,7 +121,7 @@ function describeCue(c) {
     case 'scene': return `scene ${c.name}`;
     case 'param': return `param ${c.name} = ${fmt(c.value, 2)}`;
     case 'marker': return `marker “${c.label}”`;
-    case 'action': return `action ${['forward', 'strafe', 'rise', 'yaw', 'pitch'].filter((k) => c[k]).map((k) => `${k} ${fmt(c[k], 2)}`).join(', ') || 'stop'}`;
+    case 'action': return `action ${AXES.filter((k) => c[k]).map((k) => `${k} ${fmt(c[k], 2)}`).join(', ') || 'stop'}`;
     case 'fade': return `fade to ${c.to}`;
     case 'seed': return `seed ${c.value}`;
     default: return c.type;

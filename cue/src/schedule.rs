@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::cue::{At, Cue, CueError, CueId};
-use crate::generator::Fps;
+use crate::model::Fps;
 use crate::world::ShowContext;
 
 /// Called on the model thread when a watched cue has been applied and its frame made.

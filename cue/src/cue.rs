@@ -14,6 +14,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::schema::CUE_TYPES;
+
 /// Every accepted cue gets one; unique for the life of an engine.
 pub type CueId = u64;
 
@@ -265,7 +267,8 @@ pub const MAX_POSITION_M: f64 = 1.0e6;
 /// can spin the camera several times but no value is absurd.
 pub const MAX_PATH_YAW: f64 = 3600.0;
 
-const TYPES: &str = "prompt, action, camera_path, param, scene, seed, marker, freeze, resume, fade";
+/// The longest name (param, scene), in characters.
+pub const MAX_NAME_CHARS: usize = 128;
 
 impl Cue {
     /// About how many bytes the cue takes in memory or as JSON (for bounding logs
@@ -371,7 +374,10 @@ impl Cue {
             other => {
                 return Err(CueError::field(
                     "type",
-                    format!("unknown cue type {other:?} (expected one of: {TYPES})"),
+                    format!(
+                        "unknown cue type {other:?} (expected one of: {})",
+                        CUE_TYPES.join(", ")
+                    ),
                 ))
             }
         };
@@ -712,10 +718,10 @@ impl<'a> Fields<'a> {
     /// A name (param, scene): non-empty, printable, short.
     fn name(&mut self, name: &str) -> Result<String, CueError> {
         let s = self.string(name)?;
-        if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
+        if s.is_empty() || s.chars().count() > MAX_NAME_CHARS || s.chars().any(char::is_control) {
             return Err(CueError::field(
                 name,
-                format!("expected a name of 1 to 128 printable characters, got {s:?}"),
+                format!("expected a name of 1 to {MAX_NAME_CHARS} printable characters, got {s:?}"),
             ));
         }
         Ok(s)

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::camera::{CameraRig, Pose};
 use crate::cue::{At, Cue, CueError, CueKind, FadeTarget, SceneTransition};
-use crate::generator::{Fps, ModelInfo, PromptState};
+use crate::model::{Fps, ModelInfo, PromptState};
 
 /// A scene from a show: what to load when a `scene` cue names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub struct Scene {
 /// the show's scenes, and the frame rate (for timecodes).
 #[derive(Debug, Clone, Default)]
 pub struct ShowContext {
-    pub params: Vec<crate::generator::ParamSpec>,
+    pub params: Vec<crate::model::ParamSpec>,
     pub scenes: Vec<String>,
     pub fps: Option<Fps>,
 }
@@ -460,7 +460,7 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generator::{ParamSpec, PromptMode};
+    use crate::model::{ParamSpec, PromptMode};
     use serde_json::json;
 
     fn info() -> ModelInfo {

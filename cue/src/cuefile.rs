@@ -21,7 +21,24 @@ use serde_json::Value;
 
 use crate::cue::{Cue, CueError};
 use crate::world::Scene;
-use crate::EngineError;
+
+/// Why a cue file could not be used; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CueFileError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is read but is not a valid cue file: `message` says where.
+    #[error("{path}: {message}")]
+    Invalid {
+        path: std::path::PathBuf,
+        message: String,
+    },
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CueFile {
@@ -31,13 +48,13 @@ pub struct CueFile {
 
 impl CueFile {
     /// Reads and checks a cue file.
-    pub fn load(path: &Path) -> Result<CueFile, EngineError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+    pub fn load(path: &Path) -> Result<CueFile, CueFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CueFileError::Io {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| EngineError::Config {
-            what: path.display().to_string(),
+        Self::parse(&text).map_err(|message| CueFileError::Invalid {
+            path: path.to_owned(),
             message,
         })
     }

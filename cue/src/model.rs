@@ -1,0 +1,111 @@
+//! What a model is, as the cue language needs to know it: its frame rate, the params,
+//! actions and prompt it takes. The engine's generators fill a [`ModelInfo`]; cues are
+//! checked against it before they are accepted.
+
+use serde::Serialize;
+
+/// A frame rate as a fraction, as GStreamer and broadcast gear give it (30000/1001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Fps {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl Fps {
+    pub const fn new(num: u32, den: u32) -> Self {
+        Fps { num, den }
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.num) / f64::from(self.den)
+    }
+
+    /// The integer frame rate timecode counts in (30 for 29.97).
+    pub fn nominal(self) -> u32 {
+        (self.as_f64().round() as u32).max(1)
+    }
+
+    /// Nanoseconds from the start of the show to the start of `frame`, exact.
+    pub fn frame_to_ns(self, frame: u64) -> u64 {
+        (u128::from(frame) * 1_000_000_000 * u128::from(self.den) / u128::from(self.num)) as u64
+    }
+}
+
+/// A param a model understands, with its range and default.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamSpec {
+    pub name: String,
+    pub default: f64,
+    pub min: f64,
+    pub max: f64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// How a model takes prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptMode {
+    /// The prompt text is passed to every step.
+    Text,
+    /// The model ignores prompts.
+    None,
+}
+
+/// What a model is and what it accepts: from a package's `cuecast-model.yaml`, or
+/// built in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    /// The size and rate the model makes natively.
+    pub width: u32,
+    pub height: u32,
+    pub fps: Fps,
+    /// True when the model renders any size directly; otherwise its frames are scaled
+    /// to the negotiated size.
+    pub any_size: bool,
+    /// Action axes the model takes, in the order it takes them.
+    pub actions: Vec<String>,
+    pub params: Vec<ParamSpec>,
+    pub prompt: PromptMode,
+    /// The steepest camera pitch, in degrees, the model can draw.
+    pub pitch_limit: f64,
+    /// Whether steps produce depth.
+    pub depth: bool,
+    /// A digest of the model's weights and code, for checkpoints.
+    pub hash: String,
+}
+
+impl ModelInfo {
+    /// A model that renders any size, takes no actions, params or prompt, and makes no
+    /// depth: the shape of trivial and test backends.
+    pub fn simple(name: &str, width: u32, height: u32, fps: Fps) -> Self {
+        ModelInfo {
+            name: name.into(),
+            width,
+            height,
+            fps,
+            any_size: true,
+            actions: Vec::new(),
+            params: Vec::new(),
+            prompt: PromptMode::None,
+            pitch_limit: 89.0,
+            depth: false,
+            hash: name.into(),
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<(usize, &ParamSpec)> {
+        self.params.iter().enumerate().find(|(_, p)| p.name == name)
+    }
+}
+
+/// The prompt as a generator sees it: the current text and, during a transition, the
+/// text it is blending from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptState {
+    pub text: String,
+    pub previous: Option<String>,
+    /// 0 = all `previous`, 1 = all `text`.
+    pub mix: f64,
+}
