@@ -145,6 +145,11 @@ fn main() -> Result<()> {
         println!("{}", measure_faults(&python, &work, 1)?);
         return Ok(());
     }
+    // `--export`: the export comparison alone, one round, its JSON on stdout.
+    if args.iter().any(|a| a == "--export") {
+        println!("{}", measure_export(1)?);
+        return Ok(());
+    }
     let rounds = if quick { 2 } else { 5 };
     let pacing_s = if quick { 10 } else { 60 };
     let (resources_s, warmup_s) = if quick { (60, 15) } else { (600, 60) };
@@ -330,6 +335,11 @@ fn main() -> Result<()> {
                    "mb": dir_bytes(&export_dir) as f64 / 1e6},
     });
     drop(takes.daemon);
+
+    // Export against ffmpeg, side by side: the whole bundle of a procedural take (so
+    // with depth EXRs) against ffmpeg making a PNG sequence and a ProRes 4444 plate of
+    // the same recorded frames.
+    report["export"] = measure_export(if quick { 1 } else { 3 })?;
 
     // 7. Faults.
     report["faults"] = measure_faults(&python, &work, if quick { 1 } else { 3 })?;
@@ -783,7 +793,33 @@ fn document(r: &Value, quick: bool) -> Result<String> {
     };
     writeln!(d, "The last take holds {} frames; frames the disk could not take in time: {}. Target: recording a 720p30 take adds no repeated frames: **{}** ({} with a take, {} without).\n", t["take_frames"], t["lost_frames"], verdict(sum("repeated_with") <= sum("repeated_without")), sum("repeated_with"), sum("repeated_without"))?;
     let e = &t["export"];
-    writeln!(d, "Export of that take in every format its model allows (PNG sequence, ProRes 4444, glTF, USD, After Effects and Blender scripts, manifest; no EXR: `pattern` makes no depth): {} frames in {:.1} s ({:.1} frames/s), {:.0} MB.\n", e["frames"], f(&e["seconds"]), f(&e["frames"]) / f(&e["seconds"]), f(&e["mb"]))?;
+    writeln!(d, "Export of that take in every format its model allows (PNG sequence, ProRes 4444, glTF, USD, After Effects and Blender scripts, manifest; no EXR: `pattern` makes no depth), while that show still runs: {} frames in {:.1} s ({:.1} frames/s), {:.0} MB. The export against ffmpeg on a quiet machine is below.\n", e["frames"], f(&e["seconds"]), f(&e["frames"]) / f(&e["seconds"]), f(&e["mb"]))?;
+
+    let x = &r["export"];
+    if !x.is_null() {
+        let ff = f(&x["ffmpeg_png_s"]) + f(&x["ffmpeg_prores_s"]);
+        writeln!(d, "### Export against ffmpeg\n")?;
+        writeln!(d, "A take of the default show (procedural world, with depth) at {}x{}, {} recorded frames ({} timeline frames). `cuecast export` in every format (PNG sequence, ProRes 4444, depth EXRs, glTF, USD, After Effects and Blender scripts, checksummed manifest) against `ffmpeg` turning the take's raw frames into a PNG sequence and, separately, a ProRes 4444 plate (`-c:v prores_ks -profile:v 4444`), on the same {} cores, alternating; medians of {} rounds.\n", x["width"], x["height"], x["recorded"], x["frames"], x["cores"], x["rounds"])?;
+        writeln!(d, "| | seconds |")?;
+        writeln!(d, "|---|---|")?;
+        writeln!(
+            d,
+            "| `cuecast export`, every format | {:.1} |",
+            f(&x["cuecast_s"])
+        )?;
+        writeln!(
+            d,
+            "| `ffmpeg` PNG sequence | {:.1} |",
+            f(&x["ffmpeg_png_s"])
+        )?;
+        writeln!(
+            d,
+            "| `ffmpeg` ProRes 4444 | {:.1} |",
+            f(&x["ffmpeg_prores_s"])
+        )?;
+        writeln!(d, "| `ffmpeg` PNG + ProRes | {:.1} |\n", ff)?;
+        writeln!(d, "Target: the whole bundle in no more time than ffmpeg's PNG + ProRes: **{}** ({:.2}×).\n", verdict(f(&x["cuecast_s"]) <= ff), f(&x["cuecast_s"]) / ff)?;
+    }
 
     // GPU.
     writeln!(d, "## GPU path\n")?;
@@ -905,4 +941,71 @@ fn measure_faults(python: &str, work: &Path, rounds: usize) -> Result<Value> {
     }
     eprintln!("faults: rtmp {rtmp}, srt {srt}, hang {hang}, kill -9 {loss:?}");
     Ok(json!({"rtmp": rtmp, "rtmp_frozen": frozen, "srt": srt, "hang": hang, "kill9": loss}))
+}
+
+/// `cuecast export` of a 1280x720 procedural take against `ffmpeg` on the same frames,
+/// alternating, `rounds` times each; medians.
+fn measure_export(rounds: usize) -> Result<Value> {
+    let work =
+        std::env::temp_dir().join(format!("cuecast-bench-export-work-{}", std::process::id()));
+    let take_dir = show::procedural_take(9, &work.join("takes"))?;
+    let take = cuecast_engine::Take::open(&take_dir)?;
+    let (w, h) = (take.manifest.width, take.manifest.height);
+    let fps = take.fps();
+    let out = work.join("export-out");
+    let ff = work.join("ffmpeg-out");
+    let options = cuecast_exporters::ExportOptions {
+        formats: cuecast_exporters::Format::all(),
+        force: true,
+    };
+    let ffmpeg = |args: &[&str]| -> Result<f64> {
+        let t = std::time::Instant::now();
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb0", "-s",
+            ])
+            .arg(format!("{w}x{h}"))
+            .arg("-r")
+            .arg(format!("{}/{}", fps.num, fps.den))
+            .arg("-i")
+            .arg(take_dir.join("rgb.raw"))
+            .args(args)
+            .status()?;
+        anyhow::ensure!(status.success(), "ffmpeg {args:?} failed");
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let (mut ours, mut png, mut prores, mut frames) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for _ in 0..rounds {
+        let e = cuecast_exporters::export(&take, &out, &options, &mut |_| {})?;
+        frames = e.frames;
+        ours.push(e.seconds);
+        let _ = std::fs::remove_dir_all(&ff);
+        std::fs::create_dir_all(&ff)?;
+        let pattern = ff.join("rgb.%04d.png");
+        png.push(ffmpeg(&[
+            "-start_number",
+            "0",
+            pattern.to_str().unwrap_or_default(),
+        ])?);
+        let mov = ff.join("plate.mov");
+        prores.push(ffmpeg(&[
+            "-c:v",
+            "prores_ks",
+            "-profile:v",
+            "4444",
+            mov.to_str().unwrap_or_default(),
+        ])?);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mb = dir_bytes(&out) as f64 / 1e6;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(json!({
+        "recorded": take.frames.len(), "frames": frames, "width": w, "height": h, "rounds": rounds,
+        "cuecast_s": med(&mut ours), "ffmpeg_png_s": med(&mut png), "ffmpeg_prores_s": med(&mut prores),
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "mb": mb,
+    }))
 }

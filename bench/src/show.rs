@@ -656,6 +656,28 @@ pub fn take_cost(window_s: u64, rounds: usize) -> Result<TakeCost> {
     })
 }
 
+/// Records a take of about `seconds` of the default show (the procedural world, which
+/// makes depth) at 1280x720, 30 fps, into `takes`, and stops the show: the take the
+/// export comparison exports, on an otherwise quiet machine.
+pub fn procedural_take(seconds: u64, takes: &Path) -> Result<std::path::PathBuf> {
+    let d = Daemon::start(
+        "export",
+        None,
+        &format!(
+            "video: {{width: 1280, height: 720, fps: 30}}\ntakes: {}\noutputs: []\n",
+            takes.display()
+        ),
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    d.post("/api/v1/takes", "{\"name\": \"export\"}")?;
+    std::thread::sleep(Duration::from_secs(seconds));
+    let stopped = d.post("/api/v1/takes/stop", "{}")?;
+    let log = std::fs::read_to_string(d.dir.join("daemon.log")).unwrap_or_default();
+    drop(d);
+    let dir = stopped["dir"].as_str().map(PathBuf::from);
+    dir.with_context(|| format!("the take did not stop: {stopped}\n{log}"))
+}
+
 /// Keeps one core busy (a spinning thread) until dropped: the other work a newcomer's
 /// laptop always has beside the show.
 pub struct BusyCore {

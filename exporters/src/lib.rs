@@ -32,6 +32,7 @@ mod timeline;
 
 mod ae;
 mod blender;
+mod depth_exr;
 mod gltf;
 mod images;
 mod prores;
@@ -233,6 +234,8 @@ fn write_bundle(
 ) -> Result<Vec<String>, ExportError> {
     let has = |f: Format| formats.contains(&f);
     let mut files: Vec<String> = Vec::new();
+    // Checksums of files hashed as they were written; the rest are read back at the end.
+    let mut sums = BTreeMap::new();
     let folder = |name: &str| -> Result<PathBuf, ExportError> {
         let p = dir.join(name);
         fs::create_dir_all(&p).map_err(|e| ExportError::io(&p, e))?;
@@ -242,7 +245,7 @@ fn write_bundle(
     let generator = format!("cuecast-exporters {}", env!("CARGO_PKG_VERSION"));
 
     if has(Format::Png) || has(Format::Exr) || has(Format::Prores) {
-        write_frames(take, t, dir, formats, &mut files, progress)?;
+        write_frames(take, t, dir, formats, &mut files, &mut sums, progress)?;
     }
 
     let camera_files = [Format::Gltf, Format::Usd, Format::Ae, Format::Blender]
@@ -342,16 +345,23 @@ fn write_bundle(
     files.push("markers.json".into());
 
     files.sort();
-    let mut sums = BTreeMap::new();
-    for (i, f) in files.iter().enumerate() {
-        let path = dir.join(f);
-        sums.insert(
-            f.clone(),
-            json!({ "sha256": sha256_file(&path)?, "bytes": file_len(&path)? }),
-        );
+    for (i, chunk) in files.chunks(64).enumerate() {
+        use rayon::prelude::*;
+        let done = chunk
+            .par_iter()
+            .filter(|f| !sums.contains_key(f.as_str()))
+            .map(|f| {
+                let path = dir.join(f);
+                Ok((
+                    f.clone(),
+                    json!({ "sha256": sha256_file(&path)?, "bytes": file_len(&path)? }),
+                ))
+            })
+            .collect::<Result<Vec<_>, ExportError>>()?;
+        sums.extend(done);
         progress(Progress {
             stage: "checksums",
-            done: i as u64 + 1,
+            done: (i * 64 + chunk.len()) as u64,
             total: files.len() as u64,
         });
     }
@@ -370,6 +380,7 @@ fn write_frames(
     dir: &Path,
     formats: &BTreeSet<Format>,
     files: &mut Vec<String>,
+    sums: &mut BTreeMap<String, serde_json::Value>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), ExportError> {
     let has = |f: Format| formats.contains(&f);
@@ -397,35 +408,100 @@ fn write_frames(
         )?),
         _ => None,
     };
+    // Frames go in batches: the batch's PNGs and EXRs are written on every core while
+    // this thread feeds the same frames, in order, to the ProRes encoder (itself frame-
+    // threaded). A batch holds a few frames per core, so memory stays bounded.
     let total = t.len() as u64;
-    let mut current: Option<(usize, Vec<u8>)> = None;
-    for (k, &index) in t.on_air.iter().enumerate() {
-        if current.as_ref().map(|c| c.0) != Some(index) {
-            current = Some((index, take.rgb(index)?));
+    let batch = 4 * rayon::current_num_threads().max(1);
+    let mut done = 0u64;
+    let mut cached: Option<(usize, std::sync::Arc<Vec<u8>>)> = None;
+    let on_air: Vec<(usize, usize)> = t.on_air.iter().copied().enumerate().collect();
+    for chunk in on_air.chunks(batch) {
+        // Each recorded frame is read once, however many timeline frames repeat it.
+        // A frame that cannot be read ends the export after the frames before it are
+        // written, so progress says how far it got.
+        let mut frames = Vec::with_capacity(chunk.len());
+        let mut unreadable = None;
+        for &(k, index) in chunk {
+            let rgb = match &cached {
+                Some((i, rgb)) if *i == index => rgb.clone(),
+                _ => match take.rgb(index) {
+                    Ok(rgb) => std::sync::Arc::new(rgb),
+                    Err(e) => {
+                        unreadable = Some(e);
+                        break;
+                    }
+                },
+            };
+            cached = Some((index, rgb.clone()));
+            frames.push((k, index, rgb));
         }
-        let rgb = &current.as_ref().expect("read above").1;
-        if let (Some(plate), true) = (&plate, has(Format::Png)) {
-            let name = t.file_name("rgb", k, "png");
-            images::write_png(&plate.join(&name), rgb, t.width, t.height)?;
-            files.push(format!("plate/{name}"));
+        let write_images = || -> Result<Vec<(String, Sum)>, ExportError> {
+            use rayon::prelude::*;
+            let names: Vec<Vec<(String, Sum)>> = frames
+                .par_iter()
+                .map(|(k, index, rgb)| {
+                    let mut names = Vec::new();
+                    if let (Some(plate), true) = (&plate, has(Format::Png)) {
+                        let name = t.file_name("rgb", *k, "png");
+                        let sum = images::write_png(&plate.join(&name), rgb, t.width, t.height)?;
+                        names.push((format!("plate/{name}"), sum));
+                    }
+                    if let Some(depth_dir) = &depth_dir {
+                        let (size, values) =
+                            take.depth(*index)?.ok_or_else(|| ExportError::Take {
+                                path: take.dir.clone(),
+                                message: format!("recorded frame {index} has no depth map"),
+                            })?;
+                        let name = t.file_name("depth", *k, "exr");
+                        let sum = depth_exr::write_z(
+                            &depth_dir.join(&name),
+                            size.width,
+                            size.height,
+                            &values,
+                        )?;
+                        names.push((format!("depth/{name}"), sum));
+                    }
+                    Ok(names)
+                })
+                .collect::<Result<_, ExportError>>()?;
+            Ok(names.into_iter().flatten().collect())
+        };
+        let encode = |mov: &mut Option<prores::ProresWriter>| -> Result<(), ExportError> {
+            if let Some(mov) = mov {
+                for (_, _, rgb) in &frames {
+                    mov.push(rgb)?;
+                }
+            }
+            Ok(())
+        };
+        // The encoder is not `Send`: it stays on this thread, the images go to the pool.
+        let names = std::thread::scope(|scope| {
+            let images = scope.spawn(write_images);
+            let encoded = encode(&mut mov);
+            let names = images.join().unwrap_or_else(|_| {
+                Err(ExportError::encode(
+                    dir,
+                    "an image writer failed unexpectedly",
+                ))
+            });
+            encoded.and(names)
+        })?;
+        for (name, sum) in names {
+            sums.insert(name.clone(), sum.json());
+            files.push(name);
         }
-        if let Some(depth_dir) = &depth_dir {
-            let (size, values) = take.depth(index)?.ok_or_else(|| ExportError::Take {
-                path: take.dir.clone(),
-                message: format!("recorded frame {index} has no depth map"),
-            })?;
-            let name = t.file_name("depth", k, "exr");
-            images::write_depth_exr(&depth_dir.join(&name), size, &values)?;
-            files.push(format!("depth/{name}"));
+        for _ in &frames {
+            done += 1;
+            progress(Progress {
+                stage: "frames",
+                done,
+                total,
+            });
         }
-        if let Some(mov) = &mut mov {
-            mov.push(rgb)?;
+        if let Some(e) = unreadable {
+            return Err(e.into());
         }
-        progress(Progress {
-            stage: "frames",
-            done: k as u64 + 1,
-            total,
-        });
     }
     if let Some(mov) = mov {
         mov.finish()?;
@@ -515,6 +591,62 @@ fn file_len(path: &Path) -> Result<u64, ExportError> {
         .map_err(|e| ExportError::io(path, e))
 }
 
+/// A file's checksum and length, as the manifest lists them.
+pub(crate) struct Sum {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl Sum {
+    fn json(&self) -> serde_json::Value {
+        json!({ "sha256": self.sha256, "bytes": self.bytes })
+    }
+}
+
+/// A writer that checksums what passes through it, so a file written from memory is
+/// not read back to be hashed.
+pub(crate) struct Hashed<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> Hashed<W> {
+    pub fn new(inner: W) -> Self {
+        Hashed {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Flushes the writer; the checksum of everything written.
+    pub fn finish(mut self) -> std::io::Result<Sum> {
+        self.inner.flush()?;
+        Ok(Sum {
+            sha256: hex(&self.hasher.finalize()),
+            bytes: self.bytes,
+        })
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn sha256_file(path: &Path) -> Result<String, ExportError> {
     let mut file = fs::File::open(path).map_err(|e| ExportError::io(path, e))?;
     let mut hasher = Sha256::new();
@@ -526,9 +658,5 @@ fn sha256_file(path: &Path) -> Result<String, ExportError> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
 }

@@ -5,7 +5,9 @@
 //! compositor opens, and 4:4:4 keeps the generator's colour detail that 4:2:2 would
 //! halve. Frames are converted from RGB to 10-bit Y'CbCr with swscale's BT.601
 //! matrix into limited range, and the file says exactly that (matrix, range), so players
-//! convert back correctly. Alpha is written fully opaque.
+//! convert back correctly. No alpha plane: a generated frame is opaque, and an alpha
+//! plane of 255s would cost encode time and file size for nothing (tools treat a 4444
+//! file without alpha as opaque, as `ffmpeg -c:v prores_ks -profile:v 4444` makes).
 
 use std::path::{Path, PathBuf};
 
@@ -24,8 +26,7 @@ pub(crate) struct ProresWriter {
     output: format::context::Output,
     encoder: encoder::Video,
     scaler: scaling::Context,
-    rgba: frame::Video,
-    yuva: frame::Video,
+    rgb: frame::Video,
     encoder_time_base: Rational,
     stream_time_base: Rational,
     next_pts: i64,
@@ -50,7 +51,7 @@ impl ProresWriter {
             .map_err(err)?;
         video.set_width(w);
         video.set_height(h);
-        video.set_format(Pixel::YUVA444P10LE);
+        video.set_format(Pixel::YUV444P10LE);
         video.set_time_base(time_base);
         video.set_frame_rate(Some(Rational::new(fps.num as i32, fps.den as i32)));
         video.set_colorspace(color::Space::SMPTE170M);
@@ -60,6 +61,13 @@ impl ProresWriter {
         if global_header {
             video.set_flags(codec::Flags::GLOBAL_HEADER);
         }
+        // Every core: prores_ks encodes several frames at once (frame threads), as the
+        // ffmpeg command does by default.
+        video.set_threading(ffmpeg::threading::Config {
+            kind: ffmpeg::threading::Type::Frame,
+            count: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ..Default::default()
+        });
         let mut options = Dictionary::new();
         options.set("profile", "4444");
         options.set("vendor", "apl0");
@@ -74,10 +82,10 @@ impl ProresWriter {
         output.write_header().map_err(err)?;
         let stream_time_base = output.stream(0).map(|s| s.time_base()).unwrap_or(time_base);
         let scaler = scaling::Context::get(
-            Pixel::RGBA,
+            Pixel::RGBZ,
             w,
             h,
-            Pixel::YUVA444P10LE,
+            Pixel::YUV444P10LE,
             w,
             h,
             scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT,
@@ -88,8 +96,7 @@ impl ProresWriter {
             output,
             encoder,
             scaler,
-            rgba: frame::Video::new(Pixel::RGBA, w, h),
-            yuva: frame::Video::new(Pixel::YUVA444P10LE, w, h),
+            rgb: frame::Video::new(Pixel::RGBZ, w, h),
             encoder_time_base: time_base,
             stream_time_base,
             next_pts: 0,
@@ -102,23 +109,22 @@ impl ProresWriter {
 
     /// Encodes the next frame (RGBx, top row first).
     pub fn push(&mut self, rgbx: &[u8]) -> Result<(), ExportError> {
-        let width = self.rgba.width() as usize;
-        let stride = self.rgba.stride(0);
-        let rows = self.rgba.data_mut(0);
-        for (y, src) in rgbx.chunks_exact(width * 4).enumerate() {
-            let dst = &mut rows[y * stride..y * stride + width * 4];
-            for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
-                d.copy_from_slice(&[s[0], s[1], s[2], 255]);
-            }
+        // RGBx is FFmpeg's RGB0: rows are copied as they are, the padding byte ignored.
+        let row = self.rgb.width() as usize * 4;
+        let stride = self.rgb.stride(0);
+        let rows = self.rgb.data_mut(0);
+        for (y, src) in rgbx.chunks_exact(row).enumerate() {
+            rows[y * stride..y * stride + row].copy_from_slice(src);
         }
+        // A new picture each time: a frame-threaded encoder keeps a reference to the
+        // frames it has not finished, so one buffer reused would be overwritten under it.
+        let mut yuv = frame::Video::new(Pixel::YUV444P10LE, self.rgb.width(), self.rgb.height());
         self.scaler
-            .run(&self.rgba, &mut self.yuva)
+            .run(&self.rgb, &mut yuv)
             .map_err(|e| self.err(e))?;
-        self.yuva.set_pts(Some(self.next_pts));
+        yuv.set_pts(Some(self.next_pts));
         self.next_pts += 1;
-        self.encoder
-            .send_frame(&self.yuva)
-            .map_err(|e| self.err(e))?;
+        self.encoder.send_frame(&yuv).map_err(|e| self.err(e))?;
         self.drain()
     }
 
