@@ -1,127 +1,214 @@
-//! The commands besides `serve`: takes and checkpoints of a running show (through its
-//! HTTP API, like any other client), and replay and export of takes (offline, no
-//! daemon needed).
+//! The command line (clap): `serve` and `check-config`, takes and checkpoints of a
+//! running show (through its HTTP API, like any other client, with `ureq`), and replay
+//! and export of takes (offline, no daemon needed). Each subcommand has its `--help`.
 
-use std::io::{IsTerminal, Read, Write};
-use std::net::TcpStream;
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
 use cuecast_engine::replay::{replay, ReplayOptions};
 use cuecast_engine::{check_name, Take};
 use cuecast_exporters::{ExportOptions, Format};
 use serde_json::{json, Value};
 
-/// Flags of the form `--name value` (and bare `--force`), after the positional ones.
-struct Args<'a> {
-    positional: Vec<&'a str>,
-    flags: Vec<(&'a str, Option<&'a str>)>,
+/// `cuecast`'s command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cuecast",
+    version,
+    about = "Put a generative world model on air: steer it with cues, send it out over SRT and RTMP, record and export takes.",
+    after_help = "The config says what runs: the show preset (model, scenes, rundown, OSC map), the \
+video size and rate, the API and OSC addresses, and the outputs (srt, rtmp, record, preview). \
+It is watched while the show runs: edits apply live, bad edits are refused.\n\n\
+take and checkpoint talk to a running show's API (token from CUECAST_TOKEN); replay and \
+export work on a take folder (or a name in takes/) with no show running."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-impl<'a> Args<'a> {
-    fn parse(args: &'a [String], switches: &[&str]) -> Result<Args<'a>> {
-        let mut positional = Vec::new();
-        let mut flags = Vec::new();
-        let mut it = args.iter().map(String::as_str);
-        while let Some(a) = it.next() {
-            if let Some(name) = a.strip_prefix("--") {
-                if switches.contains(&name) {
-                    flags.push((name, None));
-                } else {
-                    let v = it.next().ok_or_else(|| anyhow!("--{name} needs a value"))?;
-                    flags.push((name, Some(v)));
-                }
-            } else {
-                positional.push(a);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the show
+    Serve {
+        /// The config file
+        #[arg(long, value_name = "FILE", default_value = "config/cuecast.yaml")]
+        config: PathBuf,
+        /// Once live, write {api, osc} here: the addresses bound (a listen port 0 picks one)
+        #[arg(long, value_name = "FILE")]
+        ready_file: Option<PathBuf>,
+    },
+    /// Check a config, its show preset and profiles, without running anything
+    CheckConfig {
+        /// The config file
+        file: PathBuf,
+    },
+    /// Start, stop or list takes of a running show
+    Take {
+        #[command(subcommand)]
+        action: TakeAction,
+        /// The show's API address
+        #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_API, global = true)]
+        api: String,
+    },
+    /// Save, restore or list checkpoints of a running show
+    Checkpoint {
+        #[command(subcommand)]
+        action: CheckpointAction,
+        /// The show's API address
+        #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_API, global = true)]
+        api: String,
+    },
+    /// Make a take again from its start checkpoint and cues, offline; says whether every
+    /// frame is identical
+    Replay {
+        /// A take folder, or the name of one in takes/
+        take: String,
+        /// The folder to write (refused when it exists, unless --force)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Render at another width (even, 2..7680; with --height)
+        #[arg(long, value_name = "W", requires = "height", value_parser = even_pixels)]
+        width: Option<usize>,
+        /// Render at another height (even, 2..7680; with --width)
+        #[arg(long, value_name = "H", requires = "width", value_parser = even_pixels)]
+        height: Option<usize>,
+        /// Replace --out if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Turn a take into a bundle for Blender, Unreal and After Effects, offline
+    Export {
+        /// A take folder, or the name of one in takes/
+        take: String,
+        /// The folder to write (refused when it exists, unless --force)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Formats, comma-separated: gltf, usd, ae, blender, png, exr, prores (default: all
+        /// the take allows)
+        #[arg(long, value_name = "LIST", value_parser = formats)]
+        formats: Option<BTreeSet<Format>>,
+        /// Replace --out if it exists
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TakeAction {
+    /// Start recording a take (named by the time when NAME is left out)
+    Start { name: Option<String> },
+    /// Stop the take being recorded
+    Stop,
+    /// List the takes
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckpointAction {
+    /// Save the model's state (named by the time when NAME is left out)
+    Save { name: Option<String> },
+    /// Restore a saved checkpoint on air
+    Restore { name: String },
+    /// List the checkpoints
+    List,
+}
+
+const DEFAULT_API: &str = "127.0.0.1:7070";
+
+fn even_pixels(v: &str) -> Result<usize, String> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| (2..=7680).contains(n) && n % 2 == 0)
+        .ok_or_else(|| format!("{v}: an even number of pixels, 2..7680"))
+}
+
+fn formats(v: &str) -> Result<BTreeSet<Format>, String> {
+    Format::parse_list(v).map_err(|e| e.to_string())
+}
+
+impl Cli {
+    /// Parses the command line (without the program name).
+    pub fn parse(args: &[String]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cuecast").chain(args.iter().map(String::as_str)))
+    }
+
+    /// Runs the command.
+    pub fn run(self) -> Result<()> {
+        match self.command {
+            Command::Serve { config, ready_file } => {
+                crate::serve::serve(&config, ready_file.as_deref())
             }
-        }
-        Ok(Args { positional, flags })
-    }
-
-    fn value(&self, name: &str) -> Option<&'a str> {
-        self.flags.iter().rev().find(|(n, _)| *n == name)?.1
-    }
-
-    fn switch(&self, name: &str) -> bool {
-        self.flags.iter().any(|(n, _)| *n == name)
-    }
-
-    fn only(&self, allowed: &[&str]) -> Result<()> {
-        match self.flags.iter().find(|(n, _)| !allowed.contains(n)) {
-            Some((n, _)) => bail!("unknown option --{n}"),
-            None => Ok(()),
+            Command::CheckConfig { file } => crate::serve::check_config(&file),
+            Command::Take { action, api } => {
+                let v = match action {
+                    TakeAction::Start { name } => call(
+                        &api,
+                        "POST",
+                        "/api/v1/takes",
+                        name.map(|n| json!({ "name": n })),
+                    )?,
+                    TakeAction::Stop => call(&api, "POST", "/api/v1/takes/stop", None)?,
+                    TakeAction::List => call(&api, "GET", "/api/v1/takes", None)?,
+                };
+                print_json(&v)
+            }
+            Command::Checkpoint { action, api } => {
+                let v = match action {
+                    CheckpointAction::Save { name } => call(
+                        &api,
+                        "POST",
+                        "/api/v1/checkpoints",
+                        name.map(|n| json!({ "name": n })),
+                    )?,
+                    CheckpointAction::Restore { name } => {
+                        check_name(&name).map_err(|e| anyhow!(e))?;
+                        call(
+                            &api,
+                            "POST",
+                            &format!("/api/v1/checkpoints/{name}/restore"),
+                            None,
+                        )?
+                    }
+                    CheckpointAction::List => call(&api, "GET", "/api/v1/checkpoints", None)?,
+                };
+                print_json(&v)
+            }
+            Command::Replay {
+                take,
+                out,
+                width,
+                height,
+                force,
+            } => replay_take(&take, &out, width.zip(height), force),
+            Command::Export {
+                take,
+                out,
+                formats,
+                force,
+            } => export(&take, out, formats, force),
         }
     }
 }
 
-/// `cuecast take start [NAME] | stop | list [--api HOST:PORT]`
-pub fn take(args: &[String]) -> Result<()> {
-    let a = Args::parse(args, &[])?;
-    a.only(&["api"])?;
-    let api = a.value("api").unwrap_or("127.0.0.1:7070");
-    let v = match a.positional.as_slice() {
-        ["start"] => call(api, "POST", "/api/v1/takes", None)?,
-        ["start", name] => call(api, "POST", "/api/v1/takes", Some(json!({"name": name})))?,
-        ["stop"] => call(api, "POST", "/api/v1/takes/stop", None)?,
-        ["list"] => call(api, "GET", "/api/v1/takes", None)?,
-        _ => bail!("usage: cuecast take start [NAME] | stop | list [--api HOST:PORT]"),
-    };
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(())
+/// Prints an answer; a reader that has gone (`| head`) is not an error.
+fn print_json(v: &Value) -> Result<()> {
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(v)?;
+    match writeln!(std::io::stdout(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
-/// `cuecast checkpoint save [NAME] | restore NAME | list [--api HOST:PORT]`
-pub fn checkpoint(args: &[String]) -> Result<()> {
-    let a = Args::parse(args, &[])?;
-    a.only(&["api"])?;
-    let api = a.value("api").unwrap_or("127.0.0.1:7070");
-    let v = match a.positional.as_slice() {
-        ["save"] => call(api, "POST", "/api/v1/checkpoints", None)?,
-        ["save", name] => call(
-            api,
-            "POST",
-            "/api/v1/checkpoints",
-            Some(json!({"name": name})),
-        )?,
-        ["restore", name] => {
-            check_name(name).map_err(|e| anyhow!(e))?;
-            call(
-                api,
-                "POST",
-                &format!("/api/v1/checkpoints/{name}/restore"),
-                None,
-            )?
-        }
-        ["list"] => call(api, "GET", "/api/v1/checkpoints", None)?,
-        _ => bail!("usage: cuecast checkpoint save [NAME] | restore NAME | list [--api HOST:PORT]"),
-    };
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(())
-}
-
-/// `cuecast replay TAKE --out DIR [--width W --height H] [--force]`
-pub fn replay_take(args: &[String]) -> Result<()> {
-    let a = Args::parse(args, &["force"])?;
-    a.only(&["out", "width", "height", "force"])?;
-    let [take] = a.positional.as_slice() else {
-        bail!("usage: cuecast replay TAKE --out DIR [--width W --height H] [--force]");
-    };
+/// `cuecast replay`.
+fn replay_take(take: &str, out: &Path, size: Option<(usize, usize)>, force: bool) -> Result<()> {
     let take = open_take(take)?;
-    let out = out_folder(a.value("out"), a.switch("force"))?;
-    let size = match (a.value("width"), a.value("height")) {
-        (None, None) => None,
-        (Some(w), Some(h)) => {
-            let parse = |v: &str, what: &str| -> Result<usize> {
-                v.parse::<usize>()
-                    .ok()
-                    .filter(|n| (2..=7680).contains(n) && n % 2 == 0)
-                    .ok_or_else(|| anyhow!("--{what} {v}: an even number of pixels, 2..7680"))
-            };
-            Some((parse(w, "width")?, parse(h, "height")?))
-        }
-        _ => bail!("--width and --height go together"),
-    };
+    let out = out_folder(out, force)?;
     let options = ReplayOptions {
         size,
         ..Default::default()
@@ -150,28 +237,18 @@ pub fn replay_take(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `cuecast export TAKE --out DIR [--formats LIST] [--force]`
-pub fn export(args: &[String]) -> Result<()> {
-    let a = Args::parse(args, &["force"])?;
-    a.only(&["out", "formats", "force"])?;
-    let [take] = a.positional.as_slice() else {
-        bail!(
-            "usage: cuecast export TAKE --out DIR [--formats gltf,usd,ae,blender,png,exr,prores] [--force]"
-        );
-    };
-    let formats = match a.value("formats") {
-        Some(list) => Format::parse_list(list).map_err(|e| anyhow!("--formats: {e}"))?,
-        None => Format::all(),
-    };
+/// `cuecast export`; without `formats`, every format the take allows (no EXR from a
+/// model that makes no depth).
+fn export(take: &str, out: PathBuf, formats: Option<BTreeSet<Format>>, force: bool) -> Result<()> {
     let take = open_take(take)?;
-    let out = PathBuf::from(
-        a.value("out")
-            .ok_or_else(|| anyhow!("--out DIR is needed"))?,
-    );
-    let options = ExportOptions {
-        formats,
-        force: a.switch("force"),
-    };
+    let formats = formats.unwrap_or_else(|| {
+        let mut all = Format::all();
+        if take.manifest.depth.is_none() {
+            all.remove(&Format::Exr);
+        }
+        all
+    });
+    let options = ExportOptions { formats, force };
     let mut bar = Progress::new("export");
     let summary = cuecast_exporters::export(&take, &out, &options, &mut |p| {
         bar.show(p.stage, p.done, p.total)
@@ -199,8 +276,8 @@ fn open_take(arg: &str) -> Result<Take> {
 }
 
 /// `--out DIR`: refused when it exists, unless `force` (then it is replaced).
-fn out_folder(out: Option<&str>, force: bool) -> Result<PathBuf> {
-    let out = PathBuf::from(out.ok_or_else(|| anyhow!("--out DIR is needed"))?);
+fn out_folder(out: &Path, force: bool) -> Result<PathBuf> {
+    let out = out.to_owned();
     if out.exists() {
         if !force {
             bail!(
@@ -264,44 +341,44 @@ impl Progress {
     }
 }
 
-/// One HTTP/1.1 request to the daemon's API; the token comes from `CUECAST_TOKEN`.
-/// Errors carry the API's own `detail`.
+/// One request to the daemon's API; the token comes from `CUECAST_TOKEN`. Errors carry
+/// the API's own `detail`.
 fn call(api: &str, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
-    let mut stream = TcpStream::connect(api).with_context(|| {
-        format!(
-            "cannot reach the cuecast API at {api} (is `cuecast serve` running? --api HOST:PORT)"
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let url = format!("http://{api}{path}");
+    let token = std::env::var("CUECAST_TOKEN").ok();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let sent = match method {
+        "GET" => {
+            let mut req = agent.get(&url);
+            if let Some(a) = &auth {
+                req = req.header("Authorization", a);
+            }
+            req.call()
+        }
+        _ => {
+            let mut req = agent.post(&url).content_type("application/json");
+            if let Some(a) = &auth {
+                req = req.header("Authorization", a);
+            }
+            req.send(body.map(|b| b.to_string()).unwrap_or_default())
+        }
+    };
+    let mut response = sent.map_err(|e| {
+        anyhow!(
+            "cannot reach the cuecast API at {api} (is `cuecast serve` running? --api HOST:PORT): {e}"
         )
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = std::env::var("CUECAST_TOKEN")
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, payload) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("the API at {api} answered something that is not HTTP"))?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("the API at {api} answered without a status"))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
-    let payload = if chunked {
-        dechunk(payload)
-    } else {
-        payload.to_owned()
-    };
-    let v: Value = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("{method} {path}: reading the answer"))?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if status >= 400 {
         let detail = v["detail"]
             .as_str()
@@ -311,18 +388,76 @@ fn call(api: &str, method: &str, path: &str, body: Option<Value>) -> Result<Valu
     Ok(v)
 }
 
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
     }
-    out
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every subcommand has its own `--help`, which names its options.
+    #[test]
+    fn every_subcommand_has_help() {
+        for (sub, shows) in [
+            (vec!["serve"], "--ready-file"),
+            (vec!["check-config"], "<FILE>"),
+            (vec!["take"], "--api"),
+            (vec!["take", "start"], "[NAME]"),
+            (vec!["checkpoint", "restore"], "<NAME>"),
+            (vec!["replay"], "--width"),
+            (vec!["export"], "--formats"),
+        ] {
+            let mut args = sub.clone();
+            args.push("--help");
+            let e = parse(&args).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{sub:?}");
+            assert!(e.to_string().contains(shows), "{sub:?}: {e}");
+            assert_eq!(e.exit_code(), 0);
+        }
+    }
+
+    /// A wrong command line is refused with status 2, naming what was wrong.
+    #[test]
+    fn bad_command_lines_name_what_is_wrong() {
+        for (args, names) in [
+            (vec!["export", "t1"], "--out"),
+            (
+                vec![
+                    "replay", "t1", "--out", "o", "--width", "641", "--height", "360",
+                ],
+                "641",
+            ),
+            (
+                vec!["replay", "t1", "--out", "o", "--width", "640"],
+                "--height",
+            ),
+            (
+                vec!["export", "t1", "--out", "o", "--formats", "gltf,mp3"],
+                "mp3",
+            ),
+            (vec!["take", "pause"], "pause"),
+            (vec!["serve", "--config"], "--config"),
+            (vec!["serve", "--colour", "x"], "--colour"),
+            (vec!["bake"], "bake"),
+        ] {
+            let e = parse(&args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(names), "{args:?}: {e}");
+        }
+        let ok = parse(&["take", "list", "--api", "127.0.0.1:9"]).unwrap();
+        assert!(
+            matches!(ok.command, Command::Take { ref api, action: TakeAction::List } if api == "127.0.0.1:9")
+        );
+        let ok = parse(&["serve"]).unwrap();
+        assert!(
+            matches!(ok.command, Command::Serve { ref config, ready_file: None } if config == Path::new("config/cuecast.yaml"))
+        );
+    }
 }

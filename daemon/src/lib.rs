@@ -24,26 +24,6 @@ pub mod surface;
 
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "\
-usage: cuecast serve [--config FILE] [--ready-file FILE]
-                                          run the show (default: config/cuecast.yaml);
-                                          once live, FILE gets {api, osc}: the
-                                          addresses bound (a listen port 0 picks one)
-       cuecast check-config FILE         check a config, its show preset and profiles
-       cuecast take start [NAME] | stop | list            [--api HOST:PORT]
-       cuecast checkpoint save [NAME] | restore NAME | list [--api HOST:PORT]
-       cuecast replay TAKE --out DIR [--width W --height H] [--force]
-       cuecast export TAKE --out DIR [--formats gltf,usd,ae,blender,png,exr,prores] [--force]
-       cuecast --version
-
-The config says what runs: the show preset (model, scenes, rundown, OSC map), the
-video size and rate, the API and OSC addresses, and the outputs (srt, rtmp, record,
-preview). It is watched while the show runs: edits apply live, bad edits are refused.
-
-take and checkpoint talk to a running show's API (token from CUECAST_TOKEN);
-replay and export work on a take folder (or a name in takes/) with no show running.
-";
-
 /// Locks a mutex, carrying on with the data if a panicking thread poisoned it: the
 /// show outlives any one handler.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,54 +107,20 @@ pub fn user_path(path: &std::path::Path) -> String {
     }
 }
 
-/// The command line; returns the exit status.
-/// `serve`'s options: `--config FILE` and `--ready-file FILE`, each at most once.
-fn serve_args(args: &[String]) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
-    let (mut config, mut ready) = (None, None);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let slot = match flag.as_str() {
-            "--config" => &mut config,
-            "--ready-file" => &mut ready,
-            other => anyhow::bail!("serve does not take {other:?}\n\n{USAGE}"),
-        };
-        let Some(value) = it.next() else {
-            anyhow::bail!("{flag} needs a FILE\n\n{USAGE}");
-        };
-        if slot.replace(PathBuf::from(value)).is_some() {
-            anyhow::bail!("{flag} is given twice\n\n{USAGE}");
-        }
-    }
-    Ok((
-        config.unwrap_or_else(|| PathBuf::from("config/cuecast.yaml")),
-        ready,
-    ))
-}
-
+/// The command line (without the program name); returns the exit status: 0, 1 when
+/// the command failed, 2 when the command line itself is wrong.
 pub fn run(args: &[String]) -> i32 {
     block_stop_signals();
-    let result = match args.first().map(String::as_str) {
-        Some("serve") => serve_args(&args[1..])
-            .and_then(|(config, ready)| serve::serve(&config, ready.as_deref())),
-        Some("check-config") => match &args[1..] {
-            [file] => serve::check_config(&PathBuf::from(file)),
-            _ => Err(anyhow::anyhow!("check-config takes one FILE\n\n{USAGE}")),
-        },
-        Some("take") => cli::take(&args[1..]),
-        Some("checkpoint") => cli::checkpoint(&args[1..]),
-        Some("replay") => cli::replay_take(&args[1..]),
-        Some("export") => cli::export(&args[1..]),
-        Some("-h" | "--help" | "help") | None => {
-            print!("{USAGE}");
-            Ok(())
+    let cli = match cli::Cli::parse(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and --version are printed on stdout with status 0; usage errors on
+            // stderr with status 2, as clap says.
+            let _ = e.print();
+            return e.exit_code();
         }
-        Some("--version") => {
-            println!("cuecast {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
     };
-    match result {
+    match cli.run() {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("cuecast: {e:#}");
