@@ -165,7 +165,7 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::R
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
-    eprintln!("cuecast: a request's handler panicked: {reason}");
+    tracing::error!("a request's handler panicked: {reason}");
     (
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
         axum::Json(serde_json::json!({

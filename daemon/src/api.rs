@@ -663,11 +663,7 @@ async fn post_take(
     let manifest = blocking(move || show.start_take(&d, &name))
         .await
         .map_err(engine_error)?;
-    eprintln!(
-        "cuecast: take {:?} recording → {}",
-        manifest.name,
-        dir.display()
-    );
+    tracing::info!("take {:?} recording → {}", manifest.name, dir.display());
     s.events.send(
         json!({"type": "take", "state": "recording", "take": manifest.name, "start_frame": manifest.start_frame}),
     );
@@ -679,8 +675,8 @@ async fn post_take_stop(State(s): State<AppState>) -> Result<Json<Value>, ApiErr
     let summary = blocking(move || show.stop_take())
         .await
         .map_err(engine_error)?;
-    eprintln!(
-        "cuecast: take {:?} complete: {} frames ({} lost) in {}",
+    tracing::info!(
+        "take {:?} complete: {} frames ({} lost) in {}",
         summary.name,
         summary.frames,
         summary.lost_frames.len(),
@@ -748,7 +744,7 @@ async fn post_checkpoint(
     let m = blocking(move || show.save_checkpoint(&d))
         .await
         .map_err(engine_error)?;
-    eprintln!("cuecast: checkpoint {name:?} saved → {}", dir.display());
+    tracing::info!("checkpoint {name:?} saved → {}", dir.display());
     let saved = json!({"name": name, "frame": m.frame, "model": m.model.name, "hash": m.model.hash,
                        "prompt": m.prompt, "seed": m.seed, "camera": m.camera, "created_utc": m.created_utc});
     s.events
@@ -772,7 +768,7 @@ async fn post_restore(
     blocking(move || show.restore(Checkpoint::load(&dir)?))
         .await
         .map_err(engine_error)?;
-    eprintln!("cuecast: checkpoint {name:?} restored");
+    tracing::info!("checkpoint {name:?} restored");
     s.events
         .send(json!({"type": "checkpoint", "restored": name}));
     Ok(Json(json!(s.show.status())))

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
+
+use crate::logging::{LogFormat, LogLevel};
 use cuecast_engine::replay::{replay, ReplayOptions};
 use cuecast_engine::{check_name, Take};
 use cuecast_exporters::{ExportOptions, Format};
@@ -41,6 +43,12 @@ enum Command {
         /// Once live, write {api, osc} here: the addresses bound (a listen port 0 picks one)
         #[arg(long, value_name = "FILE")]
         ready_file: Option<PathBuf>,
+        /// How log lines are written on stderr
+        #[arg(long, value_enum, default_value = "human")]
+        log_format: LogFormat,
+        /// The least severe log lines written
+        #[arg(long, value_enum, default_value = "info")]
+        log_level: LogLevel,
     },
     /// Check a config, its show preset and profiles, without running anything
     CheckConfig {
@@ -140,7 +148,13 @@ impl Cli {
     /// Runs the command.
     pub fn run(self) -> Result<()> {
         match self.command {
-            Command::Serve { config, ready_file } => {
+            Command::Serve {
+                config,
+                ready_file,
+                log_format,
+                log_level,
+            } => {
+                crate::logging::init(log_format, log_level);
                 crate::serve::serve(&config, ready_file.as_deref())
             }
             Command::CheckConfig { file } => crate::serve::check_config(&file),
@@ -457,7 +471,9 @@ mod tests {
         );
         let ok = parse(&["serve"]).unwrap();
         assert!(
-            matches!(ok.command, Command::Serve { ref config, ready_file: None } if config == Path::new("config/cuecast.yaml"))
+            matches!(ok.command, Command::Serve { ref config, ready_file: None, log_format: LogFormat::Human, log_level: LogLevel::Info } if config == Path::new("config/cuecast.yaml"))
         );
+        let e = parse(&["serve", "--log-format", "xml"]).unwrap_err();
+        assert!(e.to_string().contains("xml"), "{e}");
     }
 }

@@ -238,7 +238,7 @@ impl Syncer {
                 }
             });
         if let Err(e) = spawned {
-            eprintln!("cuecast: recording sync thread did not start: {e}");
+            tracing::error!("recording sync thread did not start: {e}");
         }
         Syncer { stop }
     }

@@ -16,6 +16,7 @@ pub mod config;
 mod delivery;
 pub mod events;
 pub mod library;
+pub mod logging;
 pub mod osc;
 pub mod outputs;
 pub mod rundown;
@@ -63,9 +64,7 @@ pub(crate) fn wait_for_signal() -> Option<i32> {
         if STOP_SIGNALS.contains(&signal) {
             return Some(signal);
         }
-        eprintln!(
-            "cuecast: signal {signal} ignored (SIGINT, SIGTERM, SIGHUP or SIGQUIT end the show)"
-        );
+        tracing::warn!("signal {signal} ignored (SIGINT, SIGTERM, SIGHUP or SIGQUIT end the show)");
     }
 }
 

@@ -216,8 +216,8 @@ impl Library {
                     }
                 });
                 match result {
-                    Ok(_) => eprintln!("cuecast: export complete: {}", out.display()),
-                    Err(e) => eprintln!("cuecast: export of {} failed: {e}", out.display()),
+                    Ok(_) => tracing::info!("export complete: {}", out.display()),
+                    Err(e) => tracing::error!("export of {} failed: {e}", out.display()),
                 }
             })
             .map_err(|e| LibraryError::Invalid(format!("cannot start the export: {e}")))?;

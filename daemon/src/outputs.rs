@@ -1101,8 +1101,8 @@ impl Supervisor {
             m.retry_at = Some(Instant::now() + Duration::from_secs_f64(delay));
             OutputState::Retrying
         };
-        eprintln!(
-            "cuecast: output {name}: {error} ({})",
+        tracing::warn!(
+            "output {name}: {error} ({})",
             match state {
                 OutputState::Failed => "giving up".to_owned(),
                 _ => format!("retry {}", self.outputs[name].attempt),
@@ -1142,7 +1142,7 @@ impl Supervisor {
         if let Some(eos) = self.end_recording(name) {
             wait_for_eos(&[eos], Duration::from_secs(3));
             if let Some(f) = self.outputs.get(name).and_then(|m| m.file.clone()) {
-                eprintln!("cuecast: recording complete: {}", f.display());
+                tracing::info!("recording complete: {}", f.display());
             }
         }
         self.halt(name);
@@ -1205,7 +1205,7 @@ impl Supervisor {
             self.halt(&name);
             let file = self.outputs[&name].file.clone();
             if let Some(f) = file {
-                eprintln!("cuecast: recording complete: {}", f.display());
+                tracing::info!("recording complete: {}", f.display());
             }
         }
     }
@@ -1225,8 +1225,8 @@ impl Supervisor {
                 "error": if state == OutputState::Live { None } else { m.last_error.as_ref() },
             }));
             if state == OutputState::Live {
-                eprintln!(
-                    "cuecast: output {name} live → {}",
+                tracing::info!(
+                    "output {name} live → {}",
                     m.file
                         .as_ref()
                         .map_or_else(|| m.output.kind.target(), |f| f.display().to_string())

@@ -34,7 +34,7 @@ use crate::rundown::Rundown;
 pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     let config = Config::load(config_path)?;
     for line in config.summary() {
-        eprintln!("cuecast: {line}");
+        tracing::info!("{line}");
     }
     gst::init()?;
     gstcuecast::register_static()?;
@@ -124,8 +124,8 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     // What a cuecast killed while starting a take or saving a checkpoint left behind.
     for folder in [&config.takes, &config.checkpoints] {
         for name in cuecast_engine::take::remove_leftovers(folder) {
-            eprintln!(
-                "cuecast: removed {name} from {}: left by a cuecast that was stopped while writing it",
+            tracing::warn!(
+                "removed {name} from {}: left by a cuecast that was stopped while writing it",
                 crate::user_path(folder)
             );
         }
@@ -172,10 +172,18 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
         write_ready(path, &text.to_string())
             .with_context(|| format!("cannot write the ready file {}", path.display()))?;
     }
-    eprint!(
-        "{}",
-        live_banner(&config, server.addr, &handle.status().model)
-    );
+    if crate::logging::is_json() {
+        tracing::info!(
+            api = %server.addr,
+            model = %handle.status().model,
+            "the show is live"
+        );
+    } else {
+        eprint!(
+            "{}",
+            live_banner(&config, server.addr, &handle.status().model)
+        );
+    }
     let reloader = Reloader {
         applied: Mutex::new(config.clone()),
         state: state.clone(),
@@ -191,7 +199,7 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
             .name("cuecast-signals".into())
             .spawn(move || {
                 if let Some(signal) = crate::wait_for_signal() {
-                    eprintln!("cuecast: signal {signal}: finishing recordings, closing outputs");
+                    tracing::info!("signal {signal}: finishing recordings, closing outputs");
                     outputs.shutdown(Duration::from_secs(8));
                     ml.quit();
                 }
@@ -210,13 +218,13 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     main_loop.run();
     if handle.status().take.is_some() {
         match handle.stop_take() {
-            Ok(t) => eprintln!(
-                "cuecast: take {:?} complete: {} frames in {}",
+            Ok(t) => tracing::info!(
+                "take {:?} complete: {} frames in {}",
                 t.name,
                 t.frames,
                 t.dir.display()
             ),
-            Err(e) => eprintln!("cuecast: the take could not be finished: {e}"),
+            Err(e) => tracing::error!("the take could not be finished: {e}"),
         }
     }
     drop(stopping);
@@ -227,7 +235,7 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     if let Some(e) = lock(&failure).take() {
         bail!("{e}");
     }
-    eprintln!("cuecast: show ended");
+    tracing::info!("show ended");
     Ok(())
 }
 
@@ -283,13 +291,13 @@ fn report_stuck_model(state: &AppState, status: &cuecast_engine::Status) {
             let message = format!(
                 "the model is not responding: its step has been running for {s:.1} s; the picture is held"
             );
-            eprintln!("cuecast: {message}");
+            tracing::error!("{message}");
             state
                 .events
                 .send(json!({"type": "error", "message": message}));
         }
         (true, None) => {
-            eprintln!("cuecast: the model is responding again");
+            tracing::info!("the model is responding again");
             state
                 .events
                 .send(json!({"type": "warning", "message": "the model is responding again"}));
@@ -380,8 +388,8 @@ fn on_message(
                         "step_ms_mean": f("step-ms-mean"), "step_ms_max": f("step-ms-max"),
                     });
                     if u("repeated-last-second") > 0 {
-                        eprintln!(
-                            "cuecast: {} frames repeated in the last second (step up to {:.1} ms)",
+                        tracing::warn!(
+                            "{} frames repeated in the last second (step up to {:.1} ms)",
                             u("repeated-last-second"),
                             f("step-ms-max")
                         );
@@ -410,12 +418,12 @@ fn on_message(
                 *lock(failure) = Some(text);
                 main_loop.quit();
             } else {
-                eprintln!("cuecast: warning: {text}");
+                tracing::warn!("{text}");
             }
         }
         gst::MessageView::Warning(w) => {
             let text = w.error().to_string();
-            eprintln!("cuecast: warning: {text}");
+            tracing::warn!("{text}");
             state
                 .events
                 .send(json!({"type": "warning", "message": text}));
@@ -549,7 +557,7 @@ fn start_osc(
                 if dropped > 0 {
                     message += &format!(" ({dropped} more OSC warnings in the last second)");
                 }
-                eprintln!("cuecast: {message}");
+                tracing::warn!("{message}");
                 state
                     .events
                     .send(json!({"type": "warning", "message": message}));
@@ -557,11 +565,7 @@ fn start_osc(
         },
     )
     .with_context(|| format!("cannot listen for OSC on {addr}"))?;
-    eprintln!(
-        "cuecast: OSC on udp://{}{}",
-        listener.local_addr(),
-        show.osc_prefix
-    );
+    tracing::info!("OSC on udp://{}{}", listener.local_addr(), show.osc_prefix);
     Ok(listener)
 }
 
@@ -618,7 +622,7 @@ impl Reloader {
         let new = match result {
             Ok(new) => new,
             Err(e) => {
-                eprintln!("cuecast: config edit rejected, the show keeps its config: {e}");
+                tracing::warn!("config edit rejected, the show keeps its config: {e}");
                 let mut c = lock(&self.state.config);
                 c.reloads_rejected += 1;
                 c.last_error = Some(e.clone());
@@ -641,7 +645,7 @@ impl Reloader {
         let (old_show, new_show) = (&applied.show, &new.show);
         if old_show.scenes != new_show.scenes {
             if let Err(e) = self.src.set_scenes(new_show.scenes.clone()) {
-                eprintln!("cuecast: scenes not applied: {e}");
+                tracing::warn!("scenes not applied: {e}");
             } else {
                 *lock(&self.state.scenes) = new_show.scenes.clone();
                 changes.push("scenes");
@@ -660,7 +664,7 @@ impl Reloader {
             if let Some(addr) = new.osc_listen {
                 match start_osc(addr, new.osc_allow.clone(), new_show, &self.state) {
                     Ok(l) => *osc = Some(l),
-                    Err(e) => eprintln!("cuecast: OSC not restarted: {e:#}"),
+                    Err(e) => tracing::error!("OSC not restarted: {e:#}"),
                 }
             }
             changes.push("osc");
@@ -697,12 +701,12 @@ impl Reloader {
             }
         }
         if !restart.is_empty() {
-            eprintln!(
-                "cuecast: config: {} change(s) apply at the next start",
+            tracing::warn!(
+                "config: {} change(s) apply at the next start",
                 restart.join(", ")
             );
         }
-        eprintln!("cuecast: config edit applied: {}", changes.join(", "));
+        tracing::info!("config edit applied: {}", changes.join(", "));
         {
             let mut c = lock(&self.state.config);
             c.reloads_applied += 1;

@@ -520,8 +520,8 @@ impl Engine {
             let _ = t.join();
         } else {
             let running = self.counters.step_running().unwrap_or_default();
-            eprintln!(
-                "cuecast: the model did not stop within {:.1} s (its step has been running for {:.1} s): left behind",
+            tracing::warn!(
+                "the model did not stop within {:.1} s (its step has been running for {:.1} s): left behind",
                 grace.as_secs_f64(),
                 running.as_secs_f64()
             );
@@ -532,8 +532,8 @@ impl Engine {
             if let Some(take) = taken {
                 let name = take.name();
                 match take.finish() {
-                    Ok(s) => eprintln!("cuecast: take {name:?} finished ({} frames)", s.frames),
-                    Err(e) => eprintln!("cuecast: take {name:?} could not be finished: {e}"),
+                    Ok(s) => tracing::info!("take {name:?} finished ({} frames)", s.frames),
+                    Err(e) => tracing::error!("take {name:?} could not be finished: {e}"),
                 }
             }
         }
@@ -1077,8 +1077,8 @@ impl ModelThread {
             self.counters.step_ms.observe(step_time.as_secs_f64() * 1e3);
             if forced.is_none() && self.adapts {
                 if let Some(c) = self.detail.observe(step_time, self.world.fps().as_f64()) {
-                    eprintln!(
-                        "cuecast: a step took {:.1} ms of the frame's {:.1} ms: drawing at {:.0} % detail (was {:.0} %)",
+                    tracing::info!(
+                        "a step took {:.1} ms of the frame's {:.1} ms: drawing at {:.0} % detail (was {:.0} %)",
                         c.step.as_secs_f64() * 1e3,
                         c.budget.as_secs_f64() * 1e3,
                         c.to * 100.0,
@@ -1118,8 +1118,8 @@ impl ModelThread {
             FailureAction::Hold => "holding the last picture",
             FailureAction::Reset => "starting the model over",
         };
-        eprintln!(
-            "cuecast: ERROR: the model failed {} steps in a row ({e}): {what}",
+        tracing::error!(
+            "the model failed {} steps in a row ({e}): {what}",
             self.failing
         );
         if self.policy.action == FailureAction::Reset {
@@ -1139,7 +1139,7 @@ impl ModelThread {
                 bytes as f64 / 1e6,
                 limit as f64 / 1e6
             );
-            eprintln!("cuecast: ERROR: {why}: starting the model over");
+            tracing::error!("{why}: starting the model over");
             self.reset_next = Some(why);
         }
     }
@@ -1263,11 +1263,11 @@ impl ModelThread {
         let frames = match take.finish() {
             Ok(summary) => summary.frames,
             Err(e) => {
-                eprintln!("cuecast: take {name:?}: its manifest could not be completed: {e}");
+                tracing::error!("take {name:?}: its manifest could not be completed: {e}");
                 0
             }
         };
-        eprintln!("cuecast: take {name:?} ended by itself after {frames} frames: {reason}");
+        tracing::warn!("take {name:?} ended by itself after {frames} frames: {reason}");
         self.take_ended = Some(TakeEnded {
             name,
             reason,

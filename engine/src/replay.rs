@@ -104,7 +104,7 @@ pub fn replay(
             .map_err(|_| EngineError::Stopped("the model thread has stopped".into()))?;
         if let Picture::Failed(e) = &rendered.picture {
             failed_steps += 1;
-            eprintln!("cuecast: replay: frame {}: {e}", record.frame);
+            tracing::warn!("replay: frame {}: {e}", record.frame);
         }
         progress(done as u64 + 1, total);
     }
