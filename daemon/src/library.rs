@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::events::Events;
+use crate::events::{Event, Events};
 use crate::lock;
 
 /// An export running or done.
@@ -167,7 +167,7 @@ impl Library {
         let job = Job {
             id: self.next_job.fetch_add(1, Ordering::Relaxed),
             take: take.to_owned(),
-            out: out.display().to_string(),
+            out: crate::user_path(&out),
             state: "running",
             stage: "starting".into(),
             done: 0,
@@ -182,7 +182,7 @@ impl Library {
             let mut all = lock(&jobs);
             if let Some(j) = all.iter_mut().find(|j| j.id == id) {
                 f(j);
-                events.send(json!({"type": "export", "job": j}));
+                events.send(Event::Export { job: json!(j) });
             }
         };
         std::thread::Builder::new()

@@ -58,7 +58,7 @@ impl Checkpoint {
     /// Writes the checkpoint to the folder `dir`, which must not exist yet.
     pub fn save(&self, dir: &Path) -> Result<(), FileError> {
         if dir.exists() {
-            return Err(FileError::new(
+            return Err(FileError::exists(
                 dir,
                 "a checkpoint of this name exists already",
             ));
@@ -94,7 +94,7 @@ impl Checkpoint {
     /// Reads a checkpoint folder; every error names the file at fault.
     pub fn load(dir: &Path) -> Result<Checkpoint, FileError> {
         if !dir.is_dir() {
-            return Err(FileError::new(dir, "no such checkpoint folder"));
+            return Err(FileError::not_found(dir, "no such checkpoint folder"));
         }
         let path = dir.join(MANIFEST);
         let text = fs::read_to_string(&path).map_err(|e| FileError::io(&path, e))?;

@@ -36,7 +36,7 @@ pub use engine::{Engine, EngineConfig, Picture, Rendered, ShowHandle, Status, St
 pub use frame::Frame;
 pub use generator::{Fps, ModelInfo};
 pub use schedule::{AppliedCue, CueInbox};
-pub use take::{check_name, FileError, Take, TakeManifest, TakeSummary};
+pub use take::{check_name, FileError, FileErrorKind, Take, TakeManifest, TakeSummary};
 pub use world::Scene;
 
 /// Why an engine could not start or do what it was asked.
@@ -63,6 +63,15 @@ pub enum EngineError {
     /// The model thread is gone.
     #[error("{0}")]
     Stopped(String),
+    /// A take is being recorded, so another cannot start.
+    #[error("take: take {name:?} is being recorded: stop it first")]
+    TakeInProgress { name: String },
+    /// There is no take to stop.
+    #[error("take: no take is being recorded")]
+    NoTake,
+    /// A checkpoint made by another model (or another version of it).
+    #[error("checkpoint: it was made by model {made_by}; this show runs {running}")]
+    OtherModel { made_by: String, running: String },
     /// A cue file cannot be read or is invalid.
     #[error(transparent)]
     CueFile(#[from] CueFileError),

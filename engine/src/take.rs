@@ -46,24 +46,58 @@ pub const TAKE_FORMAT: &str = "cuecast-take/1";
 /// second at 30 fps.
 const QUEUE_FRAMES: usize = 32;
 
-/// Why a take or checkpoint cannot be written or read; `path` is the file at fault.
+/// Why a take or checkpoint cannot be written or read; `path` is the file at fault and
+/// `kind` what went wrong, for callers that answer differently (an HTTP status).
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {message}", path.display())]
 pub struct FileError {
     pub path: PathBuf,
+    pub kind: FileErrorKind,
     pub message: String,
 }
 
+/// What kind of trouble a [`FileError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileErrorKind {
+    /// Something of that name exists already.
+    Exists,
+    /// There is no such take or checkpoint.
+    NotFound,
+    /// It is there but not what it should be (a bad manifest, a cut file).
+    Invalid,
+    /// The file system refused (full disk, permissions).
+    Io,
+}
+
 impl FileError {
+    /// A file that is there but is not what it should be.
     pub fn new(path: &Path, message: impl Into<String>) -> Self {
         FileError {
             path: path.to_owned(),
+            kind: FileErrorKind::Invalid,
             message: message.into(),
         }
     }
 
+    pub fn exists(path: &Path, message: impl Into<String>) -> Self {
+        FileError {
+            kind: FileErrorKind::Exists,
+            ..FileError::new(path, message)
+        }
+    }
+
+    pub fn not_found(path: &Path, message: impl Into<String>) -> Self {
+        FileError {
+            kind: FileErrorKind::NotFound,
+            ..FileError::new(path, message)
+        }
+    }
+
     pub fn io(path: &Path, e: std::io::Error) -> Self {
-        FileError::new(path, e.to_string())
+        FileError {
+            kind: FileErrorKind::Io,
+            ..FileError::new(path, e.to_string())
+        }
     }
 }
 
@@ -289,7 +323,7 @@ impl TakeWriter {
         prepare: impl FnOnce(&Path) -> Result<(), FileError>,
     ) -> Result<TakeWriter, FileError> {
         if dir.exists() {
-            return Err(FileError::new(dir, "a take of this name exists already"));
+            return Err(FileError::exists(dir, "a take of this name exists already"));
         }
         let tmp = temporary_beside(dir)?;
         let _ = fs::remove_dir_all(&tmp);
@@ -624,7 +658,7 @@ impl Take {
     /// Opens and checks a take folder; every error names the file at fault.
     pub fn open(dir: &Path) -> Result<Take, FileError> {
         if !dir.is_dir() {
-            return Err(FileError::new(dir, "no such take folder"));
+            return Err(FileError::not_found(dir, "no such take folder"));
         }
         let manifest_path = dir.join("take.json");
         let text =

@@ -258,6 +258,91 @@ fn the_openapi_document_lists_every_route() {
     }
 }
 
+/// Every documented JSON GET answers what its schema in the OpenAPI document says, and
+/// nothing the schema does not list: with outputs, a take, a checkpoint, a cue applied
+/// and an export job, so the lists are not empty.
+#[test]
+fn every_get_answers_what_the_openapi_document_says() {
+    let _turn = serial();
+    let d = Daemon::start(
+        "schema",
+        "outputs:\n  - {name: rec, type: record, path: rec.mkv}\n  - {name: preview, type: preview, fps: 5}\n",
+        &[],
+    );
+    let doc = d.get("/api/v1/openapi.json");
+    let components = doc["components"]["schemas"].as_object().unwrap().clone();
+    let events = follow_events(&d.api.to_string());
+    let post = |path: &str, body: &str| {
+        let (status, v) = d.call("POST", path, Some(body), None);
+        assert!((200..300).contains(&status), "POST {path}: {status} {v}");
+        v
+    };
+    post(
+        "/api/v1/cues?wait=true",
+        r#"{"type": "marker", "label": "m"}"#,
+    );
+    post("/api/v1/takes", r#"{"name": "t1"}"#);
+    // Some frames in the take.
+    std::thread::sleep(Duration::from_millis(500));
+    post("/api/v1/takes/stop", "{}");
+    post("/api/v1/checkpoints", r#"{"name": "c1"}"#);
+    let job = post("/api/v1/takes/t1/export", r#"{"formats": "gltf"}"#);
+    let mut checked = 0;
+    let mut errors = Vec::new();
+    let mut gets: Vec<(String, Value)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(schema) =
+            item["get"]["responses"]["200"]["content"]["application/json"].get("schema")
+        else {
+            continue;
+        };
+        let path = path.replace("{id}", &job["id"].to_string());
+        if path.contains('{') {
+            continue;
+        }
+        gets.push((path, schema.clone()));
+    }
+    for (path, schema) in gets {
+        let (status, value) = d.call("GET", &path, None, None);
+        assert_eq!(status, 200, "GET {path}");
+        for e in cuecast_tests::schema::check(&value, &schema, &components) {
+            errors.push(format!("GET {path} {e}"));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} GETs checked");
+    // And every event the stream sent meanwhile is an `Event` as the document says.
+    post("/api/v1/rundown/go", "{}");
+    let mut kinds = std::collections::BTreeSet::new();
+    let event = serde_json::json!({"$ref": "#/components/schemas/Event"});
+    // Stats come every second, so the stream never falls quiet: read for a few seconds.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(e) =
+        events.recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+    {
+        for err in cuecast_tests::schema::check(&e, &event, &components) {
+            errors.push(format!("event {err}"));
+        }
+        kinds.insert(e["type"].as_str().unwrap_or_default().to_owned());
+    }
+    for kind in [
+        "cue_applied",
+        "output_state",
+        "take",
+        "checkpoint",
+        "export",
+        "rundown",
+        "stats",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} event among {kinds:?}");
+    }
+    assert!(
+        errors.is_empty(),
+        "answers the OpenAPI document does not describe:\n{}",
+        errors.join("\n")
+    );
+}
+
 #[test]
 fn check_config_accepts_the_shipped_config_and_names_errors() {
     let bin = env!("CARGO_BIN_EXE_cuecast-e2e");

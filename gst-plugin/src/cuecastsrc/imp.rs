@@ -24,7 +24,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Instant;
 
+#[cfg(feature = "control")]
 use cuecast_control::{ControlServer, ControlState};
+
+/// The element's cue API server, when built with the `control` feature.
+#[cfg(feature = "control")]
+type Control = ControlServer;
+/// Built without the `control` feature: there is never a server.
+#[cfg(not(feature = "control"))]
+enum Control {}
 use cuecast_engine::engine::{Counters, FailureAction, FailurePolicy};
 use cuecast_engine::generator::{backend_names, Fps};
 use cuecast_engine::{
@@ -138,7 +146,7 @@ struct Window {
 #[derive(Default)]
 struct State {
     engine: Option<Engine>,
-    control: Option<ControlServer>,
+    control: Option<Control>,
     /// The cue file's cues, submitted once the frame rate is known.
     pending_cues: Vec<Cue>,
     video: Option<Video>,
@@ -452,6 +460,45 @@ impl ElementImpl for CuecastSrc {
 }
 
 impl CuecastSrc {
+    /// Serves the cue API on `addr` for `engine`.
+    #[cfg(feature = "control")]
+    fn start_control(
+        &self,
+        addr: &str,
+        token: Option<&str>,
+        engine: &Engine,
+    ) -> Result<Control, gst::ErrorMessage> {
+        let state = ControlState {
+            inbox: engine.inbox().clone(),
+            status: engine.status_handle(),
+            token: token.map(Into::into),
+        };
+        let server = ControlServer::start(addr, state).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::OpenReadWrite, ("control-address: {e}"))
+        })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "cue API on http://{}/api/v1/cues",
+            server.local_addr()
+        );
+        Ok(server)
+    }
+
+    /// Built without the `control` feature: a `control-address` is refused by name.
+    #[cfg(not(feature = "control"))]
+    fn start_control(
+        &self,
+        _addr: &str,
+        _token: Option<&str>,
+        _engine: &Engine,
+    ) -> Result<Control, gst::ErrorMessage> {
+        Err(gst::error_msg!(
+            gst::ResourceError::Settings,
+            ("control-address: this cuecastsrc was built without its cue API (the `control` feature)")
+        ))
+    }
+
     pub(super) fn show(&self) -> Option<ShowHandle> {
         lock(&self.state).engine.as_ref().map(Engine::handle)
     }
@@ -664,21 +711,7 @@ impl BaseSrcImpl for CuecastSrc {
         })?;
         let control = match settings.control_address.as_deref() {
             Some(addr) => {
-                let state = ControlState {
-                    inbox: engine.inbox().clone(),
-                    status: engine.status_handle(),
-                    token: settings.control_token.as_deref().map(Into::into),
-                };
-                let server = ControlServer::start(addr, state).map_err(|e| {
-                    gst::error_msg!(gst::ResourceError::OpenReadWrite, ("control-address: {e}"))
-                })?;
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "cue API on http://{}/api/v1/cues",
-                    server.local_addr()
-                );
-                Some(server)
+                Some(self.start_control(addr, settings.control_token.as_deref(), &engine)?)
             }
             None => None,
         };
@@ -711,6 +744,7 @@ impl BaseSrcImpl for CuecastSrc {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let state = std::mem::take(&mut *lock(&self.state));
         // The server goes first, so no cue arrives at a stopping engine.
+        #[cfg_attr(not(feature = "control"), allow(clippy::drop_non_drop))]
         drop(state.control);
         // The pipeline reaches NULL within a second whatever the model does: one stuck
         // in a step is left behind (and its take finished without it).

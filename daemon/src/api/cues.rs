@@ -1,0 +1,263 @@
+//! Handlers for the show itself: status, cues and their log, scenes, params, the
+//! rundown; and the request-body helpers every handler shares.
+
+#[allow(unused_imports)]
+use super::*;
+
+// --- handlers ----------------------------------------------------------------------
+
+pub(super) async fn get_status(State(s): State<AppState>) -> Json<Value> {
+    let mut v = serde_json::to_value(s.show.status()).unwrap_or_else(|_| json!({}));
+    v["show"] = json!(lock(&s.config).show);
+    v["outputs"] = json!(s.outputs.list());
+    v["encoders"] = json!(s.outputs.encoders());
+    v["rundown"] = lock(&s.rundown).view();
+    v["config"] = json!(*lock(&s.config));
+    v["live"] = lock(&s.live).clone();
+    v["auth"] = json!(s.token.is_some());
+    Json(v)
+}
+
+/// The token check itself is the middleware's; reaching here means it passed.
+pub(super) async fn post_auth() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /api/v1/cues/log`'s query: a page of the log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LogQuery {
+    /// Cues applied after the cue with this id (else the most recent).
+    after: Option<u64>,
+    /// At most this many (1..=1000, default 1000).
+    limit: Option<usize>,
+}
+
+/// Camera paths longer than this are shown as their first and last points.
+pub(super) const LOG_PATH_POINTS: usize = 32;
+
+pub(super) async fn get_cue_log(
+    State(s): State<AppState>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError {
+            field: Some("limit".into()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_query",
+                format!("limit must be 1..1000, got {limit}"),
+            )
+        });
+    }
+    let page = s.show.cue_log(q.after, limit);
+    let entries: Vec<Value> = page
+        .iter()
+        .map(|c| {
+            let mut v = json!(c.as_ref());
+            let n = v["cue"]["points"].as_array().map_or(0, Vec::len);
+            if n > LOG_PATH_POINTS {
+                let points = &v["cue"]["points"];
+                v["cue"]["points"] = json!([points[0], points[n - 1]]);
+                v["cue"]["points_total"] = json!(n);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(Value::Array(entries)))
+}
+
+pub(super) async fn get_scenes(State(s): State<AppState>) -> Json<Value> {
+    Json(json!(*lock(&s.scenes)))
+}
+
+pub(super) fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
+    let ids = s
+        .show
+        .inbox()
+        .submit(cues, None)
+        .map_err(ApiError::invalid_cue)?;
+    let list: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({"cues": list}))).into_response())
+}
+
+/// An optional JSON object body (absent or empty means `{}`).
+/// An optional JSON object body.
+pub(super) fn object_body(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Map<String, Value>, ApiError> {
+    if matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(Map::new());
+    }
+    match json_body(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+/// An optional JSON object body with only the `known` fields.
+pub(super) fn fields_body(
+    body: Result<Bytes, BytesRejection>,
+    known: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    let m = object_body(body)?;
+    if let Some(unknown) = m.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError {
+            field: Some(unknown.clone()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_body",
+                format!(
+                    "unknown field {unknown:?} (known: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        });
+    }
+    Ok(m)
+}
+
+pub(super) async fn post_scene(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let mut m = object_body(body)?;
+    m.insert("type".into(), "scene".into());
+    m.insert("name".into(), name.into());
+    let cue = Cue::from_value(&Value::Object(m)).map_err(ApiError::invalid_cue)?;
+    submit(&s, vec![cue])
+}
+
+pub(super) async fn get_params(State(s): State<AppState>) -> Json<Value> {
+    let now = s.show.status().params;
+    let list: Vec<Value> = s
+        .show
+        .info()
+        .params
+        .iter()
+        .map(|p| {
+            json!({"name": p.name, "min": p.min, "max": p.max, "default": p.default,
+                   "description": p.description,
+                   "value": now.get(&p.name).copied().unwrap_or(p.default)})
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
+pub(super) async fn post_param(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let mut m = object_body(body)?;
+    m.insert("type".into(), "param".into());
+    m.insert("name".into(), name.into());
+    let cue = Cue::from_value(&Value::Object(m)).map_err(ApiError::invalid_cue)?;
+    submit(&s, vec![cue])
+}
+
+pub(super) async fn get_rundown(State(s): State<AppState>) -> Json<Value> {
+    Json(lock(&s.rundown).view())
+}
+
+pub(super) async fn put_rundown(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Array(items) = json_body(body)? else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "a rundown is a JSON list of {name, cues}",
+        ));
+    };
+    let invalid = |field: String, message: String| ApiError {
+        field: Some(field),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rundown", message)
+    };
+    if items.len() > MAX_RUNDOWN_ITEMS {
+        return Err(invalid(
+            String::new(),
+            format!("at most {MAX_RUNDOWN_ITEMS} items, got {}", items.len()),
+        ));
+    }
+    let mut rundown = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = |f: &str| format!("[{i}].{f}");
+        let Some(obj) = item.as_object() else {
+            return Err(invalid(
+                format!("[{i}]"),
+                "every item is {name, cues}".into(),
+            ));
+        };
+        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "name" | "cues")) {
+            return Err(invalid(
+                field(k),
+                format!("unknown field {k:?} (known: name, cues)"),
+            ));
+        }
+        let name = item["name"]
+            .as_str()
+            .ok_or_else(|| invalid(field("name"), "every item has a name".into()))?;
+        if name.is_empty()
+            || name.chars().count() > MAX_NAME_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                field("name"),
+                format!("1 to {MAX_NAME_CHARS} characters, no control characters"),
+            ));
+        }
+        let cues = Cue::list_from_value(&item["cues"])
+            .map_err(|e| ApiError::invalid_cue(e.within(&format!("[{i}].cues"))))?;
+        s.show
+            .inbox()
+            .check(&cues)
+            .map_err(|e| ApiError::invalid_cue(e.within(&format!("[{i}].cues"))))?;
+        rundown.push(RundownItem {
+            name: name.to_owned(),
+            cues,
+        });
+    }
+    let mut r = lock(&s.rundown);
+    *r = Rundown::new(rundown);
+    let view = r.view();
+    s.events.send(Event::Rundown {
+        fired: None,
+        cues: None,
+        rundown: view.clone(),
+    });
+    Ok(Json(view))
+}
+
+pub(super) fn rundown_step(s: &AppState, go: bool) -> Result<Json<Value>, ApiError> {
+    match s.rundown_step(go) {
+        Ok(view) => Ok(Json(view)),
+        Err(RundownError::Cue(e)) => Err(ApiError::invalid_cue(e)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rundown",
+            e.to_string(),
+        )),
+    }
+}
+
+pub(super) async fn post_go(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    rundown_step(&s, true)
+}
+
+pub(super) async fn post_back(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    rundown_step(&s, false)
+}

@@ -1,0 +1,261 @@
+//! The show preset (`presets/shows/<name>.yaml`): the model (backend, device, package),
+//! scenes, rundown and OSC map, checked against the cue language before the show starts.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// A show: the model, its scenes, the rundown and the OSC map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Show {
+    pub name: String,
+    pub backend: String,
+    pub model: Option<PathBuf>,
+    pub device: String,
+    pub seed: u64,
+    pub prompt: String,
+    pub scenes: Vec<Scene>,
+    pub rundown: Vec<RundownItem>,
+    pub osc_prefix: String,
+    /// libtorch threads for the model; `None`: the engine's default.
+    pub model_threads: Option<u32>,
+    pub on_failure: FailurePolicy,
+    pub state_limit_mb: Option<u32>,
+    /// OSC address (after the prefix) → a cue or a list of cues.
+    pub osc_map: BTreeMap<String, Value>,
+}
+
+impl Default for Show {
+    fn default() -> Self {
+        Show {
+            name: "default".into(),
+            backend: "procedural".into(),
+            model: None,
+            device: "auto".into(),
+            seed: 0,
+            prompt: "rolling green hills".into(),
+            scenes: Vec::new(),
+            rundown: Vec::new(),
+            osc_prefix: "/cuecast".into(),
+            model_threads: None,
+            on_failure: FailurePolicy::default(),
+            state_limit_mb: None,
+            osc_map: BTreeMap::new(),
+        }
+    }
+}
+
+/// One step of a rundown: a named group of cues fired together by GO.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RundownItem {
+    pub name: String,
+    pub cues: Vec<Cue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShow {
+    #[serde(default)]
+    name: String,
+    #[serde(default = "default_backend")]
+    backend: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default = "default_device")]
+    device: String,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "default_prompt")]
+    prompt: String,
+    #[serde(default)]
+    scenes: Vec<Scene>,
+    #[serde(default)]
+    rundown: Vec<RawRundownItem>,
+    #[serde(default)]
+    osc: RawOscMap,
+    /// libtorch threads for the model (absent: the engine's default).
+    #[serde(default)]
+    model_threads: Option<u32>,
+    #[serde(default)]
+    on_failure: FailurePolicy,
+    /// The most the model's state may hold, in MB (absent: no limit).
+    #[serde(default)]
+    state_limit_mb: Option<u32>,
+}
+
+pub(super) fn default_backend() -> String {
+    "procedural".into()
+}
+pub(super) fn default_device() -> String {
+    "auto".into()
+}
+pub(super) fn default_prompt() -> String {
+    "rolling green hills".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRundownItem {
+    name: String,
+    cues: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOscMap {
+    #[serde(default = "default_osc_prefix")]
+    prefix: String,
+    #[serde(default)]
+    map: BTreeMap<String, Value>,
+}
+
+impl Default for RawOscMap {
+    fn default() -> Self {
+        RawOscMap {
+            prefix: default_osc_prefix(),
+            map: BTreeMap::new(),
+        }
+    }
+}
+
+pub(super) fn default_osc_prefix() -> String {
+    "/cuecast".into()
+}
+
+// Each output type's own fields; `name`, `type`, `profile`, `enabled` and `reconnect`
+// are common and taken out first.
+
+impl Show {
+    /// Reads and checks a show preset. Cues are checked for form here; against the
+    /// model (param names and ranges) when the show starts.
+    pub fn load(path: &Path) -> Result<Show, ConfigError> {
+        let text = read(path)?;
+        let raw: RawShow = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, e))?;
+        // What the element would refuse at start, refused here by name: `check-config`
+        // and a config edit say so before anything starts.
+        let backends = cuecast_engine::generator::backend_names();
+        if !backends.contains(&raw.backend) {
+            return Err(ConfigError::new(
+                path,
+                "backend".to_owned(),
+                format!(
+                    "unknown backend {:?}: expected one of {}",
+                    raw.backend,
+                    backends.join(", ")
+                ),
+            ));
+        }
+        if let Err(e) = raw.device.parse::<cuecast_engine::DeviceSpec>() {
+            return Err(ConfigError::new(path, "device".to_owned(), e.to_string()));
+        }
+        let max_threads = cuecast_engine::engine::MAX_MODEL_THREADS as u32;
+        if let Some(n) = raw.model_threads.filter(|n| !(1..=max_threads).contains(n)) {
+            return Err(ConfigError::new(
+                path,
+                "model_threads".to_owned(),
+                format!("{n} is not a thread count from 1 to {max_threads}"),
+            ));
+        }
+        if !(1..=1_000_000).contains(&raw.on_failure.after) {
+            return Err(ConfigError::new(
+                path,
+                "on_failure.after".to_owned(),
+                format!(
+                    "{} is not a count of failed steps from 1 to 1000000",
+                    raw.on_failure.after
+                ),
+            ));
+        }
+        if raw.state_limit_mb == Some(0) {
+            return Err(ConfigError::new(
+                path,
+                "state_limit_mb".to_owned(),
+                "0 MB leaves no room for any state; leave it out for no limit",
+            ));
+        }
+        let scene_names: Vec<&str> = raw.scenes.iter().map(|s| s.name.as_str()).collect();
+        for (i, name) in scene_names.iter().enumerate() {
+            if scene_names[..i].contains(name) {
+                return Err(ConfigError::new(
+                    path,
+                    format!("scenes[{i}].name"),
+                    format!("{name:?} is used by another scene"),
+                ));
+            }
+        }
+        let known_scene = |cue: &Cue, field: &str| -> Result<(), ConfigError> {
+            if let cuecast_engine::CueKind::Scene { name, .. } = &cue.kind {
+                if !scene_names.contains(&name.as_str()) {
+                    return Err(ConfigError::new(
+                        path,
+                        field.to_owned(),
+                        format!("unknown scene {name:?}"),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        let mut rundown = Vec::new();
+        for (i, item) in raw.rundown.into_iter().enumerate() {
+            let cues = Cue::list_from_value(&item.cues).map_err(|e| {
+                let e = e.within(&format!("rundown[{i}].cues"));
+                ConfigError::new(path, e.field.clone(), e.message)
+            })?;
+            for (j, cue) in cues.iter().enumerate() {
+                known_scene(cue, &format!("rundown[{i}].cues[{j}].name"))?;
+            }
+            rundown.push(RundownItem {
+                name: item.name,
+                cues,
+            });
+        }
+        if !raw.osc.prefix.starts_with('/') || raw.osc.prefix.ends_with('/') {
+            return Err(ConfigError::new(
+                path,
+                "osc.prefix".to_owned(),
+                format!(
+                    "{:?}: starts with / and does not end with one",
+                    raw.osc.prefix
+                ),
+            ));
+        }
+        for (address, value) in &raw.osc.map {
+            let field = format!("osc.map.{address}");
+            if !address.starts_with('/') {
+                return Err(ConfigError::new(
+                    path,
+                    field,
+                    "an OSC address starts with /",
+                ));
+            }
+            let cues = Cue::list_from_value(value).map_err(|e| {
+                let e = e.within(&field);
+                ConfigError::new(path, e.field.clone(), e.message)
+            })?;
+            for cue in &cues {
+                known_scene(cue, &format!("{field}.name"))?;
+            }
+        }
+        Ok(Show {
+            name: if raw.name.is_empty() {
+                path.file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("show")
+                    .to_owned()
+            } else {
+                raw.name
+            },
+            backend: raw.backend,
+            model: raw.model.map(|m| beside(path, &m)),
+            device: raw.device,
+            seed: raw.seed,
+            prompt: raw.prompt,
+            scenes: raw.scenes,
+            rundown,
+            osc_prefix: raw.osc.prefix,
+            osc_map: raw.osc.map,
+            model_threads: raw.model_threads,
+            on_failure: raw.on_failure,
+            state_limit_mb: raw.state_limit_mb,
+        })
+    }
+}

@@ -1,0 +1,262 @@
+//! The config's checks, file by file and field by field.
+
+use super::*;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("cuecast-config-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("presets/outputs")).unwrap();
+        std::fs::write(
+            d.join("presets/outputs/web-360p.yaml"),
+            "video: {width: 640, height: 360, fps: 30, bitrate_kbps: 1000}\naudio: {}\n",
+        )
+        .unwrap();
+        Dir(d)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn env(var: &str) -> Option<String> {
+    (var == "KEY").then(|| "live_abc123".to_owned())
+}
+
+#[test]
+fn errors_name_line_and_column_but_never_quote_the_file() {
+    let d = Dir::new("quote");
+    d.write("passwd", "root:x:0:0:root:/root:/bin/bash\n");
+    let path = d.write("cuecast.yaml", "show: passwd\n");
+    let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
+    assert!(!e.contains("root:x"), "{e}");
+    assert!(e.contains("passwd"), "{e}");
+    let path = d.write(
+        "bad.yaml",
+        "presets: .\napi: {listen: \"secret value\", x: 1}\n",
+    );
+    let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
+    assert!(!e.contains("secret value"), "{e}");
+    assert!(e.contains("line 2"), "{e}");
+    assert_eq!(
+        unquote(r#"invalid type: string "a b", expected `x`"#),
+        r#"invalid type: string "…", expected `x`"#
+    );
+}
+
+#[test]
+fn osc_beyond_loopback_needs_its_senders_listed() {
+    let d = Dir::new("osc");
+    let open = d.write("a.yaml", "osc: {listen: 0.0.0.0:9000}\n");
+    let e = Config::load_with_env(&open, &env).unwrap_err().to_string();
+    assert!(e.contains("osc.listen") && e.contains("osc.allow"), "{e}");
+    let bad = d.write("b.yaml", "osc: {listen: 0.0.0.0:9000, allow: [desk]}\n");
+    let e = Config::load_with_env(&bad, &env).unwrap_err().to_string();
+    assert!(e.contains("osc.allow[0]"), "{e}");
+    let listed = d.write(
+        "c.yaml",
+        "osc: {listen: 0.0.0.0:9000, allow: [192.168.1.40]}\n",
+    );
+    let c = Config::load_with_env(&listed, &env).unwrap();
+    assert_eq!(
+        c.osc_allow,
+        vec!["192.168.1.40".parse::<std::net::IpAddr>().unwrap()]
+    );
+}
+
+#[test]
+fn the_api_needs_a_long_token_beyond_loopback_and_outputs_are_capped() {
+    let d = Dir::new("limits");
+    let short = d.write("a.yaml", "api: {listen: 0.0.0.0:7070, token: short}\n");
+    let e = Config::load_with_env(&short, &env).unwrap_err().to_string();
+    assert!(e.contains("api.token") && e.contains("16"), "{e}");
+    let many: String = (0..65)
+        .map(|i| format!("  - {{name: p{i}, type: preview}}\n"))
+        .collect();
+    let path = d.write("b.yaml", &format!("outputs:\n{many}"));
+    let e = Config::load_with_env(&path, &env).unwrap_err().to_string();
+    assert!(e.contains("at most 64 outputs"), "{e}");
+    let long = d.write(
+        "c.yaml",
+        &format!(
+            "outputs:\n  - {{name: {}, type: preview}}\n",
+            "n".repeat(65)
+        ),
+    );
+    let e = Config::load_with_env(&long, &env).unwrap_err().to_string();
+    assert!(e.contains("outputs[0].name"), "{e}");
+}
+
+fn load(dir: &Dir, text: &str) -> Result<Config, ConfigError> {
+    let p = dir.write("cuecast.yaml", text);
+    Config::load_with_env(&p, &env)
+}
+
+#[test]
+fn a_full_config_resolves_presets_paths_and_secrets() {
+    let d = Dir::new("full");
+    d.write(
+        "show.yaml",
+        "name: demo\nscenes: [{name: dawn, prompt: snowy peaks}]\n\
+         rundown: [{name: open, cues: [{type: scene, name: dawn}]}]\n\
+         osc: {map: {/dawn: {type: scene, name: dawn}}}\n",
+    );
+    let c = load(
+        &d,
+        "show: show.yaml\npresets: presets\nvideo: {width: 640, height: 360, fps: 30}\n\
+         osc: {listen: 127.0.0.1:9000}\noutputs:\n\
+         - {name: yt, type: rtmp, url: rtmp://127.0.0.1/live/, key_env: KEY, profile: web-360p}\n\
+         - {name: program, type: srt, address: 127.0.0.1:9710, profile: web-360p}\n\
+         - {name: rec, type: record, path: \"rec/show-{time}.mkv\"}\n\
+         - {name: preview, type: preview}\n",
+    )
+    .unwrap();
+    assert_eq!(c.show.name, "demo");
+    assert_eq!(c.show.rundown[0].cues.len(), 1);
+    assert_eq!(c.outputs.len(), 4);
+    match &c.outputs[0].kind {
+        OutputKind::Rtmp { url, key } => {
+            assert_eq!(url, "rtmp://127.0.0.1/live");
+            assert_eq!(key.as_ref().unwrap().expose(), "live_abc123");
+        }
+        k => panic!("{k:?}"),
+    }
+    assert!(c.outputs[0].profile.as_ref().unwrap().audio.is_some());
+    assert_eq!(c.outputs[1].profile.as_ref().unwrap().name, "web-360p");
+    // The recording defaults to the show's size and sits beside the config.
+    let rec = &c.outputs[2];
+    assert_eq!(rec.profile.as_ref().unwrap().video.width, 640);
+    assert_eq!(
+        rec.kind,
+        OutputKind::Record {
+            path: d.0.join("rec/show-{time}.mkv")
+        }
+    );
+    // Nothing a user sees carries the key.
+    let shown = format!("{:?} {}", c, c.summary().join("\n"));
+    assert!(!shown.contains("live_abc123"), "{shown}");
+}
+
+#[test]
+fn errors_name_the_file_and_field() {
+    let d = Dir::new("errors");
+    for (text, field, words) in [
+        ("outputs: [{name: a, type: ftp}]", "outputs[0].type", "unknown output type"),
+        ("outputs: [{type: srt}]", "outputs[0].name", "missing"),
+        (
+            "outputs: [{name: a, type: srt, address: 127.0.0.1:1, profile: nope}]",
+            "outputs[0].profile",
+            "no profile \"nope\"",
+        ),
+        (
+            "presets: presets\noutputs: [{name: a, type: rtmp, url: http://x, profile: web-360p}]",
+            "outputs[0].url",
+            "rtmp://",
+        ),
+        (
+            "presets: presets\noutputs: [{name: a, type: rtmp, url: rtmp://x/app, key_env: NOPE, profile: web-360p}]",
+            "outputs[0].key_env",
+            "NOPE is not set",
+        ),
+        (
+            "outputs: [{name: a, type: record, path: x.avi}]",
+            "outputs[0].path",
+            ".mkv or .mp4",
+        ),
+        (
+            "outputs: [{name: a, type: preview}, {name: a, type: preview}]",
+            "outputs[1].name",
+            "used by another",
+        ),
+        ("api: {listen: 0.0.0.0:7070}", "api.listen", "beyond loopback"),
+        ("video: {width: 641, height: 360, fps: 30}", "video", "even"),
+    ] {
+        let e = load(&d, text).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
+        assert!(e.to_string().contains(words), "{text}: {e}");
+        assert!(e.file.ends_with("cuecast.yaml"), "{e}");
+    }
+    // serde's own errors say where, too.
+    let e = load(&d, "outputs: [{name: a, type: srt, address: 127.0.0.1:1, profile: {video: {width: 2}}, colour: red}]").unwrap_err();
+    assert!(e.to_string().contains("outputs[0]"), "{e}");
+    let e = load(&d, "vidoe: {}").unwrap_err();
+    assert!(e.to_string().contains("unknown field `vidoe`"), "{e}");
+}
+
+#[test]
+fn show_presets_refuse_an_unknown_backend_a_device_and_bad_limits_by_name() {
+    let d = Dir::new("show-model");
+    for (text, field, words) in [
+        (
+            "backend: nope\n",
+            "backend",
+            "unknown backend \"nope\": expected one of",
+        ),
+        ("device: gpu\n", "device", "gpu"),
+        ("device: cuda:x\n", "device", "cuda:x"),
+        ("model_threads: 0\n", "model_threads", "from 1 to"),
+        ("on_failure: {after: 0}\n", "on_failure.after", "from 1 to"),
+        ("state_limit_mb: 0\n", "state_limit_mb", "no room"),
+    ] {
+        let e = Show::load(&d.write("s.yaml", text)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
+        assert!(e.to_string().contains(words), "{text}: {e}");
+    }
+    let e = Show::load(&d.write("s.yaml", "on_failure: {action: explode}\n")).unwrap_err();
+    assert!(e.to_string().contains("explode"), "{e}");
+    let ok = Show::load(&d.write(
+        "s.yaml",
+        "device: cpu\nmodel_threads: 2\non_failure: {after: 5, action: hold}\nstate_limit_mb: 512\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            ok.model_threads,
+            ok.on_failure.after,
+            ok.on_failure.action,
+            ok.state_limit_mb
+        ),
+        (
+            Some(2),
+            5,
+            cuecast_engine::engine::FailureAction::Hold,
+            Some(512)
+        )
+    );
+}
+
+#[test]
+fn show_presets_check_their_cues_and_scenes() {
+    let d = Dir::new("show");
+    let p = d.write(
+        "s.yaml",
+        "scenes: [{name: a}]\nrundown: [{name: x, cues: [{type: scene, name: b}]}]\n",
+    );
+    let e = Show::load(&p).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("rundown[0].cues[0].name"), "{e}");
+    let p = d.write(
+        "s.yaml",
+        "rundown: [{name: x, cues: [{type: action, yaw: 4}]}]\n",
+    );
+    let e = Show::load(&p).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("rundown[0].cues[0].yaw"), "{e}");
+}
+
+#[test]
+fn backoff_grows_by_the_multiplier_up_to_the_cap() {
+    let r = Reconnect::default();
+    let delays: Vec<f64> = (1..=10).map(|n| r.delay_s(n)).collect();
+    assert_eq!(&delays[..3], &[2.0, 3.0, 4.5]);
+    assert_eq!(delays[9], 30.0);
+}

@@ -1,0 +1,334 @@
+//! `cuecast serve`: one show, from its config to its outputs, until SIGINT/SIGTERM.
+//!
+//! Threads, each with one owner and one way to stop: the main thread runs the show
+//! pipeline's bus (GLib main loop); `cuecast-outputs` supervises outputs; `cuecast-api`
+//! runs the HTTP API on a small tokio runtime; `cuecast-osc` listens for OSC; the
+//! config watcher re-reads the config on change; `cuecast-signals` turns SIGINT and
+//! SIGTERM into a clean stop (recordings finished, outputs closed, then the show).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cuecast_control::ControlState;
+use cuecast_engine::world::ShowContext;
+use cuecast_engine::Cue;
+use gst::glib;
+use gst::prelude::*;
+use serde_json::{json, Value};
+
+use crate::api::{self, AppState, ConfigStatus};
+use crate::config::{Config, OutputKind, Show};
+use crate::events::{Event, Events, TakeState};
+use crate::library::Library;
+use crate::lock;
+use crate::osc::OscListener;
+use crate::outputs::Outputs;
+use crate::rundown::Rundown;
+
+mod bus;
+mod control;
+mod reload;
+
+#[allow(unused_imports)]
+use bus::*;
+#[allow(unused_imports)]
+use control::*;
+#[allow(unused_imports)]
+use reload::*;
+
+/// Runs the show; once it is live, `ready` (when given) gets the addresses bound, so a
+/// caller that asked for port 0 learns which one it got.
+pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
+    let config = Config::load(config_path)?;
+    for line in config.summary() {
+        tracing::info!("{line}");
+    }
+    gst::init()?;
+    gstcuecast::register_static()?;
+
+    let show = &config.show;
+    let src = gst::ElementFactory::make("cuecastsrc")
+        .name("src")
+        .property("backend", &show.backend)
+        .property("device", &show.device)
+        .property("seed", show.seed)
+        .property("prompt", &show.prompt)
+        .build()?;
+    if let Some(m) = &show.model {
+        src.set_property("model", m.to_string_lossy().as_ref());
+    }
+    if let Some(n) = show.model_threads {
+        src.set_property("model-threads", n);
+    }
+    src.set_property("failure-action", show.on_failure.action.as_str());
+    src.set_property("failure-after", show.on_failure.after);
+    if let Some(mb) = show.state_limit_mb {
+        src.set_property("state-limit-mb", mb);
+    }
+    let cuecastsrc = src
+        .clone()
+        .downcast::<gstcuecast::CuecastSrc>()
+        .map_err(|_| anyhow!("cuecastsrc is not ours"))?;
+    cuecastsrc
+        .set_scenes(show.scenes.clone())
+        .map_err(|e| anyhow!("{e}"))?;
+    let v = config.video;
+    let pipeline = gst::Pipeline::with_name("show");
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", v.width as i32)
+                .field("height", v.height as i32)
+                .field("framerate", gst::Fraction::new(v.fps as i32, 1))
+                .build(),
+        )
+        .build()?;
+    let program = gst::ElementFactory::make("tee")
+        .name("program")
+        .property("allow-not-linked", true)
+        .build()?;
+    // A sink that always takes frames, so the show runs with no outputs at all.
+    let idle = gst::parse::bin_from_description(
+        "queue leaky=downstream max-size-buffers=1 ! fakesink sync=false async=false",
+        true,
+    )?;
+    pipeline.add_many([&src, &caps, &program, idle.upcast_ref()])?;
+    gst::Element::link_many([&src, &caps, &program, idle.upcast_ref()])?;
+
+    // Starting runs the model's warm-up; a model that cannot load fails here.
+    if let Err(e) = pipeline.set_state(gst::State::Paused) {
+        let reason = first_error(&pipeline).unwrap_or_else(|| e.to_string());
+        let _ = pipeline.set_state(gst::State::Null);
+        bail!("the show did not start: {reason}");
+    }
+    let handle = cuecastsrc
+        .show()
+        .ok_or_else(|| anyhow!("the show did not start"))?;
+    // The rundown and OSC map must fit the model before anything goes on air.
+    check_show(&handle.inbox().context(), show).map_err(|e| anyhow!("{e}"))?;
+
+    // On air before any output is attached: an encoder or preview branch joining a
+    // pipeline that is still changing state can be left behind in PAUSED, where its
+    // appsink waits for preroll for ever.
+    pipeline
+        .set_state(gst::State::Playing)
+        .context("the show did not start playing")?;
+    let (reached, now, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+    if reached.is_err() || now != gst::State::Playing {
+        let reason = first_error(&pipeline).unwrap_or_else(|| format!("it is {now:?}"));
+        let _ = pipeline.set_state(gst::State::Null);
+        bail!("the show did not start playing: {reason}");
+    }
+    let events = Events::default();
+    let outputs = Outputs::start(
+        &pipeline,
+        &program,
+        config.video,
+        config.outputs.clone(),
+        events.clone(),
+    );
+    // What a cuecast killed while starting a take or saving a checkpoint left behind.
+    for folder in [&config.takes, &config.checkpoints] {
+        for name in cuecast_engine::take::remove_leftovers(folder) {
+            tracing::warn!(
+                "removed {name} from {}: left by a cuecast that was stopped while writing it",
+                crate::user_path(folder)
+            );
+        }
+    }
+    let token: Option<Arc<str>> = config.api_token.as_ref().map(|t| t.expose().into());
+    let state = AppState {
+        control: ControlState {
+            inbox: handle.inbox().clone(),
+            status: handle.status_handle().clone(),
+            token: token.clone(),
+        },
+        show: handle.clone(),
+        outputs: outputs.clone(),
+        events: events.clone(),
+        rundown: Arc::new(Mutex::new(Rundown::new(show.rundown.clone()))),
+        scenes: Arc::new(Mutex::new(show.scenes.clone())),
+        config: Arc::new(Mutex::new(ConfigStatus {
+            path: config.path.display().to_string(),
+            show: show.name.clone(),
+            ..Default::default()
+        })),
+        presets: config.presets.clone(),
+        recordings: config.recordings.clone(),
+        output_secrets: config.api_output_secrets.clone().into(),
+        access: Arc::new(config.api_access.clone()),
+        wrong_tokens: Arc::default(),
+        model_stuck: Arc::default(),
+        model_resets_told: Arc::default(),
+        model_failing: Arc::default(),
+        take_ended: Arc::default(),
+        video: config.video,
+        token,
+        live: Arc::new(Mutex::new(json!({}))),
+        library: Library::new(&config),
+    };
+    let server = ApiServer::start(config.api_listen, state.clone())?;
+    let osc = Arc::new(Mutex::new(None));
+    if let Some(addr) = config.osc_listen {
+        *lock(&osc) = Some(start_osc(addr, config.osc_allow.clone(), show, &state)?);
+    }
+    if let Some(path) = ready {
+        let osc_addr = lock(&osc).as_ref().map(OscListener::local_addr);
+        let text = json!({"api": server.addr.to_string(), "osc": osc_addr.map(|a| a.to_string())});
+        write_ready(path, &text.to_string())
+            .with_context(|| format!("cannot write the ready file {}", path.display()))?;
+    }
+    if crate::logging::is_json() {
+        tracing::info!(
+            api = %server.addr,
+            model = %handle.status().model,
+            "the show is live"
+        );
+    } else {
+        eprint!(
+            "{}",
+            live_banner(&config, server.addr, &handle.status().model)
+        );
+    }
+    let reloader = Reloader {
+        applied: Mutex::new(config.clone()),
+        state: state.clone(),
+        src: cuecastsrc.clone(),
+        osc: osc.clone(),
+    };
+    let _watcher = watch_config(&config, Arc::new(reloader))?;
+
+    let main_loop = glib::MainLoop::new(None, false);
+    let stopping = {
+        let (ml, outputs) = (main_loop.clone(), outputs.clone());
+        std::thread::Builder::new()
+            .name("cuecast-signals".into())
+            .spawn(move || {
+                if let Some(signal) = crate::wait_for_signal() {
+                    tracing::info!("signal {signal}: finishing recordings, closing outputs");
+                    outputs.shutdown(Duration::from_secs(8));
+                    ml.quit();
+                }
+            })?
+    };
+    let failure = Arc::new(Mutex::new(None::<String>));
+    let bus = pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
+    let _watch = {
+        let (ml, failure, state) = (main_loop.clone(), failure.clone(), state.clone());
+        let src = src.clone();
+        bus.add_watch_local(move |_, msg| {
+            on_message(msg, &src, &state, &ml, &failure);
+            glib::ControlFlow::Continue
+        })?
+    };
+    main_loop.run();
+    if handle.status().take.is_some() {
+        match handle.stop_take() {
+            Ok(t) => tracing::info!(
+                "take {:?} complete: {} frames in {}",
+                t.name,
+                t.frames,
+                t.dir.display()
+            ),
+            Err(e) => tracing::error!("the take could not be finished: {e}"),
+        }
+    }
+    drop(stopping);
+    drop(server);
+    lock(&osc).take();
+    outputs.shutdown(Duration::from_secs(8));
+    let _ = pipeline.set_state(gst::State::Null);
+    if let Some(e) = lock(&failure).take() {
+        bail!("{e}");
+    }
+    tracing::info!("show ended");
+    Ok(())
+}
+
+/// What a newcomer needs once the show is live: where to watch and steer it, where
+/// it is recorded, and how to stop it.
+fn live_banner(config: &Config, api: SocketAddr, model: &str) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut out = format!(
+        "cuecast: the show is live: {} at {}x{}, {} fps\n  control surface  http://{api}/\n  API              http://{api}/api/v1 (OpenAPI: /api/v1/openapi.json, events: /api/v1/events, metrics: /metrics)\n",
+        model, config.video.width, config.video.height, config.video.fps
+    );
+    if let Some(osc) = config.osc_listen {
+        out += &format!("  OSC              {osc}\n");
+    }
+    let mut recorded = false;
+    for o in &config.outputs {
+        if let OutputKind::Record { path } = &o.kind {
+            let path = crate::tidy(path);
+            let shown = path.strip_prefix(&cwd).unwrap_or(&path);
+            out += &format!("  recording to     {} ({})\n", shown.display(), o.name);
+            recorded = true;
+        }
+    }
+    if !recorded {
+        out += "  recording to     nowhere: no record output in the config\n";
+    }
+    out += "  stop             Ctrl-C (finishes the recordings and the take)\n";
+    out
+}
+
+fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        if let gst::MessageView::Error(e) = msg.view() {
+            return Some(e.error().to_string());
+        }
+    }
+    None
+}
+
+/// Writes the ready file whole or not at all (a reader polling for it never sees half).
+fn write_ready(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `cuecast check-config FILE`: loads everything a start would, without starting.
+pub fn check_config(path: &Path) -> Result<()> {
+    let config = Config::load(path)?;
+    for line in config.summary() {
+        println!("{line}");
+    }
+    println!("{}: ok", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_throttled_per_second_and_the_rest_counted() {
+        let mut t = Throttle::default();
+        let shown: Vec<Option<u32>> = (0..8).map(|_| t.allow()).collect();
+        assert_eq!(shown[..5], [Some(0); 5]);
+        assert_eq!(shown[5..], [None; 3]);
+        std::thread::sleep(Duration::from_millis(1050));
+        assert_eq!(
+            t.allow(),
+            Some(3),
+            "the next one shown says how many were not"
+        );
+        assert_eq!(t.allow(), Some(0));
+    }
+
+    #[test]
+    fn control_characters_are_escaped_so_no_line_can_be_forged() {
+        assert_eq!(
+            escape("/cuecast/x\ncuecast: output recording live"),
+            "/cuecast/x\\ncuecast: output recording live"
+        );
+        assert_eq!(escape("a\u{1b}[31mred\r"), "a\\u{1b}[31mred\\r");
+        assert_eq!(escape("prompt \"é\""), "prompt \"é\"");
+    }
+}

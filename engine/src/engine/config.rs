@@ -1,0 +1,112 @@
+//! How an engine starts: the backend and its package, the device, libtorch's threads,
+//! and what to do about a model that keeps failing or whose state keeps growing.
+
+use std::path::PathBuf;
+
+use crate::camera::Pose;
+use crate::world::Scene;
+
+use crate::device::DeviceSpec;
+
+/// How a show's engine starts.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `procedural`, `torchscript`, `pattern` or a registered backend.
+    pub backend: String,
+    /// Model package folder (torchscript).
+    pub model: Option<PathBuf>,
+    pub device: DeviceSpec,
+    pub seed: u64,
+    pub prompt: String,
+    pub scenes: Vec<Scene>,
+    /// Where the camera starts; the model's default when `None`.
+    pub camera: Option<Pose>,
+    /// Lower the detail while steps run late (see [`crate::detail`]): for a live show.
+    /// Off, every frame is drawn at full detail however long it takes.
+    pub adaptive_detail: bool,
+    /// libtorch's intra-op threads for the model (`None`: [`default_model_threads`]).
+    pub model_threads: Option<usize>,
+    /// What happens when steps keep failing.
+    pub on_failure: FailurePolicy,
+    /// The most the model's state may hold; beyond it the model is reset.
+    pub state_limit_bytes: Option<u64>,
+}
+
+/// What the engine does when the model's steps keep failing (the same bad state fails
+/// every step after it, so holding the last picture would hold it forever). A show
+/// preset's `on_failure: {after, action}` is this, read as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailurePolicy {
+    /// Failed steps in a row that count as a failing model: an error, and `action`.
+    pub after: u32,
+    pub action: FailureAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    /// Keep showing the last good picture; only report.
+    Hold,
+    /// Start the model over (its `reset`, with the show's seed and prompt), as at the
+    /// show's start; the world (camera, params, cues) carries on.
+    Reset,
+}
+
+impl FailureAction {
+    /// The name a show preset and the element's `failure-action` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureAction::Hold => "hold",
+            FailureAction::Reset => "reset",
+        }
+    }
+}
+
+impl std::str::FromStr for FailureAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hold" => Ok(FailureAction::Hold),
+            "reset" => Ok(FailureAction::Reset),
+            other => Err(format!("{other:?} is neither \"reset\" nor \"hold\"")),
+        }
+    }
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            after: 30,
+            action: FailureAction::Reset,
+        }
+    }
+}
+
+/// libtorch's threads when the show does not say: half the cores, at most 8, and one
+/// on a machine of up to three. libtorch's own default (every core) makes each step a
+/// parallel region that waits for its slowest thread; beside the encoders and anything
+/// else the machine runs, one busy core then stretches a 7 ms step to hundreds.
+pub fn default_model_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 2).clamp(1, 8)
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            backend: "procedural".into(),
+            model: None,
+            device: DeviceSpec::Auto,
+            seed: 0,
+            prompt: "rolling green hills".into(),
+            scenes: Vec::new(),
+            camera: None,
+            adaptive_detail: false,
+            model_threads: None,
+            on_failure: FailurePolicy::default(),
+            state_limit_bytes: None,
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! The model thread: loads the model, then applies cues, steps the model and renders the
+//! frames it is asked for, until the engine is dropped. Takes and checkpoints, which it
+//! also owns, are in [`recording`].
+
+#[allow(unused_imports)]
+use super::*;
+
+mod recording;
+
+/// Everything the model thread owns.
+pub(super) struct ModelThread {
+    pub(super) gen: Box<dyn Generator>,
+    world: World,
+    scheduler: Scheduler,
+    inbox: CueInbox,
+    pool: FramePool,
+    /// The last frame the world advanced to.
+    last_frame: Option<u64>,
+    /// The last frame rendered, before any fade: what a freeze holds.
+    last_raw: Option<Frame>,
+    /// Applied cues not yet shown (the world was frozen when they applied).
+    unshown: Vec<InFlight>,
+    log: Arc<Mutex<CueLog>>,
+    counters: Arc<Counters>,
+    deliver: Deliver,
+    backend: String,
+    /// Who this model is, for takes and checkpoints.
+    model_id: ModelId,
+    /// The world's clock minus the show's: zero until a checkpoint is restored, after
+    /// which the world continues from the checkpoint's frame while the show's frame
+    /// numbers (and timestamps) keep counting.
+    shift: i64,
+    take: TakeSlot,
+    /// Lowers the detail while steps run late, where `adapts` says so.
+    detail: DetailControl,
+    adapts: bool,
+    /// The detail the last step drew at (what the take records for its frame).
+    drawn_detail: f32,
+    take_ended: Option<TakeEnded>,
+    policy: FailurePolicy,
+    state_limit: Option<u64>,
+    /// Steps failed in a row.
+    failing: u64,
+    /// Why the model starts over before its next step, when it does.
+    reset_next: Option<String>,
+    resets: u64,
+    last_reset: Option<String>,
+    /// The last step began with a policy reset (its frame record says so).
+    did_reset: bool,
+    /// The take's copy of a checkpoint restored live, for the next frame's record.
+    restored: Option<String>,
+}
+
+impl ModelThread {
+    pub(super) fn load(
+        config: EngineConfig,
+        inbox: CueInbox,
+        log: Arc<Mutex<CueLog>>,
+        counters: Arc<Counters>,
+        take: TakeSlot,
+        deliver: Deliver,
+    ) -> Result<(Self, Arc<Mutex<Status>>), EngineError> {
+        let device = config.device.resolve()?;
+        let backend_config = BackendConfig {
+            backend: config.backend.clone(),
+            model: config.model.clone(),
+            device,
+            seed: config.seed,
+            prompt: config.prompt.clone(),
+        };
+        let mut gen = catch_unwind(AssertUnwindSafe(|| create_generator(&backend_config)))
+            .map_err(|p| EngineError::Config {
+                what: "backend".into(),
+                message: format!(
+                    "{} panicked while loading: {}",
+                    config.backend,
+                    panic_message(p.as_ref())
+                ),
+            })??;
+        let info = gen.info().clone();
+        let context = ShowContext {
+            params: info.params.clone(),
+            scenes: config.scenes.iter().map(|s| s.name.clone()).collect(),
+            fps: None,
+        };
+        for scene in &config.scenes {
+            context.check_scene(scene).map_err(EngineError::Cue)?;
+        }
+        inbox.update_context(|c| *c = context);
+        let camera = config.camera.unwrap_or_else(|| {
+            let mut pose = Pose::default();
+            if let Some(g) = gen.ground_height(0.0, 0.0) {
+                pose.pos[1] = g + 40.0;
+            }
+            pose
+        });
+        let world = World::new(
+            &info,
+            info.fps,
+            config.seed,
+            &config.prompt,
+            config.scenes,
+            camera,
+        );
+        warm_up(gen.as_mut(), &world)?;
+        let pool = FramePool::new(info.width as usize, info.height as usize);
+        let status = Arc::new(Mutex::new(Status {
+            backend: config.backend.clone(),
+            model: info.name.clone(),
+            device: device_name(device),
+            model_threads: tch::get_num_threads().max(1) as usize,
+            state_bytes: 0,
+            failing_steps: 0,
+            model_resets: 0,
+            last_reset: None,
+            frame: 0,
+            width: info.width as usize,
+            height: info.height as usize,
+            fps: info.fps,
+            camera: world.camera(),
+            prompt: world.prompt().to_owned(),
+            params: world.named_params(0),
+            seed: world.seed(),
+            frozen: false,
+            fade: 1.0,
+            cues_waiting: 0,
+            last_step_ms: 0.0,
+            frames_rendered: 0,
+            steps_failed: 0,
+            frames_repeated: 0,
+            take: None,
+            detail: 1.0,
+            step_running_s: None,
+            take_ended: None,
+        }));
+        let model_id = ModelId {
+            name: info.name.clone(),
+            hash: info.hash.clone(),
+            backend: config.backend.clone(),
+            package: config
+                .model
+                .as_ref()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+        };
+        let adapts = config.adaptive_detail && gen.scales_detail();
+        let model = ModelThread {
+            gen,
+            world,
+            scheduler: Scheduler::default(),
+            inbox,
+            pool,
+            last_frame: None,
+            last_raw: None,
+            unshown: Vec::new(),
+            log,
+            counters,
+            deliver,
+            backend: config.backend,
+            model_id,
+            shift: 0,
+            take,
+            detail: DetailControl::default(),
+            adapts,
+            drawn_detail: 1.0,
+            take_ended: None,
+            policy: config.on_failure,
+            state_limit: config.state_limit_bytes,
+            failing: 0,
+            reset_next: None,
+            resets: 0,
+            last_reset: None,
+            did_reset: false,
+            restored: None,
+        };
+        Ok((model, status))
+    }
+
+    pub(super) fn run(&mut self, requests: mpsc::Receiver<Request>, status: Arc<Mutex<Status>>) {
+        while let Ok(request) = requests.recv() {
+            let mut next = Some(request);
+            let mut target = None;
+            let mut forced = None;
+            let mut forced_reset = false;
+            // Take everything queued: settings apply in order, renders collapse to the newest.
+            while let Some(r) = next {
+                match r {
+                    Request::Stop => {
+                        if let Some(take) = lock(&self.take).take() {
+                            let _ = take.finish();
+                        }
+                        return;
+                    }
+                    Request::StartTake { dir, name, reply } => {
+                        let r = self.start_take(&dir, name);
+                        // Status says so before the caller hears back, not a frame later.
+                        status.lock().unwrap().take =
+                            lock(&self.take).as_ref().map(TakeWriter::name);
+                        let _ = reply.send(r);
+                    }
+                    Request::StopTake(reply) => {
+                        let taken = lock(&self.take).take();
+                        let r = match taken {
+                            Some(take) => take.finish().map_err(EngineError::from),
+                            None => Err(EngineError::NoTake),
+                        };
+                        status.lock().unwrap().take = None;
+                        let _ = reply.send(r);
+                    }
+                    Request::Save(reply) => {
+                        let _ = reply.send(self.checkpoint());
+                    }
+                    Request::Restore {
+                        checkpoint,
+                        show_clock,
+                        reply,
+                    } => {
+                        let restored = catch_unwind(AssertUnwindSafe(|| {
+                            self.restore(*checkpoint, show_clock)
+                        }))
+                        .unwrap_or_else(|panic| {
+                            Err(EngineError::Config {
+                                what: "checkpoint".into(),
+                                message: format!(
+                                    "restoring it panicked: {}",
+                                    panic_message(panic.as_ref())
+                                ),
+                            })
+                        });
+                        if restored.is_ok() {
+                            let frame = self.last_frame.unwrap_or(0);
+                            self.update_status(&status, frame, Duration::ZERO);
+                        }
+                        let _ = reply.send(restored);
+                    }
+                    Request::Output { width, height, fps } => {
+                        if self.pool.size() != (width, height) {
+                            self.pool = FramePool::new(width, height);
+                            self.last_raw = None;
+                            // Another size costs differently: start again at full detail.
+                            self.detail.reset();
+                        }
+                        self.world.set_fps(fps);
+                    }
+                    Request::Scenes(scenes) => self.world.set_scenes(scenes),
+                    Request::Render {
+                        frame,
+                        detail,
+                        reset,
+                    } => {
+                        target = Some(target.map_or(frame, |t: u64| t.max(frame)));
+                        forced = detail;
+                        forced_reset |= reset;
+                    }
+                }
+                next = requests.try_recv().ok();
+            }
+            if let Some(frame) = target {
+                // A panic outside the model's step (a world no check foresaw) is a failed
+                // frame, never the end of the show.
+                if forced_reset {
+                    self.reset_next = Some("replayed from the take".into());
+                }
+                let rendered = catch_unwind(AssertUnwindSafe(|| self.render(frame, forced)))
+                    .unwrap_or_else(|panic| {
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        Rendered {
+                            frame,
+                            picture: Picture::Failed(StepError(format!(
+                                "the show's world panicked: {}",
+                                panic_message(panic.as_ref())
+                            ))),
+                            applied: Vec::new(),
+                            step_time: Duration::ZERO,
+                        }
+                    });
+                self.update_status(&status, rendered.frame, rendered.step_time);
+                (self.deliver)(rendered);
+            }
+        }
+    }
+
+    /// The world's frame for show frame `frame`.
+    pub(super) fn world_frame(&self, frame: u64) -> u64 {
+        (frame as i64 + self.shift).max(0) as u64
+    }
+
+    /// Advances the world to `target` and renders it, at `forced` detail if given.
+    pub(super) fn render(&mut self, target: u64, forced: Option<f32>) -> Rendered {
+        let fps = self.world.fps();
+        let first = self.last_frame.map_or(0, |f| f + 1);
+        let target = target.max(first);
+        let mut reset = false;
+        for f in first..=target {
+            let wf = self.world_frame(f);
+            for cue in self.scheduler.due(&self.inbox, f, fps) {
+                reset |= self.world.apply(cue.cue(), wf).reset;
+                self.unshown.push(cue);
+            }
+            let gen = &self.gen;
+            reset |= self.world.advance(wf, |x, z| gen.ground_height(x, z)).reset;
+        }
+        self.last_frame = Some(target);
+        let world_target = self.world_frame(target);
+
+        let started = Instant::now();
+        let fade = self.world.fade_level(world_target);
+        self.did_reset = false;
+        let picture = match (self.world.frozen(), self.last_raw.clone()) {
+            (true, Some(held)) => Picture::Held(self.faded(held, fade)),
+            _ => {
+                let policy_reset = self.reset_next.take();
+                if let Some(why) = &policy_reset {
+                    self.did_reset = true;
+                    self.resets += 1;
+                    self.last_reset = Some(why.clone());
+                }
+                match self.step(world_target, reset || policy_reset.is_some(), forced) {
+                    Ok(raw) => {
+                        self.last_raw = Some(raw.clone());
+                        self.failing = 0;
+                        self.check_state_size();
+                        Picture::New(self.faded(raw, fade))
+                    }
+                    Err(e) => {
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        self.failing += 1;
+                        self.on_failed_step(&e);
+                        Picture::Failed(e)
+                    }
+                }
+            }
+        };
+        let step_time = match picture {
+            Picture::Held(_) => Duration::ZERO,
+            _ => started.elapsed(),
+        };
+        let ready = Instant::now();
+        let applied: Vec<AppliedCue> = match picture {
+            Picture::Failed(_) => Vec::new(),
+            _ => self
+                .unshown
+                .drain(..)
+                .map(|c| c.shown(target, ready))
+                .collect(),
+        };
+        if matches!(picture, Picture::New(_)) {
+            self.counters.step_ms.observe(step_time.as_secs_f64() * 1e3);
+            if forced.is_none() && self.adapts {
+                if let Some(c) = self.detail.observe(step_time, self.world.fps().as_f64()) {
+                    tracing::info!(
+                        "a step took {:.1} ms of the frame's {:.1} ms: drawing at {:.0} % detail (was {:.0} %)",
+                        c.step.as_secs_f64() * 1e3,
+                        c.budget.as_secs_f64() * 1e3,
+                        c.to * 100.0,
+                        c.from * 100.0
+                    );
+                }
+            }
+        }
+        for a in &applied {
+            self.counters.cue_latency_ms.observe(a.latency_ms);
+        }
+        if !applied.is_empty() {
+            let mut log = self.log.lock().unwrap();
+            for a in &applied {
+                log.push(a.clone());
+            }
+        }
+        if matches!(picture, Picture::New(_)) {
+            self.counters.rendered.fetch_add(1, Ordering::Relaxed);
+        }
+        self.record(target, world_target, &picture, &applied);
+        Rendered {
+            frame: target,
+            picture,
+            applied,
+            step_time,
+        }
+    }
+
+    /// After a failed step: at the policy's count, an error line and (with `reset`) a
+    /// fresh start before the next step.
+    pub(super) fn on_failed_step(&mut self, e: &StepError) {
+        if self.failing != u64::from(self.policy.after) {
+            return;
+        }
+        let what = match self.policy.action {
+            FailureAction::Hold => "holding the last picture",
+            FailureAction::Reset => "starting the model over",
+        };
+        tracing::error!(
+            "the model failed {} steps in a row ({e}): {what}",
+            self.failing
+        );
+        if self.policy.action == FailureAction::Reset {
+            self.reset_next = Some(format!("{} steps in a row failed: {e}", self.failing));
+        }
+    }
+
+    /// After a good step: a state past the limit starts the model over before the next.
+    pub(super) fn check_state_size(&mut self) {
+        let Some(limit) = self.state_limit else {
+            return;
+        };
+        let bytes = self.gen.state_bytes();
+        if bytes > limit && self.reset_next.is_none() {
+            let why = format!(
+                "the model's state grew to {:.1} MB, over the limit of {:.1} MB",
+                bytes as f64 / 1e6,
+                limit as f64 / 1e6
+            );
+            tracing::error!("{why}: starting the model over");
+            self.reset_next = Some(why);
+        }
+    }
+
+    pub(super) fn step(
+        &mut self,
+        frame: u64,
+        reset: bool,
+        forced: Option<f32>,
+    ) -> Result<Frame, StepError> {
+        let detail = match forced {
+            Some(d) if self.gen.scales_detail() => d.clamp(detail::COARSEST, 1.0),
+            None if self.adapts => self.detail.detail(),
+            _ => 1.0,
+        };
+        self.drawn_detail = detail;
+        let world = &self.world;
+        let gen = &mut self.gen;
+        let mut buf = self.pool.take();
+        let (width, height) = (buf.width(), buf.height());
+        let prompt = world.prompt_state(frame);
+        let params = world.params(frame);
+        let input = StepInput {
+            frame,
+            time_s: frame as f64 / world.fps().as_f64(),
+            fps: world.fps(),
+            camera: world.camera(),
+            action: world.action(),
+            prompt: &prompt,
+            params: &params,
+            seed: world.seed(),
+            detail,
+        };
+        self.counters.step_begins();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            if reset {
+                gen.reset(world.seed(), world.prompt())?;
+            }
+            let mut image = Image {
+                width,
+                height,
+                data: buf.data_mut(),
+            };
+            gen.step(&input, &mut image)
+        }));
+        self.counters.step_ends();
+        match outcome {
+            Ok(Ok(())) => Ok(buf.freeze()),
+            Ok(Err(e)) => Err(e),
+            Err(panic) => Err(StepError(format!(
+                "the step panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
+        }
+    }
+
+    /// `raw` scaled towards black by `level` (1 = unchanged, no copy).
+    pub(super) fn faded(&self, raw: Frame, level: f64) -> Frame {
+        if level >= 1.0 {
+            return raw;
+        }
+        let mut buf = self.pool.take();
+        let gain = (level.clamp(0.0, 1.0) * 256.0).round() as u32;
+        for (dst, src) in buf
+            .data_mut()
+            .chunks_exact_mut(4)
+            .zip(raw.data().chunks_exact(4))
+        {
+            for c in 0..3 {
+                dst[c] = ((u32::from(src[c]) * gain) >> 8) as u8;
+            }
+            dst[3] = src[3];
+        }
+        buf.freeze()
+    }
+}
+
+/// A few steps at the native size before the show starts, so first-call costs
+/// (allocation, TorchScript's profiling recompiles, CUDA context) do not land on air.
+pub(super) fn warm_up(gen: &mut dyn Generator, world: &World) -> Result<(), EngineError> {
+    let info = gen.info().clone();
+    let mut data = vec![0u8; info.width as usize * info.height as usize * 4];
+    let prompt = world.prompt_state(0);
+    let params = world.params(0);
+    for frame in 0..3 {
+        let input = StepInput {
+            frame,
+            time_s: 0.0,
+            fps: world.fps(),
+            camera: world.camera(),
+            action: [0.0; 5],
+            prompt: &prompt,
+            params: &params,
+            seed: world.seed(),
+            detail: 1.0,
+        };
+        let mut image = Image {
+            width: info.width as usize,
+            height: info.height as usize,
+            data: &mut data,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| gen.step(&input, &mut image)));
+        let failure = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.0,
+            Err(p) => format!("panicked: {}", panic_message(p.as_ref())),
+        };
+        return Err(EngineError::Config {
+            what: "model".into(),
+            message: format!("{} failed its first step: {failure}", info.name),
+        });
+    }
+    gen.reset(world.seed(), world.prompt())
+        .map_err(|e| EngineError::Config {
+            what: "model".into(),
+            message: format!("{} failed to reset: {e}", info.name),
+        })
+}
