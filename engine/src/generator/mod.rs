@@ -253,13 +253,12 @@ fn float_planes_to_rgbx(planes: &[f32], out: &mut Image) {
     let (g, b) = rest.split_at(n);
     // 64 Ki pixels a job.
     const PIXELS: usize = 1 << 16;
-    use rayon::prelude::*;
     let parts = out
         .data
-        .par_chunks_mut(PIXELS * 4)
-        .zip(r.par_chunks(PIXELS))
-        .zip(g.par_chunks(PIXELS))
-        .zip(b.par_chunks(PIXELS));
+        .chunks_mut(PIXELS * 4)
+        .zip(r.chunks(PIXELS))
+        .zip(g.chunks(PIXELS))
+        .zip(b.chunks(PIXELS));
     crate::parallel::in_parallel(parts, |(((dst, r), g), b)| {
         for (((px, &r), &g), &b) in dst.chunks_exact_mut(4).zip(r).zip(g).zip(b) {
             px.copy_from_slice(&[to_byte(r), to_byte(g), to_byte(b), 255]);

@@ -25,7 +25,6 @@ use super::look::{Light, Look, Rgb};
 use super::terrain::{TerrainMap, Texel, LEVELS, PERIOD, TEXEL};
 use crate::camera::Pose;
 use crate::parallel::in_parallel;
-use rayon::prelude::*;
 
 /// Nearest and farthest terrain drawn, metres along the view axis.
 pub const Z_NEAR: f32 = 0.3;
@@ -476,8 +475,8 @@ pub fn render_cpu(
     const COLUMNS_PER_JOB: usize = 16;
     let jobs = scratch
         .pixels
-        .par_chunks_mut(COLUMNS_PER_JOB * lh)
-        .zip(scratch.depth_columns.par_chunks_mut(COLUMNS_PER_JOB * lh))
+        .chunks_mut(COLUMNS_PER_JOB * lh)
+        .zip(scratch.depth_columns.chunks_mut(COLUMNS_PER_JOB * lh))
         .enumerate();
     let limit = reach_limits(view, map, shading.look.water);
     in_parallel(jobs, |(n, (px, dp))| {
@@ -494,8 +493,8 @@ pub fn render_cpu(
             let (pixels, depths) = (&scratch.pixels, &scratch.depth_columns);
             const ROWS_PER_JOB: usize = 8;
             let jobs = out
-                .par_chunks_mut(ROWS_PER_JOB * w * 4)
-                .zip(scratch.depth.par_chunks_mut(ROWS_PER_JOB * w))
+                .chunks_mut(ROWS_PER_JOB * w * 4)
+                .zip(scratch.depth.chunks_mut(ROWS_PER_JOB * w))
                 .enumerate();
             in_parallel(jobs, |(n, (rows, drows))| {
                 let rows = bytemuck_u32(rows);
