@@ -196,14 +196,12 @@ impl InFlight {
         &self.record.cue
     }
 
-    /// The frame showing this cue is ready: completes the record and tells the watcher.
-    pub fn shown(mut self, frame: u64, ready: Instant) -> AppliedCue {
+    /// The frame showing this cue is ready: completes the record. The watcher, if any,
+    /// is returned to be told once the show's status says so too.
+    pub fn shown(mut self, frame: u64, ready: Instant) -> (AppliedCue, Option<Watcher>) {
         self.record.shown_frame = frame;
         self.record.latency_ms = ready.saturating_duration_since(self.arrived).as_secs_f64() * 1e3;
-        if let Some(w) = &self.watcher {
-            w(&self.record);
-        }
-        self.record
+        (self.record, self.watcher)
     }
 }
 
@@ -417,7 +415,10 @@ mod tests {
             )
             .unwrap();
         let due = s.due(&inbox, 30, FPS);
-        let record = due.into_iter().next().unwrap().shown(31, Instant::now());
+        let (record, watcher) = due.into_iter().next().unwrap().shown(31, Instant::now());
+        // The watcher is the caller's to tell, once its status is up to date.
+        assert!(seen.lock().unwrap().is_empty());
+        watcher.expect("the cue's watcher")(&record);
         assert_eq!(
             (record.frame, record.shown_frame, record.pts_ns),
             (30, 31, 1_000_000_000)

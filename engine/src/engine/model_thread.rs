@@ -20,6 +20,9 @@ pub(super) struct ModelThread {
     last_raw: Option<Frame>,
     /// Applied cues not yet shown (the world was frozen when they applied).
     unshown: Vec<InFlight>,
+    /// Watchers of cues shown in the frame just made, told once the status is updated
+    /// (so a client told "applied" reads a status that says so).
+    to_tell: Vec<(crate::schedule::Watcher, AppliedCue)>,
     log: Arc<Mutex<CueLog>>,
     counters: Arc<Counters>,
     deliver: Deliver,
@@ -152,6 +155,7 @@ impl ModelThread {
             last_frame: None,
             last_raw: None,
             unshown: Vec::new(),
+            to_tell: Vec::new(),
             log,
             counters,
             deliver,
@@ -274,6 +278,9 @@ impl ModelThread {
                         }
                     });
                 self.update_status(&status, rendered.frame, rendered.step_time);
+                for (watcher, record) in std::mem::take(&mut self.to_tell) {
+                    watcher(&record);
+                }
                 (self.deliver)(rendered);
             }
         }
@@ -337,11 +344,17 @@ impl ModelThread {
         let ready = Instant::now();
         let applied: Vec<AppliedCue> = match picture {
             Picture::Failed(_) => Vec::new(),
-            _ => self
-                .unshown
-                .drain(..)
-                .map(|c| c.shown(target, ready))
-                .collect(),
+            _ => {
+                let mut applied = Vec::new();
+                for c in std::mem::take(&mut self.unshown) {
+                    let (record, watcher) = c.shown(target, ready);
+                    if let Some(w) = watcher {
+                        self.to_tell.push((w, record.clone()));
+                    }
+                    applied.push(record);
+                }
+                applied
+            }
         };
         if matches!(picture, Picture::New(_)) {
             self.counters.step_ms.observe(step_time.as_secs_f64() * 1e3);
