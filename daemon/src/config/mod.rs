@@ -447,7 +447,10 @@ impl Config {
                 "output {:?}: {} → {}{}{}",
                 o.name,
                 o.kind.type_name(),
-                o.kind.target(),
+                match &o.kind {
+                    OutputKind::Record { path } => crate::tidy(path).display().to_string(),
+                    other => other.target(),
+                },
                 o.profile
                     .as_ref()
                     .map(|p| format!(

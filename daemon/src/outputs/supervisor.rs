@@ -372,7 +372,7 @@ impl Supervisor {
         if let Some(eos) = self.end_recording(name) {
             wait_for_eos(&[eos], Duration::from_secs(3));
             if let Some(f) = self.outputs.get(name).and_then(|m| m.file.clone()) {
-                tracing::info!("recording complete: {}", f.display());
+                tracing::info!("recording complete: {}", crate::tidy(&f).display());
             }
         }
         self.halt(name);
@@ -435,7 +435,7 @@ impl Supervisor {
             self.halt(&name);
             let file = self.outputs[&name].file.clone();
             if let Some(f) = file {
-                tracing::info!("recording complete: {}", f.display());
+                tracing::info!("recording complete: {}", crate::tidy(&f).display());
             }
         }
     }
@@ -460,9 +460,10 @@ impl Supervisor {
             if state == OutputState::Live {
                 tracing::info!(
                     "output {name} live → {}",
-                    m.file
-                        .as_ref()
-                        .map_or_else(|| m.output.kind.target(), |f| f.display().to_string())
+                    m.file.as_ref().map_or_else(
+                        || m.output.kind.target(),
+                        |f| crate::tidy(f).display().to_string()
+                    )
                 );
             }
         }

@@ -106,7 +106,11 @@ pub(super) fn start_osc(
         },
     )
     .with_context(|| format!("cannot listen for OSC on {addr}"))?;
-    tracing::info!("OSC on udp://{}{}", listener.local_addr(), show.osc_prefix);
+    tracing::info!(
+        "OSC listening on udp://{}{}",
+        listener.local_addr(),
+        show.osc_prefix
+    );
     Ok(listener)
 }
 
