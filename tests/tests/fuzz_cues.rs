@@ -67,20 +67,8 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-const TYPES: [&str; 12] = [
-    "prompt",
-    "action",
-    "camera_path",
-    "param",
-    "scene",
-    "seed",
-    "marker",
-    "freeze",
-    "resume",
-    "fade",
-    "teleport",
-    "",
-];
+/// Types not in the language, tried beside every real one.
+const NOT_TYPES: [&str; 2] = ["teleport", ""];
 const FIELDS: [&str; 22] = [
     "text",
     "transition_s",
@@ -127,7 +115,13 @@ fn cue_like() -> impl Strategy<Value = Value> {
         1 => any_json(),
     ];
     (
-        prop::sample::select(TYPES.to_vec()),
+        prop::sample::select(
+            cuecast_engine::schema::CUE_TYPES
+                .iter()
+                .chain(&NOT_TYPES)
+                .copied()
+                .collect::<Vec<_>>(),
+        ),
         prop::collection::vec((prop::sample::select(FIELDS.to_vec()), value), 0..5),
     )
         .prop_map(|(kind, fields)| {
