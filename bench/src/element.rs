@@ -2,8 +2,9 @@
 //! against `videotestsrc`, the TorchScript example stepped by cuecast against a Python
 //! loop, and live pacing.
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -77,7 +78,7 @@ pub fn per_frame_ms(desc: &str) -> Result<f64> {
     src.static_pad("src")
         .unwrap()
         .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            let mut s = s.lock().unwrap();
+            let mut s = s.lock();
             let now = Instant::now();
             s.0.get_or_insert(now);
             s.1 = Some(now);
@@ -94,7 +95,7 @@ pub fn per_frame_ms(desc: &str) -> Result<f64> {
         }
     }
     p.set_state(gst::State::Null)?;
-    let (first, last, n) = *seen.lock().unwrap();
+    let (first, last, n) = *seen.lock();
     match (first, last) {
         (Some(a), Some(b)) if n > 1 => Ok((b - a).as_secs_f64() * 1e3 / (n - 1) as f64),
         _ => bail!("{desc}: fewer than 2 buffers"),
@@ -274,7 +275,7 @@ pub fn pacing(desc: &str, seconds: u64) -> Result<Value> {
         .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let (Some(buf), Some(p)) = (info.buffer(), pipeline.upgrade()) {
                 if let (Some(now), Some(pts)) = (p.current_running_time(), buf.pts()) {
-                    let mut a = a.lock().unwrap();
+                    let mut a = a.lock();
                     a.0.push((now.nseconds() as f64 - pts.nseconds() as f64) / 1e6);
                     // PTS spacing against the buffer's own duration.
                     if let (Some(prev), Some(d)) = (a.2, buf.duration()) {
@@ -308,7 +309,7 @@ pub fn pacing(desc: &str, seconds: u64) -> Result<Value> {
     }
     p.set_state(gst::State::Null)?;
     let last = last.context("no stats message")?;
-    let (mut arrivals, gaps, _) = std::mem::take(&mut *arrivals.lock().unwrap());
+    let (mut arrivals, gaps, _) = std::mem::take(&mut *arrivals.lock());
     let pts_dev_ns = gaps.iter().map(|g| g.unsigned_abs()).max().unwrap_or(0);
     let samples = arrivals.clone();
     Ok(json!({

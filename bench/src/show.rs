@@ -2,8 +2,6 @@
 //! (this binary re-run with `--serve CONFIG`), steered over HTTP, watched over SRT and
 //! read through `/metrics`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -179,25 +177,10 @@ impl Drop for Daemon {
 }
 
 fn request(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Ok((status, body))
+    let body = (!body.is_empty()).then_some(body);
+    Ok(cuecast_tests::http::request_text(
+        addr, method, path, body, None,
+    )?)
 }
 
 /// The upper bound of the histogram bucket holding quantile `q`, from `/metrics`.

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::schema::CUE_TYPES;
@@ -95,7 +95,7 @@ impl Action {
 
 /// One point of a camera path: time in seconds after the cue applies, position in
 /// metres, yaw and pitch in degrees, optional horizontal field of view in degrees.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathPoint {
     pub t: f64,
     pub pos: [f64; 3],
@@ -424,6 +424,15 @@ impl Cue {
     /// The cue as a JSON value, in the same schema it was parsed from.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("cues always serialize")
+    }
+}
+
+/// Reading a cue from any serde source (a take's log, a rundown file) goes through the
+/// same parser as the API, so it is checked the same way and fails with the same words.
+impl<'de> serde::Deserialize<'de> for Cue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cue, D::Error> {
+        let value = Value::deserialize(d)?;
+        Cue::from_value(&value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -765,7 +774,23 @@ mod tests {
             assert_eq!(cue.type_name(), v["type"].as_str().unwrap());
             // The schema round-trips: what we write in logs parses back to the same cue.
             assert_eq!(Cue::from_value(&cue.to_value()).unwrap(), cue);
+            let text = serde_json::to_string(&cue).unwrap();
+            assert_eq!(serde_json::from_str::<Cue>(&text).unwrap(), cue);
         }
+    }
+
+    #[test]
+    fn serde_reads_cues_through_the_parser_and_names_the_field() {
+        let e = serde_json::from_str::<Vec<Cue>>(
+            r#"[{"type": "seed", "value": 1}, {"type": "action", "forwrd": 1}]"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("forwrd"), "{e}");
+        let e = serde_json::from_str::<Cue>(r#"{"type": "action", "pitch": 9}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pitch"), "{e}");
     }
 
     #[test]

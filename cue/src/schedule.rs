@@ -6,8 +6,9 @@
 //! at each frame boundary, works out the frame each one is for (`at`), and hands over
 //! those that are due. What happened to every cue is recorded as an [`AppliedCue`].
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -84,22 +85,22 @@ impl CueInbox {
     /// Replaces what cues are checked against (the frame rate is known only once caps
     /// are negotiated).
     pub fn update_context(&self, f: impl FnOnce(&mut ShowContext)) {
-        f(&mut self.inner.lock().unwrap().context);
+        f(&mut self.inner.lock().context);
     }
 
     pub fn context(&self) -> ShowContext {
-        self.inner.lock().unwrap().context.clone()
+        self.inner.lock().context.clone()
     }
 
     /// Checks cues against the show without accepting them.
     pub fn check(&self, cues: &[Cue]) -> Result<(), CueError> {
-        let inbox = self.inner.lock().unwrap();
+        let inbox = self.inner.lock();
         check_all(&inbox.context, cues)
     }
 
     /// Accepts cues, all or none. `watcher` is told as each one is applied.
     pub fn submit(&self, cues: Vec<Cue>, watcher: Option<Watcher>) -> Result<Vec<CueId>, CueError> {
-        let mut inbox = self.inner.lock().unwrap();
+        let mut inbox = self.inner.lock();
         check_all(&inbox.context, &cues)?;
         check_timing(&inbox, &cues)?;
         let arrived = Instant::now();
@@ -126,12 +127,12 @@ impl CueInbox {
     }
 
     fn take_arrived(&self) -> Vec<Pending> {
-        std::mem::take(&mut self.inner.lock().unwrap().arrived)
+        std::mem::take(&mut self.inner.lock().arrived)
     }
 
     /// The model thread tells where it is, for the limits on the way in.
     fn sync(&self, frame: u64, waiting: usize) {
-        let mut inbox = self.inner.lock().unwrap();
+        let mut inbox = self.inner.lock();
         inbox.frame = frame;
         inbox.waiting = waiting;
     }
@@ -409,20 +410,18 @@ mod tests {
         inbox
             .submit(
                 vec![cue(json!({"type": "freeze"}))],
-                Some(Arc::new(move |a: &AppliedCue| {
-                    sink.lock().unwrap().push(a.clone())
-                })),
+                Some(Arc::new(move |a: &AppliedCue| sink.lock().push(a.clone()))),
             )
             .unwrap();
         let due = s.due(&inbox, 30, FPS);
         let (record, watcher) = due.into_iter().next().unwrap().shown(31, Instant::now());
         // The watcher is the caller's to tell, once its status is up to date.
-        assert!(seen.lock().unwrap().is_empty());
+        assert!(seen.lock().is_empty());
         watcher.expect("the cue's watcher")(&record);
         assert_eq!(
             (record.frame, record.shown_frame, record.pts_ns),
             (30, 31, 1_000_000_000)
         );
-        assert_eq!(seen.lock().unwrap().as_slice(), &[record]);
+        assert_eq!(seen.lock().as_slice(), &[record]);
     }
 }

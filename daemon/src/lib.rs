@@ -28,12 +28,6 @@ pub mod surface;
 
 use std::path::{Path, PathBuf};
 
-/// Locks a mutex, carrying on with the data if a panicking thread poisoned it: the
-/// show outlives any one handler.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The signals that end a show cleanly: SIGINT (Ctrl-C), SIGTERM, SIGHUP (the terminal
 /// that ran it was closed) and SIGQUIT. SIGUSR1 and SIGUSR2, which would end the
 /// process with nothing finished, are taken and ignored.

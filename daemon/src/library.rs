@@ -5,9 +5,10 @@
 //! so no name can reach outside its folder. Exports run on their own threads as jobs;
 //! their progress goes to the event stream and `GET /api/v1/jobs/{id}`.
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use cuecast_engine::take::utc_stamp;
@@ -18,7 +19,6 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::events::{Event, Events};
-use crate::lock;
 
 /// An export running or done.
 #[derive(Debug, Clone, Serialize)]
@@ -156,7 +156,9 @@ impl Library {
                 out.display()
             )));
         }
-        if lock(&self.jobs)
+        if self
+            .jobs
+            .lock()
             .iter()
             .any(|j| j.state == "running" && j.out == out.display().to_string())
         {
@@ -176,10 +178,10 @@ impl Library {
             files: Vec::new(),
             seconds: None,
         };
-        lock(&self.jobs).push(job.clone());
+        self.jobs.lock().push(job.clone());
         let (jobs, events, id) = (self.jobs.clone(), events.clone(), job.id);
         let update = move |f: &mut dyn FnMut(&mut Job)| {
-            let mut all = lock(&jobs);
+            let mut all = jobs.lock();
             if let Some(j) = all.iter_mut().find(|j| j.id == id) {
                 f(j);
                 events.send(Event::Export { job: json!(j) });
@@ -225,7 +227,7 @@ impl Library {
     }
 
     pub fn job(&self, id: u64) -> Option<Job> {
-        lock(&self.jobs).iter().find(|j| j.id == id).cloned()
+        self.jobs.lock().iter().find(|j| j.id == id).cloned()
     }
 }
 

@@ -95,12 +95,13 @@ mod tests {
     /// subscriber that records events.
     #[test]
     fn gstreamer_messages_become_events() {
-        use std::sync::{Arc, Mutex};
+        use parking_lot::Mutex;
+        use std::sync::Arc;
         #[derive(Clone, Default)]
         struct Lines(Arc<Mutex<Vec<u8>>>);
         impl std::io::Write for Lines {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
+                self.0.lock().extend_from_slice(b);
                 Ok(b.len())
             }
             fn flush(&mut self) -> std::io::Result<()> {
@@ -121,7 +122,7 @@ mod tests {
             cat.set_threshold(gst::DebugLevel::Warning);
             gst::warning!(cat, "the disk is {} full", "97 %");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(lines.0.lock().clone()).unwrap();
         let line: serde_json::Value =
             serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap();
         assert_eq!(line["level"], "WARN", "{text}");

@@ -66,9 +66,11 @@ impl Checkpoint {
         let tmp = crate::take::temporary_beside(dir)?;
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(|e| FileError::io(&tmp, e))?;
-        let written = self
-            .write_into(&tmp)
-            .and_then(|()| fs::rename(&tmp, dir).map_err(|e| FileError::io(dir, e)));
+        let written = self.write_into(&tmp).and_then(|()| {
+            fs::rename(&tmp, dir)
+                .and_then(|()| crate::atomic::sync_dir(crate::atomic::parent(dir)))
+                .map_err(|e| FileError::io(dir, e))
+        });
         if written.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }

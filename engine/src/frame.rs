@@ -5,7 +5,8 @@
 //! every write. The pool keeps a few buffers of the current size and hands them out
 //! again, so steady-state rendering allocates nothing.
 
-use std::sync::{Arc, Mutex, Weak};
+use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
 
 /// How many idle buffers the pool keeps; more in flight than this are simply freed.
 const POOL_SPARES: usize = 8;
@@ -38,7 +39,6 @@ impl FramePool {
         let data = self
             .spares
             .lock()
-            .unwrap()
             .pop()
             .filter(|d| d.len() == len)
             .unwrap_or_else(|| vec![0; len]);
@@ -80,7 +80,7 @@ impl FrameBuf {
 impl Drop for FrameBuf {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.upgrade() {
-            let mut spares = pool.lock().unwrap();
+            let mut spares = pool.lock();
             if spares.len() < POOL_SPARES {
                 spares.push(std::mem::take(&mut self.data));
             }
@@ -132,7 +132,7 @@ mod tests {
         let frame = buf.freeze();
         let reader = frame.clone();
         drop(frame);
-        assert!(pool.spares.lock().unwrap().is_empty());
+        assert!(pool.spares.lock().is_empty());
         drop(reader);
         let mut again = pool.take();
         assert_eq!(again.data_mut().as_ptr(), ptr);

@@ -14,6 +14,7 @@
 //! [`Engine`]; anything else that wants frames from cues can be too.
 
 pub use cuecast_cue::{camera, cue, cuefile, schedule, schema, world};
+pub mod atomic;
 pub mod checkpoint;
 pub mod detail;
 pub mod device;

@@ -12,7 +12,7 @@
 //! 19.9 ms; also with the whole frame run on the pool). A thread spawn is tens of
 //! microseconds against a 20 ms frame.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// Threads to use: one per core, at most 8.
 pub(crate) fn threads() -> usize {
@@ -24,7 +24,7 @@ pub(crate) fn threads() -> usize {
 /// Runs `work` on every job, on [`threads`] threads (this one included).
 pub(crate) fn in_parallel<J: Send>(jobs: impl Iterator<Item = J> + Send, work: impl Fn(J) + Sync) {
     let queue = Mutex::new(jobs);
-    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let next = || queue.lock().next();
     std::thread::scope(|scope| {
         for _ in 1..threads() {
             scope.spawn(|| {

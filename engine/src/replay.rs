@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::checkpoint::Checkpoint;
 use crate::device::DeviceSpec;
 use crate::engine::{Engine, EngineConfig, Picture};
-use crate::take::{FileError, Take};
+use crate::take::Take;
 use crate::EngineError;
 
 /// How to replay.
@@ -50,16 +50,8 @@ pub fn replay(
 ) -> Result<ReplaySummary, EngineError> {
     let checkpoint = Checkpoint::load(&take.start_checkpoint())?;
     let m = &take.manifest;
-    let mut cues = Vec::with_capacity(take.cues.len());
-    for (i, c) in take.cues.iter().enumerate() {
-        let cue = c.replayable().map_err(|e| {
-            FileError::new(
-                &take.dir.join("cues.jsonl"),
-                format!("cue {} (record {}): {e}", c.id, i + 1),
-            )
-        })?;
-        cues.push(cue);
-    }
+    // The log's cues were checked when the take was opened.
+    let cues: Vec<_> = take.cues.iter().map(|c| c.replayable()).collect();
     let config = EngineConfig {
         backend: m.model.backend.clone(),
         model: m.model.package.clone(),

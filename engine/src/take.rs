@@ -22,20 +22,19 @@
 //! whose pixels are in the files and ignores a torn last line, so a take cut short by a
 //! kill is still a take (its manifest then has no `stopped_utc`).
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::camera::Pose;
-use crate::cue::{At, Cue};
+use crate::cue::{At, Cue, CueKind};
 use crate::frame::Frame;
 use crate::generator::Fps;
 use crate::schedule::AppliedCue;
@@ -205,7 +204,7 @@ fn is_full_detail(d: &f32) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CueRecord {
     pub id: u64,
-    pub cue: Value,
+    pub cue: Cue,
     /// The show frame it took effect on.
     pub frame: u64,
     pub shown_frame: u64,
@@ -217,7 +216,7 @@ impl CueRecord {
     fn of(a: &AppliedCue) -> Self {
         CueRecord {
             id: a.id,
-            cue: a.cue.to_value(),
+            cue: a.cue.clone(),
             frame: a.frame,
             shown_frame: a.shown_frame,
             arrived_unix_ms: a.arrived_unix_ms,
@@ -226,10 +225,11 @@ impl CueRecord {
     }
 
     /// The cue, timed to the frame it took effect on (what a replay submits).
-    pub fn replayable(&self) -> Result<Cue, String> {
-        let mut cue = Cue::from_value(&self.cue).map_err(|e| e.to_string())?;
-        cue.at = Some(At::Frame(self.frame));
-        Ok(cue)
+    pub fn replayable(&self) -> Cue {
+        Cue {
+            at: Some(At::Frame(self.frame)),
+            ..self.cue.clone()
+        }
     }
 }
 
@@ -273,19 +273,12 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Writes `value` as JSON to `path` atomically: a temporary file beside it, then rename.
+/// Writes `value` as JSON to `path` whole or not at all (see [`crate::atomic`]).
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), FileError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| FileError::new(path, e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| FileError::io(path, e))
+    let mut text =
+        serde_json::to_vec_pretty(value).map_err(|e| FileError::new(path, e.to_string()))?;
+    text.push(b'\n');
+    crate::atomic::write(path, &text).map_err(|e| FileError::io(path, e))
 }
 
 enum Item {
@@ -299,9 +292,11 @@ enum Item {
 
 /// Records a take on its own thread. Created and fed by the model thread.
 pub struct TakeWriter {
-    tx: Option<mpsc::Sender<Item>>,
+    /// Bounded: when the disk is behind, a frame is dropped from the take, never waited for.
+    tx: Option<mpsc::SyncSender<Item>>,
     thread: Option<JoinHandle<Result<u64, FileError>>>,
-    queued: Arc<AtomicUsize>,
+    /// Cues the full queue could not take yet; they go before the next item.
+    pending_cues: Vec<CueRecord>,
     lost: Vec<u64>,
     manifest: Arc<Mutex<TakeManifest>>,
     failure: Arc<Mutex<Failure>>,
@@ -358,22 +353,23 @@ impl TakeWriter {
             lens: [0; 4],
         };
         // The open files follow the folder.
-        fs::rename(tmp, dir).map_err(|e| FileError::io(dir, e))?;
-        let (tx, rx) = mpsc::channel();
-        let queued = Arc::new(AtomicUsize::new(0));
+        fs::rename(tmp, dir)
+            .and_then(|()| crate::atomic::sync_dir(crate::atomic::parent(dir)))
+            .map_err(|e| FileError::io(dir, e))?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE_FRAMES);
         let manifest = Arc::new(Mutex::new(manifest));
         let failure = Arc::new(Mutex::new(Failure::default()));
         let thread = {
-            let (queued, manifest, failure) = (queued.clone(), manifest.clone(), failure.clone());
+            let (manifest, failure) = (manifest.clone(), failure.clone());
             std::thread::Builder::new()
                 .name("cuecast-take".into())
-                .spawn(move || write_take(files, rx, &queued, &manifest, &failure))
+                .spawn(move || write_take(files, rx, &manifest, &failure))
                 .map_err(|e| FileError::io(dir, e))?
         };
         Ok(TakeWriter {
             tx: Some(tx),
             thread: Some(thread),
-            queued,
+            pending_cues: Vec::new(),
             lost: Vec::new(),
             manifest,
             failure,
@@ -383,12 +379,12 @@ impl TakeWriter {
     }
 
     pub fn name(&self) -> String {
-        self.manifest.lock().unwrap().name.clone()
+        self.manifest.lock().name.clone()
     }
 
     /// Why the writer stopped by itself, if it did: the take must end now.
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap().message.clone()
+        self.failure.lock().message.clone()
     }
 
     pub fn dir(&self) -> &Path {
@@ -399,51 +395,69 @@ impl TakeWriter {
     /// is left out of the take and listed as lost. The writer numbers it (`index`).
     pub fn frame(&mut self, mut record: FrameRecord, rgb: &Frame, depth: Option<(Size, Vec<f32>)>) {
         let size = {
-            let m = self.manifest.lock().unwrap();
+            let m = self.manifest.lock();
             (m.width, m.height)
         };
-        if self.queued.load(Ordering::Acquire) >= QUEUE_FRAMES
-            || (rgb.width(), rgb.height()) != size
-        {
+        self.send_pending_cues();
+        if (rgb.width(), rgb.height()) != size || !self.pending_cues.is_empty() {
             self.lost.push(record.frame);
             return;
         }
         record.index = self.next_index;
         let frame = record.frame;
-        self.queued.fetch_add(1, Ordering::AcqRel);
         let item = Item::Frame {
             record,
             rgb: rgb.clone(),
             depth,
         };
-        if self.tx.as_ref().is_some_and(|tx| tx.send(item).is_ok()) {
+        let sent = match &self.tx {
+            Some(tx) => tx.try_send(item).is_ok(),
+            None => false,
+        };
+        if sent {
             self.next_index += 1;
         } else {
             self.lost.push(frame);
         }
     }
 
-    /// Records applied cues (never dropped: they are what a replay needs).
+    /// Records applied cues (never dropped: they are what a replay needs). When the
+    /// queue is full they wait here, ahead of the next frames, instead of blocking.
     pub fn cues(&mut self, applied: &[AppliedCue]) {
-        if applied.is_empty() {
+        self.pending_cues.extend(applied.iter().map(CueRecord::of));
+        self.send_pending_cues();
+    }
+
+    fn send_pending_cues(&mut self) {
+        if self.pending_cues.is_empty() {
             return;
         }
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Item::Cues(applied.iter().map(CueRecord::of).collect()));
+        let Some(tx) = &self.tx else { return };
+        let cues = std::mem::take(&mut self.pending_cues);
+        match tx.try_send(Item::Cues(cues)) {
+            Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => {}
+            Err(mpsc::TrySendError::Full(Item::Cues(cues))) => self.pending_cues = cues,
+            Err(mpsc::TrySendError::Full(_)) => unreachable!("only cues are sent here"),
         }
     }
 
     /// Waits for the writer, syncs the files and completes the manifest.
     pub fn finish(mut self) -> Result<TakeSummary, FileError> {
-        drop(self.tx.take());
+        if let Some(tx) = self.tx.take() {
+            // The writer is draining the queue: this waits for one free place at most.
+            let cues = std::mem::take(&mut self.pending_cues);
+            if !cues.is_empty() {
+                let _ = tx.send(Item::Cues(cues));
+            }
+        }
         let written = match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r?,
             _ => return Err(FileError::new(&self.dir, "the take writer failed")),
         };
-        let mut m = self.manifest.lock().unwrap().clone();
+        let mut m = self.manifest.lock().clone();
         m.frames = Some(written);
         m.lost_frames = std::mem::take(&mut self.lost);
-        let mut failure = self.failure.lock().unwrap();
+        let mut failure = self.failure.lock();
         m.lost_frames.append(&mut failure.dropped);
         m.stop_reason = failure.message.take();
         m.stopped_utc = Some(utc_iso(SystemTime::now()));
@@ -488,14 +502,13 @@ struct Failure {
 fn write_take(
     mut files: Files,
     rx: mpsc::Receiver<Item>,
-    queued: &AtomicUsize,
     manifest: &Mutex<TakeManifest>,
     failure: &Mutex<Failure>,
 ) -> Result<u64, FileError> {
     let mut written = 0u64;
     let mut depth_size: Option<Size> = None;
     while let Ok(item) = rx.recv() {
-        match write_item(&mut files, item, queued, manifest, &mut depth_size) {
+        match write_item(&mut files, item, manifest, &mut depth_size) {
             Ok(frame) => written += u64::from(frame),
             Err(e) => {
                 // The take ends here: the model thread sees the failure at its next frame
@@ -512,11 +525,10 @@ fn write_take(
                 }
                 // The file's name, not its path: this reaches status and events.
                 let file = e.path.file_name().unwrap_or_default().to_string_lossy();
-                failure.lock().unwrap().message = Some(format!("{file}: {}", e.message));
+                failure.lock().message = Some(format!("{file}: {}", e.message));
                 for item in rx.iter() {
                     if let Item::Frame { record, .. } = item {
-                        queued.fetch_sub(1, Ordering::AcqRel);
-                        failure.lock().unwrap().dropped.push(record.frame);
+                        failure.lock().dropped.push(record.frame);
                     }
                 }
                 sync_all(&files).ok();
@@ -545,7 +557,6 @@ fn sync_all(files: &Files) -> Result<(), FileError> {
 fn write_item(
     files: &mut Files,
     item: Item,
-    queued: &AtomicUsize,
     manifest: &Mutex<TakeManifest>,
     depth_size: &mut Option<Size>,
 ) -> Result<bool, FileError> {
@@ -553,7 +564,6 @@ fn write_item(
     let path = |name: &str| dir.join(name);
     match item {
         Item::Frame { record, rgb, depth } => {
-            queued.fetch_sub(1, Ordering::AcqRel);
             files
                 .rgb
                 .write_all(rgb.data())
@@ -562,7 +572,7 @@ fn write_item(
             if let Some((size, values)) = depth {
                 if depth_size.is_none() {
                     *depth_size = Some(size);
-                    let mut m = manifest.lock().unwrap();
+                    let mut m = manifest.lock();
                     m.depth = Some(size);
                     write_json_atomic(&path("take.json"), &*m)?;
                 }
@@ -623,9 +633,14 @@ pub fn remove_leftovers(folder: &Path) -> Vec<String> {
         let name = e.file_name().to_string_lossy().into_owned();
         // A manifest write cut between its temporary file and the rename leaves the
         // temporary beside the last complete manifest.
-        let half_written = e.path().join("take.json.tmp");
-        if half_written.is_file() && fs::remove_file(&half_written).is_ok() {
-            removed.push(format!("{name}/take.json.tmp"));
+        if e.path().is_dir() && !name.starts_with('.') {
+            for inner in fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                let inner_name = inner.file_name().to_string_lossy().into_owned();
+                if crate::atomic::is_leftover(&inner_name) && fs::remove_file(inner.path()).is_ok()
+                {
+                    removed.push(format!("{name}/{inner_name}"));
+                }
+            }
         }
         let Some(pid) = name
             .strip_prefix('.')
@@ -781,20 +796,17 @@ impl Take {
         let fps = self.fps().as_f64();
         self.cues
             .iter()
-            .filter(|c| c.cue.get("type").and_then(Value::as_str) == Some("marker"))
-            .map(|c| {
+            .filter_map(|c| {
+                let CueKind::Marker { label } = &c.cue.kind else {
+                    return None;
+                };
                 let offset = c.frame.saturating_sub(start);
-                Marker {
-                    label: c
-                        .cue
-                        .get("label")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
+                Some(Marker {
+                    label: label.clone(),
                     frame: c.frame,
                     offset,
                     time_s: offset as f64 / fps,
-                }
+                })
             })
             .collect()
     }
@@ -847,40 +859,35 @@ fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, FileE
 
 /// `2026-11-21T16:30:00Z`.
 pub fn utc_iso(t: SystemTime) -> String {
-    let s = utc_stamp(t);
+    let t = utc(t);
     format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &s[0..4],
-        &s[4..6],
-        &s[6..8],
-        &s[9..11],
-        &s[11..13],
-        &s[13..15]
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
 /// `20261121-163000`: a UTC time that sorts and fits in a file name.
 pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = utc(t);
     format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
+}
+
+/// A clock before 1970 (a machine without RTC) reads as the epoch, not a panic.
+fn utc(t: SystemTime) -> time::OffsetDateTime {
+    time::OffsetDateTime::from(t.max(SystemTime::UNIX_EPOCH))
 }
 
 #[cfg(test)]
@@ -923,15 +930,15 @@ mod leftover_tests {
         }
         // t3's manifest was being rewritten when the process died.
         fs::write(dir.join("t3/take.json"), "{}").unwrap();
-        fs::write(dir.join("t3/take.json.tmp"), "{\"fo").unwrap();
+        fs::write(dir.join("t3/.take.json.Xy12ab.tmp"), "{\"fo").unwrap();
         let mut removed = remove_leftovers(&dir);
         removed.sort();
-        assert_eq!(removed, [".t1.tmp-4194305", "t3/take.json.tmp"]);
+        assert_eq!(removed, [".t1.tmp-4194305", "t3/.take.json.Xy12ab.tmp"]);
         assert!(
             !dead.exists()
                 && ours.exists()
                 && dir.join("t3/take.json").exists()
-                && !dir.join("t3/take.json.tmp").exists()
+                && !dir.join("t3/.take.json.Xy12ab.tmp").exists()
                 && dir.join(".hidden").exists()
         );
         fs::remove_dir_all(&dir).unwrap();

@@ -127,11 +127,7 @@ fn a_take_holds_frames_depth_poses_cues_and_markers() {
     assert_eq!((size.width, size.height), SIZE);
     assert!(depth.iter().all(|d| d.is_finite() && *d > 0.0));
     assert_eq!(take.rgb(3).unwrap().len(), 160 * 90 * 4);
-    let types: Vec<&str> = take
-        .cues
-        .iter()
-        .map(|c| c.cue["type"].as_str().unwrap())
-        .collect();
+    let types: Vec<&str> = take.cues.iter().map(|c| c.cue.type_name()).collect();
     assert_eq!(types, ["action", "marker", "prompt", "seed"]);
     let markers = take.markers();
     assert_eq!(markers.len(), 1);

@@ -179,6 +179,13 @@ pub fn export(
 
 /// Moves the finished bundle to `out`, replacing what is there when `force`.
 fn place(partial: &Path, out: &Path, force: bool, old: &Path) -> Result<(), ExportError> {
+    swap_in(partial, out, force, old)?;
+    // The rename is durable once the folder holding it is synced.
+    cuecast_engine::atomic::sync_dir(cuecast_engine::atomic::parent(out))
+        .map_err(|e| ExportError::io(out, e))
+}
+
+fn swap_in(partial: &Path, out: &Path, force: bool, old: &Path) -> Result<(), ExportError> {
     if out.exists() {
         if !force {
             return Err(ExportError::Exists {

@@ -4,7 +4,7 @@
 //! Built two ways: as the `gstcuecast` plugin (a cdylib for `gst-launch-1.0` and any
 //! GStreamer application, found through `GST_PLUGIN_PATH`), and as an rlib the `cuecast`
 //! daemon links and registers with [`register_static`]. The element knows nothing of
-//! HTTP beyond starting `cuecast-control`'s server when `control-address` is set; the
+//! HTTP beyond starting `cuecast-http`'s server when `control-address` is set; the
 //! model, cues and frames all come from `cuecast-engine`.
 
 use gst::glib;

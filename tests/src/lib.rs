@@ -2,5 +2,6 @@
 //! daemon run as a process with a config written for the test.
 
 pub mod daemon;
+pub mod http;
 pub mod peers;
 pub mod schema;

@@ -8,12 +8,12 @@ use super::*;
 
 pub(super) async fn get_status(State(s): State<AppState>) -> Json<Value> {
     let mut v = serde_json::to_value(s.show.status()).unwrap_or_else(|_| json!({}));
-    v["show"] = json!(lock(&s.config).show);
+    v["show"] = json!(s.config.lock().show);
     v["outputs"] = json!(s.outputs.list());
     v["encoders"] = json!(s.outputs.encoders());
-    v["rundown"] = lock(&s.rundown).view();
-    v["config"] = json!(*lock(&s.config));
-    v["live"] = lock(&s.live).clone();
+    v["rundown"] = s.rundown.lock().view();
+    v["config"] = json!(*s.config.lock());
+    v["live"] = s.live.lock().clone();
     v["auth"] = json!(s.token.is_some());
     Json(v)
 }
@@ -71,7 +71,7 @@ pub(super) async fn get_cue_log(
 }
 
 pub(super) async fn get_scenes(State(s): State<AppState>) -> Json<Value> {
-    Json(json!(*lock(&s.scenes)))
+    Json(json!(*s.scenes.lock()))
 }
 
 pub(super) fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
@@ -169,7 +169,7 @@ pub(super) async fn post_param(
 }
 
 pub(super) async fn get_rundown(State(s): State<AppState>) -> Json<Value> {
-    Json(lock(&s.rundown).view())
+    Json(s.rundown.lock().view())
 }
 
 pub(super) async fn put_rundown(
@@ -231,7 +231,7 @@ pub(super) async fn put_rundown(
             cues,
         });
     }
-    let mut r = lock(&s.rundown);
+    let mut r = s.rundown.lock();
     *r = Rundown::new(rundown);
     let view = r.view();
     s.events.send(Event::Rundown {

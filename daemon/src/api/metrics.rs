@@ -1,153 +1,231 @@
-//! `/metrics`: Prometheus text exposition of the show's counters and histograms.
+//! `/metrics`: the show's numbers in the OpenMetrics text format (which Prometheus
+//! scrapes), encoded by `prometheus-client`.
+//!
+//! The numbers are kept where they are counted: the engine's atomic counters and
+//! histograms, the output supervisor's table, the config status. A [`Collector`] reads
+//! them at each scrape, so nothing is counted twice and nothing here can drift from what
+//! status shows.
 
-#[allow(unused_imports)]
-use super::*;
+use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 
-/// Prometheus text exposition.
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+use crate::outputs::OutputState;
+use cuecast_engine::metrics::HistogramSnapshot;
+
+/// The media type of [`metrics`]' answer.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The show's metrics, OpenMetrics text.
 pub fn metrics(s: &AppState) -> String {
-    let status = s.show.status();
-    let c = s.show.counters();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Show(s.clone())));
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    };
-    use std::sync::atomic::Ordering::Relaxed;
-    counter(
-        "cuecast_frames_generated_total",
-        "Frames the model rendered.",
-        c.rendered.load(Relaxed),
-    );
-    counter(
-        "cuecast_frames_repeated_total",
-        "Frame slots filled by repeating the previous frame (a step missed its deadline).",
-        c.repeated.load(Relaxed),
-    );
-    counter(
-        "cuecast_steps_failed_total",
-        "Model steps that failed.",
-        c.failed.load(Relaxed),
-    );
-    let cfg = lock(&s.config).clone();
-    counter(
-        "cuecast_config_reloads_applied_total",
-        "Config edits applied live.",
-        cfg.reloads_applied,
-    );
-    counter(
-        "cuecast_config_reloads_rejected_total",
-        "Config edits rejected (the show kept its config).",
-        cfg.reloads_rejected,
-    );
-    let frames_out = lock(&s.live)["frames"].as_u64().unwrap_or(0);
-    let _ = writeln!(out, "# HELP cuecast_frames_out_total Frames sent downstream (rendered or repeated).\n# TYPE cuecast_frames_out_total counter\ncuecast_frames_out_total {frames_out}");
-    let _ = writeln!(
-        out,
-        "# HELP cuecast_frame Current frame index.\n# TYPE cuecast_frame gauge\ncuecast_frame {}",
-        status.frame
-    );
-    let _ = writeln!(
-        out,
-        "# HELP cuecast_detail The detail frames are drawn at (1 full; lower while steps run late).\n# TYPE cuecast_detail gauge\ncuecast_detail {}",
-        status.detail
-    );
-    let _ = writeln!(
-        out,
-        "# HELP cuecast_model_state_bytes Bytes the model's state holds.\n# TYPE cuecast_model_state_bytes gauge\ncuecast_model_state_bytes {}",
-        status.state_bytes
-    );
-    let _ = writeln!(
-        out,
-        "# HELP cuecast_model_failing_steps Model steps failed in a row now.\n# TYPE cuecast_model_failing_steps gauge\ncuecast_model_failing_steps {}",
-        status.failing_steps
-    );
-    let _ = writeln!(
-        out,
-        "# HELP cuecast_model_resets_total Times the model was started over (failing steps, state over its limit).\n# TYPE cuecast_model_resets_total counter\ncuecast_model_resets_total {}",
-        status.model_resets
-    );
-    histogram(
-        &mut out,
-        "cuecast_step_seconds",
-        "Time in the model's step per rendered frame.",
-        &c.step_ms.snapshot(),
-    );
-    histogram(
-        &mut out,
-        "cuecast_cue_latency_seconds",
-        "From a cue's arrival to the first frame showing it.",
-        &c.cue_latency_ms.snapshot(),
-    );
-    let outputs = s.outputs.list();
-    let _ = writeln!(out, "# HELP cuecast_output_state 1 for the state each output is in.\n# TYPE cuecast_output_state gauge");
-    for o in &outputs {
-        for st in ["connecting", "live", "retrying", "failed", "stopped"] {
-            let now = json!(o.state) == json!(st);
-            let _ = writeln!(
-                out,
-                "cuecast_output_state{{output=\"{}\",state=\"{st}\"}} {}",
-                label(&o.name),
-                u8::from(now)
-            );
-        }
-    }
-    let _ = writeln!(out, "# HELP cuecast_output_bytes_total Bytes handed to each output's sink.\n# TYPE cuecast_output_bytes_total counter");
-    for o in &outputs {
-        let _ = writeln!(
-            out,
-            "cuecast_output_bytes_total{{output=\"{}\"}} {}",
-            label(&o.name),
-            o.bytes
-        );
-    }
-    let encoders = s.outputs.encoders();
-    let _ = writeln!(out, "# HELP cuecast_encoder_frames_in_total Frames into each encoder branch.\n# TYPE cuecast_encoder_frames_in_total counter");
-    for e in &encoders {
-        let _ = writeln!(
-            out,
-            "cuecast_encoder_frames_in_total{{profile=\"{}\"}} {}",
-            label(&e.profile),
-            e.frames_in
-        );
-    }
-    let _ = writeln!(out, "# HELP cuecast_encoder_frames_out_total Frames out of each encoder (in - out = dropped while behind, plus a few in flight).\n# TYPE cuecast_encoder_frames_out_total counter");
-    for e in &encoders {
-        let _ = writeln!(
-            out,
-            "cuecast_encoder_frames_out_total{{profile=\"{}\"}} {}",
-            label(&e.profile),
-            e.frames_out
-        );
-    }
-    let _ = writeln!(out, "# HELP cuecast_output_reconnects_total Restarts after a failure.\n# TYPE cuecast_output_reconnects_total counter");
-    for o in &outputs {
-        let _ = writeln!(
-            out,
-            "cuecast_output_reconnects_total{{output=\"{}\"}} {}",
-            label(&o.name),
-            o.reconnects
-        );
-    }
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
     out
 }
 
-pub(super) fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+struct Show(AppState);
+
+impl fmt::Debug for Show {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Show")
+    }
 }
 
-pub(super) fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    for (bound, n) in &h.buckets {
-        let le = if bound.is_infinite() {
-            "+Inf".to_owned()
-        } else {
-            format!("{}", bound / 1e3)
+impl Collector for Show {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let s = &self.0;
+        let status = s.show.status();
+        let c = s.show.counters();
+        let cfg = s.config.lock().clone();
+        let frames_out = s.live.lock()["frames"].as_u64().unwrap_or(0);
+        for (name, help, v) in [
+            (
+                "cuecast_frames_generated",
+                "Frames the model rendered.",
+                c.rendered.load(Relaxed),
+            ),
+            (
+                "cuecast_frames_repeated",
+                "Frame slots filled by repeating the previous frame (a step missed its deadline).",
+                c.repeated.load(Relaxed),
+            ),
+            (
+                "cuecast_steps_failed",
+                "Model steps that failed.",
+                c.failed.load(Relaxed),
+            ),
+            (
+                "cuecast_config_reloads_applied",
+                "Config edits applied live.",
+                cfg.reloads_applied,
+            ),
+            (
+                "cuecast_config_reloads_rejected",
+                "Config edits rejected (the show kept its config).",
+                cfg.reloads_rejected,
+            ),
+            (
+                "cuecast_frames_out",
+                "Frames sent downstream (rendered or repeated).",
+                frames_out,
+            ),
+            (
+                "cuecast_model_resets",
+                "Times the model was started over (failing steps, state over its limit).",
+                status.model_resets,
+            ),
+        ] {
+            one(&mut e, name, help, &ConstCounter::new(v))?;
+        }
+        one(
+            &mut e,
+            "cuecast_frame",
+            "Current frame index.",
+            &ConstGauge::new(status.frame),
+        )?;
+        one(
+            &mut e,
+            "cuecast_detail",
+            "The detail frames are drawn at (1 full; lower while steps run late).",
+            &ConstGauge::new(f64::from(status.detail)),
+        )?;
+        one(
+            &mut e,
+            "cuecast_model_state_bytes",
+            "Bytes the model's state holds.",
+            &ConstGauge::new(status.state_bytes),
+        )?;
+        one(
+            &mut e,
+            "cuecast_model_failing_steps",
+            "Model steps failed in a row now.",
+            &ConstGauge::new(status.failing_steps),
+        )?;
+        one(
+            &mut e,
+            "cuecast_step_seconds",
+            "Time in the model's step per rendered frame.",
+            &Seconds(c.step_ms.snapshot()),
+        )?;
+        one(
+            &mut e,
+            "cuecast_cue_latency_seconds",
+            "From a cue's arrival to the first frame showing it.",
+            &Seconds(c.cue_latency_ms.snapshot()),
+        )?;
+
+        let outputs = s.outputs.list();
+        let states = outputs.iter().flat_map(|o| {
+            OutputState::ALL.iter().map(move |st| {
+                let labels = vec![
+                    ("output", o.name.clone()),
+                    ("state", st.as_str().to_owned()),
+                ];
+                (labels, ConstGauge::new(u64::from(o.state == *st)))
+            })
+        });
+        family(
+            &mut e,
+            "cuecast_output_state",
+            "1 for the state each output is in.",
+            states,
+        )?;
+        let per_output = |v: fn(&crate::outputs::OutputStatus) -> u64| {
+            outputs
+                .iter()
+                .map(move |o| (vec![("output", o.name.clone())], ConstCounter::new(v(o))))
         };
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+        family(
+            &mut e,
+            "cuecast_output_bytes",
+            "Bytes delivered by each output (acknowledged, for SRT).",
+            per_output(|o| o.bytes),
+        )?;
+        family(
+            &mut e,
+            "cuecast_output_reconnects",
+            "Restarts after a failure.",
+            per_output(|o| o.reconnects),
+        )?;
+        let encoders = s.outputs.encoders();
+        let per_encoder = |v: fn(&crate::outputs::EncoderStatus) -> u64| {
+            encoders.iter().map(move |x| {
+                (
+                    vec![("profile", x.profile.clone())],
+                    ConstCounter::new(v(x)),
+                )
+            })
+        };
+        family(
+            &mut e,
+            "cuecast_encoder_frames_in",
+            "Frames into each encoder branch.",
+            per_encoder(|x| x.frames_in),
+        )?;
+        family(
+            &mut e,
+            "cuecast_encoder_frames_out",
+            "Frames out of each encoder (in - out = dropped while behind, plus a few in flight).",
+            per_encoder(|x| x.frames_out),
+        )?;
+        Ok(())
     }
-    let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", h.sum / 1e3, h.count);
+}
+
+/// One metric without labels.
+fn one(e: &mut DescriptorEncoder, name: &str, help: &str, m: &impl EncodeMetric) -> fmt::Result {
+    m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+/// One metric per label set, under one name.
+fn family<M: EncodeMetric>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl Iterator<Item = (Vec<(&'static str, String)>, M)>,
+) -> fmt::Result {
+    let mut rows = rows.peekable();
+    let Some(ty) = rows.peek().map(|(_, m)| m.metric_type()) else {
+        return Ok(());
+    };
+    let mut family = e.encode_descriptor(name, help, None, ty)?;
+    for (labels, m) in rows {
+        m.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// An engine histogram (milliseconds, cumulative buckets) as seconds.
+struct Seconds(HistogramSnapshot);
+
+impl EncodeMetric for Seconds {
+    fn encode(&self, mut e: MetricEncoder) -> fmt::Result {
+        let mut below = 0;
+        let buckets: Vec<(f64, u64)> = self
+            .0
+            .buckets
+            .iter()
+            .map(|&(bound, cumulative)| {
+                let n = cumulative - below;
+                below = cumulative;
+                // The last bound is +Inf, which the encoder writes as "+Inf".
+                (bound / 1e3, n)
+            })
+            .collect();
+        e.encode_histogram::<NoLabelSet>(self.0.sum / 1e3, self.0.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }

@@ -4,13 +4,13 @@
 //! Every route is one row of [`routes`]: method, path, summary, request and response
 //! shapes, and the handler. The router and `/api/v1/openapi.json` are both built from
 //! that table, so the document cannot drift from what is served. The cue route is the
-//! one `cuecast-control` serves for `cuecastsrc control-address`, nested here so a cue
+//! one `cuecast-http` serves for `cuecastsrc control-address`, nested here so a cue
 //! behaves the same wherever it is sent. Any call that changes something needs the
 //! bearer token when one is configured (always, beyond loopback); reads do not.
 
+use parking_lot::Mutex;
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -22,9 +22,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Json, Router};
-use cuecast_control::{authorize, json_body, post_cues, ApiError, ControlState, BODY_LIMIT};
-use cuecast_engine::metrics::HistogramSnapshot;
 use cuecast_engine::{Checkpoint, Cue, EngineError, Scene, ShowHandle};
+use cuecast_http::{authorize, json_body, post_cues, ApiError, ControlState, BODY_LIMIT};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -33,8 +32,7 @@ use crate::config::MAX_NAME_CHARS;
 use crate::config::{self, RundownItem, Video};
 use crate::events::{Event, Events, TakeState};
 use crate::library::{Library, LibraryError};
-use crate::lock;
-use crate::outputs::{OutputError, OutputState, Outputs};
+use crate::outputs::{OutputControl, OutputError, OutputState};
 use crate::rundown::{Rundown, RundownError};
 
 /// The config as the API reports it: where it came from and how the last reload went.
@@ -55,7 +53,7 @@ pub struct ConfigStatus {
 pub struct AppState {
     pub control: ControlState,
     pub show: ShowHandle,
-    pub outputs: Outputs,
+    pub outputs: Arc<dyn OutputControl>,
     pub events: Events,
     pub rundown: Arc<Mutex<Rundown>>,
     pub scenes: Arc<Mutex<Vec<Scene>>>,
@@ -67,7 +65,7 @@ pub struct AppState {
     /// The environment variables outputs added over the API may read (`api.output_secrets`).
     pub output_secrets: Arc<[String]>,
     /// Host names and origins answered beyond loopback and the API's own page.
-    pub access: Arc<cuecast_control::Access>,
+    pub access: Arc<cuecast_http::Access>,
     /// Wrong tokens lately, to slow guessing.
     pub wrong_tokens: Arc<Mutex<WrongTokens>>,
     /// Whether the model's step has been reported stuck (told once per hang).
@@ -86,10 +84,51 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a show just started: the config's scenes, rundown and access rules,
+    /// nothing told yet.
+    pub fn new(
+        config: &config::Config,
+        show: ShowHandle,
+        outputs: Arc<dyn OutputControl>,
+        events: Events,
+    ) -> AppState {
+        let token: Option<Arc<str>> = config.api_token.as_ref().map(|t| t.expose().into());
+        AppState {
+            control: ControlState {
+                inbox: show.inbox().clone(),
+                status: show.status_handle().clone(),
+                token: token.clone(),
+            },
+            show,
+            outputs,
+            events,
+            rundown: Arc::new(Mutex::new(Rundown::new(config.show.rundown.clone()))),
+            scenes: Arc::new(Mutex::new(config.show.scenes.clone())),
+            config: Arc::new(Mutex::new(ConfigStatus {
+                path: config.path.display().to_string(),
+                show: config.show.name.clone(),
+                ..Default::default()
+            })),
+            presets: config.presets.clone(),
+            recordings: config.recordings.clone(),
+            output_secrets: config.api_output_secrets.clone().into(),
+            access: Arc::new(config.api_access.clone()),
+            wrong_tokens: Arc::default(),
+            model_stuck: Arc::default(),
+            model_resets_told: Arc::default(),
+            model_failing: Arc::default(),
+            take_ended: Arc::default(),
+            video: config.video,
+            token,
+            live: Arc::new(Mutex::new(json!({}))),
+            library: Library::new(config),
+        }
+    }
+
     /// GO (or BACK) through the rundown, from the API or OSC alike: fires the group,
     /// tells the event stream, and returns the rundown as it now is.
     pub fn rundown_step(&self, go: bool) -> Result<Value, RundownError> {
-        let mut r = lock(&self.rundown);
+        let mut r = self.rundown.lock();
         let (fired, ids) = if go {
             r.go(self.show.inbox())
         } else {
@@ -177,7 +216,7 @@ pub fn routes() -> Vec<Route> {
         route(Method::GET, "/api/v1/preview.mjpeg", "The preview output as multipart MJPEG (for <img>)", None, (200, json!({"type": "string", "format": "multipart/x-mixed-replace"})), get(get_preview)),
         route(Method::POST, "/api/v1/auth", "Check a token: 204 when it is accepted, 401 when not (status.auth says whether one is needed)", None, (204, Value::Null), post(post_auth)),
         route(Method::GET, "/api/v1/openapi.json", "This document", None, (200, object), get(get_openapi)),
-        route(Method::GET, "/metrics", "Prometheus metrics", None, (200, json!({"type": "string", "format": "text/plain; version=0.0.4"})), get(get_metrics)),
+        route(Method::GET, "/metrics", "Prometheus metrics", None, (200, json!({"type": "string", "format": metrics::CONTENT_TYPE})), get(get_metrics)),
     ]
 }
 
@@ -192,7 +231,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(middleware::from_fn_with_state(
             state.access.clone(),
-            cuecast_control::access::guard,
+            cuecast_http::access::guard,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(|| async {
@@ -233,7 +272,7 @@ async fn require_token(
 ) -> Result<Response, ApiError> {
     let changes = request.method() != Method::GET && request.method() != Method::HEAD;
     if changes && state.token.is_some() {
-        let mut w = lock(&state.wrong_tokens);
+        let mut w = state.wrong_tokens.lock();
         if w.second.elapsed() >= Duration::from_secs(1) {
             *w = WrongTokens::default();
         }
@@ -292,7 +331,7 @@ pub fn openapi() -> Value {
         if r.path == "/api/v1/cues" {
             op["parameters"] = json!([
                 {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
-                {"name": "timeout_s", "in": "query", "schema": {"type": "number", "maximum": cuecast_control::MAX_WAIT_S}},
+                {"name": "timeout_s", "in": "query", "schema": {"type": "number", "maximum": cuecast_http::MAX_WAIT_S}},
             ]);
         }
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
@@ -363,13 +402,13 @@ mod cues;
 mod library;
 mod metrics;
 mod outputs;
+#[cfg(test)]
+mod tests;
 
 #[allow(unused_imports)]
 use cues::*;
 #[allow(unused_imports)]
 use library::*;
 pub use metrics::metrics;
-#[allow(unused_imports)]
-use metrics::*;
 #[allow(unused_imports)]
 use outputs::*;

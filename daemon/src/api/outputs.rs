@@ -227,9 +227,5 @@ pub(super) async fn get_openapi() -> Json<Value> {
 }
 
 pub(super) async fn get_metrics(State(s): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics(&s),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics(&s)).into_response()
 }

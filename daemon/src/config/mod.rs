@@ -110,7 +110,7 @@ pub struct Config {
     /// What `api.output_secrets` allows outputs added over the API to read.
     pub api_output_secrets: Vec<String>,
     /// `api.hosts` and `api.origins`.
-    pub api_access: cuecast_control::Access,
+    pub api_access: cuecast_http::Access,
     /// OSC senders accepted besides loopback.
     pub osc_allow: Vec<std::net::IpAddr>,
 }
@@ -330,7 +330,7 @@ impl Config {
             ));
         }
         if let Some(t) = &api_token {
-            let min = cuecast_control::MIN_TOKEN_CHARS;
+            let min = cuecast_http::MIN_TOKEN_CHARS;
             if !api_listen.ip().is_loopback() && t.expose().chars().count() < min {
                 return Err(ConfigError::new(
                     path,
@@ -406,7 +406,7 @@ impl Config {
             exports,
             recordings,
             api_output_secrets: raw.api.output_secrets,
-            api_access: cuecast_control::Access {
+            api_access: cuecast_http::Access {
                 hosts: raw.api.hosts,
                 origins: raw.api.origins,
             },

@@ -60,7 +60,7 @@ impl Branch {
             if let Some(sink) = &sink {
                 let _ = pad.unlink(sink);
             }
-            if let Some((bin, pipeline, tee)) = lock(&job).take() {
+            if let Some((bin, pipeline, tee)) = job.lock().take() {
                 let pad = pad.clone();
                 std::thread::spawn(move || {
                     let _ = bin.set_state(gst::State::Null);
@@ -248,7 +248,7 @@ pub(super) fn fan_out_video(subs: &Subscribers, sample: &gst::Sample) {
         return;
     };
     let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-    for s in lock(subs).iter_mut() {
+    for s in subs.lock().iter_mut() {
         if !s.started {
             match (keyframe, running_time(sample, buffer.pts())) {
                 (true, Some(pts)) => {
@@ -273,7 +273,7 @@ pub(super) fn fan_out_audio(subs: &Subscribers, sample: &gst::Sample) {
     let Some(caps) = sample.caps_owned() else {
         return;
     };
-    for s in lock(subs).iter_mut().filter(|s| s.started) {
+    for s in subs.lock().iter_mut().filter(|s| s.started) {
         let Some(audio) = &s.audio else { continue };
         if s.audio_caps.as_ref() != Some(&caps) {
             audio.set_caps(Some(&caps));

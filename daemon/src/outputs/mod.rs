@@ -17,11 +17,12 @@
 //! (`rtmp2sink`, and an SRT caller whose listener left, just error out), so the
 //! daemon owns reconnection.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cuecast_engine::take::utc_stamp;
@@ -33,7 +34,6 @@ use serde::Serialize;
 use crate::config::{Output, OutputKind, Profile, SrtMode, Video};
 use crate::delivery::{Probe, Syncer, Tracker, Verdict};
 use crate::events::{Event, Events};
-use crate::lock;
 
 /// Where an output is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,6 +51,27 @@ pub enum OutputState {
     Failed,
     /// Stopped by the user (or `enabled: false`).
     Stopped,
+}
+
+impl OutputState {
+    pub const ALL: [OutputState; 5] = [
+        OutputState::Connecting,
+        OutputState::Live,
+        OutputState::Retrying,
+        OutputState::Failed,
+        OutputState::Stopped,
+    ];
+
+    /// As status, events and `/metrics` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputState::Connecting => "connecting",
+            OutputState::Live => "live",
+            OutputState::Retrying => "retrying",
+            OutputState::Failed => "failed",
+            OutputState::Stopped => "stopped",
+        }
+    }
 }
 
 /// What the API and `/metrics` show of an output. No secrets.
@@ -74,6 +95,50 @@ pub struct OutputStatus {
     pub file: Option<String>,
     /// Whether it came from the config file (`false`: added over the API).
     pub from_config: bool,
+}
+
+/// What the API and a config reload ask of the outputs. [`Outputs`] is the real one; the
+/// trait is the seam that lets the API's routes be tested in-process against a fake.
+pub trait OutputControl: Send + Sync {
+    /// The config's outputs now: add, remove, restart what changed.
+    fn apply(&self, outputs: Vec<Output>);
+    fn add(&self, output: Output) -> Result<(), OutputError>;
+    fn start_output(&self, name: &str) -> Result<(), OutputError>;
+    fn stop_output(&self, name: &str) -> Result<(), OutputError>;
+    fn remove(&self, name: &str) -> Result<(), OutputError>;
+    /// Every output, by name.
+    fn list(&self) -> Vec<OutputStatus>;
+    /// The encoders running now.
+    fn encoders(&self) -> Vec<EncoderStatus>;
+    /// The newest preview JPEG, and a way to wait for the next.
+    fn preview(&self) -> tokio::sync::watch::Receiver<Option<Bytes>>;
+}
+
+impl OutputControl for Outputs {
+    fn apply(&self, outputs: Vec<Output>) {
+        Outputs::apply(self, outputs)
+    }
+    fn add(&self, output: Output) -> Result<(), OutputError> {
+        Outputs::add(self, output)
+    }
+    fn start_output(&self, name: &str) -> Result<(), OutputError> {
+        Outputs::start_output(self, name)
+    }
+    fn stop_output(&self, name: &str) -> Result<(), OutputError> {
+        Outputs::stop_output(self, name)
+    }
+    fn remove(&self, name: &str) -> Result<(), OutputError> {
+        Outputs::remove(self, name)
+    }
+    fn list(&self) -> Vec<OutputStatus> {
+        Outputs::list(self)
+    }
+    fn encoders(&self) -> Vec<EncoderStatus> {
+        Outputs::encoders(self)
+    }
+    fn preview(&self) -> tokio::sync::watch::Receiver<Option<Bytes>> {
+        Outputs::preview(self)
+    }
 }
 
 /// Why an output command was refused.
@@ -205,7 +270,8 @@ impl Outputs {
 
     /// Every output, by name.
     pub fn list(&self) -> Vec<OutputStatus> {
-        lock(&self.table)
+        self.table
+            .lock()
             .values()
             .map(|e| {
                 let mut s = e.status.clone();
@@ -217,7 +283,8 @@ impl Outputs {
 
     /// The encoders running now.
     pub fn encoders(&self) -> Vec<EncoderStatus> {
-        lock(&self.encoders)
+        self.encoders
+            .lock()
             .iter()
             .map(|c| EncoderStatus {
                 profile: c.profile.clone(),
@@ -249,6 +316,7 @@ impl Outputs {
 mod encoder;
 mod supervisor;
 
+pub use encoder::EncoderStatus;
 use encoder::*;
 #[allow(unused_imports)]
 use supervisor::pipeline::*;
@@ -276,25 +344,103 @@ enum Run {
     Preview(PreviewRun),
 }
 
-/// The supervisor's record of an output.
 /// How often the sinks' delivery counters are read.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// How long an output must stay live before its attempts count from zero again.
 const STABLE: Duration = Duration::from_secs(10);
 
+/// Where an output is in its life, with what that phase owns: a run exists only while an
+/// attempt is under way, a retry time only while one is planned. The state the API shows
+/// ([`OutputState`]) is read from it, never kept beside it.
+enum Phase {
+    /// Not running: stopped by the user, disabled, or not started yet.
+    Stopped,
+    /// An attempt is being built; its pipeline does not exist yet.
+    Starting,
+    /// The attempt runs; the peer has taken nothing yet.
+    Connecting(Run),
+    /// The peer takes data, since `since`. Attempts count from zero again only once it
+    /// has stayed live for [`STABLE`] (a server that takes the connection and then
+    /// refuses the stream would otherwise reset the count at every try).
+    Live { run: Run, since: Instant },
+    /// The last attempt failed; the next starts at `at`.
+    Retrying { at: Instant },
+    /// Gave up; only a start tries again.
+    Failed,
+}
+
+impl Phase {
+    fn state(&self) -> OutputState {
+        match self {
+            Phase::Stopped => OutputState::Stopped,
+            Phase::Starting | Phase::Connecting(_) => OutputState::Connecting,
+            Phase::Live { .. } => OutputState::Live,
+            Phase::Retrying { .. } => OutputState::Retrying,
+            Phase::Failed => OutputState::Failed,
+        }
+    }
+
+    fn run(&self) -> Option<&Run> {
+        match self {
+            Phase::Connecting(run) | Phase::Live { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+
+    fn run_mut(&mut self) -> Option<&mut Run> {
+        match self {
+            Phase::Connecting(run) | Phase::Live { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+
+    fn into_run(self) -> Option<Run> {
+        match self {
+            Phase::Connecting(run) | Phase::Live { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+
+    /// Whether an attempt is under way (its errors count).
+    fn attempting(&self) -> bool {
+        matches!(
+            self,
+            Phase::Starting | Phase::Connecting(_) | Phase::Live { .. }
+        )
+    }
+
+    /// Connecting → live (the run is kept); whether it changed.
+    fn go_live(&mut self, now: Instant) -> bool {
+        if !matches!(self, Phase::Connecting(_)) {
+            return false;
+        }
+        if let Phase::Connecting(run) = std::mem::replace(self, Phase::Starting) {
+            *self = Phase::Live { run, since: now };
+        }
+        true
+    }
+
+    /// Live → connecting (a listener lost its last receiver); whether it changed.
+    fn go_connecting(&mut self) -> bool {
+        if !matches!(self, Phase::Live { .. }) {
+            return false;
+        }
+        if let Phase::Live { run, .. } = std::mem::replace(self, Phase::Starting) {
+            *self = Phase::Connecting(run);
+        }
+        true
+    }
+}
+
+/// The supervisor's record of an output.
 struct Managed {
     output: Output,
     from_config: bool,
-    state: OutputState,
-    run: Option<Run>,
+    phase: Phase,
+    /// The attempt now under way (or last made): messages from older ones are ignored.
     generation: u64,
     attempt: u32,
-    /// When it last went live; attempts count from zero again only once it has stayed
-    /// live for [`STABLE`] (a server that takes the connection and then refuses the
-    /// stream would otherwise reset the count at every try).
-    live_since: Option<Instant>,
-    retry_at: Option<Instant>,
     reconnects: u64,
     last_error: Option<String>,
     file: Option<PathBuf>,

@@ -16,7 +16,10 @@ impl Supervisor {
             let next = self
                 .outputs
                 .values()
-                .filter_map(|m| m.retry_at)
+                .filter_map(|m| match m.phase {
+                    Phase::Retrying { at } => Some(at),
+                    _ => None,
+                })
                 .fold(self.next_check, Instant::min);
             let wait = next.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
@@ -33,9 +36,8 @@ impl Supervisor {
                 }) => self.failed(&name, generation, error),
                 Ok(Message::Live { name, generation }) => {
                     if let Some(m) = self.outputs.get_mut(&name) {
-                        if m.generation == generation && m.state == OutputState::Connecting {
-                            m.live_since = Some(Instant::now());
-                            self.set_state(&name, OutputState::Live);
+                        if m.generation == generation && m.phase.go_live(Instant::now()) {
+                            self.tell(&name, OutputState::Connecting);
                         }
                     }
                 }
@@ -48,8 +50,7 @@ impl Supervisor {
                 self.check_delivery(now);
             }
             for m in self.outputs.values_mut() {
-                if m.live_since
-                    .is_some_and(|t| now.duration_since(t) >= STABLE)
+                if matches!(m.phase, Phase::Live { since, .. } if now.duration_since(since) >= STABLE)
                 {
                     m.attempt = 0;
                 }
@@ -57,12 +58,11 @@ impl Supervisor {
             let due: Vec<String> = self
                 .outputs
                 .iter()
-                .filter(|(_, m)| m.retry_at.is_some_and(|t| t <= now))
+                .filter(|(_, m)| matches!(m.phase, Phase::Retrying { at } if at <= now))
                 .map(|(n, _)| n.clone())
                 .collect();
             for name in due {
                 if let Some(m) = self.outputs.get_mut(&name) {
-                    m.retry_at = None;
                     m.reconnects += 1;
                 }
                 self.launch(&name);
@@ -89,8 +89,7 @@ impl Supervisor {
                     Some(m) => {
                         m.output.enabled = true;
                         m.attempt = 0;
-                        m.retry_at = None;
-                        if m.run.is_none() {
+                        if m.phase.run().is_none() {
                             self.launch(&name);
                         }
                         Ok(())
@@ -99,12 +98,10 @@ impl Supervisor {
                 let _ = reply.send(r);
             }
             Command::Stop(name, reply) => {
-                let r = if self.outputs.contains_key(&name) {
+                let r = if let Some(m) = self.outputs.get_mut(&name) {
+                    m.output.enabled = false;
                     self.finish(&name);
-                    if let Some(m) = self.outputs.get_mut(&name) {
-                        m.output.enabled = false;
-                    }
-                    self.set_state(&name, OutputState::Stopped);
+                    self.enter(&name, Phase::Stopped);
                     Ok(())
                 } else {
                     Err(OutputError::Unknown(name))
@@ -157,12 +154,9 @@ impl Supervisor {
             Managed {
                 output,
                 from_config,
-                state: OutputState::Stopped,
-                run: None,
+                phase: Phase::Stopped,
                 generation: 0,
                 attempt: 0,
-                live_since: None,
-                retry_at: None,
                 reconnects: 0,
                 last_error: None,
                 file: None,
@@ -178,8 +172,10 @@ impl Supervisor {
 
     pub(super) fn drop_output(&mut self, name: &str) {
         self.finish(name);
-        self.outputs.remove(name);
-        lock(&self.table).remove(name);
+        if let Some(run) = self.outputs.remove(name).and_then(|m| m.phase.into_run()) {
+            self.teardown(name, run);
+        }
+        self.table.lock().remove(name);
         self.events.send(Event::OutputRemoved {
             output: name.to_owned(),
         });
@@ -196,7 +192,7 @@ impl Supervisor {
         m.generation = generation;
         let output = m.output.clone();
         let bytes = m.bytes.clone();
-        self.set_state(name, OutputState::Connecting);
+        self.enter(name, Phase::Starting);
         let result = match &output.kind {
             OutputKind::Preview {
                 width,
@@ -208,7 +204,7 @@ impl Supervisor {
         match result {
             Ok((run, file)) => {
                 if let Some(m) = self.outputs.get_mut(name) {
-                    m.run = Some(run);
+                    m.phase = Phase::Connecting(run);
                     m.file = file;
                 }
                 self.publish(name);
@@ -270,7 +266,7 @@ impl Supervisor {
     pub(super) fn check_delivery(&mut self, now: Instant) {
         let mut changes = Vec::new();
         for (name, m) in &mut self.outputs {
-            let Some(Run::Pipeline(r)) = &mut m.run else {
+            let Some(Run::Pipeline(r)) = m.phase.run_mut() else {
                 continue;
             };
             let reading = r.tracker.probe().read(&r.sink);
@@ -279,19 +275,15 @@ impl Supervisor {
             changes.push((name.clone(), r.generation, verdict));
         }
         for (name, generation, verdict) in changes {
-            let state = self.outputs[&name].state;
+            let Some(m) = self.outputs.get_mut(&name) else {
+                continue;
+            };
             match verdict {
-                Verdict::Delivering if state == OutputState::Connecting => {
-                    if let Some(m) = self.outputs.get_mut(&name) {
-                        m.live_since = Some(now);
-                    }
-                    self.set_state(&name, OutputState::Live);
+                Verdict::Delivering if m.phase.go_live(now) => {
+                    self.tell(&name, OutputState::Connecting);
                 }
-                Verdict::Waiting if state == OutputState::Live => {
-                    if let Some(m) = self.outputs.get_mut(&name) {
-                        m.live_since = None;
-                    }
-                    self.set_state(&name, OutputState::Connecting);
+                Verdict::Waiting if m.phase.go_connecting() => {
+                    self.tell(&name, OutputState::Live);
                 }
                 Verdict::Failed(reason) => self.failed(&name, generation, reason),
                 _ => {}
@@ -304,23 +296,19 @@ impl Supervisor {
         let Some(m) = self.outputs.get(name) else {
             return;
         };
-        if m.generation != generation
-            || !matches!(m.state, OutputState::Connecting | OutputState::Live)
-        {
+        if m.generation != generation || !m.phase.attempting() {
             // An old pipeline's last words, or the later errors of an attempt that has
             // failed already (the first is the root; one attempt counts once).
             return;
         }
-        self.halt(name);
         let Some(m) = self.outputs.get_mut(name) else {
             return;
         };
         m.attempt += 1;
-        m.live_since = None;
         m.last_error = Some(error.clone());
         let r = m.output.reconnect;
-        let state = if r.max_attempts > 0 && m.attempt > r.max_attempts {
-            OutputState::Failed
+        let next = if r.max_attempts > 0 && m.attempt > r.max_attempts {
+            Phase::Failed
         } else {
             // ±20 % so that outputs failing together do not retry in lockstep.
             self.rng ^= self.rng << 13;
@@ -328,17 +316,18 @@ impl Supervisor {
             self.rng ^= self.rng << 17;
             let jitter = 0.8 + 0.4 * (self.rng % 1000) as f64 / 1000.0;
             let delay = r.delay_s(m.attempt) * jitter;
-            m.retry_at = Some(Instant::now() + Duration::from_secs_f64(delay));
-            OutputState::Retrying
+            Phase::Retrying {
+                at: Instant::now() + Duration::from_secs_f64(delay),
+            }
         };
         tracing::warn!(
             "output {name}: {error} ({})",
-            match state {
-                OutputState::Failed => "giving up".to_owned(),
-                _ => format!("retry {}", self.outputs[name].attempt),
+            match next {
+                Phase::Failed => "giving up".to_owned(),
+                _ => format!("retry {}", m.attempt),
             }
         );
-        self.set_state(name, state);
+        self.enter(name, next);
     }
 
     /// Stops an output's pipeline or branch, if running; leaves its record.
@@ -347,14 +336,14 @@ impl Supervisor {
     /// outputs and recordings not running.
     pub(super) fn end_recording(&mut self, name: &str) -> Option<Arc<AtomicBool>> {
         let m = self.outputs.get(name)?;
-        let Some(Run::Pipeline(r)) = &m.run else {
+        let Some(Run::Pipeline(r)) = m.phase.run() else {
             return None;
         };
         if !matches!(m.output.kind, OutputKind::Record { .. }) {
             return None;
         }
         if let Some(enc) = self.encoders.get(&r.encoder) {
-            let mut subs = lock(&enc.subscribers);
+            let mut subs = enc.subscribers.lock();
             if let Some(i) = subs.iter().position(|s| s.generation == r.generation) {
                 let s = subs.remove(i);
                 let _ = s.video.end_of_stream();
@@ -366,8 +355,8 @@ impl Supervisor {
         Some(r.eos.clone())
     }
 
-    /// Stops an output; a recording is finished first (up to 3 s), so that a recording
-    /// stopped or removed over the API, or by a config edit, is a complete file.
+    /// Before an output stops: a recording is finished first (up to 3 s), so that a
+    /// recording stopped or removed over the API, or by a config edit, is a complete file.
     pub(super) fn finish(&mut self, name: &str) {
         if let Some(eos) = self.end_recording(name) {
             wait_for_eos(&[eos], Duration::from_secs(3));
@@ -375,22 +364,30 @@ impl Supervisor {
                 tracing::info!("recording complete: {}", crate::tidy(&f).display());
             }
         }
-        self.halt(name);
     }
 
-    pub(super) fn halt(&mut self, name: &str) {
+    /// Moves an output to its `next` phase: the run of the phase it leaves is torn down,
+    /// and a change of state is told.
+    pub(super) fn enter(&mut self, name: &str, next: Phase) {
         let Some(m) = self.outputs.get_mut(name) else {
             return;
         };
-        m.retry_at = None;
-        m.live_since = None;
-        let Some(run) = m.run.take() else { return };
+        let was = m.phase.state();
+        if let Some(run) = std::mem::replace(&mut m.phase, next).into_run() {
+            self.teardown(name, run);
+        }
+        self.tell(name, was);
+    }
+
+    /// Stops a run's pipeline or branch.
+    pub(super) fn teardown(&mut self, name: &str, run: Run) {
         match run {
             Run::Preview(p) if !self.closing => p.branch.detach(&self.pipeline, &self.program),
             Run::Preview(_) => {}
             Run::Pipeline(r) => {
                 if let Some(enc) = self.encoders.get(&r.encoder) {
-                    lock(&enc.subscribers)
+                    enc.subscribers
+                        .lock()
                         .retain(|s| !(s.name == name && s.generation == r.generation));
                 }
                 let _ = r.pipeline.set_state(gst::State::Null);
@@ -404,7 +401,7 @@ impl Supervisor {
         let used: Vec<String> = self
             .outputs
             .values()
-            .filter_map(|m| match &m.run {
+            .filter_map(|m| match m.phase.run() {
                 Some(Run::Pipeline(r)) => Some(r.encoder.clone()),
                 _ => None,
             })
@@ -432,7 +429,12 @@ impl Supervisor {
         wait_for_eos(&finishing, Duration::from_secs(5));
         let names: Vec<String> = self.outputs.keys().cloned().collect();
         for name in names {
-            self.halt(&name);
+            let Some(m) = self.outputs.get_mut(&name) else {
+                continue;
+            };
+            if let Some(run) = std::mem::replace(&mut m.phase, Phase::Stopped).into_run() {
+                self.teardown(&name, run);
+            }
             let file = self.outputs[&name].file.clone();
             if let Some(f) = file {
                 tracing::info!("recording complete: {}", crate::tidy(&f).display());
@@ -440,13 +442,14 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn set_state(&mut self, name: &str, state: OutputState) {
-        let Some(m) = self.outputs.get_mut(name) else {
+    /// Tells the event stream when an output's state changed from `was` (and at every
+    /// retry), and publishes its status.
+    pub(super) fn tell(&mut self, name: &str, was: OutputState) {
+        let Some(m) = self.outputs.get(name) else {
             return;
         };
-        let changed = m.state != state;
-        m.state = state;
-        if changed || state == OutputState::Retrying {
+        let state = m.phase.state();
+        if was != state || state == OutputState::Retrying {
             self.events.send(Event::OutputState {
                 output: name.to_owned(),
                 state,
@@ -479,22 +482,25 @@ impl Supervisor {
             kind: m.output.kind.type_name(),
             target: m.output.kind.target(),
             profile: m.output.profile.as_ref().map(|p| p.name.clone()),
-            state: m.state,
+            state: m.phase.state(),
             bytes: 0,
             reconnects: m.reconnects,
             attempt: m.attempt,
             last_error: m.last_error.clone(),
-            receivers: match &m.run {
+            receivers: match m.phase.run() {
                 Some(Run::Pipeline(r)) => r.tracker.receivers(),
                 _ => None,
             },
-            retry_in_s: m
-                .retry_at
-                .map(|t| t.saturating_duration_since(Instant::now()).as_secs_f64()),
+            retry_in_s: match m.phase {
+                Phase::Retrying { at } => {
+                    Some(at.saturating_duration_since(Instant::now()).as_secs_f64())
+                }
+                _ => None,
+            },
             file: m.file.as_ref().map(|f| f.display().to_string()),
             from_config: m.from_config,
         };
-        lock(&self.table).insert(
+        self.table.lock().insert(
             name.to_owned(),
             Entry {
                 status,
@@ -507,6 +513,6 @@ impl Supervisor {
         for name in self.outputs.keys() {
             self.publish(name);
         }
-        *lock(&self.encoder_table) = self.encoders.values().map(|e| e.counts.clone()).collect();
+        *self.encoder_table.lock() = self.encoders.values().map(|e| e.counts.clone()).collect();
     }
 }

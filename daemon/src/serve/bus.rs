@@ -65,7 +65,7 @@ pub(super) fn report_take_ended(state: &AppState, status: &cuecast_engine::Statu
     let Some(ended) = &status.take_ended else {
         return;
     };
-    let mut told = lock(&state.take_ended);
+    let mut told = state.take_ended.lock();
     if told.as_deref() == Some(ended.name.as_str()) {
         return;
     }
@@ -125,7 +125,7 @@ pub(super) fn on_message(
                     state.events.send(Event::Stats {
                         stats: live.clone(),
                     });
-                    *lock(&state.live) = live;
+                    *state.live.lock() = live;
                     let status = state.show.status();
                     report_stuck_model(state, &status);
                     report_failing_model(state, &status);
@@ -145,7 +145,7 @@ pub(super) fn on_message(
             );
             state.events.send(Event::error(text.clone()));
             if from_source {
-                *lock(failure) = Some(text);
+                *failure.lock() = Some(text);
                 main_loop.quit();
             } else {
                 tracing::warn!("{text}");

@@ -7,7 +7,7 @@ use super::*;
 /// Serves the API on its own thread and runtime until dropped.
 pub(super) struct ApiServer {
     pub(super) addr: std::net::SocketAddr,
-    pub(super) _server: cuecast_control::server::HttpServer,
+    pub(super) _server: cuecast_http::server::HttpServer,
 }
 
 impl ApiServer {
@@ -15,11 +15,11 @@ impl ApiServer {
     pub(super) fn start(addr: std::net::SocketAddr, state: AppState) -> Result<ApiServer> {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let server = cuecast_control::server::HttpServer::start(
+        let server = cuecast_http::server::HttpServer::start(
             listener,
             api::router(state),
             "cuecast-api",
-            cuecast_control::server::Limits::default(),
+            cuecast_http::server::Limits::default(),
             Duration::ZERO,
         )?;
         Ok(ApiServer {
@@ -93,7 +93,7 @@ pub(super) fn start_osc(
                 .map_err(|e| e.to_string())
                 .and_then(|value| osc_cue(&state, &value));
             if let Err(e) = result {
-                let Some(dropped) = lock(&warnings).allow() else {
+                let Some(dropped) = warnings.lock().allow() else {
                     return;
                 };
                 let mut message = format!("OSC {}: {}", escape(address), escape(&e));

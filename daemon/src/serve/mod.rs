@@ -6,27 +6,25 @@
 //! config watcher re-reads the config on change; `cuecast-signals` turns SIGINT and
 //! SIGTERM into a clean stop (recordings finished, outputs closed, then the show).
 
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cuecast_control::ControlState;
+
 use cuecast_engine::world::ShowContext;
 use cuecast_engine::Cue;
 use gst::glib;
 use gst::prelude::*;
 use serde_json::{json, Value};
 
-use crate::api::{self, AppState, ConfigStatus};
+use crate::api::{self, AppState};
 use crate::config::{Config, OutputKind, Show};
 use crate::events::{Event, Events, TakeState};
-use crate::library::Library;
-use crate::lock;
 use crate::osc::OscListener;
 use crate::outputs::Outputs;
-use crate::rundown::Rundown;
 
 mod bus;
 mod control;
@@ -140,44 +138,19 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
             );
         }
     }
-    let token: Option<Arc<str>> = config.api_token.as_ref().map(|t| t.expose().into());
-    let state = AppState {
-        control: ControlState {
-            inbox: handle.inbox().clone(),
-            status: handle.status_handle().clone(),
-            token: token.clone(),
-        },
-        show: handle.clone(),
-        outputs: outputs.clone(),
-        events: events.clone(),
-        rundown: Arc::new(Mutex::new(Rundown::new(show.rundown.clone()))),
-        scenes: Arc::new(Mutex::new(show.scenes.clone())),
-        config: Arc::new(Mutex::new(ConfigStatus {
-            path: config.path.display().to_string(),
-            show: show.name.clone(),
-            ..Default::default()
-        })),
-        presets: config.presets.clone(),
-        recordings: config.recordings.clone(),
-        output_secrets: config.api_output_secrets.clone().into(),
-        access: Arc::new(config.api_access.clone()),
-        wrong_tokens: Arc::default(),
-        model_stuck: Arc::default(),
-        model_resets_told: Arc::default(),
-        model_failing: Arc::default(),
-        take_ended: Arc::default(),
-        video: config.video,
-        token,
-        live: Arc::new(Mutex::new(json!({}))),
-        library: Library::new(&config),
-    };
+    let state = AppState::new(
+        &config,
+        handle.clone(),
+        Arc::new(outputs.clone()),
+        events.clone(),
+    );
     let server = ApiServer::start(config.api_listen, state.clone())?;
     let osc = Arc::new(Mutex::new(None));
     if let Some(addr) = config.osc_listen {
-        *lock(&osc) = Some(start_osc(addr, config.osc_allow.clone(), show, &state)?);
+        *osc.lock() = Some(start_osc(addr, config.osc_allow.clone(), show, &state)?);
     }
     if let Some(path) = ready {
-        let osc_addr = lock(&osc).as_ref().map(OscListener::local_addr);
+        let osc_addr = osc.lock().as_ref().map(OscListener::local_addr);
         let text = json!({"api": server.addr.to_string(), "osc": osc_addr.map(|a| a.to_string())});
         write_ready(path, &text.to_string())
             .with_context(|| format!("cannot write the ready file {}", path.display()))?;
@@ -239,10 +212,10 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     }
     drop(stopping);
     drop(server);
-    lock(&osc).take();
+    osc.lock().take();
     outputs.shutdown(Duration::from_secs(8));
     let _ = pipeline.set_state(gst::State::Null);
-    if let Some(e) = lock(&failure).take() {
+    if let Some(e) = failure.lock().take() {
         bail!("{e}");
     }
     tracing::info!("show ended");
@@ -288,9 +261,7 @@ fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
 
 /// Writes the ready file whole or not at all (a reader polling for it never sees half).
 fn write_ready(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    cuecast_engine::atomic::write(path, text.as_bytes())
 }
 
 /// `cuecast check-config FILE`: loads everything a start would, without starting.

@@ -13,10 +13,81 @@ pub(super) struct Reloader {
     pub(super) osc: Arc<Mutex<Option<OscListener>>>,
 }
 
+/// The settings only a restart applies, as one value: the running show keeps them
+/// through a reload, and a difference is reported as waiting for a restart.
+#[derive(Debug, Clone, PartialEq)]
+struct RestartOnly {
+    video: crate::config::Video,
+    api: (SocketAddr, Option<crate::config::Secret>),
+    model: ModelSettings,
+}
+
+/// The show's model settings: the element loads them once, at the start.
+#[derive(Debug, Clone, PartialEq)]
+struct ModelSettings {
+    backend: String,
+    model: Option<PathBuf>,
+    device: String,
+    seed: u64,
+    prompt: String,
+    model_threads: Option<u32>,
+    on_failure: cuecast_engine::engine::FailurePolicy,
+    state_limit_mb: Option<u32>,
+}
+
+impl RestartOnly {
+    fn of(c: &Config) -> Self {
+        let s = &c.show;
+        RestartOnly {
+            video: c.video,
+            api: (c.api_listen, c.api_token.clone()),
+            model: ModelSettings {
+                backend: s.backend.clone(),
+                model: s.model.clone(),
+                device: s.device.clone(),
+                seed: s.seed,
+                prompt: s.prompt.clone(),
+                model_threads: s.model_threads,
+                on_failure: s.on_failure,
+                state_limit_mb: s.state_limit_mb,
+            },
+        }
+    }
+
+    /// Puts these settings back into `c`.
+    fn put_into(self, c: &mut Config) {
+        let m = self.model;
+        c.video = self.video;
+        (c.api_listen, c.api_token) = self.api;
+        let s = &mut c.show;
+        s.backend = m.backend;
+        s.model = m.model;
+        s.device = m.device;
+        s.seed = m.seed;
+        s.prompt = m.prompt;
+        s.model_threads = m.model_threads;
+        s.on_failure = m.on_failure;
+        s.state_limit_mb = m.state_limit_mb;
+    }
+
+    /// What differs from `new`, in the words status and events use.
+    fn differences(&self, new: &RestartOnly) -> Vec<String> {
+        [
+            ("video", self.video != new.video),
+            ("api", self.api != new.api),
+            ("model", self.model != new.model),
+        ]
+        .into_iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(what, _)| what.to_owned())
+        .collect()
+    }
+}
+
 impl Reloader {
     pub(super) fn reload(&self) {
-        let path = lock(&self.applied).path.clone();
-        let had_outputs = !lock(&self.applied).outputs.is_empty();
+        let path = self.applied.lock().path.clone();
+        let had_outputs = !self.applied.lock().outputs.is_empty();
         let result = edit_settled(&path)
             .and_then(|text| {
                 let new = Config::load(&path).map_err(|e| e.to_string())?;
@@ -41,7 +112,7 @@ impl Reloader {
             Ok(new) => new,
             Err(e) => {
                 tracing::warn!("config edit rejected, the show keeps its config: {e}");
-                let mut c = lock(&self.state.config);
+                let mut c = self.state.config.lock();
                 c.reloads_rejected += 1;
                 c.last_error = Some(e.clone());
                 self.state.events.send(Event::Config {
@@ -53,12 +124,11 @@ impl Reloader {
                 return;
             }
         };
-        let mut applied = lock(&self.applied);
+        let mut applied = self.applied.lock();
         if *applied == new {
             return;
         }
         let mut changes = Vec::new();
-        let mut restart = Vec::new();
         if applied.outputs != new.outputs {
             self.state.outputs.apply(new.outputs.clone());
             changes.push("outputs");
@@ -68,19 +138,19 @@ impl Reloader {
             if let Err(e) = self.src.set_scenes(new_show.scenes.clone()) {
                 tracing::warn!("scenes not applied: {e}");
             } else {
-                *lock(&self.state.scenes) = new_show.scenes.clone();
+                *self.state.scenes.lock() = new_show.scenes.clone();
                 changes.push("scenes");
             }
         }
         if old_show.rundown != new_show.rundown {
-            lock(&self.state.rundown).replace(new_show.rundown.clone());
+            self.state.rundown.lock().replace(new_show.rundown.clone());
             changes.push("rundown");
         }
         if (&old_show.osc_prefix, &old_show.osc_map) != (&new_show.osc_prefix, &new_show.osc_map)
             || applied.osc_listen != new.osc_listen
             || applied.osc_allow != new.osc_allow
         {
-            let mut osc = lock(&self.osc);
+            let mut osc = self.osc.lock();
             osc.take();
             if let Some(addr) = new.osc_listen {
                 match start_osc(addr, new.osc_allow.clone(), new_show, &self.state) {
@@ -90,37 +160,7 @@ impl Reloader {
             }
             changes.push("osc");
         }
-        for (what, differs) in [
-            ("video", applied.video != new.video),
-            (
-                "api",
-                applied.api_listen != new.api_listen || applied.api_token != new.api_token,
-            ),
-            (
-                "model",
-                (
-                    &old_show.backend,
-                    &old_show.model,
-                    &old_show.device,
-                    old_show.seed,
-                    &old_show.prompt,
-                    old_show.model_threads,
-                    (old_show.on_failure, old_show.state_limit_mb),
-                ) != (
-                    &new_show.backend,
-                    &new_show.model,
-                    &new_show.device,
-                    new_show.seed,
-                    &new_show.prompt,
-                    new_show.model_threads,
-                    (new_show.on_failure, new_show.state_limit_mb),
-                ),
-            ),
-        ] {
-            if differs {
-                restart.push(what.to_owned());
-            }
-        }
+        let restart = RestartOnly::of(&applied).differences(&RestartOnly::of(&new));
         if !restart.is_empty() {
             tracing::warn!(
                 "config: {} change(s) apply at the next start",
@@ -129,7 +169,7 @@ impl Reloader {
         }
         tracing::info!("config edit applied: {}", changes.join(", "));
         {
-            let mut c = lock(&self.state.config);
+            let mut c = self.state.config.lock();
             c.reloads_applied += 1;
             c.last_error = None;
             c.pending_restart = restart.clone();
@@ -138,21 +178,11 @@ impl Reloader {
             ok: true,
             error: None,
             changed: Some(changes.iter().map(|c| c.to_string()).collect()),
-            pending_restart: Some(restart.iter().map(|c| c.to_string()).collect()),
+            pending_restart: Some(restart.clone()),
         });
         // What needs a restart stays as it runs; the rest is now the new config.
         let mut kept = new.clone();
-        kept.video = applied.video;
-        kept.api_listen = applied.api_listen;
-        kept.api_token = applied.api_token.clone();
-        kept.show.backend = applied.show.backend.clone();
-        kept.show.model = applied.show.model.clone();
-        kept.show.device = applied.show.device.clone();
-        kept.show.seed = applied.show.seed;
-        kept.show.prompt = applied.show.prompt.clone();
-        kept.show.model_threads = applied.show.model_threads;
-        kept.show.on_failure = applied.show.on_failure;
-        kept.show.state_limit_mb = applied.show.state_limit_mb;
+        RestartOnly::of(&applied).put_into(&mut kept);
         *applied = kept;
     }
 }
@@ -229,12 +259,132 @@ pub(super) fn watch_config(
     }
     std::thread::Builder::new()
         .name("cuecast-config".into())
-        .spawn(move || {
-            while rx.recv().is_ok() {
-                std::thread::sleep(Duration::from_millis(200));
-                while rx.try_recv().is_ok() {}
-                reloader.reload();
-            }
-        })?;
+        .spawn(move || debounce(&rx, SETTLE, SETTLE_AT_MOST, || reloader.reload()))?;
     Ok(watcher)
+}
+
+/// A quiet spell this long after a change means the edit is done: editors write a file
+/// in several steps (a temporary file, a rename, a truncate and a write).
+const SETTLE: Duration = Duration::from_millis(200);
+/// Files that never stop changing still get a reload this often.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(2);
+
+/// Calls `settled` once per burst of changes: after `quiet` without one, or `at_most`
+/// after the burst began. Returns when the watcher is gone.
+pub(super) fn debounce(
+    rx: &std::sync::mpsc::Receiver<()>,
+    quiet: Duration,
+    at_most: Duration,
+    mut settled: impl FnMut(),
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while rx.recv().is_ok() {
+        let began = std::time::Instant::now();
+        loop {
+            let left = at_most.saturating_sub(began.elapsed());
+            match rx.recv_timeout(quiet.min(left)) {
+                Ok(()) if !left.is_zero() => continue,
+                Ok(()) | Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    settled();
+                    return;
+                }
+            }
+        }
+        settled();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    /// Runs the debouncer on its own thread; each call is reported with its time.
+    fn debouncer(
+        quiet: Duration,
+        at_most: Duration,
+    ) -> (mpsc::Sender<()>, mpsc::Receiver<Instant>) {
+        let (tx, rx) = mpsc::channel();
+        let (calls_tx, calls) = mpsc::channel();
+        std::thread::spawn(move || {
+            debounce(&rx, quiet, at_most, || {
+                let _ = calls_tx.send(Instant::now());
+            })
+        });
+        (tx, calls)
+    }
+
+    #[test]
+    fn a_burst_of_changes_is_one_reload_after_the_quiet() {
+        let (tx, calls) = debouncer(Duration::from_millis(150), Duration::from_secs(10));
+        let start = Instant::now();
+        for _ in 0..5 {
+            tx.send(()).unwrap();
+        }
+        let first = calls
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a reload");
+        assert!(
+            first - start >= Duration::from_millis(150),
+            "no quiet spell waited for"
+        );
+        // The burst was one change: nothing more comes until the next.
+        assert!(calls.recv_timeout(Duration::from_millis(400)).is_err());
+        tx.send(()).unwrap();
+        calls
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a second reload");
+        // The watcher gone, the debouncer ends without a call.
+        drop(tx);
+        assert!(matches!(
+            calls.recv_timeout(Duration::from_secs(5)),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn changes_that_never_stop_still_reload() {
+        let (tx, calls) = debouncer(Duration::from_millis(300), Duration::from_millis(600));
+        let feeder = std::thread::spawn(move || {
+            // A change every 50 ms for 3 s: never quiet for 300 ms.
+            for _ in 0..60 {
+                if tx.send(()).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        calls
+            .recv_timeout(Duration::from_secs(2))
+            .expect("a reload within at_most");
+        calls
+            .recv_timeout(Duration::from_secs(2))
+            .expect("and another");
+        feeder.join().unwrap();
+    }
+
+    #[test]
+    fn restart_only_settings_are_reported_by_kind_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, show) = (
+            dir.path().join("cuecast.yaml"),
+            dir.path().join("show.yaml"),
+        );
+        std::fs::write(&show, "prompt: a\n").unwrap();
+        std::fs::write(&path, "show: show.yaml\n").unwrap();
+        let old = Config::load(&path).unwrap();
+        std::fs::write(&show, "prompt: b\nseed: 9\n").unwrap();
+        let video = "video: {width: 1280, height: 720, fps: 25}";
+        std::fs::write(&path, format!("show: show.yaml\n{video}\n")).unwrap();
+        let new = Config::load(&path).unwrap();
+        let (was, now) = (RestartOnly::of(&old), RestartOnly::of(&new));
+        assert_eq!(was.differences(&now), ["video", "model"]);
+        assert!(was.differences(&was).is_empty());
+        let mut kept = new.clone();
+        was.clone().put_into(&mut kept);
+        assert_eq!(RestartOnly::of(&kept), was);
+        assert_eq!(kept.outputs, new.outputs);
+    }
 }

@@ -9,12 +9,13 @@
 //! is free, it renders only the newest one (the world still advances through the
 //! skipped frames), which is how a live source catches up after a slow step.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -241,12 +242,6 @@ pub struct Engine {
 /// The take being recorded. The model thread holds the lock only between steps.
 type TakeSlot = Arc<Mutex<Option<TakeWriter>>>;
 
-/// A lock that a panic elsewhere does not poison for good: the data behind it stays
-/// consistent (every holder writes whole values).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The most cue records kept in memory; takes keep their own complete logs.
 const LOG_LIMIT: usize = 10_000;
 /// The most the cue log may hold, in (estimated) bytes of cues.
@@ -431,7 +426,7 @@ impl Engine {
             // The take it was recording is finished here: it holds what was recorded.
             // (The model thread takes the lock only between steps, so a stuck step
             // does not hold it; `try_lock`, should it be stuck anywhere else.)
-            let taken = self.take.try_lock().ok().and_then(|mut t| t.take());
+            let taken = self.take.try_lock().and_then(|mut t| t.take());
             if let Some(take) = taken {
                 let name = take.name();
                 match take.finish() {
@@ -460,7 +455,7 @@ pub struct StatusHandle {
 
 impl StatusHandle {
     pub fn get(&self) -> Status {
-        let mut s = self.status.lock().unwrap().clone();
+        let mut s = self.status.lock().clone();
         s.frames_repeated = self.counters.repeated.load(Ordering::Relaxed);
         s.step_running_s = self
             .counters
@@ -507,7 +502,7 @@ impl ShowHandle {
     /// the most recent; at most `limit`. Shared, not copied: the lock is held only to
     /// pick them.
     pub fn cue_log(&self, after: Option<CueId>, limit: usize) -> Vec<Arc<AppliedCue>> {
-        self.log.lock().unwrap().page(after, limit)
+        self.log.lock().page(after, limit)
     }
 
     /// Starts recording a take into the folder `dir` (which must not exist), beginning

@@ -189,7 +189,7 @@ impl ModelThread {
             while let Some(r) = next {
                 match r {
                     Request::Stop => {
-                        if let Some(take) = lock(&self.take).take() {
+                        if let Some(take) = self.take.lock().take() {
                             let _ = take.finish();
                         }
                         return;
@@ -197,17 +197,16 @@ impl ModelThread {
                     Request::StartTake { dir, name, reply } => {
                         let r = self.start_take(&dir, name);
                         // Status says so before the caller hears back, not a frame later.
-                        status.lock().unwrap().take =
-                            lock(&self.take).as_ref().map(TakeWriter::name);
+                        status.lock().take = self.take.lock().as_ref().map(TakeWriter::name);
                         let _ = reply.send(r);
                     }
                     Request::StopTake(reply) => {
-                        let taken = lock(&self.take).take();
+                        let taken = self.take.lock().take();
                         let r = match taken {
                             Some(take) => take.finish().map_err(EngineError::from),
                             None => Err(EngineError::NoTake),
                         };
-                        status.lock().unwrap().take = None;
+                        status.lock().take = None;
                         let _ = reply.send(r);
                     }
                     Request::Save(reply) => {
@@ -374,7 +373,7 @@ impl ModelThread {
             self.counters.cue_latency_ms.observe(a.latency_ms);
         }
         if !applied.is_empty() {
-            let mut log = self.log.lock().unwrap();
+            let mut log = self.log.lock();
             for a in &applied {
                 log.push(a.clone());
             }

@@ -13,9 +13,10 @@ pub mod pattern;
 pub mod procedural;
 pub mod torchscript;
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use tch::{Device, Kind, Tensor};
 
@@ -328,21 +329,18 @@ pub fn register_backend<F>(name: &str, factory: F)
 where
     F: Fn(&BackendConfig) -> Result<Box<dyn Generator>, EngineError> + Send + Sync + 'static,
 {
-    REGISTRY
-        .lock()
-        .unwrap()
-        .insert(name.to_owned(), Arc::new(factory));
+    REGISTRY.lock().insert(name.to_owned(), Arc::new(factory));
 }
 
 /// The names of all known backends.
 pub fn backend_names() -> Vec<String> {
-    REGISTRY.lock().unwrap().keys().cloned().collect()
+    REGISTRY.lock().keys().cloned().collect()
 }
 
 /// Creates the generator `config.backend` names. Call on the thread that will own it.
 pub fn create_generator(config: &BackendConfig) -> Result<Box<dyn Generator>, EngineError> {
     // Look up and release the lock before calling: a factory may take a while.
-    let found = REGISTRY.lock().unwrap().get(&config.backend).cloned();
+    let found = REGISTRY.lock().get(&config.backend).cloned();
     let factory = found.ok_or_else(|| EngineError::Config {
         what: "backend".into(),
         message: format!(

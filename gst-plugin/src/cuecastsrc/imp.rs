@@ -19,13 +19,14 @@
 //! Locks: `settings`, then `state`, then `clock`; `wake_rx` is held only by the
 //! streaming thread while it waits, and never with another lock.
 
+use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, LazyLock};
 use std::time::Instant;
 
 #[cfg(feature = "control")]
-use cuecast_control::{ControlServer, ControlState};
+use cuecast_http::{ControlServer, ControlState};
 
 /// The element's cue API server, when built with the `control` feature.
 #[cfg(feature = "control")]
@@ -183,10 +184,6 @@ pub struct CuecastSrc {
     frames: AtomicU64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[glib::object_subclass]
 impl ObjectSubclass for CuecastSrc {
     const NAME: &'static str = "GstCuecastSrc";
@@ -324,7 +321,7 @@ impl ObjectImpl for CuecastSrc {
                 .unwrap()
                 .filter(|s| !s.trim().is_empty())
         };
-        let mut settings = lock(&self.settings);
+        let mut settings = self.settings.lock();
         match pspec.name() {
             "backend" => settings.backend = opt(value).unwrap_or_else(|| DEFAULT_BACKEND.into()),
             "model" => settings.model = opt(value),
@@ -384,14 +381,14 @@ impl ObjectImpl for CuecastSrc {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = lock(&self.settings);
+        let settings = self.settings.lock();
         match pspec.name() {
             "backend" => settings.backend.to_value(),
             "model" => settings.model.to_value(),
             "device" => settings.device.to_value(),
             "frames" => self.frames.load(Ordering::Relaxed).to_value(),
             "rendered" | "repeated" | "failed" => {
-                let counters = lock(&self.counters);
+                let counters = self.counters.lock();
                 let Some(c) = counters.as_ref() else {
                     return 0u64.to_value();
                 };
@@ -500,7 +497,7 @@ impl CuecastSrc {
     }
 
     pub(super) fn show(&self) -> Option<ShowHandle> {
-        lock(&self.state).engine.as_ref().map(Engine::handle)
+        self.state.lock().engine.as_ref().map(Engine::handle)
     }
 
     pub(super) fn set_scenes(&self, scenes: Vec<Scene>) -> Result<(), CueError> {
@@ -508,13 +505,13 @@ impl CuecastSrc {
         if let Some(show) = &show {
             show.set_scenes(scenes.clone())?;
         }
-        lock(&self.settings).scenes = scenes;
+        self.settings.lock().scenes = scenes;
         Ok(())
     }
 
     /// Sends a cue when the show is running (a property changed while playing).
     fn cue_if_running(&self, kind: CueKind) {
-        let state = lock(&self.state);
+        let state = self.state.lock();
         if let Some(engine) = &state.engine {
             if let Err(e) = engine.inbox().submit_one(Cue::now(kind)) {
                 gst::warning!(CAT, imp = self, "property change not applied: {e}");
@@ -526,14 +523,14 @@ impl CuecastSrc {
     fn wait_until(&self, clock: &gst::Clock, time: gst::ClockTime) -> Result<(), gst::FlowError> {
         let id = clock.new_single_shot_id(time);
         {
-            let mut cw = lock(&self.clock);
+            let mut cw = self.clock.lock();
             if cw.flushing {
                 return Err(gst::FlowError::Flushing);
             }
             cw.wait = Some(id.clone());
         }
         let (result, _jitter) = id.wait();
-        let mut cw = lock(&self.clock);
+        let mut cw = self.clock.lock();
         cw.wait = None;
         match result {
             Err(gst::ClockError::Unscheduled) => Err(gst::FlowError::Flushing),
@@ -549,11 +546,13 @@ impl CuecastSrc {
         time: gst::ClockTime,
         n: u64,
     ) -> Result<(), gst::FlowError> {
-        let tx = lock(&self.wake_tx)
+        let tx = self
+            .wake_tx
+            .lock()
             .clone()
             .ok_or(gst::FlowError::Flushing)?;
         let id = clock.new_single_shot_id(time);
-        let mut cw = lock(&self.clock);
+        let mut cw = self.clock.lock();
         if cw.flushing {
             return Err(gst::FlowError::Flushing);
         }
@@ -566,7 +565,7 @@ impl CuecastSrc {
     }
 
     fn cancel_deadline(&self) {
-        if let Some(id) = lock(&self.clock).deadline.take() {
+        if let Some(id) = self.clock.lock().deadline.take() {
             id.unschedule();
         }
     }
@@ -574,7 +573,7 @@ impl CuecastSrc {
     /// Waits for frame `n` (or, live, for its deadline). Returns the newest frame that
     /// arrived, with the cues of every frame that arrived, or `None` if nothing did.
     fn wait_for_frame(&self, n: u64) -> Result<Option<Rendered>, gst::FlowError> {
-        let rx = lock(&self.wake_rx);
+        let rx = self.wake_rx.lock();
         let rx = rx.as_ref().ok_or(gst::FlowError::Flushing)?;
         let mut fresh: Option<Rendered> = None;
         loop {
@@ -599,7 +598,7 @@ impl CuecastSrc {
                 Ok(Wake::Deadline(k)) if k == n => return Ok(fresh),
                 Ok(Wake::Deadline(_)) => {}
                 Ok(Wake::Unlock) => {
-                    if lock(&self.clock).flushing {
+                    if self.clock.lock().flushing {
                         return Err(gst::FlowError::Flushing);
                     }
                 }
@@ -667,7 +666,7 @@ impl CuecastSrc {
 
 impl BaseSrcImpl for CuecastSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = lock(&self.settings).clone();
+        let settings = self.settings.lock().clone();
         let cue_file = match settings.cues.as_deref() {
             Some(path) => CueFile::load(path.as_ref())
                 .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("cues: {e}")))?,
@@ -727,22 +726,22 @@ impl BaseSrcImpl for CuecastSrc {
             info.fps.num,
             info.fps.den
         );
-        *lock(&self.wake_tx) = Some(tx);
-        *lock(&self.wake_rx) = Some(rx);
-        *lock(&self.counters) = Some(engine.counters().clone());
+        *self.wake_tx.lock() = Some(tx);
+        *self.wake_rx.lock() = Some(rx);
+        *self.counters.lock() = Some(engine.counters().clone());
         self.frames.store(0, Ordering::Relaxed);
-        *lock(&self.state) = State {
+        *self.state.lock() = State {
             engine: Some(engine),
             control,
             pending_cues: cue_file.cues,
             ..Default::default()
         };
-        lock(&self.clock).flushing = false;
+        self.clock.lock().flushing = false;
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let state = std::mem::take(&mut *lock(&self.state));
+        let state = std::mem::take(&mut *self.state.lock());
         // The server goes first, so no cue arrives at a stopping engine.
         #[cfg_attr(not(feature = "control"), allow(clippy::drop_non_drop))]
         drop(state.control);
@@ -751,8 +750,8 @@ impl BaseSrcImpl for CuecastSrc {
         if let Some(engine) = state.engine {
             engine.stop_within(STOP_WAIT);
         }
-        lock(&self.wake_tx).take();
-        lock(&self.wake_rx).take();
+        self.wake_tx.lock().take();
+        self.wake_rx.lock().take();
         gst::info!(CAT, imp = self, "stopped after {} frames", state.pushed);
         Ok(())
     }
@@ -762,7 +761,7 @@ impl BaseSrcImpl for CuecastSrc {
     }
 
     fn fixate(&self, mut caps: gst::Caps) -> gst::Caps {
-        let native = lock(&self.state).engine.as_ref().map(|e| e.info().clone());
+        let native = self.state.lock().engine.as_ref().map(|e| e.info().clone());
         caps.truncate();
         if let (Some(info), Some(s)) = (native, caps.make_mut().structure_mut(0)) {
             s.fixate_field_nearest_int("width", info.width as i32);
@@ -790,7 +789,7 @@ impl BaseSrcImpl for CuecastSrc {
             height: info.height() as usize,
             fps: Fps::new(num as u32, den as u32),
         };
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         let cues = std::mem::take(&mut state.pending_cues);
         let Some(engine) = &state.engine else {
             return Err(gst::loggable_error!(CAT, "caps set before start"));
@@ -826,7 +825,7 @@ impl BaseSrcImpl for CuecastSrc {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            let video = lock(&self.state).video;
+            let video = self.state.lock().video;
             return match video {
                 Some(v) if self.obj().is_live() => {
                     // A frame is due one frame duration after its slot starts.
@@ -845,7 +844,7 @@ impl BaseSrcImpl for CuecastSrc {
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        let mut cw = lock(&self.clock);
+        let mut cw = self.clock.lock();
         cw.flushing = true;
         if let Some(id) = cw.wait.take() {
             id.unschedule();
@@ -854,14 +853,14 @@ impl BaseSrcImpl for CuecastSrc {
             id.unschedule();
         }
         drop(cw);
-        if let Some(tx) = lock(&self.wake_tx).as_ref() {
+        if let Some(tx) = self.wake_tx.lock().as_ref() {
             let _ = tx.send(Wake::Unlock);
         }
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        lock(&self.clock).flushing = false;
+        self.clock.lock().flushing = false;
         Ok(())
     }
 }
@@ -879,7 +878,7 @@ impl PushSrcImpl for CuecastSrc {
             None
         };
         let (n, video, t0) = {
-            let mut state = lock(&self.state);
+            let mut state = self.state.lock();
             let Some(video) = state.video else {
                 gst::element_imp_error!(
                     self,
@@ -904,7 +903,7 @@ impl PushSrcImpl for CuecastSrc {
             self.wait_until(c, *base + pts)?;
         }
         {
-            let mut state = lock(&self.state);
+            let mut state = self.state.lock();
             if state.requested.is_none_or(|r| r < n) {
                 state
                     .engine
@@ -922,7 +921,7 @@ impl PushSrcImpl for CuecastSrc {
         self.cancel_deadline();
         let fresh = fresh?;
 
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         // The next frame starts rendering now, while this one travels downstream; live,
         // it is held until its slot. (Unless the model is still busy with this one.)
         if state.requested.is_none_or(|r| r <= n) {

@@ -271,29 +271,7 @@ pub fn follow_events(addr: &str) -> std::sync::mpsc::Receiver<Value> {
     cuecast_tests::daemon::follow_events(addr).expect("the event stream opens")
 }
 
-/// One HTTP/1.1 request over a fresh connection; the body is parsed as JSON when it is.
-pub fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    token: Option<&str>,
-) -> std::io::Result<(u16, Value)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.unwrap_or("");
-    let auth = token
-        .map(|t| format!("authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    Ok(parse_response(&resp))
-}
+pub use cuecast_tests::http::request;
 
 /// An HTTP/1.1 response's status and body (JSON when it is).
 fn parse_response(resp: &[u8]) -> (u16, Value) {

@@ -169,7 +169,7 @@ impl Supervisor {
             self.encoders.insert(key.clone(), encoder);
         }
         let encoder = &self.encoders[&key];
-        lock(&encoder.subscribers).push(Subscriber {
+        encoder.subscribers.lock().push(Subscriber {
             name: output.name.clone(),
             generation,
             video: video_src,

@@ -13,12 +13,12 @@ impl ModelThread {
         picture: &Picture,
         applied: &[AppliedCue],
     ) {
-        let failure = lock(&self.take).as_ref().and_then(TakeWriter::failure);
+        let failure = self.take.lock().as_ref().and_then(TakeWriter::failure);
         if let Some(reason) = failure {
             self.end_failed_take(reason);
         }
         let slot = self.take.clone();
-        let mut slot = lock(&slot);
+        let mut slot = slot.lock();
         let Some(take) = slot.as_mut() else { return };
         take.cues(applied);
         let (shown, held) = match picture {
@@ -56,7 +56,7 @@ impl ModelThread {
     /// Ends a take whose files could not be written: its manifest is completed with the
     /// frames it holds, those it lost and why, and the status says so.
     pub(super) fn end_failed_take(&mut self, reason: String) {
-        let Some(take) = lock(&self.take).take() else {
+        let Some(take) = self.take.lock().take() else {
             return;
         };
         let name = take.name();
@@ -80,7 +80,7 @@ impl ModelThread {
         dir: &Path,
         name: String,
     ) -> Result<TakeManifest, EngineError> {
-        if let Some(t) = lock(&self.take).as_ref() {
+        if let Some(t) = self.take.lock().as_ref() {
             return Err(EngineError::TakeInProgress {
                 name: t.name().to_owned(),
             });
@@ -106,7 +106,7 @@ impl ModelThread {
         };
         let writer =
             TakeWriter::create(dir, manifest.clone(), |d| checkpoint.save(&d.join("start")))?;
-        *lock(&self.take) = Some(writer);
+        *self.take.lock() = Some(writer);
         Ok(manifest)
     }
 
@@ -210,7 +210,7 @@ impl ModelThread {
     /// copy that cannot be written ends the take (as a full disk does): a take that
     /// could not be replayed is not kept going.
     pub(super) fn keep_restore_in_take(&mut self, checkpoint: &Checkpoint, frame: u64) {
-        let Some(take_dir) = lock(&self.take).as_ref().map(|t| t.dir().to_owned()) else {
+        let Some(take_dir) = self.take.lock().as_ref().map(|t| t.dir().to_owned()) else {
             return;
         };
         let rel = format!("restores/{frame}");
@@ -230,7 +230,7 @@ impl ModelThread {
         let w = &self.world;
         let wf = self.world_frame(frame);
         let (width, height) = self.pool.size();
-        let mut s = status.lock().unwrap();
+        let mut s = status.lock();
         s.frame = frame;
         s.width = width;
         s.height = height;
@@ -241,7 +241,7 @@ impl ModelThread {
         s.seed = w.seed();
         s.frozen = w.frozen();
         s.fade = w.fade_level(wf);
-        s.take = lock(&self.take).as_ref().map(TakeWriter::name);
+        s.take = self.take.lock().as_ref().map(TakeWriter::name);
         s.cues_waiting = self.scheduler.waiting();
         s.detail = self.drawn_detail;
         s.take_ended.clone_from(&self.take_ended);

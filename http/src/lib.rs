@@ -362,7 +362,7 @@ impl ControlServer {
         let server = server::HttpServer::start(
             listener,
             router(state),
-            "cuecast-control",
+            "cuecast-http",
             server::Limits::default(),
             Duration::from_secs(1),
         )
