@@ -20,6 +20,10 @@
 //!
 //! Plus the cost of recording a take and exporting it, and the GPU path when there is
 //! a GPU (rows 1-3 with `device=cuda`, and the device-to-host copy per frame).
+//!
+//! Why one file of about a thousand lines: it is the report. Each section of
+//! `docs/benchmarks.md` is written next to the runs it reports on, so a figure and the
+//! words that explain it cannot drift apart; the runs themselves live in the modules.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,10 @@
 //! Benchmarks of the daemon as a producer runs it: `cuecast serve` in its own process
 //! (this binary re-run with `--serve CONFIG`), steered over HTTP, watched over SRT and
 //! read through `/metrics`.
+//!
+//! Why one file over 600 lines: the daemon harness and the three runs that use it (HTTP
+//! latency, SRT glass-to-glass, export against ffmpeg) share its start, its requests and
+//! its log; split, each would carry a copy of them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -68,7 +68,7 @@ impl Checkpoint {
         fs::create_dir_all(&tmp).map_err(|e| FileError::io(&tmp, e))?;
         let written = self.write_into(&tmp).and_then(|()| {
             fs::rename(&tmp, dir)
-                .and_then(|()| crate::atomic::sync_dir(crate::atomic::parent(dir)))
+                .and_then(|()| crate::files::sync_dir(crate::files::parent(dir)))
                 .map_err(|e| FileError::io(dir, e))
         });
         if written.is_err() {

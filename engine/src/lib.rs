@@ -14,11 +14,11 @@
 //! [`Engine`]; anything else that wants frames from cues can be too.
 
 pub use cuecast_cue::{camera, cue, cuefile, schedule, schema, world};
-pub mod atomic;
 pub mod checkpoint;
 pub mod detail;
 pub mod device;
 pub mod engine;
+pub mod files;
 pub mod frame;
 pub mod generator;
 pub mod metrics;

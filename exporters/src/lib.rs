@@ -24,6 +24,10 @@
 //! into place at the end, so a failed export leaves nothing half-written, and an
 //! existing bundle is only replaced when asked to (`force`). `docs/exports.md` says how
 //! to open each file.
+//!
+//! Why one file over 600 lines: it is the export's one pipeline, stage by stage (checks,
+//! frames, plates, camera files, manifest, placing the bundle) with the progress and
+//! checksums every stage shares; each writer with a format of its own is its own module.
 
 pub mod convert;
 mod error;
@@ -181,7 +185,7 @@ pub fn export(
 fn place(partial: &Path, out: &Path, force: bool, old: &Path) -> Result<(), ExportError> {
     swap_in(partial, out, force, old)?;
     // The rename is durable once the folder holding it is synced.
-    cuecast_engine::atomic::sync_dir(cuecast_engine::atomic::parent(out))
+    cuecast_engine::files::sync_dir(cuecast_engine::files::parent(out))
         .map_err(|e| ExportError::io(out, e))
 }
 

@@ -2,6 +2,9 @@
 //! reads it: gltf-validator, usd-core, acorn and a mock of After Effects, Python (with a
 //! stand-in for Blender), ffprobe, the `exr` and `png` decoders; and the values read back
 //! against the take's own poses, converted.
+//!
+//! Why one file over 600 lines: one take is recorded once and every format is read back
+//! from it by its own reader; split, each file would record its own take.
 
 mod support;
 

@@ -85,7 +85,6 @@ pub(super) fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError>
 }
 
 /// An optional JSON object body (absent or empty means `{}`).
-/// An optional JSON object body.
 pub(super) fn object_body(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Map<String, Value>, ApiError> {
@@ -102,30 +101,43 @@ pub(super) fn object_body(
     }
 }
 
-/// An optional JSON object body with only the `known` fields.
-pub(super) fn fields_body(
+/// An optional JSON object body read as `T` (absent or empty: `T::default()`). A field
+/// of the wrong type, or one `T` does not have, is refused by name.
+pub(super) fn typed_body<T: serde::de::DeserializeOwned + Default>(
     body: Result<Bytes, BytesRejection>,
-    known: &[&str],
-) -> Result<Map<String, Value>, ApiError> {
-    let m = object_body(body)?;
-    if let Some(unknown) = m.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(ApiError {
-            field: Some(unknown.clone()),
-            ..ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad_body",
-                format!(
-                    "unknown field {unknown:?} (known: {})",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            )
-        });
+) -> Result<T, ApiError> {
+    if matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(T::default());
     }
-    Ok(m)
+    let m = object_body(body)?;
+    serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // An unknown field is reported at the object itself: its name is in the message.
+        let field = match path.as_str() {
+            "." => message.split('`').nth(1).map(str::to_owned),
+            p => Some(p.to_owned()),
+        };
+        ApiError {
+            field,
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_body", message)
+        }
+    })
+}
+
+/// `{name}`: what a new take or checkpoint is called (else `<kind>-<UTC time>`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NameBody {
+    pub name: Option<String>,
+}
+
+/// `{formats, force}`: what an export makes, and whether it may replace a bundle.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExportBody {
+    pub formats: Option<String>,
+    pub force: Option<bool>,
 }
 
 pub(super) async fn post_scene(

@@ -64,25 +64,6 @@ pub(super) fn engine_error(e: EngineError) -> ApiError {
 /// The most items a rundown may have.
 pub(super) const MAX_RUNDOWN_ITEMS: usize = 1000;
 
-/// An optional string field of an object body.
-pub(super) fn opt_str<'a>(
-    m: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, ApiError> {
-    match m.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError {
-            field: Some(field.into()),
-            ..ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad_body",
-                format!("{field} must be a string"),
-            )
-        }),
-    }
-}
-
 pub(super) fn create_folder(dir: &std::path::Path) -> Result<(), ApiError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         ApiError::new(
@@ -108,8 +89,8 @@ pub(super) async fn post_take(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let m = fields_body(body, &["name"])?;
-    let name = Library::new_name("take", opt_str(&m, "name")?).map_err(library_error)?;
+    let NameBody { name } = typed_body(body)?;
+    let name = Library::new_name("take", name.as_deref()).map_err(library_error)?;
     let dir = s.library.take_dir(&name).map_err(library_error)?;
     create_folder(&s.library.takes)?;
     let (show, d) = (s.show.clone(), dir.clone());
@@ -154,22 +135,8 @@ pub(super) async fn post_take_export(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let m = fields_body(body, &["force", "formats"])?;
-    let force = match m.get("force") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError {
-                field: Some("force".into()),
-                ..ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "bad_body",
-                    "force must be true or false",
-                )
-            })
-        }
-    };
-    let formats = opt_str(&m, "formats")?.map(str::to_owned);
+    let ExportBody { formats, force } = typed_body(body)?;
+    let force = force.unwrap_or(false);
     let (library, events) = (s.library.clone(), s.events.clone());
     let job = blocking(move || library.start_export(&name, formats.as_deref(), force, &events))
         .await
@@ -197,8 +164,8 @@ pub(super) async fn post_checkpoint(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let m = fields_body(body, &["name"])?;
-    let name = Library::new_name("checkpoint", opt_str(&m, "name")?).map_err(library_error)?;
+    let NameBody { name } = typed_body(body)?;
+    let name = Library::new_name("checkpoint", name.as_deref()).map_err(library_error)?;
     let dir = s.library.checkpoint_dir(&name).map_err(library_error)?;
     create_folder(&s.library.checkpoints)?;
     let (show, d) = (s.show.clone(), dir.clone());

@@ -318,3 +318,27 @@ async fn a_take_in_progress_and_no_take_are_conflicts_with_their_own_codes() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn request_bodies_are_typed_and_a_wrong_field_is_named() {
+    let h = harness("");
+    for (uri, body, field) in [
+        ("/api/v1/takes", r#"{"name": 5}"#, "name"),
+        ("/api/v1/takes", r#"{"colour": "red"}"#, "colour"),
+        ("/api/v1/checkpoints", r#"{"name": ["a"]}"#, "name"),
+        ("/api/v1/takes/t/export", r#"{"force": "yes"}"#, "force"),
+        ("/api/v1/takes/t/export", r#"{"formats": "png", "fast": true}"#, "fast"),
+    ] {
+        let (status, v) = h.call("POST", uri, Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri} {body}: {v}");
+        assert_eq!(v["field"], field, "{uri} {body}: {v}");
+        assert_eq!(v["error"], "bad_body", "{v}");
+    }
+    for body in ["[1]", "\"name\""] {
+        let (status, v) = h.call("POST", "/api/v1/takes", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+    }
+    // Nothing was started by any of them.
+    let (_, status) = h.call("GET", "/api/v1/status", None).await;
+    assert_eq!(status["take"], Value::Null);
+}

@@ -261,7 +261,7 @@ fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
 
 /// Writes the ready file whole or not at all (a reader polling for it never sees half).
 fn write_ready(path: &Path, text: &str) -> std::io::Result<()> {
-    cuecast_engine::atomic::write(path, text.as_bytes())
+    cuecast_engine::files::write(path, text.as_bytes())
 }
 
 /// `cuecast check-config FILE`: loads everything a start would, without starting.

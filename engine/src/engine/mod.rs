@@ -8,6 +8,10 @@
 //! callback it gave at start. When the caller asks for several frames before the thread
 //! is free, it renders only the newest one (the world still advances through the
 //! skipped frames), which is how a live source catches up after a slow step.
+//!
+//! Why one file over 600 lines: it is the engine's whole public face (`Engine`,
+//! `ShowHandle`, `Status`, the request protocol); the thread behind it is in
+//! `model_thread.rs`.
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};

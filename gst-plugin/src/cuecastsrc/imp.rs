@@ -18,6 +18,10 @@
 //!
 //! Locks: `settings`, then `state`, then `clock`; `wake_rx` is held only by the
 //! streaming thread while it waits, and never with another lock.
+//!
+//! Why one file of about a thousand lines: it is one GObject subclass, and GStreamer's
+//! subclassing puts its properties, state changes, caps and `create` in the one `imp`;
+//! they share the element's state and its clock wait, which reads best in one place.
 
 use parking_lot::Mutex;
 use std::path::PathBuf;
