@@ -327,10 +327,18 @@ async fn request_bodies_are_typed_and_a_wrong_field_is_named() {
         ("/api/v1/takes", r#"{"colour": "red"}"#, "colour"),
         ("/api/v1/checkpoints", r#"{"name": ["a"]}"#, "name"),
         ("/api/v1/takes/t/export", r#"{"force": "yes"}"#, "force"),
-        ("/api/v1/takes/t/export", r#"{"formats": "png", "fast": true}"#, "fast"),
+        (
+            "/api/v1/takes/t/export",
+            r#"{"formats": "png", "fast": true}"#,
+            "fast",
+        ),
     ] {
         let (status, v) = h.call("POST", uri, Some(body)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri} {body}: {v}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{uri} {body}: {v}"
+        );
         assert_eq!(v["field"], field, "{uri} {body}: {v}");
         assert_eq!(v["error"], "bad_body", "{v}");
     }
