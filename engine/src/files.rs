@@ -180,30 +180,27 @@ pub fn remove_leftovers(folder: &Path) -> Vec<String> {
 
 /// `2026-11-21T16:30:00Z`.
 pub fn utc_iso(t: SystemTime) -> String {
-    let t = utc(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let [y, mo, d, h, mi, s] = utc_fields(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// `20261121-163000`: a UTC time that sorts and fits in a file name.
 pub fn utc_stamp(t: SystemTime) -> String {
+    let [y, mo, d, h, mi, s] = utc_fields(t);
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
+/// Year, month, day, hour, minute, second.
+fn utc_fields(t: SystemTime) -> [i32; 6] {
     let t = utc(t);
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+    [
         t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+        i32::from(u8::from(t.month())),
+        i32::from(t.day()),
+        i32::from(t.hour()),
+        i32::from(t.minute()),
+        i32::from(t.second()),
+    ]
 }
 
 /// A clock before 1970 (a machine without RTC) reads as the epoch, not a panic.

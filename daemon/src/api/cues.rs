@@ -101,14 +101,12 @@ pub(super) fn object_body(
     }
 }
 
-/// An optional JSON object body read as `T` (absent or empty: `T::default()`). A field
-/// of the wrong type, or one `T` does not have, is refused by name.
-pub(super) fn typed_body<T: serde::de::DeserializeOwned + Default>(
+/// An optional JSON object body read as `T` (absent or empty is `{}`, so every field of
+/// `T` must be optional). A field of the wrong type, or one `T` does not have, is
+/// refused by name.
+pub(super) fn typed_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    if matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace)) {
-        return Ok(T::default());
-    }
     let m = object_body(body)?;
     serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
         let path = e.path().to_string();
@@ -126,14 +124,14 @@ pub(super) fn typed_body<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// `{name}`: what a new take or checkpoint is called (else `<kind>-<UTC time>`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NameBody {
     pub name: Option<String>,
 }
 
 /// `{formats, force}`: what an export makes, and whether it may replace a bundle.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExportBody {
     pub formats: Option<String>,

@@ -116,28 +116,51 @@ pub trait OutputControl: Send + Sync {
 
 impl OutputControl for Outputs {
     fn apply(&self, outputs: Vec<Output>) {
-        Outputs::apply(self, outputs)
+        let _ = self.tx.send(Message::Command(Command::Apply(outputs)));
     }
+
     fn add(&self, output: Output) -> Result<(), OutputError> {
-        Outputs::add(self, output)
+        self.ask(|r| Command::Add(Box::new(output), r))
     }
+
     fn start_output(&self, name: &str) -> Result<(), OutputError> {
-        Outputs::start_output(self, name)
+        self.ask(|r| Command::Start(name.to_owned(), r))
     }
+
     fn stop_output(&self, name: &str) -> Result<(), OutputError> {
-        Outputs::stop_output(self, name)
+        self.ask(|r| Command::Stop(name.to_owned(), r))
     }
+
     fn remove(&self, name: &str) -> Result<(), OutputError> {
-        Outputs::remove(self, name)
+        self.ask(|r| Command::Remove(name.to_owned(), r))
     }
+
     fn list(&self) -> Vec<OutputStatus> {
-        Outputs::list(self)
+        self.table
+            .lock()
+            .values()
+            .map(|e| {
+                let mut s = e.status.clone();
+                s.bytes = e.bytes.load(Ordering::Relaxed);
+                s
+            })
+            .collect()
     }
+
     fn encoders(&self) -> Vec<EncoderStatus> {
-        Outputs::encoders(self)
+        self.encoders
+            .lock()
+            .iter()
+            .map(|c| EncoderStatus {
+                profile: c.profile.clone(),
+                frames_in: c.frames_in.load(Ordering::Relaxed),
+                frames_out: c.frames_out.load(Ordering::Relaxed),
+            })
+            .collect()
     }
+
     fn preview(&self) -> tokio::sync::watch::Receiver<Option<Bytes>> {
-        Outputs::preview(self)
+        self.preview.clone()
     }
 }
 
@@ -237,10 +260,6 @@ impl Outputs {
         }
     }
 
-    pub fn apply(&self, outputs: Vec<Output>) {
-        let _ = self.tx.send(Message::Command(Command::Apply(outputs)));
-    }
-
     fn ask(
         &self,
         make: impl FnOnce(mpsc::Sender<Result<(), OutputError>>) -> Command,
@@ -250,53 +269,6 @@ impl Outputs {
             .send(Message::Command(make(reply)))
             .map_err(|_| OutputError::Gone)?;
         answer.recv().map_err(|_| OutputError::Gone)?
-    }
-
-    pub fn add(&self, output: Output) -> Result<(), OutputError> {
-        self.ask(|r| Command::Add(Box::new(output), r))
-    }
-
-    pub fn start_output(&self, name: &str) -> Result<(), OutputError> {
-        self.ask(|r| Command::Start(name.to_owned(), r))
-    }
-
-    pub fn stop_output(&self, name: &str) -> Result<(), OutputError> {
-        self.ask(|r| Command::Stop(name.to_owned(), r))
-    }
-
-    pub fn remove(&self, name: &str) -> Result<(), OutputError> {
-        self.ask(|r| Command::Remove(name.to_owned(), r))
-    }
-
-    /// Every output, by name.
-    pub fn list(&self) -> Vec<OutputStatus> {
-        self.table
-            .lock()
-            .values()
-            .map(|e| {
-                let mut s = e.status.clone();
-                s.bytes = e.bytes.load(Ordering::Relaxed);
-                s
-            })
-            .collect()
-    }
-
-    /// The encoders running now.
-    pub fn encoders(&self) -> Vec<EncoderStatus> {
-        self.encoders
-            .lock()
-            .iter()
-            .map(|c| EncoderStatus {
-                profile: c.profile.clone(),
-                frames_in: c.frames_in.load(Ordering::Relaxed),
-                frames_out: c.frames_out.load(Ordering::Relaxed),
-            })
-            .collect()
-    }
-
-    /// The newest preview JPEG, and a way to wait for the next.
-    pub fn preview(&self) -> tokio::sync::watch::Receiver<Option<Bytes>> {
-        self.preview.clone()
     }
 
     /// Finishes recordings (end-of-stream through the muxer) and closes every output;

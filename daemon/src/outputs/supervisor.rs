@@ -293,7 +293,7 @@ impl Supervisor {
 
     /// An output's pipeline failed: tear it down and plan the next attempt.
     pub(super) fn failed(&mut self, name: &str, generation: u64, error: String) {
-        let Some(m) = self.outputs.get(name) else {
+        let Some(m) = self.outputs.get_mut(name) else {
             return;
         };
         if m.generation != generation || !m.phase.attempting() {
@@ -301,9 +301,6 @@ impl Supervisor {
             // failed already (the first is the root; one attempt counts once).
             return;
         }
-        let Some(m) = self.outputs.get_mut(name) else {
-            return;
-        };
         m.attempt += 1;
         m.last_error = Some(error.clone());
         let r = m.output.reconnect;

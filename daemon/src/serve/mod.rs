@@ -152,7 +152,8 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     if let Some(path) = ready {
         let osc_addr = osc.lock().as_ref().map(OscListener::local_addr);
         let text = json!({"api": server.addr.to_string(), "osc": osc_addr.map(|a| a.to_string())});
-        write_ready(path, &text.to_string())
+        // Whole or not at all: a reader polling for it never sees half.
+        cuecast_engine::files::write(path, text.to_string().as_bytes())
             .with_context(|| format!("cannot write the ready file {}", path.display()))?;
     }
     if crate::logging::is_json() {
@@ -257,11 +258,6 @@ fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
         }
     }
     None
-}
-
-/// Writes the ready file whole or not at all (a reader polling for it never sees half).
-fn write_ready(path: &Path, text: &str) -> std::io::Result<()> {
-    cuecast_engine::files::write(path, text.as_bytes())
 }
 
 /// `cuecast check-config FILE`: loads everything a start would, without starting.

@@ -160,7 +160,8 @@ impl Reloader {
             }
             changes.push("osc");
         }
-        let restart = RestartOnly::of(&applied).differences(&RestartOnly::of(&new));
+        let running = RestartOnly::of(&applied);
+        let restart = running.differences(&RestartOnly::of(&new));
         if !restart.is_empty() {
             tracing::warn!(
                 "config: {} change(s) apply at the next start",
@@ -182,7 +183,7 @@ impl Reloader {
         });
         // What needs a restart stays as it runs; the rest is now the new config.
         let mut kept = new.clone();
-        RestartOnly::of(&applied).put_into(&mut kept);
+        running.put_into(&mut kept);
         *applied = kept;
     }
 }
