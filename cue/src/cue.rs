@@ -65,6 +65,102 @@ pub enum CueKind {
     Resume,
     /// Fade to or from black.
     Fade { to: FadeTarget, duration_s: f64 },
+    /// Keys and mouse, as game-trained models take them.
+    Input(Input),
+    /// Start the model over from an image in the show's media folder.
+    Image { name: String },
+}
+
+/// Keys held and pointer movement. `None` leaves that part as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Input {
+    /// The keys held from now on (W3C `KeyboardEvent.code` names); `[]` releases all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mouse: Option<Mouse>,
+}
+
+/// Pointer movement in pixels (right and down positive), added to what the model's
+/// next frame receives; and, when given, the buttons held from now on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Mouse {
+    pub dx: f64,
+    pub dy: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buttons: Option<Vec<MouseButton>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MouseButton {
+    Left,
+    Middle,
+    Right,
+}
+
+impl MouseButton {
+    pub const ALL: [MouseButton; 3] = [MouseButton::Left, MouseButton::Middle, MouseButton::Right];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MouseButton::Left => "left",
+            MouseButton::Middle => "middle",
+            MouseButton::Right => "right",
+        }
+    }
+}
+
+/// The most keys an input cue may hold at once.
+pub const MAX_KEYS: usize = 32;
+/// The largest pointer movement one input cue may carry, in pixels on each axis.
+pub const MAX_MOUSE_PX: f64 = 10_000.0;
+/// An image name: a file directly in the media folder, PNG or JPEG.
+pub const IMAGE_NAME_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\.(png|jpg|jpeg|PNG|JPG|JPEG)$";
+
+/// Whether `name` is an image name [`IMAGE_NAME_PATTERN`] allows: no folders, no hidden
+/// files, a PNG or JPEG extension. What keeps an `image` cue inside the media folder.
+pub fn is_image_name(name: &str) -> bool {
+    let Some((stem, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let first = stem.bytes().next();
+    name.len() <= 133
+        && !stem.is_empty()
+        && stem.len() <= 128
+        && first.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && matches!(ext, "png" | "jpg" | "jpeg" | "PNG" | "JPG" | "JPEG")
+}
+
+/// The W3C UI Events `KeyboardEvent.code` values an input cue may name: the writing
+/// system, functional, control-pad, arrow, numpad and function sections of the spec.
+pub fn key_codes() -> &'static [String] {
+    static CODES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let mut v: Vec<String> = Vec::new();
+        v.extend((b'A'..=b'Z').map(|c| format!("Key{}", c as char)));
+        v.extend((0..10).map(|d| format!("Digit{d}")));
+        v.extend((0..10).map(|d| format!("Numpad{d}")));
+        v.extend((1..=12).map(|n| format!("F{n}")));
+        v.extend(
+            [
+                "Backquote", "Backslash", "BracketLeft", "BracketRight", "Comma", "Equal",
+                "IntlBackslash", "IntlRo", "IntlYen", "Minus", "Period", "Quote", "Semicolon",
+                "Slash", "AltLeft", "AltRight", "Backspace", "CapsLock", "ContextMenu",
+                "ControlLeft", "ControlRight", "Enter", "MetaLeft", "MetaRight", "ShiftLeft",
+                "ShiftRight", "Space", "Tab", "Delete", "End", "Help", "Home", "Insert",
+                "PageDown", "PageUp", "ArrowDown", "ArrowLeft", "ArrowRight", "ArrowUp",
+                "NumLock", "NumpadAdd", "NumpadComma", "NumpadDecimal", "NumpadDivide",
+                "NumpadEnter", "NumpadEqual", "NumpadMultiply", "NumpadSubtract", "Escape",
+                "PrintScreen", "ScrollLock", "Pause",
+            ]
+            .map(String::from),
+        );
+        v
+    });
+    &CODES
 }
 
 /// The five motion axes, each in [-1, 1]. `None` leaves that axis as it is.
@@ -282,6 +378,8 @@ impl Cue {
             CueKind::CameraPath { points, .. } => points.len() * 96,
             CueKind::Param { name, .. } | CueKind::Scene { name, .. } => name.len(),
             CueKind::Marker { label } => label.len(),
+            CueKind::Image { name } => name.len(),
+            CueKind::Input(i) => i.keys.as_ref().map_or(0, |k| k.len() * 16),
             _ => 0,
         }
     }
@@ -315,6 +413,8 @@ impl CueKind {
             CueKind::Freeze => "freeze",
             CueKind::Resume => "resume",
             CueKind::Fade { .. } => "fade",
+            CueKind::Input(_) => "input",
+            CueKind::Image { .. } => "image",
         }
     }
 }

@@ -46,10 +46,63 @@ pub struct ParamSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PromptMode {
-    /// The prompt text is passed to every step.
+    /// The prompt text is passed to every step (contract 2 calls it `every_step`).
     Text,
+    /// The model is told when the prompt changes, with the transition asked for
+    /// (`set_prompt(text, transition_s)`): models that encode text once, or re-cache.
+    SetPrompt,
     /// The model ignores prompts.
     None,
+}
+
+/// Whether a model is conditioned on an image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageInput {
+    /// It takes none: `image` cues are refused.
+    #[default]
+    None,
+    /// It starts from one when given (an `image` cue, or the show's start image).
+    Optional,
+    /// It cannot start without one: a show must name a start image.
+    Required,
+}
+
+/// The per-frame inputs a model takes beside its action axes (contract 2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ModelInputs {
+    /// Keys, as W3C `KeyboardEvent.code` names, in the order the model takes them.
+    pub keys: Vec<String>,
+    /// Pointer movement (dx, dy) and the mouse buttons held.
+    pub mouse: bool,
+    /// A world-to-camera pose and intrinsics per frame, from the camera rig.
+    pub camera_pose: bool,
+    pub image: ImageInput,
+}
+
+/// How a model makes frames: how many a step gives, and how far its output lags the
+/// inputs that made it. A model of one frame per step with no lag is `Chunking::ONE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Chunking {
+    pub frames_per_step: u32,
+    /// Frames of the first step after a start (Wan-family models make fewer then).
+    pub first_step_frames: u32,
+    /// Frames between the inputs of a frame and the frame that shows them.
+    pub latency_frames: u32,
+}
+
+impl Chunking {
+    pub const ONE: Chunking = Chunking {
+        frames_per_step: 1,
+        first_step_frames: 1,
+        latency_frames: 0,
+    };
+}
+
+impl Default for Chunking {
+    fn default() -> Self {
+        Chunking::ONE
+    }
 }
 
 /// What a model is and what it accepts: from a package's `cuecast-model.yaml`, or
@@ -74,6 +127,9 @@ pub struct ModelInfo {
     pub depth: bool,
     /// A digest of the model's weights and code, for checkpoints.
     pub hash: String,
+    /// Keys, mouse, camera poses and images, where the model takes them.
+    pub inputs: ModelInputs,
+    pub chunking: Chunking,
 }
 
 impl ModelInfo {
@@ -92,6 +148,8 @@ impl ModelInfo {
             pitch_limit: 89.0,
             depth: false,
             hash: name.into(),
+            inputs: ModelInputs::default(),
+            chunking: Chunking::ONE,
         }
     }
 

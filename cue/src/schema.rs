@@ -15,12 +15,12 @@
 use serde_json::{json, Value};
 
 use crate::cue::{
-    ACTION_AXES, MAX_DURATION_S, MAX_NAME_CHARS, MAX_PATH_POINTS, MAX_PATH_YAW, MAX_POSITION_M,
-    MAX_TEXT_CHARS,
+    key_codes, MouseButton, ACTION_AXES, IMAGE_NAME_PATTERN, MAX_DURATION_S, MAX_KEYS,
+    MAX_MOUSE_PX, MAX_NAME_CHARS, MAX_PATH_POINTS, MAX_PATH_YAW, MAX_POSITION_M, MAX_TEXT_CHARS,
 };
 
 /// Every cue type, as written in a cue's `type`.
-pub const CUE_TYPES: [&str; 10] = [
+pub const CUE_TYPES: [&str; 12] = [
     "prompt",
     "action",
     "camera_path",
@@ -31,6 +31,8 @@ pub const CUE_TYPES: [&str; 10] = [
     "freeze",
     "resume",
     "fade",
+    "input",
+    "image",
 ];
 
 /// The timecode rule, once: non-drop-frame `HH:MM:SS:FF` (one or two digits each,
@@ -92,6 +94,25 @@ pub fn schema() -> Value {
         .iter()
         .map(|a| json!({"required": [a]}))
         .collect();
+    let px = json!({"type": "number", "minimum": -MAX_MOUSE_PX, "maximum": MAX_MOUSE_PX,
+                    "description": "pixels, right and down positive"});
+    let buttons: Vec<&str> = MouseButton::ALL.iter().map(|b| b.as_str()).collect();
+    let mut input = cue(
+        "input",
+        "keys held and pointer movement, for models trained on them",
+        &[],
+        json!({
+            "keys": {"type": "array", "minItems": 0, "maxItems": MAX_KEYS, "uniqueItems": true,
+                     "items": {"enum": key_codes()},
+                     "description": "W3C KeyboardEvent.code names held from now on; [] releases all"},
+            "mouse": {"type": "object", "required": ["dx", "dy"], "additionalProperties": false,
+                      "description": "movement added to the model's next frame; buttons held from now on",
+                      "properties": {"dx": px, "dy": px,
+                                     "buttons": {"type": "array", "minItems": 0, "maxItems": 3,
+                                                 "uniqueItems": true, "items": {"enum": buttons}}}},
+        }),
+    );
+    input["anyOf"] = json!([{"required": ["keys"]}, {"required": ["mouse"]}]);
     let point = json!({
     "type": "object", "required": ["t", "pos", "yaw", "pitch"], "additionalProperties": false,
     "properties": {
@@ -152,6 +173,14 @@ pub fn schema() -> Value {
             &["to"],
             json!({"to": {"enum": ["black", "program"]}, "duration_s": duration(1.0)}),
         ),
+        input,
+        cue(
+            "image",
+            "start the model over from an image in the show's media folder (an upload lands there too)",
+            &["name"],
+            json!({"name": {"type": "string", "pattern": IMAGE_NAME_PATTERN, "minLength": 5,
+                            "maxLength": 133, "description": "a PNG or JPEG file name, no folders"}}),
+        ),
     ];
     debug_assert_eq!(variants.len(), CUE_TYPES.len());
     json!({"title": "Cue", "oneOf": variants})
@@ -190,6 +219,13 @@ mod tests {
         match s["type"].as_str() {
             Some("number") | Some("integer") => s.get(bound).cloned().unwrap_or(json!(1)),
             Some("boolean") => json!(high),
+            Some("string") if s.get("pattern") == Some(&json!(IMAGE_NAME_PATTERN)) => {
+                json!(if high {
+                    format!("{}.jpeg", "x".repeat(128))
+                } else {
+                    "a.png".to_owned()
+                })
+            }
             Some("string") if s.get("pattern") == Some(&json!(TIMECODE_PATTERN)) => {
                 json!(if high { "99:59:59:00" } else { "0:0:0:0" })
             }

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::camera::{CameraRig, Pose};
-use crate::cue::{At, Cue, CueError, CueKind, FadeTarget, SceneTransition};
-use crate::model::{Fps, ModelInfo, PromptState};
+use crate::cue::{At, Cue, CueError, CueKind, FadeTarget, Input, MouseButton, SceneTransition};
+use crate::model::{Fps, ImageInput, ModelInfo, ModelInputs, PromptState};
 
 /// A scene from a show: what to load when a `scene` cue names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,13 +28,16 @@ pub struct Scene {
     pub params: BTreeMap<String, f64>,
 }
 
-/// What cues are checked against before they are accepted: the running model's params,
-/// the show's scenes, and the frame rate (for timecodes).
+/// What cues are checked against before they are accepted: the running model's params
+/// and inputs, the show's scenes and media folder, and the frame rate (for timecodes).
 #[derive(Debug, Clone, Default)]
 pub struct ShowContext {
     pub params: Vec<crate::model::ParamSpec>,
     pub scenes: Vec<String>,
     pub fps: Option<Fps>,
+    pub inputs: ModelInputs,
+    /// Where `image` cues find their files; `None`: the show has no media folder.
+    pub media: Option<std::path::PathBuf>,
 }
 
 impl ShowContext {
@@ -55,12 +58,53 @@ impl ShowContext {
                     },
                 ));
             }
+            CueKind::Input(input) => self.check_input(input)?,
+            CueKind::Image { name } => self.check_image(name)?,
             _ => {}
         }
         if let (Some(At::Timecode(tc)), Some(fps)) = (cue.at, self.fps) {
             tc.to_frame(fps.nominal())?;
         }
         Ok(())
+    }
+
+    /// Keys and mouse go only to a model that takes them: anything else would be a cue
+    /// that does nothing.
+    fn check_input(&self, input: &Input) -> Result<(), CueError> {
+        if input.keys.is_some() && self.inputs.keys.is_empty() {
+            return Err(CueError::field(
+                "keys",
+                "this model takes no keys (steer it with action cues)",
+            ));
+        }
+        if input.mouse.is_some() && !self.inputs.mouse {
+            return Err(CueError::field(
+                "mouse",
+                "this model takes no mouse (steer it with action cues)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An image must be a file directly in the media folder, for a model that takes
+    /// images; the name's form (no folders) was checked by the parser.
+    pub fn check_image(&self, name: &str) -> Result<(), CueError> {
+        if self.inputs.image == ImageInput::None {
+            return Err(CueError::field("name", "this model takes no image"));
+        }
+        let Some(media) = &self.media else {
+            return Err(CueError::field(
+                "name",
+                "this show has no media folder to read images from",
+            ));
+        };
+        match std::fs::metadata(media.join(name)) {
+            Ok(m) if m.is_file() => Ok(()),
+            _ => Err(CueError::field(
+                "name",
+                format!("no image {name:?} in the media folder"),
+            )),
+        }
     }
 
     /// Checks a param name and value; `field` names the value in errors.
@@ -165,7 +209,26 @@ pub struct World {
     /// A scene waiting for the middle of its fade transition: which, when, and how
     /// many frames the fade back up takes.
     scene_switch: Option<(usize, u64, u64)>,
+    /// Keys and buttons held, and pointer movement not yet handed to a model frame.
+    #[serde(default)]
+    input: InputState,
+    /// The image the model was last started from (a file in the media folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
 }
+
+/// What input cues have left held, and the movement the next model frame receives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputState {
+    pub keys: Vec<String>,
+    pub buttons: Vec<MouseButton>,
+    /// Pixels (dx, dy) since the last model frame took them.
+    pub mouse: [f64; 2],
+}
+
+/// Movement piles up no further than this between two model frames, in pixels: a
+/// flood of mouse cues cannot make a value a model chokes on.
+pub const MAX_PENDING_MOUSE_PX: f64 = 100_000.0;
 
 impl World {
     /// Checks a world read from a file (a checkpoint) with the rules cues obey, against
@@ -242,6 +305,27 @@ impl World {
                 );
             }
         }
+        let i = &self.input;
+        let known = crate::cue::key_codes();
+        if i.keys.len() > crate::cue::MAX_KEYS || i.keys.iter().any(|k| !known.contains(k)) {
+            return bad(
+                "input.keys",
+                format!("at most {} W3C key codes", crate::cue::MAX_KEYS),
+            );
+        }
+        if i.buttons.len() > 3 || i.mouse.iter().any(|v| !(v.abs() <= MAX_PENDING_MOUSE_PX)) {
+            return bad(
+                "input.mouse",
+                format!("at most 3 buttons and ±{MAX_PENDING_MOUSE_PX} pixels"),
+            );
+        }
+        if self
+            .image
+            .as_deref()
+            .is_some_and(|n| !crate::cue::is_image_name(n))
+        {
+            return bad("image", "a file name in the media folder".into());
+        }
         Ok(())
     }
 
@@ -271,6 +355,8 @@ impl World {
             fade: Ramp::constant(1.0),
             scenes,
             scene_switch: None,
+            input: InputState::default(),
+            image: None,
         }
     }
 
@@ -317,6 +403,31 @@ impl World {
 
     pub fn prompt(&self) -> &str {
         &self.prompt
+    }
+
+    /// Keys and buttons held now, and the movement not yet taken.
+    pub fn input(&self) -> &InputState {
+        &self.input
+    }
+
+    /// The movement since the last model frame took it, which is then zero.
+    pub fn take_mouse(&mut self) -> [f64; 2] {
+        std::mem::take(&mut self.input.mouse)
+    }
+
+    /// The image the model starts from, when a cue or the show named one.
+    pub fn image(&self) -> Option<&str> {
+        self.image.as_deref()
+    }
+
+    /// Names the image the model starts from (the show's start image).
+    pub fn set_image(&mut self, name: Option<String>) {
+        self.image = name;
+    }
+
+    /// The transition of the prompt change in progress, in seconds (0 when none).
+    pub fn prompt_transition_s(&self) -> f64 {
+        self.prompt_blend.frames as f64 / self.fps.as_f64()
     }
 
     pub fn fade_level(&self, frame: u64) -> f64 {
@@ -399,6 +510,24 @@ impl World {
                 };
                 let frames = self.frames(*duration_s);
                 self.fade.retarget(target, frame, frames);
+            }
+            CueKind::Input(input) => {
+                let held = &mut self.input;
+                if let Some(keys) = &input.keys {
+                    held.keys.clone_from(keys);
+                }
+                if let Some(m) = &input.mouse {
+                    for (acc, d) in held.mouse.iter_mut().zip([m.dx, m.dy]) {
+                        *acc = (*acc + d).clamp(-MAX_PENDING_MOUSE_PX, MAX_PENDING_MOUSE_PX);
+                    }
+                    if let Some(b) = &m.buttons {
+                        held.buttons.clone_from(b);
+                    }
+                }
+            }
+            CueKind::Image { name } => {
+                self.image = Some(name.clone());
+                fx.reset = true;
             }
         }
         fx

@@ -68,6 +68,7 @@ pub fn replay(
             action: crate::engine::FailureAction::Hold,
         },
         state_limit_bytes: None,
+        media: None,
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));

@@ -85,6 +85,29 @@ impl Cue {
                 },
                 duration_s: f.duration("duration_s", 1.0)?,
             },
+            "input" => {
+                let input = Input {
+                    keys: f.take_opt("keys").map(keys).transpose()?,
+                    mouse: f.take_opt("mouse").map(mouse).transpose()?,
+                };
+                if input.keys.is_none() && input.mouse.is_none() {
+                    return Err(CueError::general("an input cue needs keys, mouse or both"));
+                }
+                CueKind::Input(input)
+            }
+            "image" => {
+                let name = f.string("name")?;
+                if !is_image_name(&name) {
+                    return Err(CueError::field(
+                        "name",
+                        format!(
+                            "expected the name of a .png or .jpg file in the media folder \
+                             (letters, digits, '.', '_' and '-', no folders), got {name:?}"
+                        ),
+                    ));
+                }
+                CueKind::Image { name }
+            }
             other => {
                 return Err(CueError::field(
                     "type",
@@ -178,6 +201,101 @@ fn parse_at(value: &Value) -> Result<At, CueError> {
         }
     })();
     at.map_err(|e: CueError| e.within("at"))
+}
+
+fn keys(value: &Value) -> Result<Vec<String>, CueError> {
+    let bad = |m: String| CueError::field("keys", m);
+    let items = value.as_array().ok_or_else(|| {
+        bad(format!(
+            "expected an array of key codes such as [\"KeyW\", \"ShiftLeft\"], got {}",
+            kind_of(value)
+        ))
+    })?;
+    if items.len() > MAX_KEYS {
+        return Err(bad(format!("at most {MAX_KEYS} keys, got {}", items.len())));
+    }
+    let mut held: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("keys[{i}]");
+        let code = item.as_str().ok_or_else(|| {
+            CueError::field(&field, format!("expected a key code, got {}", kind_of(item)))
+        })?;
+        if !key_codes().iter().any(|k| k == code) {
+            return Err(CueError::field(
+                &field,
+                format!(
+                    "{code:?} is not a W3C KeyboardEvent.code (such as KeyW, ArrowUp, Space, ShiftLeft, Digit1)"
+                ),
+            ));
+        }
+        if held.iter().any(|k| k == code) {
+            return Err(CueError::field(&field, format!("{code:?} is listed twice")));
+        }
+        held.push(code.to_owned());
+    }
+    Ok(held)
+}
+
+fn mouse(value: &Value) -> Result<Mouse, CueError> {
+    let at = |e: CueError| e.within("mouse");
+    let obj = value
+        .as_object()
+        .ok_or_else(|| {
+            CueError::general(format!(
+                "expected {{\"dx\": x, \"dy\": y}} in pixels, got {}",
+                kind_of(value)
+            ))
+        })
+        .map_err(at)?;
+    let mut f = Fields::new(obj);
+    (|| {
+        let dx = in_range("dx", f.number("dx")?, -MAX_MOUSE_PX, MAX_MOUSE_PX)?;
+        let dy = in_range("dy", f.number("dy")?, -MAX_MOUSE_PX, MAX_MOUSE_PX)?;
+        let buttons = match f.take_opt("buttons") {
+            None => None,
+            Some(v) => Some(mouse_buttons(v)?),
+        };
+        f.finish()?;
+        Ok(Mouse { dx, dy, buttons })
+    })()
+    .map_err(at)
+}
+
+fn mouse_buttons(value: &Value) -> Result<Vec<MouseButton>, CueError> {
+    let names = || {
+        MouseButton::ALL
+            .iter()
+            .map(|b| b.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let items = value.as_array().ok_or_else(|| {
+        CueError::field(
+            "buttons",
+            format!("expected an array of {}, got {}", names(), kind_of(value)),
+        )
+    })?;
+    let mut held = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let b = MouseButton::ALL
+            .into_iter()
+            .find(|b| item.as_str() == Some(b.as_str()))
+            .ok_or_else(|| {
+                CueError::field(
+                    format!("buttons[{i}]"),
+                    format!("expected one of {}, got {item}", names()),
+                )
+            })?;
+        if held.contains(&b) {
+            return Err(CueError::field(
+                format!("buttons[{i}]"),
+                format!("{:?} is listed twice", b.as_str()),
+            ));
+        }
+        held.push(b);
+    }
+    held.sort();
+    Ok(held)
 }
 
 fn path_points(value: &Value) -> Result<Vec<PathPoint>, CueError> {

@@ -32,6 +32,8 @@ fn info() -> ModelInfo {
         pitch_limit: 45.0,
         depth: false,
         hash: String::new(),
+        inputs: Default::default(),
+        chunking: Default::default(),
     }
 }
 
@@ -191,6 +193,7 @@ fn context_rejects_unknown_or_out_of_range_params() {
         params: info().params,
         scenes: vec!["a".into()],
         fps: Some(Fps::new(25, 1)),
+        ..Default::default()
     };
     let e = ctx
         .check(&cue(json!({"type": "param", "name": "haze", "value": 1})))
@@ -217,4 +220,70 @@ fn context_rejects_unknown_or_out_of_range_params() {
     assert_eq!(e.field.as_deref(), Some("at.timecode"));
     ctx.check(&cue(json!({"type": "scene", "name": "a"})))
         .unwrap();
+}
+
+#[test]
+fn input_cues_hold_keys_and_buttons_and_pile_up_movement_until_a_frame_takes_it() {
+    let mut w = world(vec![]);
+    w.apply(
+        &cue(json!({"type": "input", "keys": ["KeyW", "ShiftLeft"], "mouse": {"dx": 3, "dy": -1, "buttons": ["left"]}})),
+        0,
+    );
+    w.apply(&cue(json!({"type": "input", "mouse": {"dx": 2, "dy": 0.5}})), 1);
+    assert_eq!(w.input().keys, ["KeyW", "ShiftLeft"]);
+    assert_eq!(w.input().buttons, [MouseButton::Left]);
+    assert_eq!(w.take_mouse(), [5.0, -0.5]);
+    assert_eq!(w.take_mouse(), [0.0, 0.0], "movement is handed over once");
+    w.apply(&cue(json!({"type": "input", "keys": []})), 2);
+    assert!(w.input().keys.is_empty());
+    assert_eq!(w.input().buttons, [MouseButton::Left], "buttons stay held");
+    // A flood of movement cannot pile up without bound.
+    for f in 0..100 {
+        w.apply(&cue(json!({"type": "input", "mouse": {"dx": 10000, "dy": -10000}})), f);
+    }
+    assert_eq!(w.take_mouse(), [MAX_PENDING_MOUSE_PX, -MAX_PENDING_MOUSE_PX]);
+}
+
+#[test]
+fn an_image_cue_names_the_image_and_starts_the_model_over() {
+    let mut w = world(vec![]);
+    let fx = w.apply(&cue(json!({"type": "image", "name": "start.png"})), 4);
+    assert!(fx.reset);
+    assert_eq!(w.image(), Some("start.png"));
+    w.check(&info()).unwrap();
+}
+
+#[test]
+fn context_refuses_inputs_the_model_does_not_take_and_images_outside_the_media_folder() {
+    let media = std::env::temp_dir().join(format!("cuecast-media-{}", std::process::id()));
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(media.join("start.png"), b"x").unwrap();
+    std::fs::create_dir_all(media.join("folder.png")).unwrap();
+    let mut ctx = ShowContext::default();
+    let keys = cue(json!({"type": "input", "keys": ["KeyW"]}));
+    let mouse = cue(json!({"type": "input", "mouse": {"dx": 1, "dy": 1}}));
+    let image = cue(json!({"type": "image", "name": "start.png"}));
+    assert_eq!(ctx.check(&keys).unwrap_err().field.as_deref(), Some("keys"));
+    assert_eq!(ctx.check(&mouse).unwrap_err().field.as_deref(), Some("mouse"));
+    let e = ctx.check(&image).unwrap_err();
+    assert!(e.message.contains("takes no image"), "{e}");
+    ctx.inputs = ModelInputs {
+        keys: vec!["KeyW".into()],
+        mouse: true,
+        camera_pose: false,
+        image: ImageInput::Optional,
+    };
+    ctx.check(&keys).unwrap();
+    ctx.check(&mouse).unwrap();
+    let e = ctx.check(&image).unwrap_err();
+    assert!(e.message.contains("no media folder"), "{e}");
+    ctx.media = Some(media.clone());
+    ctx.check(&image).unwrap();
+    for missing in ["other.png", "folder.png"] {
+        let e = ctx
+            .check(&cue(json!({"type": "image", "name": missing})))
+            .unwrap_err();
+        assert!(e.message.contains("no image"), "{e}");
+    }
+    std::fs::remove_dir_all(media).unwrap();
 }

@@ -30,6 +30,8 @@ pub struct EngineConfig {
     pub on_failure: FailurePolicy,
     /// The most the model's state may hold; beyond it the model is reset.
     pub state_limit_bytes: Option<u64>,
+    /// Where `image` cues (and the start image) are read from; `None`: nowhere.
+    pub media: Option<PathBuf>,
 }
 
 /// What the engine does when the model's steps keep failing (the same bad state fails
@@ -107,6 +109,7 @@ impl Default for EngineConfig {
             model_threads: None,
             on_failure: FailurePolicy::default(),
             state_limit_bytes: None,
+            media: None,
         }
     }
 }

@@ -82,6 +82,8 @@ impl ModelThread {
             })??;
         let info = gen.info().clone();
         let context = ShowContext {
+            inputs: info.inputs.clone(),
+            media: config.media.clone(),
             params: info.params.clone(),
             scenes: config.scenes.iter().map(|s| s.name.clone()).collect(),
             fps: None,

@@ -178,7 +178,7 @@ impl TorchScript {
 
     fn prompt_arg(&self, text: &str) -> IValue {
         IValue::String(match self.info.prompt {
-            PromptMode::Text => text.to_owned(),
+            PromptMode::Text | PromptMode::SetPrompt => text.to_owned(),
             PromptMode::None => String::new(),
         })
     }
@@ -240,6 +240,8 @@ fn model_info(m: &Manifest) -> Result<ModelInfo, String> {
         pitch_limit: m.pitch_limit.unwrap_or(89.0).clamp(0.0, 89.0),
         depth: m.outputs.depth,
         hash: String::new(),
+        inputs: Default::default(),
+        chunking: Default::default(),
     })
 }
 

@@ -696,6 +696,7 @@ impl BaseSrcImpl for CuecastSrc {
             },
             state_limit_bytes: (settings.state_limit_mb > 0)
                 .then_some(u64::from(settings.state_limit_mb) << 20),
+            media: None,
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();

@@ -102,6 +102,8 @@ impl Procedural {
                 pitch_limit: 60.0,
                 depth: true,
                 hash: "procedural-1".into(),
+                inputs: Default::default(),
+                chunking: Default::default(),
             },
             device,
             map: TerrainMap::new(look.shape, seed),
