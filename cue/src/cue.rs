@@ -116,7 +116,8 @@ pub const MAX_KEYS: usize = 32;
 /// The largest pointer movement one input cue may carry, in pixels on each axis.
 pub const MAX_MOUSE_PX: f64 = 10_000.0;
 /// An image name: a file directly in the media folder, PNG or JPEG.
-pub const IMAGE_NAME_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\.(png|jpg|jpeg|PNG|JPG|JPEG)$";
+pub const IMAGE_NAME_PATTERN: &str =
+    "^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\.(png|jpg|jpeg|PNG|JPG|JPEG)$";
 
 /// Whether `name` is an image name [`IMAGE_NAME_PATTERN`] allows: no folders, no hidden
 /// files, a PNG or JPEG extension. What keeps an `image` cue inside the media folder.
@@ -146,15 +147,58 @@ pub fn key_codes() -> &'static [String] {
         v.extend((1..=12).map(|n| format!("F{n}")));
         v.extend(
             [
-                "Backquote", "Backslash", "BracketLeft", "BracketRight", "Comma", "Equal",
-                "IntlBackslash", "IntlRo", "IntlYen", "Minus", "Period", "Quote", "Semicolon",
-                "Slash", "AltLeft", "AltRight", "Backspace", "CapsLock", "ContextMenu",
-                "ControlLeft", "ControlRight", "Enter", "MetaLeft", "MetaRight", "ShiftLeft",
-                "ShiftRight", "Space", "Tab", "Delete", "End", "Help", "Home", "Insert",
-                "PageDown", "PageUp", "ArrowDown", "ArrowLeft", "ArrowRight", "ArrowUp",
-                "NumLock", "NumpadAdd", "NumpadComma", "NumpadDecimal", "NumpadDivide",
-                "NumpadEnter", "NumpadEqual", "NumpadMultiply", "NumpadSubtract", "Escape",
-                "PrintScreen", "ScrollLock", "Pause",
+                "Backquote",
+                "Backslash",
+                "BracketLeft",
+                "BracketRight",
+                "Comma",
+                "Equal",
+                "IntlBackslash",
+                "IntlRo",
+                "IntlYen",
+                "Minus",
+                "Period",
+                "Quote",
+                "Semicolon",
+                "Slash",
+                "AltLeft",
+                "AltRight",
+                "Backspace",
+                "CapsLock",
+                "ContextMenu",
+                "ControlLeft",
+                "ControlRight",
+                "Enter",
+                "MetaLeft",
+                "MetaRight",
+                "ShiftLeft",
+                "ShiftRight",
+                "Space",
+                "Tab",
+                "Delete",
+                "End",
+                "Help",
+                "Home",
+                "Insert",
+                "PageDown",
+                "PageUp",
+                "ArrowDown",
+                "ArrowLeft",
+                "ArrowRight",
+                "ArrowUp",
+                "NumLock",
+                "NumpadAdd",
+                "NumpadComma",
+                "NumpadDecimal",
+                "NumpadDivide",
+                "NumpadEnter",
+                "NumpadEqual",
+                "NumpadMultiply",
+                "NumpadSubtract",
+                "Escape",
+                "PrintScreen",
+                "ScrollLock",
+                "Pause",
             ]
             .map(String::from),
         );

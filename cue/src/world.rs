@@ -313,7 +313,8 @@ impl World {
                 format!("at most {} W3C key codes", crate::cue::MAX_KEYS),
             );
         }
-        if i.buttons.len() > 3 || i.mouse.iter().any(|v| !(v.abs() <= MAX_PENDING_MOUSE_PX)) {
+        let in_bounds = |v: &f64| v.is_finite() && v.abs() <= MAX_PENDING_MOUSE_PX;
+        if i.buttons.len() > 3 || !i.mouse.iter().all(in_bounds) {
             return bad(
                 "input.mouse",
                 format!("at most 3 buttons and ±{MAX_PENDING_MOUSE_PX} pixels"),

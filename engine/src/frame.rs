@@ -14,6 +14,7 @@ const POOL_SPARES: usize = 8;
 type Spares = Mutex<Vec<Vec<u8>>>;
 
 /// Hands out frame buffers of one size.
+#[derive(Clone)]
 pub struct FramePool {
     spares: Arc<Spares>,
     width: usize,

@@ -25,6 +25,7 @@ pub mod metrics;
 mod parallel;
 pub mod replay;
 pub mod take;
+pub mod worker;
 
 use std::path::PathBuf;
 

@@ -218,7 +218,10 @@ fn keys(value: &Value) -> Result<Vec<String>, CueError> {
     for (i, item) in items.iter().enumerate() {
         let field = format!("keys[{i}]");
         let code = item.as_str().ok_or_else(|| {
-            CueError::field(&field, format!("expected a key code, got {}", kind_of(item)))
+            CueError::field(
+                &field,
+                format!("expected a key code, got {}", kind_of(item)),
+            )
         })?;
         if !key_codes().iter().any(|k| k == code) {
             return Err(CueError::field(

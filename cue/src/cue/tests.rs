@@ -283,24 +283,49 @@ fn malformed_json() {
 
 #[test]
 fn input_cues_name_the_key_or_mouse_field_at_fault() {
-    let ok = Cue::from_value(&json!({"type": "input", "keys": ["KeyW", "ArrowUp", "Space"],
-                                     "mouse": {"dx": -4.5, "dy": 2, "buttons": ["right", "left"]}}))
+    let ok = Cue::from_value(
+        &json!({"type": "input", "keys": ["KeyW", "ArrowUp", "Space"],
+                                     "mouse": {"dx": -4.5, "dy": 2, "buttons": ["right", "left"]}}),
+    )
     .unwrap();
-    let CueKind::Input(i) = &ok.kind else { panic!() };
+    let CueKind::Input(i) = &ok.kind else {
+        panic!()
+    };
     assert_eq!(i.keys.as_deref().unwrap(), ["KeyW", "ArrowUp", "Space"]);
     let m = i.mouse.as_ref().unwrap();
     assert_eq!((m.dx, m.dy), (-4.5, 2.0));
-    assert_eq!(m.buttons.as_deref().unwrap(), [MouseButton::Left, MouseButton::Right]);
+    assert_eq!(
+        m.buttons.as_deref().unwrap(),
+        [MouseButton::Left, MouseButton::Right]
+    );
     for (bad, field) in [
         (json!({"type": "input"}), None),
         (json!({"type": "input", "keys": "KeyW"}), Some("keys")),
         (json!({"type": "input", "keys": ["w"]}), Some("keys[0]")),
-        (json!({"type": "input", "keys": ["KeyW", "KeyW"]}), Some("keys[1]")),
-        (json!({"type": "input", "keys": vec!["KeyA"; MAX_KEYS + 1]}), Some("keys")),
-        (json!({"type": "input", "mouse": {"dx": 1}}), Some("mouse.dy")),
-        (json!({"type": "input", "mouse": {"dx": 1, "dy": 1e9}}), Some("mouse.dy")),
-        (json!({"type": "input", "mouse": {"dx": 1, "dy": 1, "wheel": 1}}), Some("mouse.wheel")),
-        (json!({"type": "input", "mouse": {"dx": 1, "dy": 1, "buttons": ["back"]}}), Some("mouse.buttons[0]")),
+        (
+            json!({"type": "input", "keys": ["KeyW", "KeyW"]}),
+            Some("keys[1]"),
+        ),
+        (
+            json!({"type": "input", "keys": vec!["KeyA"; MAX_KEYS + 1]}),
+            Some("keys"),
+        ),
+        (
+            json!({"type": "input", "mouse": {"dx": 1}}),
+            Some("mouse.dy"),
+        ),
+        (
+            json!({"type": "input", "mouse": {"dx": 1, "dy": 1e9}}),
+            Some("mouse.dy"),
+        ),
+        (
+            json!({"type": "input", "mouse": {"dx": 1, "dy": 1, "wheel": 1}}),
+            Some("mouse.wheel"),
+        ),
+        (
+            json!({"type": "input", "mouse": {"dx": 1, "dy": 1, "buttons": ["back"]}}),
+            Some("mouse.buttons[0]"),
+        ),
         (json!({"type": "input", "mouse": [1, 2]}), Some("mouse")),
     ] {
         let e = Cue::from_value(&bad).unwrap_err();
@@ -311,7 +336,16 @@ fn input_cues_name_the_key_or_mouse_field_at_fault() {
 #[test]
 fn image_cues_take_a_file_name_and_never_a_path() {
     Cue::from_value(&json!({"type": "image", "name": "start-1.jpg"})).unwrap();
-    for bad in ["../etc/passwd.png", "/abs.png", "a/b.png", ".hidden.png", "x.gif", "x", "", "x.png\u{0}"] {
+    for bad in [
+        "../etc/passwd.png",
+        "/abs.png",
+        "a/b.png",
+        ".hidden.png",
+        "x.gif",
+        "x",
+        "",
+        "x.png\u{0}",
+    ] {
         let e = Cue::from_value(&json!({"type": "image", "name": bad})).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("name"), "{bad:?}: {e}");
     }

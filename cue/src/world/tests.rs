@@ -229,7 +229,10 @@ fn input_cues_hold_keys_and_buttons_and_pile_up_movement_until_a_frame_takes_it(
         &cue(json!({"type": "input", "keys": ["KeyW", "ShiftLeft"], "mouse": {"dx": 3, "dy": -1, "buttons": ["left"]}})),
         0,
     );
-    w.apply(&cue(json!({"type": "input", "mouse": {"dx": 2, "dy": 0.5}})), 1);
+    w.apply(
+        &cue(json!({"type": "input", "mouse": {"dx": 2, "dy": 0.5}})),
+        1,
+    );
     assert_eq!(w.input().keys, ["KeyW", "ShiftLeft"]);
     assert_eq!(w.input().buttons, [MouseButton::Left]);
     assert_eq!(w.take_mouse(), [5.0, -0.5]);
@@ -239,9 +242,15 @@ fn input_cues_hold_keys_and_buttons_and_pile_up_movement_until_a_frame_takes_it(
     assert_eq!(w.input().buttons, [MouseButton::Left], "buttons stay held");
     // A flood of movement cannot pile up without bound.
     for f in 0..100 {
-        w.apply(&cue(json!({"type": "input", "mouse": {"dx": 10000, "dy": -10000}})), f);
+        w.apply(
+            &cue(json!({"type": "input", "mouse": {"dx": 10000, "dy": -10000}})),
+            f,
+        );
     }
-    assert_eq!(w.take_mouse(), [MAX_PENDING_MOUSE_PX, -MAX_PENDING_MOUSE_PX]);
+    assert_eq!(
+        w.take_mouse(),
+        [MAX_PENDING_MOUSE_PX, -MAX_PENDING_MOUSE_PX]
+    );
 }
 
 #[test]
@@ -264,7 +273,10 @@ fn context_refuses_inputs_the_model_does_not_take_and_images_outside_the_media_f
     let mouse = cue(json!({"type": "input", "mouse": {"dx": 1, "dy": 1}}));
     let image = cue(json!({"type": "image", "name": "start.png"}));
     assert_eq!(ctx.check(&keys).unwrap_err().field.as_deref(), Some("keys"));
-    assert_eq!(ctx.check(&mouse).unwrap_err().field.as_deref(), Some("mouse"));
+    assert_eq!(
+        ctx.check(&mouse).unwrap_err().field.as_deref(),
+        Some("mouse")
+    );
     let e = ctx.check(&image).unwrap_err();
     assert!(e.message.contains("takes no image"), "{e}");
     ctx.inputs = ModelInputs {

@@ -9,6 +9,7 @@
 //! Backends are looked up by name in a registry, so an application (or a test) can add
 //! its own beside the built-in `procedural`, `torchscript` and `pattern`.
 
+pub mod package;
 pub mod pattern;
 pub mod procedural;
 pub mod torchscript;
@@ -22,7 +23,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::camera::Pose;
 use crate::EngineError;
-pub use cuecast_cue::model::{Fps, ModelInfo, ParamSpec, PromptMode, PromptState};
+pub use cuecast_cue::model::{
+    Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode, PromptState,
+};
 
 /// Everything a step may depend on. A generator's output must be a function of this
 /// input, its seed and its own state, so that runs are reproducible.

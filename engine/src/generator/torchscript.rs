@@ -22,13 +22,14 @@ use sha2::{Digest, Sha256};
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use super::{
-    first_line, write_image, BackendConfig, Fps, Generator, Image, ModelInfo, ParamSpec,
-    PromptMode, PromptState, StepError, StepInput,
+    first_line, write_image, BackendConfig, Generator, Image, ModelInfo, PromptMode, PromptState,
+    StepError, StepInput,
 };
 use crate::cue::ACTION_AXES;
 use crate::EngineError;
 
-pub const MANIFEST: &str = "cuecast-model.yaml";
+pub use super::package::MANIFEST;
+use super::package::{parse_fps, FpsField, ParamField};
 pub const WEIGHTS: &str = "model.pt";
 
 #[derive(Debug, Deserialize)]
@@ -49,24 +50,6 @@ struct Manifest {
     outputs: Outputs,
     #[serde(default)]
     pitch_limit: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum FpsField {
-    Number(f64),
-    Text(String),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ParamField {
-    name: String,
-    default: f64,
-    min: f64,
-    max: f64,
-    #[serde(default)]
-    description: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +108,22 @@ impl TorchScript {
         let manifest_path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| fail(format!("{MANIFEST}: {e}")))?;
+        match super::package::contract_of(&text).map_err(|m| fail(format!("{MANIFEST}: {m}")))? {
+            1 => {}
+            _ => {
+                let runtime = super::package::Package::parse(&text)
+                    .map(|p| p.runtime)
+                    .map_err(|m| fail(format!("{MANIFEST}: {m}")))?;
+                return Err(fail(match runtime {
+                    super::package::Runtime::Python { .. } => format!(
+                        "{MANIFEST}: runtime: this package runs as python: load it with the python backend"
+                    ),
+                    super::package::Runtime::TorchScript => {
+                        format!("{MANIFEST}: runtime: contract 2 torchscript packages are not supported")
+                    }
+                }));
+            }
+        }
         let manifest: Manifest =
             serde_yaml::from_str(&text).map_err(|e| fail(format!("{MANIFEST}: {e}")))?;
         let info_without_hash =
@@ -202,27 +201,7 @@ fn model_info(m: &Manifest) -> Result<ModelInfo, String> {
             ));
         }
     }
-    let mut params = Vec::new();
-    for p in &m.params {
-        let ordered =
-            p.min.is_finite() && p.max.is_finite() && p.min <= p.default && p.default <= p.max;
-        if !ordered {
-            return Err(format!(
-                "params.{}: needs min <= default <= max, got {} <= {} <= {}",
-                p.name, p.min, p.default, p.max
-            ));
-        }
-        if params.iter().any(|q: &ParamSpec| q.name == p.name) {
-            return Err(format!("params.{}: listed twice", p.name));
-        }
-        params.push(ParamSpec {
-            name: p.name.clone(),
-            default: p.default,
-            min: p.min,
-            max: p.max,
-            description: p.description.clone(),
-        });
-    }
+    let params = super::package::params(&m.params)?;
     let prompt = match m.prompt.as_str() {
         "text" => PromptMode::Text,
         "none" => PromptMode::None,
@@ -243,28 +222,6 @@ fn model_info(m: &Manifest) -> Result<ModelInfo, String> {
         inputs: Default::default(),
         chunking: Default::default(),
     })
-}
-
-fn parse_fps(f: &FpsField) -> Result<Fps, String> {
-    let bad = |s: String| format!("fps: expected a rate such as 30 or 30000/1001, got {s}");
-    let fps = match f {
-        FpsField::Number(v) if v.fract() == 0.0 && *v >= 1.0 && *v <= 240.0 => {
-            Fps::new(*v as u32, 1)
-        }
-        FpsField::Number(v) => return Err(bad(v.to_string())),
-        FpsField::Text(s) => {
-            let (n, d) = s.split_once('/').ok_or_else(|| bad(s.clone()))?;
-            let (n, d): (u32, u32) = (
-                n.trim().parse().map_err(|_| bad(s.clone()))?,
-                d.trim().parse().map_err(|_| bad(s.clone()))?,
-            );
-            if d == 0 || n == 0 || n / d > 240 {
-                return Err(bad(s.clone()));
-            }
-            Fps::new(n, d)
-        }
-    };
-    Ok(fps)
 }
 
 /// Reads a `Dict[str, Tensor]` that a method returned.
@@ -515,7 +472,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (info.width, info.height, info.fps),
-            (256, 144, Fps::new(30000, 1001))
+            (256, 144, super::super::Fps::new(30000, 1001))
         );
         assert_eq!(info.actions, ["forward", "yaw"]);
         assert_eq!(info.params[0].max, 24.0);

@@ -1,0 +1,698 @@
+//! Model packages: a folder with `cuecast-model.yaml`, read in either version of the
+//! model contract (`docs/model-contract.md`).
+//!
+//! - Contract 1 (no `contract` field): a TorchScript `model.pt` making one frame per
+//!   step at the show's rate. Its manifest is read by [`super::torchscript`], unchanged.
+//! - Contract 2 (`contract: 2`): what real-time video models are. A `runtime`
+//!   (`python`: the model's own code in a worker process), a native `fps` the model is
+//!   played at, chunks of `frames_per_step` frames, typed per-frame `inputs` (action
+//!   axes, W3C keys, mouse, camera poses, a start image), how the prompt is passed, what
+//!   a failed step does to the state, and what the model needs (`vram_gb`, `warmup_s`).
+//!
+//! Every field a package gets wrong is refused by its path (`inputs.keys[2]`), with
+//! what was expected: a typo on show day is an error at load, not a silent default.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode};
+use crate::cue::{key_codes, ACTION_AXES};
+use crate::EngineError;
+
+pub const MANIFEST: &str = "cuecast-model.yaml";
+/// The contract versions this cuecast reads.
+pub const CONTRACTS: [u32; 2] = [1, 2];
+
+/// The largest chunk a model may make in one step.
+pub const MAX_FRAMES_PER_STEP: u32 = 64;
+/// The most keys a model may take.
+pub const MAX_MODEL_KEYS: usize = 64;
+/// The largest `config` a manifest may hand its model, as JSON.
+pub const MAX_CONFIG_BYTES: usize = 64 << 10;
+
+/// A frame rate as a manifest writes it: `30`, `16`, or `30000/1001`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum FpsField {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ParamField {
+    name: String,
+    default: f64,
+    min: f64,
+    max: f64,
+    #[serde(default)]
+    description: String,
+}
+
+/// `cuecast-model.yaml`, contract 2, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestV2 {
+    #[allow(dead_code)]
+    contract: u32,
+    name: String,
+    runtime: String,
+    #[serde(default)]
+    entry: Option<String>,
+    #[serde(default)]
+    python: Option<String>,
+    width: u32,
+    height: u32,
+    fps: FpsField,
+    #[serde(default = "one")]
+    frames_per_step: u32,
+    #[serde(default)]
+    first_step_frames: Option<u32>,
+    #[serde(default)]
+    latency_frames: u32,
+    #[serde(default)]
+    inputs: InputsField,
+    #[serde(default = "every_step")]
+    prompt: String,
+    #[serde(default = "none")]
+    state_rollback: String,
+    #[serde(default)]
+    save_state: bool,
+    #[serde(default)]
+    vram_gb: f64,
+    #[serde(default)]
+    warmup_s: Option<f64>,
+    #[serde(default)]
+    step_timeout_s: Option<f64>,
+    #[serde(default)]
+    params: Vec<ParamField>,
+    #[serde(default)]
+    outputs: OutputsField,
+    #[serde(default)]
+    pitch_limit: Option<f64>,
+    #[serde(default)]
+    config: Option<serde_yaml::Mapping>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputsField {
+    #[serde(default)]
+    axes: Vec<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    mouse: bool,
+    #[serde(default)]
+    camera_pose: bool,
+    #[serde(default)]
+    image: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputsField {
+    #[serde(default)]
+    depth: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+fn every_step() -> String {
+    "every_step".into()
+}
+fn none() -> String {
+    "none".into()
+}
+
+/// What a failed step does to a model's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateRollback {
+    /// The state before the step is put back (the host saves the compact state first):
+    /// a small state, as one-frame models keep.
+    Copy,
+    /// The state was changed in place and cannot be put back: the model starts over.
+    None,
+}
+
+/// How the model's code is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// The model's own Python, in a worker process: `entry` is `module:Class`, and
+    /// `python` the interpreter the manifest names (relative to the package), if any.
+    Python {
+        entry: String,
+        python: Option<PathBuf>,
+    },
+    /// A TorchScript package, in process.
+    TorchScript,
+}
+
+/// A contract-2 package, checked.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub dir: PathBuf,
+    pub info: ModelInfo,
+    pub runtime: Runtime,
+    pub state_rollback: StateRollback,
+    /// The model has compact `save_state` / `load_state` (checkpoints, restarts).
+    pub save_state: bool,
+    /// GPU memory it needs, checked against what is free before it loads.
+    pub vram_gb: f64,
+    /// The longest its process may take to start, load and warm up.
+    pub warmup: Duration,
+    /// The longest one step may take before the worker is taken for hung.
+    pub step_timeout: Duration,
+    /// Handed to the model's constructor as it is.
+    pub config: serde_json::Value,
+}
+
+/// The contract a manifest is written to: 1 when it has no `contract` field.
+pub fn contract_of(text: &str) -> Result<u32, String> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    match value.get("contract") {
+        None => Ok(1),
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=2) => Ok(n as u32),
+            _ => Err(format!(
+                "contract: this cuecast reads contracts 1 (no contract field) and 2, got {}",
+                serde_yaml::to_string(v).unwrap_or_default().trim()
+            )),
+        },
+    }
+}
+
+impl Package {
+    /// Reads and checks the contract-2 package in `dir`. Errors name the file and field.
+    pub fn load(dir: &Path) -> Result<Package, EngineError> {
+        let fail = |message: String| EngineError::Model {
+            path: dir.to_owned(),
+            message,
+        };
+        if !dir.is_dir() {
+            return Err(fail("not a folder".into()));
+        }
+        let text = std::fs::read_to_string(dir.join(MANIFEST))
+            .map_err(|e| fail(format!("{MANIFEST}: {e}")))?;
+        let mut package = Package::parse(&text).map_err(|m| fail(format!("{MANIFEST}: {m}")))?;
+        package.dir = dir.to_owned();
+        if let Runtime::Python { entry, python } = &mut package.runtime {
+            let module = entry.split(':').next().unwrap_or_default();
+            let file = dir.join(format!("{}.py", module.replace('.', "/")));
+            let folder = dir.join(module.replace('.', "/")).join("__init__.py");
+            if !file.is_file() && !folder.is_file() {
+                return Err(fail(format!(
+                    "{MANIFEST}: entry: no {} in the package",
+                    file.strip_prefix(dir).unwrap_or(&file).display()
+                )));
+            }
+            if let Some(p) = python.as_mut() {
+                if p.components().count() > 1 && p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        package.info.hash = code_hash(dir, &text);
+        Ok(package)
+    }
+
+    /// Checks a contract-2 manifest's text (the folder is not looked at).
+    pub fn parse(text: &str) -> Result<Package, String> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        let m: ManifestV2 = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." || inner.starts_with(&path) {
+                inner
+            } else {
+                format!("{path}: {inner}")
+            }
+        })?;
+        contract_of(text)?;
+        let bad = |field: &str, message: String| Err(format!("{field}: {message}"));
+        let name = m.name.trim();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return bad("name", "must be 1 to 128 printable characters".into());
+        }
+        let runtime =
+            match m.runtime.as_str() {
+                "python" => {
+                    let entry = m
+                        .entry
+                        .clone()
+                        .ok_or("entry: missing: the python runtime needs `entry: module:Class`")?;
+                    if !is_entry(&entry) {
+                        return bad(
+                            "entry",
+                            format!("expected module:Class (such as model:MyModel), got {entry:?}"),
+                        );
+                    }
+                    Runtime::Python {
+                        entry,
+                        python: m.python.as_ref().map(PathBuf::from),
+                    }
+                }
+                "torchscript" => return bad(
+                    "runtime",
+                    "torchscript packages are contract 1 for now (leave out the contract field); \
+                     contract 2 runs the python runtime"
+                        .into(),
+                ),
+                other => {
+                    return bad(
+                        "runtime",
+                        format!("expected python or torchscript, got {other:?}"),
+                    )
+                }
+            };
+        if m.entry.is_some() && !matches!(runtime, Runtime::Python { .. }) {
+            return bad("entry", "only the python runtime has an entry".into());
+        }
+        for (field, v) in [("width", m.width), ("height", m.height)] {
+            if !(16..=8192).contains(&v) {
+                return bad(field, format!("must be 16 to 8192 pixels, got {v}"));
+            }
+        }
+        let fps = parse_fps(&m.fps)?;
+        let first = m.first_step_frames.unwrap_or(m.frames_per_step);
+        for (field, v, lo) in [
+            ("frames_per_step", m.frames_per_step, 1),
+            ("first_step_frames", first, 1),
+            ("latency_frames", m.latency_frames, 0),
+        ] {
+            if !(lo..=MAX_FRAMES_PER_STEP).contains(&v) {
+                return bad(
+                    field,
+                    format!("must be {lo} to {MAX_FRAMES_PER_STEP} frames, got {v}"),
+                );
+            }
+        }
+        let axes = unique(
+            "inputs.axes",
+            &m.inputs.axes,
+            |a| ACTION_AXES.contains(&a),
+            || format!("one of {}", ACTION_AXES.join(", ")),
+        )?;
+        let keys = unique(
+            "inputs.keys",
+            &m.inputs.keys,
+            |k| key_codes().iter().any(|c| c == k),
+            || "a W3C KeyboardEvent.code such as KeyW, ArrowUp, Space, ShiftLeft".into(),
+        )?;
+        if keys.len() > MAX_MODEL_KEYS {
+            return bad(
+                "inputs.keys",
+                format!("at most {MAX_MODEL_KEYS} keys, got {}", keys.len()),
+            );
+        }
+        let image = match m.inputs.image.as_deref() {
+            None => ImageInput::None,
+            Some("optional") => ImageInput::Optional,
+            Some("required") => ImageInput::Required,
+            Some(other) => {
+                return bad(
+                    "inputs.image",
+                    format!("expected optional or required, got {other:?}"),
+                )
+            }
+        };
+        let prompt = match m.prompt.as_str() {
+            "every_step" => PromptMode::Text,
+            "set_prompt" => PromptMode::SetPrompt,
+            "none" => PromptMode::None,
+            other => {
+                return bad(
+                    "prompt",
+                    format!("expected every_step, set_prompt or none, got {other:?}"),
+                )
+            }
+        };
+        let state_rollback = match m.state_rollback.as_str() {
+            "copy" => StateRollback::Copy,
+            "none" => StateRollback::None,
+            other => {
+                return bad(
+                    "state_rollback",
+                    format!("expected copy or none, got {other:?}"),
+                )
+            }
+        };
+        if state_rollback == StateRollback::Copy && !m.save_state {
+            return bad(
+                "state_rollback",
+                "copy puts back the state save_state gives: it needs save_state: true".into(),
+            );
+        }
+        if !(0.0..=4096.0).contains(&m.vram_gb) {
+            return bad(
+                "vram_gb",
+                format!("must be 0 to 4096 GB, got {}", m.vram_gb),
+            );
+        }
+        let warmup_s = m.warmup_s.unwrap_or(120.0);
+        if !(1.0..=3600.0).contains(&warmup_s) {
+            return bad(
+                "warmup_s",
+                format!("must be 1 to 3600 seconds, got {warmup_s}"),
+            );
+        }
+        let chunk_s = f64::from(m.frames_per_step.max(first)) / fps.as_f64();
+        let step_timeout_s = m.step_timeout_s.unwrap_or((4.0 * chunk_s).max(5.0));
+        if !(0.1..=600.0).contains(&step_timeout_s) {
+            return bad(
+                "step_timeout_s",
+                format!("must be 0.1 to 600 seconds, got {step_timeout_s}"),
+            );
+        }
+        let config = match m.config {
+            None => serde_json::Value::Object(Default::default()),
+            Some(map) => {
+                let v = serde_json::to_value(&map).map_err(|e| format!("config: {e}"))?;
+                if v.to_string().len() > MAX_CONFIG_BYTES {
+                    return bad(
+                        "config",
+                        format!("at most {} KB as JSON", MAX_CONFIG_BYTES >> 10),
+                    );
+                }
+                v
+            }
+        };
+        let info = ModelInfo {
+            name: name.to_owned(),
+            width: m.width,
+            height: m.height,
+            fps,
+            any_size: false,
+            actions: axes,
+            params: params(&m.params)?,
+            prompt,
+            pitch_limit: m.pitch_limit.unwrap_or(89.0).clamp(0.0, 89.0),
+            depth: m.outputs.depth,
+            hash: String::new(),
+            inputs: ModelInputs {
+                keys,
+                mouse: m.inputs.mouse,
+                camera_pose: m.inputs.camera_pose,
+                image,
+            },
+            chunking: Chunking {
+                frames_per_step: m.frames_per_step,
+                first_step_frames: first,
+                latency_frames: m.latency_frames,
+            },
+        };
+        Ok(Package {
+            dir: PathBuf::new(),
+            info,
+            runtime,
+            state_rollback,
+            save_state: m.save_state,
+            vram_gb: m.vram_gb,
+            warmup: Duration::from_secs_f64(warmup_s),
+            step_timeout: Duration::from_secs_f64(step_timeout_s),
+            config,
+        })
+    }
+}
+
+/// `module:Class`, each part a dotted Python identifier.
+fn is_entry(entry: &str) -> bool {
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|p| {
+                p.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    };
+    matches!(entry.split_once(':'), Some((m, c)) if ident(m) && ident(c) && !c.contains('.'))
+}
+
+/// The names in `list`, each allowed by `known` and listed once.
+fn unique(
+    field: &str,
+    list: &[String],
+    known: impl Fn(&str) -> bool,
+    expected: impl Fn() -> String,
+) -> Result<Vec<String>, String> {
+    let mut seen = BTreeSet::new();
+    for (i, name) in list.iter().enumerate() {
+        if !known(name) {
+            return Err(format!(
+                "{field}[{i}]: unknown {name:?} (expected {})",
+                expected()
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(format!("{field}[{i}]: {name:?} is listed twice"));
+        }
+    }
+    Ok(list.to_vec())
+}
+
+/// The params a manifest lists, checked: min <= default <= max, each name once.
+pub(crate) fn params(fields: &[ParamField]) -> Result<Vec<ParamSpec>, String> {
+    let mut params: Vec<ParamSpec> = Vec::new();
+    for p in fields {
+        let ordered =
+            p.min.is_finite() && p.max.is_finite() && p.min <= p.default && p.default <= p.max;
+        if !ordered {
+            return Err(format!(
+                "params.{}: needs min <= default <= max, got {} <= {} <= {}",
+                p.name, p.min, p.default, p.max
+            ));
+        }
+        if params.iter().any(|q| q.name == p.name) {
+            return Err(format!("params.{}: listed twice", p.name));
+        }
+        params.push(ParamSpec {
+            name: p.name.clone(),
+            default: p.default,
+            min: p.min,
+            max: p.max,
+            description: p.description.clone(),
+        });
+    }
+    Ok(params)
+}
+
+pub(crate) fn parse_fps(f: &FpsField) -> Result<Fps, String> {
+    let bad = |s: String| format!("fps: expected a rate such as 30 or 30000/1001, got {s}");
+    let fps = match f {
+        FpsField::Number(v) if v.fract() == 0.0 && *v >= 1.0 && *v <= 240.0 => {
+            Fps::new(*v as u32, 1)
+        }
+        FpsField::Number(v) => return Err(bad(v.to_string())),
+        FpsField::Text(s) => {
+            let (n, d) = s.split_once('/').ok_or_else(|| bad(s.clone()))?;
+            let (n, d): (u32, u32) = (
+                n.trim().parse().map_err(|_| bad(s.clone()))?,
+                d.trim().parse().map_err(|_| bad(s.clone()))?,
+            );
+            if d == 0 || n == 0 || n / d > 240 {
+                return Err(bad(s.clone()));
+            }
+            Fps::new(n, d)
+        }
+    };
+    Ok(fps)
+}
+
+/// What identifies a Python package's model for checkpoints: its manifest and its
+/// Python sources (weights it downloads or names in `config` are the model's to
+/// version). Bounded, so a package beside a large tree cannot stall a start.
+fn code_hash(dir: &Path, manifest: &str) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name == "__pycache__" || name.ends_with("venv") {
+                continue;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() && stack.len() < 256 => stack.push(path),
+                Ok(t) if t.is_file() && name.ends_with(".py") && files.len() < 1000 => {
+                    files.push(path)
+                }
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    let mut h = Sha256::new().chain_update(manifest.as_bytes());
+    let mut budget: u64 = 64 << 20;
+    for f in files {
+        let rel = f
+            .strip_prefix(dir)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .into_owned();
+        h.update(rel.as_bytes());
+        if let Ok(bytes) = std::fs::read(&f) {
+            if (bytes.len() as u64) <= budget {
+                budget -= bytes.len() as u64;
+                h.update(&bytes);
+            }
+        }
+    }
+    format!("sha256:{:x}", h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "contract: 2\nname: kv\nruntime: python\nentry: model:Kv\nwidth: 256\nheight: 144\nfps: 16\n";
+
+    fn parse(extra: &str) -> Result<Package, String> {
+        Package::parse(&format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn reads_every_field() {
+        let p = parse(
+            "frames_per_step: 4\nfirst_step_frames: 3\nlatency_frames: 2\n\
+             inputs: {axes: [forward, yaw], keys: [KeyW, KeyA], mouse: true, camera_pose: true, image: required}\n\
+             prompt: set_prompt\nstate_rollback: copy\nsave_state: true\nvram_gb: 2.5\nwarmup_s: 30\n\
+             step_timeout_s: 2\nparams: [{name: grain, default: 0.2, min: 0, max: 1}]\n\
+             outputs: {depth: true}\nconfig: {layers: 2, name: x}\npython: venv/bin/python\n",
+        )
+        .unwrap();
+        let i = &p.info;
+        assert_eq!((i.width, i.height, i.fps), (256, 144, Fps::new(16, 1)));
+        assert_eq!(
+            i.chunking,
+            Chunking {
+                frames_per_step: 4,
+                first_step_frames: 3,
+                latency_frames: 2
+            }
+        );
+        assert_eq!(i.actions, ["forward", "yaw"]);
+        assert_eq!(i.inputs.keys, ["KeyW", "KeyA"]);
+        assert!(i.inputs.mouse && i.inputs.camera_pose && i.depth);
+        assert_eq!(i.inputs.image, ImageInput::Required);
+        assert_eq!(i.prompt, PromptMode::SetPrompt);
+        assert_eq!(p.state_rollback, StateRollback::Copy);
+        assert!(p.save_state);
+        assert_eq!(p.vram_gb, 2.5);
+        assert_eq!(p.warmup, Duration::from_secs(30));
+        assert_eq!(p.step_timeout, Duration::from_secs(2));
+        assert_eq!(p.config["layers"], 2);
+        assert_eq!(
+            p.runtime,
+            Runtime::Python {
+                entry: "model:Kv".into(),
+                python: Some("venv/bin/python".into())
+            }
+        );
+    }
+
+    #[test]
+    fn defaults_are_a_one_frame_model_with_no_inputs() {
+        let p = parse("").unwrap();
+        assert_eq!(p.info.chunking, Chunking::ONE);
+        assert_eq!(p.info.inputs, ModelInputs::default());
+        assert_eq!(p.info.prompt, PromptMode::Text);
+        assert_eq!(p.state_rollback, StateRollback::None);
+        assert_eq!(p.step_timeout, Duration::from_secs(5));
+    }
+
+    /// Every new field, wrong, is refused by its name.
+    #[test]
+    fn every_field_wrong_is_refused_by_name() {
+        for (extra, field) in [
+            ("frames_per_step: 0\n", "frames_per_step"),
+            ("frames_per_step: 65\n", "frames_per_step"),
+            ("frames_per_step: four\n", "frames_per_step"),
+            ("first_step_frames: 0\n", "first_step_frames"),
+            ("latency_frames: 99\n", "latency_frames"),
+            ("latency_frames: -1\n", "latency_frames"),
+            ("inputs: {axes: [jump]}\n", "inputs.axes[0]"),
+            ("inputs: {axes: [yaw, yaw]}\n", "inputs.axes[1]"),
+            ("inputs: {keys: [w]}\n", "inputs.keys[0]"),
+            ("inputs: {keys: KeyW}\n", "inputs.keys"),
+            ("inputs: {mouse: yes please}\n", "inputs.mouse"),
+            ("inputs: {camera_pose: 3}\n", "inputs.camera_pose"),
+            ("inputs: {image: always}\n", "inputs.image"),
+            ("inputs: {joystick: true}\n", "joystick"),
+            ("prompt: text\n", "prompt"),
+            ("state_rollback: undo\n", "state_rollback"),
+            ("state_rollback: copy\n", "state_rollback"),
+            ("save_state: maybe\n", "save_state"),
+            ("vram_gb: -1\n", "vram_gb"),
+            ("vram_gb: lots\n", "vram_gb"),
+            ("warmup_s: 0\n", "warmup_s"),
+            ("step_timeout_s: 0\n", "step_timeout_s"),
+            ("config: [1, 2]\n", "config"),
+            ("outputs: {depth: true, normals: true}\n", "normals"),
+            ("framez_per_step: 4\n", "framez_per_step"),
+        ] {
+            let e = parse(extra)
+                .err()
+                .unwrap_or_else(|| panic!("{extra} accepted"));
+            assert!(e.contains(field), "{extra:?}: {e}");
+        }
+        for (text, field) in [
+            (BASE.replace("runtime: python", "runtime: onnx"), "runtime"),
+            (
+                BASE.replace("runtime: python", "runtime: torchscript"),
+                "runtime",
+            ),
+            (BASE.replace("entry: model:Kv\n", ""), "entry"),
+            (BASE.replace("model:Kv", "model.py"), "entry"),
+            (BASE.replace("model:Kv", "model:Kv:x"), "entry"),
+            (BASE.replace("fps: 16", "fps: 0"), "fps"),
+            (BASE.replace("width: 256", "width: 8"), "width"),
+            (BASE.replace("contract: 2", "contract: 3"), "contract"),
+        ] {
+            let e = Package::parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{text} accepted"));
+            assert!(e.contains(field), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn contract_one_is_a_manifest_without_the_field() {
+        assert_eq!(contract_of("name: x\nwidth: 64\n").unwrap(), 1);
+        assert_eq!(contract_of(BASE).unwrap(), 2);
+        assert!(contract_of("contract: 9\n")
+            .unwrap_err()
+            .contains("contract"));
+        assert!(contract_of("contract: two\n")
+            .unwrap_err()
+            .contains("contract"));
+    }
+
+    #[test]
+    fn a_missing_entry_module_is_named() {
+        let dir = std::env::temp_dir().join(format!("cuecast-pkg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(MANIFEST), BASE).unwrap();
+        let e = Package::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("entry") && e.contains("model.py"), "{e}");
+        std::fs::write(dir.join("model.py"), "class Kv: pass\n").unwrap();
+        let p = Package::load(&dir).unwrap();
+        assert!(p.info.hash.starts_with("sha256:"));
+        std::fs::write(dir.join("model.py"), "class Kv: pass  # changed\n").unwrap();
+        assert_ne!(
+            Package::load(&dir).unwrap().info.hash,
+            p.info.hash,
+            "code is hashed"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,71 @@
+//! The python runtime's worker, driven directly: a real worker process running the
+//! reference models, its chunks through shared memory, and what it does when the
+//! model dies, hangs or breaks the contract.
+
+mod support;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cuecast_engine::frame::FramePool;
+use cuecast_engine::generator::package::Package;
+use cuecast_engine::worker::{FrameInputs, Worker, WorkerEvent, WorkerOptions};
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        python: std::env::var_os("CUECAST_PYTHON").map(Into::into),
+        device: tch::Device::Cpu,
+        threads: 1,
+        seed: 7,
+        prompt: "a quiet valley".into(),
+        image: None,
+    }
+}
+
+fn inputs(n: usize, from: u64, keys: usize) -> Vec<FrameInputs> {
+    (0..n as u64)
+        .map(|i| FrameInputs {
+            frame: from + i,
+            time_s: (from + i) as f64 / 16.0,
+            keys: vec![0.0; keys],
+            params: vec![0.2, 1.0],
+            camera_pose: [
+                1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
+            ],
+            intrinsics: [200., 0., 128., 0., 200., 72., 0., 0., 1.],
+            ..Default::default()
+        })
+        .collect()
+}
+
+#[test]
+fn the_chunked_reference_model_steps_through_the_worker() {
+    let package = Package::load(&support::repo().join("models/kv-chunks")).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let worker = Worker::start(&package, options(), move |e| {
+        let _ = tx.send(e);
+    })
+    .unwrap();
+    let pool = FramePool::new(256, 144);
+    let id = worker.step(inputs(3, 0, 4), None, pool.clone());
+    let chunk = match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
+        WorkerEvent::Chunk(Ok(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(chunk.id, id);
+    assert_eq!(chunk.frames.len(), 3);
+    assert_ne!(chunk.frames[0].data(), chunk.frames[2].data());
+    assert!(chunk.frames[0].data().chunks(4).all(|p| p[3] == 255));
+    println!(
+        "step {:?} transfer {:?} wall {:?}",
+        chunk.step, chunk.transfer, chunk.wall
+    );
+    let id = worker.step(inputs(4, 3, 4), None, pool);
+    match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
+        WorkerEvent::Chunk(Ok(c)) => assert_eq!((c.id, c.frames.len()), (id, 4)),
+        other => panic!("{other:?}"),
+    }
+    let state = worker.save_state().unwrap();
+    assert!(!state.is_empty());
+    worker.load_state(state).unwrap();
+}
