@@ -21,6 +21,7 @@ pub mod engine;
 pub mod files;
 pub mod frame;
 pub mod generator;
+pub mod media;
 pub mod metrics;
 mod parallel;
 pub mod replay;

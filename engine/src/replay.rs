@@ -48,8 +48,19 @@ pub fn replay(
     options: &ReplayOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplaySummary, EngineError> {
-    let checkpoint = Checkpoint::load(&take.start_checkpoint())?;
     let m = &take.manifest;
+    if m.model.backend == "python" {
+        // A chunked model's chunks were cut where the show's timing cut them; making
+        // the same frames again needs those cuts recorded, which takes do not yet do.
+        return Err(EngineError::Config {
+            what: "replay".into(),
+            message: format!(
+                "take {:?} was made by a python model, whose takes cannot be replayed yet",
+                m.name
+            ),
+        });
+    }
+    let checkpoint = Checkpoint::load(&take.start_checkpoint())?;
     // The log's cues were checked when the take was opened.
     let cues: Vec<_> = take.cues.iter().map(|c| c.replayable()).collect();
     let config = EngineConfig {
@@ -69,6 +80,9 @@ pub fn replay(
         },
         state_limit_bytes: None,
         media: None,
+        image: None,
+        python: None,
+        fallback: Default::default(),
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));

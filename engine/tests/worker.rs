@@ -69,3 +69,62 @@ fn the_chunked_reference_model_steps_through_the_worker() {
     assert!(!state.is_empty());
     worker.load_state(state).unwrap();
 }
+
+fn python_show(model: &str) -> cuecast_engine::EngineConfig {
+    cuecast_engine::EngineConfig {
+        backend: "python".into(),
+        model: Some(support::repo().join("models").join(model)),
+        device: cuecast_engine::DeviceSpec::Cpu,
+        seed: 7,
+        model_threads: Some(1),
+        ..Default::default()
+    }
+}
+
+/// Renders show frames `0..n` one after another (as a non-live pipeline does) and
+/// returns their pixels.
+fn render_all(
+    engine: &cuecast_engine::Engine,
+    rx: &mpsc::Receiver<cuecast_engine::Rendered>,
+    n: u64,
+) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for f in 0..n {
+        engine.render(f).unwrap();
+        loop {
+            let r = rx.recv_timeout(Duration::from_secs(20)).expect("a frame");
+            if r.frame < f {
+                continue;
+            }
+            match r.picture {
+                cuecast_engine::Picture::New(p) | cuecast_engine::Picture::Held(p) => {
+                    out.push(p.data().to_vec())
+                }
+                cuecast_engine::Picture::Failed(e) => panic!("frame {f}: {e}"),
+            }
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_16_fps_model_in_a_30_fps_show_moves_at_its_own_speed() {
+    let (engine, rx) =
+        cuecast_engine::Engine::start_with_channel(python_show("kv-chunks")).unwrap();
+    engine.set_output(256, 144, cuecast_engine::Fps::new(30, 1));
+    let frames = render_all(&engine, &rx, 61);
+    // A new model frame comes on air at ceil(k * 30 / 16): k/16 s, within a frame.
+    let changes: Vec<u64> = (1..frames.len())
+        .filter(|&i| frames[i] != frames[i - 1])
+        .map(|i| i as u64)
+        .collect();
+    let expected: Vec<u64> = (1..33u64)
+        .map(|k| (k * 30).div_ceil(16))
+        .filter(|&f| f <= 60)
+        .collect();
+    assert_eq!(changes, expected);
+    let s = engine.status();
+    assert_eq!(s.frames_skipped, 0);
+    assert!(s.model_process.as_ref().unwrap().pid.is_some());
+}

@@ -32,6 +32,43 @@ pub struct EngineConfig {
     pub state_limit_bytes: Option<u64>,
     /// Where `image` cues (and the start image) are read from; `None`: nowhere.
     pub media: Option<PathBuf>,
+    /// The image the model starts from (a file in `media`), for models that take one.
+    pub image: Option<String>,
+    /// The interpreter a `python` model runs in (else its manifest's, else
+    /// `CUECAST_PYTHON`, else `python3`).
+    pub python: Option<PathBuf>,
+    /// What a chunked model's show draws while its process is down.
+    pub fallback: Fallback,
+}
+
+/// What the show draws while a chunked model's process is down (restarting).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// The last frame stays on air (repeated, and counted, by whoever shows the frames).
+    #[default]
+    Hold,
+    /// The procedural world, from the same camera.
+    Procedural,
+    /// An image from the media folder.
+    Still(String),
+}
+
+impl std::str::FromStr for Fallback {
+    type Err = String;
+
+    /// `hold`, `procedural`, or `still:NAME` (an image in the media folder).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hold" => Ok(Fallback::Hold),
+            "procedural" => Ok(Fallback::Procedural),
+            _ => match s.strip_prefix("still:") {
+                Some(name) if crate::cue::is_image_name(name) => Ok(Fallback::Still(name.into())),
+                _ => Err(format!(
+                    "{s:?} is none of hold, procedural, still:NAME (a .png or .jpg in the media folder)"
+                )),
+            },
+        }
+    }
 }
 
 /// What the engine does when the model's steps keep failing (the same bad state fails
@@ -110,6 +147,9 @@ impl Default for EngineConfig {
             on_failure: FailurePolicy::default(),
             state_limit_bytes: None,
             media: None,
+            image: None,
+            python: None,
+            fallback: Fallback::Hold,
         }
     }
 }

@@ -83,6 +83,10 @@ pub struct Counters {
     pub step_ms: Histogram,
     /// From a cue's arrival to the first frame showing it.
     pub cue_latency_ms: Histogram,
+    /// A chunked model's chunks, from asking to having them; and moving their frames
+    /// from the model's process into cuecast's.
+    pub chunk_ms: Histogram,
+    pub transfer_ms: Histogram,
     /// When the step in progress began, in milliseconds since `epoch`; 0 between steps.
     step_started_ms: AtomicU64,
     epoch: Instant,
@@ -119,6 +123,8 @@ impl Default for Counters {
             repeated: AtomicU64::new(0),
             step_ms: Histogram::new(STEP_MS_BUCKETS),
             cue_latency_ms: Histogram::new(LATENCY_MS_BUCKETS),
+            chunk_ms: Histogram::new(STEP_MS_BUCKETS),
+            transfer_ms: Histogram::new(STEP_MS_BUCKETS),
             step_started_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -168,6 +174,15 @@ pub struct Status {
     /// [`STEP_SLOW`] or more (a hung model); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_running_s: Option<f64>,
+    /// A chunked model's worker process: running, restarting, how it last ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_process: Option<crate::worker::ModelProcess>,
+    /// A chunked model's frames made ahead of the output.
+    pub frames_buffered: usize,
+    /// A chunked model's frames never shown because they came after their time.
+    pub frames_skipped: u64,
+    /// Frames the fallback drew while a chunked model's process was down.
+    pub fallback_frames: u64,
 }
 
 type Reply<T> = mpsc::Sender<Result<T, EngineError>>;
@@ -215,6 +230,8 @@ enum Request {
         reply: Reply<TakeManifest>,
     },
     StopTake(Reply<TakeSummary>),
+    /// What a chunked model's worker said.
+    Worker(crate::worker::WorkerEvent),
     Save(Reply<Checkpoint>),
     Restore {
         checkpoint: Box<Checkpoint>,
@@ -266,6 +283,8 @@ impl Engine {
         let inbox = CueInbox::new(ShowContext::default());
         let take: TakeSlot = Arc::default();
         let shared = (inbox.clone(), log.clone(), counters.clone(), take.clone());
+        // A chunked model's worker tells the model thread through its own queue.
+        let worker_events = req_tx.clone();
         let thread = std::thread::Builder::new()
             .name("cuecast-model".into())
             .spawn(move || {
@@ -273,9 +292,19 @@ impl Engine {
                 let threads = config.model_threads.unwrap_or_else(default_model_threads);
                 tch::set_num_threads(threads.clamp(1, MAX_MODEL_THREADS) as i32);
                 let (inbox, log, counters, take) = shared;
-                match ModelThread::load(config, inbox, log, counters, take, Box::new(deliver)) {
+                let loaded = ModelThread::load(
+                    config,
+                    (inbox, log, counters, take),
+                    Box::new(deliver),
+                    worker_events,
+                );
+                match loaded {
                     Ok((mut model, status)) => {
-                        let ready = (model.gen.info().clone(), model.gen.device(), status.clone());
+                        let ready = (
+                            model.model.info().clone(),
+                            model.model.device(),
+                            status.clone(),
+                        );
                         if ready_tx.send(Ok(ready)).is_ok() {
                             model.run(req_rx, status);
                         }

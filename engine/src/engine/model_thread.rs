@@ -1,15 +1,31 @@
 //! The model thread: loads the model, then applies cues, steps the model and renders the
 //! frames it is asked for, until the engine is dropped. Takes and checkpoints, which it
-//! also owns, are in [`recording`].
+//! also owns, are in [`recording`]; a chunked model's pacing (its own clock, chunks made
+//! ahead in a worker process) is in [`chunked`].
 
 #[allow(unused_imports)]
 use super::*;
 
+mod chunked;
 mod recording;
+
+use crate::generator::package::{Package, Runtime};
+use crate::worker::{Worker, WorkerOptions};
+use chunked::Chunked;
+
+/// The model, by how it makes frames.
+pub(super) enum Model {
+    /// One frame when asked, on this thread (procedural, torchscript, pattern).
+    Frames(Box<dyn Generator>),
+    /// Chunks at its own rate, ahead of the output, in a worker process (python).
+    Chunks(Box<Chunked>),
+}
 
 /// Everything the model thread owns.
 pub(super) struct ModelThread {
-    pub(super) gen: Box<dyn Generator>,
+    pub(super) model: Model,
+    /// The newest show frame asked for (what a chunked model paces against).
+    on_air: u64,
     world: World,
     scheduler: Scheduler,
     inbox: CueInbox,
@@ -57,30 +73,34 @@ pub(super) struct ModelThread {
 impl ModelThread {
     pub(super) fn load(
         config: EngineConfig,
-        inbox: CueInbox,
-        log: Arc<Mutex<CueLog>>,
-        counters: Arc<Counters>,
-        take: TakeSlot,
+        shared: (CueInbox, Arc<Mutex<CueLog>>, Arc<Counters>, TakeSlot),
         deliver: Deliver,
+        requests: mpsc::Sender<Request>,
     ) -> Result<(Self, Arc<Mutex<Status>>), EngineError> {
+        let (inbox, log, counters, take) = shared;
         let device = config.device.resolve()?;
-        let backend_config = BackendConfig {
-            backend: config.backend.clone(),
-            model: config.model.clone(),
-            device,
-            seed: config.seed,
-            prompt: config.prompt.clone(),
+        let mut model = if config.backend == "python" {
+            Model::Chunks(Box::new(load_chunked(&config, device, requests)?))
+        } else {
+            let backend_config = BackendConfig {
+                backend: config.backend.clone(),
+                model: config.model.clone(),
+                device,
+                seed: config.seed,
+                prompt: config.prompt.clone(),
+            };
+            let gen = catch_unwind(AssertUnwindSafe(|| create_generator(&backend_config)))
+                .map_err(|p| EngineError::Config {
+                    what: "backend".into(),
+                    message: format!(
+                        "{} panicked while loading: {}",
+                        config.backend,
+                        panic_message(p.as_ref())
+                    ),
+                })??;
+            Model::Frames(gen)
         };
-        let mut gen = catch_unwind(AssertUnwindSafe(|| create_generator(&backend_config)))
-            .map_err(|p| EngineError::Config {
-                what: "backend".into(),
-                message: format!(
-                    "{} panicked while loading: {}",
-                    config.backend,
-                    panic_message(p.as_ref())
-                ),
-            })??;
-        let info = gen.info().clone();
+        let info = model.info().clone();
         let context = ShowContext {
             inputs: info.inputs.clone(),
             media: config.media.clone(),
@@ -94,12 +114,12 @@ impl ModelThread {
         inbox.update_context(|c| *c = context);
         let camera = config.camera.unwrap_or_else(|| {
             let mut pose = Pose::default();
-            if let Some(g) = gen.ground_height(0.0, 0.0) {
+            if let Some(g) = model.ground_height(0.0, 0.0) {
                 pose.pos[1] = g + 40.0;
             }
             pose
         });
-        let world = World::new(
+        let mut world = World::new(
             &info,
             info.fps,
             config.seed,
@@ -107,7 +127,35 @@ impl ModelThread {
             config.scenes,
             camera,
         );
-        warm_up(gen.as_mut(), &world)?;
+        world.set_image(config.image.clone());
+        match &mut model {
+            Model::Frames(gen) => warm_up(gen.as_mut(), &world)?,
+            Model::Chunks(c) => {
+                if let Fallback::Still(name) = &config.fallback {
+                    let media = config.media.as_deref().ok_or_else(|| EngineError::Config {
+                        what: "fallback".into(),
+                        message: "a still fallback needs the show's media folder".into(),
+                    })?;
+                    let (w, h) = (info.width as usize, info.height as usize);
+                    let image =
+                        crate::media::load(media, name, w, h).map_err(|m| EngineError::Config {
+                            what: "fallback".into(),
+                            message: m,
+                        })?;
+                    let pool = FramePool::new(w, h);
+                    let mut buf = pool.take();
+                    for (dst, src) in buf
+                        .data_mut()
+                        .chunks_exact_mut(4)
+                        .zip(image.data.chunks_exact(3))
+                    {
+                        dst[..3].copy_from_slice(src);
+                        dst[3] = 255;
+                    }
+                    c.set_still(buf.freeze());
+                }
+            }
+        }
         let pool = FramePool::new(info.width as usize, info.height as usize);
         let status = Arc::new(Mutex::new(Status {
             backend: config.backend.clone(),
@@ -137,6 +185,10 @@ impl ModelThread {
             detail: 1.0,
             step_running_s: None,
             take_ended: None,
+            model_process: None,
+            frames_buffered: 0,
+            frames_skipped: 0,
+            fallback_frames: 0,
         }));
         let model_id = ModelId {
             name: info.name.clone(),
@@ -147,9 +199,10 @@ impl ModelThread {
                 .as_ref()
                 .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
         };
-        let adapts = config.adaptive_detail && gen.scales_detail();
+        let adapts = config.adaptive_detail && model.scales_detail();
         let model = ModelThread {
-            gen,
+            model,
+            on_air: 0,
             world,
             scheduler: Scheduler::default(),
             inbox,
@@ -244,8 +297,15 @@ impl ModelThread {
                             // Another size costs differently: start again at full detail.
                             self.detail.reset();
                         }
+                        if let Model::Chunks(c) = &mut self.model {
+                            if self.world.fps() != fps {
+                                // Slots map to other show frames now.
+                                c.clear();
+                            }
+                        }
                         self.world.set_fps(fps);
                     }
+                    Request::Worker(event) => self.on_worker(event),
                     Request::Scenes(scenes) => self.world.set_scenes(scenes),
                     Request::Render {
                         frame,
@@ -258,6 +318,13 @@ impl ModelThread {
                     }
                 }
                 next = requests.try_recv().ok();
+            }
+            if let Model::Chunks(_) = &self.model {
+                if let Some(t) = target {
+                    self.on_air = self.on_air.max(t);
+                }
+                self.serve_chunked(target, &status);
+                continue;
             }
             if let Some(frame) = target {
                 // A panic outside the model's step (a world no check foresaw) is a failed
@@ -304,8 +371,11 @@ impl ModelThread {
                 reset |= self.world.apply(cue.cue(), wf).reset;
                 self.unshown.push(cue);
             }
-            let gen = &self.gen;
-            reset |= self.world.advance(wf, |x, z| gen.ground_height(x, z)).reset;
+            let model = &self.model;
+            reset |= self
+                .world
+                .advance(wf, |x, z| model.ground_height(x, z))
+                .reset;
         }
         self.last_frame = Some(target);
         let world_target = self.world_frame(target);
@@ -383,7 +453,12 @@ impl ModelThread {
         if matches!(picture, Picture::New(_)) {
             self.counters.rendered.fetch_add(1, Ordering::Relaxed);
         }
-        self.record(target, world_target, &picture, &applied);
+        let depth = match &self.model {
+            Model::Frames(gen) => gen.depth().and_then(depth_on_cpu),
+            Model::Chunks(_) => None,
+        };
+        let pose = self.world.camera();
+        self.record(target, world_target, &picture, &applied, pose, depth);
         Rendered {
             frame: target,
             picture,
@@ -416,7 +491,7 @@ impl ModelThread {
         let Some(limit) = self.state_limit else {
             return;
         };
-        let bytes = self.gen.state_bytes();
+        let bytes = self.model.state_bytes();
         if bytes > limit && self.reset_next.is_none() {
             let why = format!(
                 "the model's state grew to {:.1} MB, over the limit of {:.1} MB",
@@ -435,13 +510,15 @@ impl ModelThread {
         forced: Option<f32>,
     ) -> Result<Frame, StepError> {
         let detail = match forced {
-            Some(d) if self.gen.scales_detail() => d.clamp(detail::COARSEST, 1.0),
+            Some(d) if self.model.scales_detail() => d.clamp(detail::COARSEST, 1.0),
             None if self.adapts => self.detail.detail(),
             _ => 1.0,
         };
         self.drawn_detail = detail;
         let world = &self.world;
-        let gen = &mut self.gen;
+        let Model::Frames(gen) = &mut self.model else {
+            return Err(StepError("a chunked model makes no single frames".into()));
+        };
         let mut buf = self.pool.take();
         let (width, height) = (buf.width(), buf.height());
         let prompt = world.prompt_state(frame);
@@ -541,4 +618,134 @@ pub(super) fn warm_up(gen: &mut dyn Generator, world: &World) -> Result<(), Engi
             what: "model".into(),
             message: format!("{} failed to reset: {e}", info.name),
         })
+}
+
+/// Depth a generator gave, as the take keeps it: f32 on the CPU, with its size.
+pub(super) fn depth_on_cpu(d: Tensor) -> Option<(crate::take::Size, Vec<f32>)> {
+    let d = d
+        .to_device(tch::Device::Cpu)
+        .to_kind(tch::Kind::Float)
+        .contiguous();
+    let size = match d.size().as_slice() {
+        [h, w] => crate::take::Size {
+            width: *w as usize,
+            height: *h as usize,
+        },
+        _ => return None,
+    };
+    Vec::<f32>::try_from(&d.view([-1])).ok().map(|v| (size, v))
+}
+
+impl Model {
+    pub(super) fn info(&self) -> &ModelInfo {
+        match self {
+            Model::Frames(g) => g.info(),
+            Model::Chunks(c) => c.info(),
+        }
+    }
+
+    pub(super) fn device(&self) -> tch::Device {
+        match self {
+            Model::Frames(g) => g.device(),
+            Model::Chunks(c) => c.device(),
+        }
+    }
+
+    fn scales_detail(&self) -> bool {
+        matches!(self, Model::Frames(g) if g.scales_detail())
+    }
+
+    fn ground_height(&self, x: f64, z: f64) -> Option<f64> {
+        match self {
+            Model::Frames(g) => g.ground_height(x, z),
+            // A chunked model's world is its own: the camera goes where it is steered.
+            Model::Chunks(_) => None,
+        }
+    }
+
+    pub(super) fn state_bytes(&self) -> u64 {
+        match self {
+            Model::Frames(g) => g.state_bytes(),
+            Model::Chunks(c) => c.worker().status().saved_state_bytes,
+        }
+    }
+}
+
+/// Starts a `python` package's worker: the model's process, loaded and reset.
+fn load_chunked(
+    config: &EngineConfig,
+    device: tch::Device,
+    requests: mpsc::Sender<Request>,
+) -> Result<Chunked, EngineError> {
+    let dir = config.model.as_deref().ok_or_else(|| EngineError::Config {
+        what: "model".into(),
+        message: "the python backend needs a model package folder".into(),
+    })?;
+    let text =
+        std::fs::read_to_string(dir.join(crate::generator::package::MANIFEST)).unwrap_or_default();
+    if crate::generator::package::contract_of(&text) == Ok(1) {
+        return Err(EngineError::Model {
+            path: dir.to_owned(),
+            message: "a contract 1 package (TorchScript): load it with the torchscript backend"
+                .into(),
+        });
+    }
+    let package = Package::load(dir)?;
+    if !matches!(package.runtime, Runtime::Python { .. }) {
+        return Err(EngineError::Model {
+            path: dir.to_owned(),
+            message: "its runtime is not python".into(),
+        });
+    }
+    let info = &package.info;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let image =
+        match (&config.image, &config.media) {
+            (Some(name), Some(media)) => Some(crate::media::load(media, name, w, h).map_err(
+                |m| EngineError::Config {
+                    what: "image".into(),
+                    message: m,
+                },
+            )?),
+            (Some(_), None) => {
+                return Err(EngineError::Config {
+                    what: "image".into(),
+                    message: "a start image needs the show's media folder".into(),
+                })
+            }
+            (None, _) => None,
+        };
+    if info.inputs.image == crate::generator::ImageInput::None && image.is_some() {
+        return Err(EngineError::Config {
+            what: "image".into(),
+            message: format!("model {} takes no image", info.name),
+        });
+    }
+    if info.inputs.image == crate::generator::ImageInput::Required && image.is_none() {
+        return Err(EngineError::Config {
+            what: "image".into(),
+            message: format!(
+                "model {} needs an image to start from: give the show an image (a file in its media folder)",
+                info.name
+            ),
+        });
+    }
+    let options = WorkerOptions {
+        python: config.python.clone(),
+        device,
+        threads: config.model_threads.unwrap_or_else(default_model_threads),
+        seed: config.seed,
+        prompt: config.prompt.clone(),
+        image,
+    };
+    let worker = Worker::start(&package, options, move |e| {
+        let _ = requests.send(Request::Worker(e));
+    })?;
+    Ok(Chunked::new(
+        worker,
+        package,
+        config.fallback.clone(),
+        device,
+        &config.prompt,
+    ))
 }

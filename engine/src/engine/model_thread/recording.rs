@@ -6,12 +6,16 @@ use super::*;
 
 impl ModelThread {
     /// Hands the frame to the take being recorded, if any.
+    /// `pose` and `depth` are those of the picture (a chunked model's frames carry
+    /// their own: the world has moved on since they were asked for).
     pub(super) fn record(
         &mut self,
         frame: u64,
         world_frame: u64,
         picture: &Picture,
         applied: &[AppliedCue],
+        pose: Pose,
+        depth: Option<(Size, Vec<f32>)>,
     ) {
         let failure = self.take.lock().as_ref().and_then(TakeWriter::failure);
         if let Some(reason) = failure {
@@ -26,25 +30,11 @@ impl ModelThread {
             Picture::Held(f) => (f, true),
             Picture::Failed(_) => return,
         };
-        let depth = self.gen.depth().and_then(|d| {
-            let d = d
-                .to_device(tch::Device::Cpu)
-                .to_kind(tch::Kind::Float)
-                .contiguous();
-            let size = match d.size().as_slice() {
-                [h, w] => Size {
-                    width: *w as usize,
-                    height: *h as usize,
-                },
-                _ => return None,
-            };
-            Vec::<f32>::try_from(&d.view([-1])).ok().map(|v| (size, v))
-        });
         let record = FrameRecord {
             index: 0,
             frame,
             world_frame,
-            pose: self.world.camera(),
+            pose,
             held,
             detail: self.drawn_detail,
             reset: self.did_reset,
@@ -116,9 +106,12 @@ impl ModelThread {
             what: "checkpoint".into(),
             message: format!("{} could not give its state: {e}", self.model_id.name),
         };
-        let state: Vec<(String, Tensor)> = self
-            .gen
-            .state()
+        let state = match &self.model {
+            Model::Frames(gen) => gen.state(),
+            Model::Chunks(c) if c.has_state() => c.worker().save_state(),
+            Model::Chunks(_) => Ok(Vec::new()),
+        };
+        let state: Vec<(String, Tensor)> = state
             .map_err(failed)?
             .into_iter()
             .map(|(k, t)| (k, t.to_device(tch::Device::Cpu)))
@@ -141,7 +134,7 @@ impl ModelThread {
                 width,
                 height,
                 created_utc: utc_iso(std::time::SystemTime::now()),
-                software: Software::current(&device_name(self.gen.device())),
+                software: Software::current(&device_name(self.model.device())),
                 state_tensors: state.iter().map(|(k, _)| k.clone()).collect(),
                 world: w.clone(),
             },
@@ -175,7 +168,7 @@ impl ModelThread {
             message,
         };
         world
-            .check(self.gen.info())
+            .check(self.model.info())
             .map_err(|e| refuse(format!("{e}")))?;
         if (m.seed, m.prompt.as_str(), m.camera) != (world.seed(), world.prompt(), world.camera()) {
             return Err(refuse(
@@ -184,13 +177,27 @@ impl ModelThread {
             ));
         }
         let prompt = world.prompt_state(m.world_frame.unwrap_or(0));
-        let state = checkpoint.state_on(self.gen.device());
-        self.gen
-            .restore(&state, &prompt)
-            .map_err(|e| EngineError::Config {
-                what: "checkpoint".into(),
-                message: format!("{} refused the saved state: {e}", self.model_id.name),
-            })?;
+        let refused = |e: StepError| EngineError::Config {
+            what: "checkpoint".into(),
+            message: format!("{} refused the saved state: {e}", self.model_id.name),
+        };
+        match &mut self.model {
+            Model::Frames(gen) => {
+                let state = checkpoint.state_on(gen.device());
+                gen.restore(&state, &prompt).map_err(refused)?;
+            }
+            Model::Chunks(c) => {
+                if c.has_state() && !checkpoint.state.is_empty() {
+                    let state = checkpoint.state_on(tch::Device::Cpu);
+                    c.worker().load_state(state).map_err(refused)?;
+                } else {
+                    // No compact state: the model starts over from the checkpoint's
+                    // seed, prompt and image.
+                    c.worker().reset(world.seed(), world.prompt(), None);
+                }
+                c.clear();
+            }
+        }
         if !show_clock {
             self.last_frame = m.frame;
         }
@@ -251,7 +258,13 @@ impl ModelThread {
         s.frames_rendered = self.counters.rendered.load(Ordering::Relaxed);
         s.steps_failed = self.counters.failed.load(Ordering::Relaxed);
         s.backend.clone_from(&self.backend);
-        s.state_bytes = self.gen.state_bytes();
+        s.state_bytes = self.model.state_bytes();
+        if let Model::Chunks(c) = &self.model {
+            s.model_process = Some(c.worker().status());
+            s.frames_buffered = c.buffered();
+            s.frames_skipped = c.skipped;
+            s.fallback_frames = c.fallback_frames;
+        }
         s.failing_steps = self.failing;
         s.model_resets = self.resets;
         s.last_reset.clone_from(&self.last_reset);

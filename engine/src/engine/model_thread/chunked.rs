@@ -1,0 +1,788 @@
+//! The model thread with a chunked model: one that makes several frames a step, at its
+//! own frame rate, in a worker process (the `python` runtime).
+//!
+//! Two clocks. The show asks for frames at its rate (30 fps, say); the model makes them
+//! at its native rate (16 fps) in chunks (4 frames). Model frame `k` ("slot" `k`) is on
+//! air from the first show frame at or after `k / native` seconds, `ceil(k * show /
+//! native)`, until the next slot's: a 16 fps model in a 30 fps show moves at its true
+//! speed, each of its frames shown about twice.
+//!
+//! The world runs ahead of the air. To ask for a chunk, the model thread advances the
+//! world (applying the cues due) frame by frame up to each slot of the chunk and reads
+//! that slot's inputs there: axes, keys held, the mouse movement since the slot before,
+//! the camera pose, params, the prompt. Scheduled cues and camera paths land on the
+//! slot they are timed for; live input is held for the chunk's future frames. A cue
+//! takes effect on the first slot built after it, and is reported as applied at the
+//! first show frame that shows that slot (plus the model's `latency_frames`). Seeds,
+//! scenes and images start the model over before the next chunk; a prompt change is a
+//! `set_prompt` before it, for models that take prompts that way.
+//!
+//! When to ask. One chunk is in flight at a time; the made frames wait in a buffer of
+//! twice the largest chunk. The next chunk is asked for once its first frame is due on
+//! air within the lead: the slowest of the last 32 chunks (from asking to having it),
+//! plus a show frame and 5 ms. So a model whose chunks keep under their duration is
+//! never late, and a cue waits at most about a chunk's duration, a step and a frame.
+//! A late chunk is not waited for: the show repeats its last frame (counted), and when
+//! the chunk comes its frames whose time has passed are skipped, so the model stays on
+//! its clock.
+//!
+//! When the worker is down (killed, hung, restarting) the show goes on: the last frame
+//! is held (the element repeats it, counted), or the fallback draws: the procedural
+//! world from the same camera, or a still.
+
+use super::*;
+use crate::cue::ACTION_AXES;
+use crate::generator::package::{Package, StateRollback};
+use crate::generator::{write_image, PromptMode};
+use crate::take::Size;
+use crate::worker::{FrameInputs, RgbImage, Worker, WorkerEvent};
+
+/// Chunk times kept for the lead.
+const WALLS: usize = 32;
+
+/// A model frame made and not yet shown.
+struct Made {
+    slot: u64,
+    frame: Frame,
+    depth: Option<Vec<f32>>,
+    pose: Pose,
+}
+
+/// The chunk in flight: its slots and their poses.
+struct Asked {
+    id: u64,
+    slots: Vec<(u64, Pose)>,
+}
+
+pub(in crate::engine) struct Chunked {
+    worker: Worker,
+    package: Package,
+    /// Made frames, oldest first, at the model's native size.
+    buffer: VecDeque<Made>,
+    in_flight: Option<Asked>,
+    /// The slot the next chunk starts at, at the earliest.
+    next_slot: u64,
+    /// The newest show frame asked for that could not be given yet.
+    pub(super) pending: Option<u64>,
+    /// The next step is the first since the model started (or started over).
+    fresh: bool,
+    up: bool,
+    /// Seconds from asking for a chunk to having it.
+    walls: VecDeque<f64>,
+    sent_prompt: String,
+    /// A seed, scene or image cue applied inside a chunk: the model starts over
+    /// before the next.
+    reset_pending: bool,
+    /// Cues waiting for the slot that shows them.
+    cues: BTreeMap<u64, Vec<InFlight>>,
+    /// The slot on air, its frame at the show's size, pose and depth.
+    shown: Option<(u64, Frame, Pose, Option<Vec<f32>>)>,
+    native: FramePool,
+    fallback: Fallback,
+    fallback_gen: Option<Box<dyn Generator>>,
+    still: Option<Frame>,
+    pub(super) skipped: u64,
+    pub(super) fallback_frames: u64,
+    last_warning: Option<Instant>,
+    device: tch::Device,
+}
+
+impl Chunked {
+    pub(super) fn new(
+        worker: Worker,
+        package: Package,
+        fallback: Fallback,
+        device: tch::Device,
+        prompt: &str,
+    ) -> Chunked {
+        let info = &package.info;
+        let native = FramePool::new(info.width as usize, info.height as usize);
+        Chunked {
+            worker,
+            buffer: VecDeque::new(),
+            in_flight: None,
+            next_slot: 0,
+            pending: None,
+            fresh: true,
+            up: true,
+            walls: VecDeque::new(),
+            sent_prompt: prompt.to_owned(),
+            reset_pending: false,
+            cues: BTreeMap::new(),
+            shown: None,
+            native,
+            fallback,
+            fallback_gen: None,
+            still: None,
+            skipped: 0,
+            fallback_frames: 0,
+            last_warning: None,
+            device,
+            package,
+        }
+    }
+
+    pub(super) fn info(&self) -> &ModelInfo {
+        &self.package.info
+    }
+
+    pub(super) fn device(&self) -> tch::Device {
+        self.device
+    }
+
+    pub(super) fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    pub(super) fn has_state(&self) -> bool {
+        self.package.save_state
+    }
+
+    pub(super) fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    pub(super) fn set_still(&mut self, still: Frame) {
+        self.still = Some(still);
+    }
+
+    /// Forgets what was made ahead (a checkpoint restored, the output resized): the
+    /// next chunk starts the model's new stretch.
+    pub(super) fn clear(&mut self) {
+        self.buffer.clear();
+        self.in_flight = None;
+        self.shown = None;
+        self.fresh = true;
+    }
+
+    fn capacity(&self) -> usize {
+        let c = self.package.info.chunking;
+        2 * c.frames_per_step.max(c.first_step_frames) as usize + c.latency_frames as usize
+    }
+
+    fn lead_s(&self, show_fps: f64, chunk_s: f64) -> f64 {
+        let slowest = self.walls.iter().copied().fold(f64::NAN, f64::max);
+        if slowest.is_nan() {
+            chunk_s
+        } else {
+            slowest + 1.0 / show_fps + 0.005
+        }
+    }
+}
+
+/// `a * b / c`, rounded down or up, without overflow.
+fn ratio(a: u64, b: u64, c: u64, up: bool) -> u64 {
+    let (n, d) = (u128::from(a) * u128::from(b), u128::from(c.max(1)));
+    (if up { n.div_ceil(d) } else { n / d }) as u64
+}
+
+/// The slot on air at world frame `f`: `floor(f * native / show)`.
+fn slot_at(f: u64, show: Fps, native: Fps) -> u64 {
+    ratio(
+        f,
+        u64::from(native.num) * u64::from(show.den),
+        u64::from(native.den) * u64::from(show.num),
+        false,
+    )
+}
+
+/// The first world frame that shows slot `k`: `ceil(k * show / native)`.
+fn slot_frame(k: u64, show: Fps, native: Fps) -> u64 {
+    ratio(
+        k,
+        u64::from(show.num) * u64::from(native.den),
+        u64::from(show.den) * u64::from(native.num),
+        true,
+    )
+}
+
+/// A pose as a world-to-camera matrix (row-major) in OpenCV's camera axes (x right,
+/// y down, z forward), and its intrinsics at `width` x `height` from the horizontal fov.
+pub(crate) fn pose_matrices(pose: &Pose, width: f64, height: f64) -> ([f32; 16], [f32; 9]) {
+    let (sy, cy) = pose.yaw.to_radians().sin_cos();
+    let (sp, cp) = pose.pitch.to_radians().sin_cos();
+    // Camera-to-world in cuecast's camera axes: R = Ry(yaw) * Rx(pitch).
+    let r = [
+        [cy, sy * sp, sy * cp],
+        [0.0, cp, -sp],
+        [-sy, cy * sp, cy * cp],
+    ];
+    // OpenCV's axes are cuecast's with y and z flipped: R_cv = R * diag(1, -1, -1);
+    // world-to-camera is its transpose.
+    let flip = [1.0, -1.0, -1.0];
+    let mut m = [0f32; 16];
+    for row in 0..3 {
+        let mut t = 0.0;
+        for col in 0..3 {
+            let v = r[col][row] * flip[row];
+            m[row * 4 + col] = v as f32;
+            t -= v * pose.pos[col];
+        }
+        m[row * 4 + 3] = t as f32;
+    }
+    m[15] = 1.0;
+    let fx = (width / 2.0) / (pose.fov.to_radians() / 2.0).tan();
+    let k = [
+        fx as f32,
+        0.0,
+        (width / 2.0) as f32,
+        0.0,
+        fx as f32,
+        (height / 2.0) as f32,
+        0.0,
+        0.0,
+        1.0,
+    ];
+    (m, k)
+}
+
+impl ModelThread {
+    fn chunks(&mut self) -> &mut Chunked {
+        match &mut self.model {
+            Model::Chunks(c) => c,
+            Model::Frames(_) => unreachable!("a frame model has no chunks"),
+        }
+    }
+
+    /// A show frame is asked for: give it when its slot is made, else keep it pending.
+    pub(super) fn serve_chunked(&mut self, target: Option<u64>, status: &Mutex<Status>) {
+        if let Some(t) = target {
+            let c = self.chunks();
+            c.pending = Some(c.pending.map_or(t, |p| p.max(t)));
+        }
+        let Some(n) = self.chunks().pending else {
+            return;
+        };
+        let rendered =
+            catch_unwind(AssertUnwindSafe(|| self.show_chunked(n))).unwrap_or_else(|panic| {
+                tracing::error!(
+                    "the show's world panicked: {}",
+                    panic_message(panic.as_ref())
+                );
+                None
+            });
+        if let Some(rendered) = rendered {
+            self.chunks().pending = None;
+            self.update_status(status, rendered.frame, rendered.step_time);
+            for (watcher, record) in std::mem::take(&mut self.to_tell) {
+                watcher(&record);
+            }
+            (self.deliver)(rendered);
+        }
+        self.maybe_ask(n);
+    }
+
+    /// Show frame `n`, if what it shows exists.
+    fn show_chunked(&mut self, n: u64) -> Option<Rendered> {
+        let wf = self.world_frame(n);
+        if self.last_frame.is_none_or(|l| l < n) {
+            // Nothing was built this far (the model is down, frozen, or starting): the
+            // world keeps time with the show, so its cues still apply.
+            self.advance_world_to(n, None);
+        }
+        let (show, native) = (self.world.fps(), self.chunks().info().fps);
+        let k = slot_at(wf, show, native);
+        let c = self.chunks();
+        // The newest made slot that is due: later ones wait, older ones are skipped.
+        let due = c.buffer.iter().rposition(|m| m.slot <= k);
+        let mut fresh: Option<Made> = None;
+        if let Some(i) = due {
+            let newer = c.buffer.split_off(i + 1);
+            let mut older = std::mem::replace(&mut c.buffer, newer);
+            fresh = older.pop_back();
+            c.skipped += older.len() as u64;
+        }
+        let started = Instant::now();
+        let frame_and_pose = match fresh {
+            Some(m) => {
+                let frame = self.to_show_size(&m.frame);
+                let c = self.chunks();
+                c.shown = Some((m.slot, frame.clone(), m.pose, m.depth));
+                Some(frame)
+            }
+            None => {
+                let c = self.chunks();
+                match &c.shown {
+                    // The same slot again: the model's rate is below the show's.
+                    Some((slot, frame, ..)) if *slot == k => Some(frame.clone()),
+                    _ => None,
+                }
+            }
+        };
+        let fade = self.world.fade_level(wf);
+        let picture = match frame_and_pose {
+            Some(frame) => {
+                self.last_raw = Some(frame.clone());
+                Picture::New(self.faded(frame, fade))
+            }
+            None if self.world.frozen() && self.last_raw.is_some() => {
+                let held = self.last_raw.clone().unwrap();
+                Picture::Held(self.faded(held, fade))
+            }
+            None => match self.fallback_picture(wf) {
+                Some(frame) => Picture::New(self.faded(frame, fade)),
+                None => return None,
+            },
+        };
+        let step_time = started.elapsed();
+        // The cues whose slot is now on air (or passed), and those the world applied
+        // while nothing was built.
+        let shows = self.chunks().shown.as_ref().map(|s| s.0);
+        let mut flights = std::mem::take(&mut self.unshown);
+        if let Some(s) = shows.filter(|s| *s <= k) {
+            let c = self.chunks();
+            let later = c.cues.split_off(&(s + 1));
+            for (_, v) in std::mem::replace(&mut c.cues, later) {
+                flights.extend(v);
+            }
+        }
+        let ready = Instant::now();
+        let mut applied = Vec::new();
+        for c in flights {
+            let (record, watcher) = c.shown(n, ready);
+            if let Some(w) = watcher {
+                self.to_tell.push((w, record.clone()));
+            }
+            applied.push(record);
+        }
+        for a in &applied {
+            self.counters.cue_latency_ms.observe(a.latency_ms);
+        }
+        if !applied.is_empty() {
+            let mut log = self.log.lock();
+            for a in &applied {
+                log.push(a.clone());
+            }
+        }
+        let (pose, depth) = match &self.chunks().shown {
+            Some((_, _, pose, depth)) => (*pose, depth.clone()),
+            None => (self.world.camera(), None),
+        };
+        let info = self.chunks().info();
+        let depth = depth.map(|d| {
+            (
+                Size {
+                    width: info.width as usize,
+                    height: info.height as usize,
+                },
+                d,
+            )
+        });
+        self.record(n, wf, &picture, &applied, pose, depth);
+        Some(Rendered {
+            frame: n,
+            picture,
+            applied,
+            step_time,
+        })
+    }
+
+    /// A native frame at the show's size (the same frame when the sizes agree).
+    fn to_show_size(&self, frame: &Frame) -> Frame {
+        if (frame.width(), frame.height()) == self.pool.size() {
+            return frame.clone();
+        }
+        let mut buf = self.pool.take();
+        let (w, h) = (buf.width(), buf.height());
+        let src = frame.data();
+        // SAFETY: the view borrows `frame`'s bytes, alive and unchanged for the call.
+        let t = unsafe {
+            Tensor::from_blob(
+                src.as_ptr(),
+                &[frame.height() as i64, frame.width() as i64, 4],
+                &[frame.width() as i64 * 4, 4, 1],
+                tch::Kind::Uint8,
+                tch::Device::Cpu,
+            )
+        };
+        let mut image = Image {
+            width: w,
+            height: h,
+            data: buf.data_mut(),
+        };
+        if let Err(e) = write_image(&mut image, &t) {
+            tracing::warn!("a frame could not be scaled to the show's size: {e}");
+        }
+        buf.freeze()
+    }
+
+    /// While the model's process is down: the fallback's frame, if it draws one.
+    fn fallback_picture(&mut self, wf: u64) -> Option<Frame> {
+        if self.chunks().up {
+            return None;
+        }
+        let (width, height) = self.pool.size();
+        let frame = match self.chunks().fallback.clone() {
+            Fallback::Hold => return None,
+            Fallback::Still(_) => self.chunks().still.clone(),
+            Fallback::Procedural => {
+                if self.chunks().fallback_gen.is_none() {
+                    let g = crate::generator::procedural::Procedural::new(
+                        tch::Device::Cpu,
+                        self.world.seed(),
+                        self.world.prompt(),
+                        false,
+                    );
+                    self.chunks().fallback_gen = Some(Box::new(g));
+                }
+                let world = &self.world;
+                let prompt = world.prompt_state(wf);
+                let mut buf = self.pool.take();
+                let Model::Chunks(c) = &mut self.model else {
+                    return None;
+                };
+                let g = c.fallback_gen.as_mut()?;
+                let params: Vec<f64> = g.info().params.iter().map(|p| p.default).collect();
+                let input = StepInput {
+                    frame: wf,
+                    time_s: wf as f64 / world.fps().as_f64(),
+                    fps: world.fps(),
+                    camera: world.camera(),
+                    action: world.action(),
+                    prompt: &prompt,
+                    params: &params,
+                    seed: world.seed(),
+                    detail: 0.5,
+                };
+                let mut image = Image {
+                    width,
+                    height,
+                    data: buf.data_mut(),
+                };
+                let made = catch_unwind(AssertUnwindSafe(|| g.step(&input, &mut image)));
+                match made {
+                    Ok(Ok(())) => Some(buf.freeze()),
+                    _ => None,
+                }
+            }
+        }?;
+        self.chunks().fallback_frames += 1;
+        Some(frame)
+    }
+
+    /// Advances the world through show frame `to`, applying the cues due; with `slot`,
+    /// the cues are kept for the slot that shows them. Returns whether the model must
+    /// start over (a seed, scene or image cue).
+    fn advance_world_to(&mut self, to: u64, slot: Option<u64>) -> bool {
+        let fps = self.world.fps();
+        let first = self.last_frame.map_or(0, |f| f + 1);
+        let mut reset = false;
+        for f in first..=to {
+            let wf = self.world_frame(f);
+            for cue in self.scheduler.due(&self.inbox, f, fps) {
+                reset |= self.world.apply(cue.cue(), wf).reset;
+                match (slot, &mut self.model) {
+                    (Some(s), Model::Chunks(c)) => c.cues.entry(s).or_default().push(cue),
+                    _ => self.unshown.push(cue),
+                }
+            }
+            reset |= self.world.advance(wf, |_, _| None).reset;
+        }
+        if first <= to {
+            self.last_frame = Some(to);
+        }
+        reset
+    }
+
+    /// Asks for the next chunk when it is due within the lead and there is room.
+    pub(super) fn maybe_ask(&mut self, on_air: u64) {
+        let (show, native) = (self.world.fps(), self.chunks().info().fps);
+        let wf_air = self.world_frame(on_air);
+        let k_air = slot_at(wf_air, show, native);
+        let c = self.chunks();
+        if !c.up || c.in_flight.is_some() {
+            return;
+        }
+        let chunking = c.info().chunking;
+        let waiting = c.pending.is_some();
+        let first = c.next_slot.max(k_air);
+        let size = |fresh: bool| {
+            if fresh {
+                chunking.first_step_frames
+            } else {
+                chunking.frames_per_step
+            }
+        };
+        let ahead = c.buffer.iter().filter(|m| m.slot > k_air).count();
+        if ahead + size(c.fresh) as usize > c.capacity() {
+            return;
+        }
+        let chunk_s = f64::from(size(c.fresh)) / native.as_f64();
+        let due_in = (slot_frame(first, show, native) as f64 - wf_air as f64 + 1.0) / show.as_f64();
+        if !waiting && due_in > c.lead_s(show.as_f64(), chunk_s) {
+            return;
+        }
+        if self.world.frozen() {
+            return;
+        }
+        self.ask(first);
+    }
+
+    /// Builds the chunk starting at slot `first` (advancing the world through it) and
+    /// asks the worker for it.
+    fn ask(&mut self, first: u64) {
+        let (show, native) = (self.world.fps(), self.chunks().info().fps);
+        let info = self.chunks().info().clone();
+        let latency = u64::from(info.chunking.latency_frames);
+        let mut reset =
+            self.reset_next.take().is_some() || std::mem::take(&mut self.chunks().reset_pending);
+        if reset {
+            self.resets += 1;
+        }
+        let mut count = if reset || self.chunks().fresh {
+            info.chunking.first_step_frames
+        } else {
+            info.chunking.frames_per_step
+        } as u64;
+        let mut frames = Vec::new();
+        let mut slots = Vec::new();
+        let mut j = first;
+        while j < first + count {
+            let wf = slot_frame(j, show, native);
+            let to = (wf as i64 - self.shift).max(0) as u64;
+            if self.advance_world_to(to, Some(j + latency)) {
+                if j == first {
+                    if !reset && info.chunking.first_step_frames != info.chunking.frames_per_step {
+                        count = u64::from(info.chunking.first_step_frames);
+                    }
+                    reset = true;
+                } else {
+                    // Lands on the next chunk: a chunk is made by one model run.
+                    self.chunks().reset_pending = true;
+                }
+            }
+            if j == first && self.world.frozen() {
+                return;
+            }
+            frames.push(self.inputs_at(j, wf, &info));
+            slots.push((j, self.world.camera()));
+            j += 1;
+        }
+        if reset {
+            let image = self.start_image();
+            let Model::Chunks(c) = &mut self.model else {
+                return;
+            };
+            c.worker
+                .reset(self.world.seed(), self.world.prompt(), image);
+            c.sent_prompt = self.world.prompt().to_owned();
+            c.fresh = true;
+            self.did_reset = true;
+        }
+        let Model::Chunks(c) = &mut self.model else {
+            return;
+        };
+        let prompt = match info.prompt {
+            PromptMode::Text => {
+                let p = self.world.prompt_state(slot_frame(first, show, native));
+                Some((p.text, p.previous))
+            }
+            PromptMode::SetPrompt if c.sent_prompt != self.world.prompt() => {
+                c.worker
+                    .set_prompt(self.world.prompt(), self.world.prompt_transition_s());
+                c.sent_prompt = self.world.prompt().to_owned();
+                None
+            }
+            _ => None,
+        };
+        let c = self.chunks();
+        let id = c.worker.step(frames, prompt, c.native.clone());
+        c.in_flight = Some(Asked { id, slots });
+        c.next_slot = first + count;
+    }
+
+    /// The model's inputs for slot `k`, read from the world as it is now.
+    fn inputs_at(&mut self, k: u64, wf: u64, info: &ModelInfo) -> FrameInputs {
+        let axes_now = self.world.action();
+        let axes = info
+            .actions
+            .iter()
+            .map(|a| {
+                let i = ACTION_AXES.iter().position(|x| x == a).unwrap_or(0);
+                axes_now[i] as f32
+            })
+            .collect();
+        let held = self.world.input();
+        let keys = info
+            .inputs
+            .keys
+            .iter()
+            .map(|k| f32::from(u8::from(held.keys.contains(k))))
+            .collect();
+        let buttons =
+            crate::cue::MouseButton::ALL.map(|b| f32::from(u8::from(held.buttons.contains(&b))));
+        let mouse = if info.inputs.mouse {
+            self.world.take_mouse().map(|v| v as f32)
+        } else {
+            [0.0; 2]
+        };
+        let (camera_pose, intrinsics) = pose_matrices(
+            &self.world.camera(),
+            f64::from(info.width),
+            f64::from(info.height),
+        );
+        FrameInputs {
+            frame: k,
+            time_s: k as f64 / info.fps.as_f64(),
+            axes,
+            keys,
+            mouse,
+            buttons,
+            camera_pose,
+            intrinsics,
+            params: self.world.params(wf).iter().map(|&v| v as f32).collect(),
+            prompt_mix: self.world.prompt_state(wf).mix as f32,
+        }
+    }
+
+    /// The image the model starts from now: the world's, read from the media folder.
+    fn start_image(&mut self) -> Option<RgbImage> {
+        let name = self.world.image()?.to_owned();
+        let media = self.inbox.context().media?;
+        let info = self.chunks().info();
+        let (w, h) = (info.width as usize, info.height as usize);
+        match crate::media::load(&media, &name, w, h) {
+            Ok(image) => Some(image),
+            Err(e) => {
+                tracing::error!("image {name:?} could not be read: {e}; starting without it");
+                None
+            }
+        }
+    }
+
+    /// What the worker said.
+    pub(super) fn on_worker(&mut self, event: WorkerEvent) {
+        match event {
+            WorkerEvent::Chunk(Ok(chunk)) => {
+                let c = self.chunks();
+                let Some(asked) = c.in_flight.take_if(|a| a.id == chunk.id) else {
+                    return;
+                };
+                if c.walls.len() == WALLS {
+                    c.walls.pop_front();
+                }
+                c.walls.push_back(chunk.wall.as_secs_f64());
+                c.fresh = false;
+                let made = chunk.frames.len() as u64;
+                let mut depth = chunk.depth.into_iter();
+                for ((slot, pose), frame) in asked.slots.into_iter().zip(chunk.frames) {
+                    c.buffer.push_back(Made {
+                        slot,
+                        frame,
+                        depth: depth.next(),
+                        pose,
+                    });
+                }
+                self.failing = 0;
+                self.counters.rendered.fetch_add(made, Ordering::Relaxed);
+                self.counters
+                    .step_ms
+                    .observe(chunk.step.as_secs_f64() * 1e3);
+                self.counters
+                    .chunk_ms
+                    .observe(chunk.wall.as_secs_f64() * 1e3);
+                self.counters
+                    .transfer_ms
+                    .observe(chunk.transfer.as_secs_f64() * 1e3);
+            }
+            WorkerEvent::Chunk(Err((id, e))) => {
+                let c = self.chunks();
+                if c.in_flight.take_if(|a| a.id == id).is_none() {
+                    return;
+                }
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.failing += 1;
+                let now = Instant::now();
+                let c = self.chunks();
+                if c.last_warning
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                {
+                    c.last_warning = Some(now);
+                    tracing::warn!("model step failed: {e}");
+                }
+                let in_place = c.package.state_rollback == StateRollback::None;
+                self.on_failed_step(&e);
+                if in_place && self.reset_next.is_none() {
+                    // Its state was changed in place by the failed step: it cannot be
+                    // trusted, so the model starts over before the next.
+                    self.reset_next = Some(format!(
+                        "a step failed ({e}) and the model's state changes in place"
+                    ));
+                    self.last_reset = self.reset_next.clone();
+                }
+            }
+            WorkerEvent::Failed { request, error } => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("model {request} failed: {error}");
+            }
+            WorkerEvent::Down { reason } => {
+                let c = self.chunks();
+                c.up = false;
+                c.in_flight = None;
+                tracing::warn!("the model is down ({reason}): the show goes on");
+            }
+            WorkerEvent::Up { resumed } => {
+                let c = self.chunks();
+                c.up = true;
+                c.fresh = true;
+                if !resumed {
+                    self.did_reset = true;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_16_fps_model_in_a_30_fps_show_shows_frame_k_at_k_over_16_seconds() {
+        let (show, native) = (Fps::new(30, 1), Fps::new(16, 1));
+        for k in 0..200u64 {
+            let f = slot_frame(k, show, native);
+            // On air within one show frame of k/16 s, never before it.
+            let t = f as f64 / 30.0;
+            assert!(
+                t >= k as f64 / 16.0 - 1e-9 && t < k as f64 / 16.0 + 1.0 / 30.0,
+                "{k}"
+            );
+            assert_eq!(slot_at(f, show, native), k);
+            if f > 0 {
+                assert_eq!(slot_at(f - 1, show, native), k - 1);
+            }
+        }
+        let ntsc = Fps::new(30000, 1001);
+        assert_eq!(
+            slot_at(slot_frame(1_000_000, ntsc, native), ntsc, native),
+            1_000_000
+        );
+    }
+
+    #[test]
+    fn world_to_camera_sends_the_camera_to_the_origin_looking_down_z() {
+        let pose = Pose {
+            pos: [1.0, 2.0, 3.0],
+            yaw: 90.0,
+            pitch: 0.0,
+            fov: 90.0,
+        };
+        let (m, k) = pose_matrices(&pose, 200.0, 100.0);
+        let apply = |p: [f32; 3]| -> [f32; 3] {
+            let mut out = [0.0; 3];
+            for r in 0..3 {
+                out[r] = m[r * 4] * p[0] + m[r * 4 + 1] * p[1] + m[r * 4 + 2] * p[2] + m[r * 4 + 3];
+            }
+            out
+        };
+        let close = |a: [f32; 3], b: [f32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(close(apply([1.0, 2.0, 3.0]), [0.0, 0.0, 0.0]));
+        // At yaw 90 the camera looks down -X: a point 5 m along -X is 5 m ahead (+z).
+        assert!(close(apply([-4.0, 2.0, 3.0]), [0.0, 0.0, 5.0]));
+        // Up in the world is -y for OpenCV; its right (-Z in the world at yaw 90) is +x.
+        assert!(close(apply([1.0, 3.0, 3.0]), [0.0, -1.0, 0.0]));
+        assert!(close(apply([1.0, 2.0, 2.0]), [1.0, 0.0, 0.0]));
+        assert_eq!((k[0], k[2], k[5]), (100.0, 100.0, 50.0));
+    }
+}
