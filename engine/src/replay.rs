@@ -83,6 +83,7 @@ pub fn replay(
         image: None,
         python: None,
         fallback: Default::default(),
+        restart_max_s: None,
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));

@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub python: Option<PathBuf>,
     /// What a chunked model's show draws while its process is down.
     pub fallback: Fallback,
+    /// The longest wait between restarts of a model's process, in seconds (`None`:
+    /// 10). The first restart is at once, then 0.5, 1, 2, 4, 8 s.
+    pub restart_max_s: Option<f64>,
 }
 
 /// What the show draws while a chunked model's process is down (restarting).
@@ -150,6 +153,7 @@ impl Default for EngineConfig {
             image: None,
             python: None,
             fallback: Fallback::Hold,
+            restart_max_s: None,
         }
     }
 }

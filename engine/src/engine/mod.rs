@@ -253,6 +253,7 @@ pub struct Engine {
     info: ModelInfo,
     device: tch::Device,
     status: Arc<Mutex<Status>>,
+    process: Option<crate::worker::ProcessHandle>,
     log: Arc<Mutex<CueLog>>,
     counters: Arc<Counters>,
     /// The take being recorded, shared so that a model stuck in a step at shutdown
@@ -300,10 +301,15 @@ impl Engine {
                 );
                 match loaded {
                     Ok((mut model, status)) => {
+                        let process = match &model.model {
+                            model_thread::Model::Chunks(c) => Some(c.worker().process_handle()),
+                            model_thread::Model::Frames(_) => None,
+                        };
                         let ready = (
                             model.model.info().clone(),
                             model.model.device(),
                             status.clone(),
+                            process,
                         );
                         if ready_tx.send(Ok(ready)).is_ok() {
                             model.run(req_rx, status);
@@ -318,7 +324,7 @@ impl Engine {
                 what: "engine".into(),
                 message: format!("cannot start the model thread: {e}"),
             })?;
-        let (info, device, status) = match ready_rx.recv() {
+        let (info, device, status, process) = match ready_rx.recv() {
             Ok(Ok(ready)) => ready,
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -341,6 +347,7 @@ impl Engine {
             info,
             device,
             status,
+            process,
             log,
             counters,
             take,
@@ -384,6 +391,7 @@ impl Engine {
         StatusHandle {
             status: self.status.clone(),
             counters: self.counters.clone(),
+            process: self.process.clone(),
         }
     }
 
@@ -484,6 +492,8 @@ impl Drop for Engine {
 pub struct StatusHandle {
     status: Arc<Mutex<Status>>,
     counters: Arc<Counters>,
+    /// A chunked model's process, read live: it answers while the model thread waits.
+    process: Option<crate::worker::ProcessHandle>,
 }
 
 impl StatusHandle {
@@ -495,6 +505,7 @@ impl StatusHandle {
             .step_running()
             .filter(|d| *d >= STEP_SLOW)
             .map(|d| d.as_secs_f64());
+        s.model_process = self.process.as_ref().map(|p| p.get());
         s
     }
 }

@@ -6,7 +6,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-mod chunked;
+pub(super) mod chunked;
 mod recording;
 
 use crate::generator::package::{Package, Runtime};
@@ -737,6 +737,7 @@ fn load_chunked(
         seed: config.seed,
         prompt: config.prompt.clone(),
         image,
+        restart_max_s: config.restart_max_s.unwrap_or(10.0).clamp(0.0, 3600.0),
     };
     let worker = Worker::start(&package, options, move |e| {
         let _ = requests.send(Request::Worker(e));

@@ -54,7 +54,8 @@ pub const HEARTBEAT_LIMIT: Duration = Duration::from_secs(3);
 pub const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// The largest compact state a model may save (caches are re-created, not saved).
 pub const MAX_STATE_BYTES: u64 = 256 << 20;
-/// Backoff between restarts; the last value repeats.
+/// Backoff between restarts; the last value repeats (capped by the show's
+/// `restart_max_s`).
 const BACKOFF_S: [f64; 7] = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0];
 /// A worker up this long has its backoff start again from the first step.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
@@ -143,6 +144,18 @@ pub struct ModelProcess {
     since: Option<Instant>,
 }
 
+/// A worker process's status, readable from any thread.
+#[derive(Debug, Clone)]
+pub struct ProcessHandle(Arc<Mutex<ModelProcess>>);
+
+impl ProcessHandle {
+    pub fn get(&self) -> ModelProcess {
+        let mut s = self.0.lock().clone();
+        s.up_s = s.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        s
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessState {
@@ -164,6 +177,8 @@ pub struct WorkerOptions {
     pub seed: u64,
     pub prompt: String,
     pub image: Option<RgbImage>,
+    /// The longest wait between restarts, in seconds.
+    pub restart_max_s: f64,
 }
 
 enum Command {
@@ -277,6 +292,7 @@ impl Worker {
             steps_since_save: 0,
             save_every: (SAVE_EVERY_S / chunk_s).ceil().max(1.0) as u32,
             attempt: 0,
+            restart_max_s: options.restart_max_s,
             next_start: None,
             last_alive: Instant::now(),
             quit: false,
@@ -350,9 +366,12 @@ impl Worker {
     }
 
     pub fn status(&self) -> ModelProcess {
-        let mut s = self.status.lock().clone();
-        s.up_s = s.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        s
+        self.process_handle().get()
+    }
+
+    /// Reads the process's status from any thread, for as long as it is wanted.
+    pub fn process_handle(&self) -> ProcessHandle {
+        ProcessHandle(self.status.clone())
     }
 
     fn send(&self, c: Command) {
@@ -487,6 +506,7 @@ struct Supervisor {
     steps_since_save: u32,
     save_every: u32,
     attempt: usize,
+    restart_max_s: f64,
     next_start: Option<Instant>,
     last_alive: Instant,
     quit: bool,
@@ -562,7 +582,7 @@ impl Supervisor {
     }
 
     fn schedule_restart(&mut self) {
-        let delay = BACKOFF_S[self.attempt.min(BACKOFF_S.len() - 1)];
+        let delay = BACKOFF_S[self.attempt.min(BACKOFF_S.len() - 1)].min(self.restart_max_s);
         self.attempt += 1;
         self.next_start = Some(Instant::now() + Duration::from_secs_f64(delay));
         self.status.lock().state = ProcessState::Restarting;

@@ -93,3 +93,63 @@ pub fn frames(
         })
         .collect()
 }
+
+/// A probe package (tests/fixtures/probe_model.py, contract 2, python) in `dir/name`:
+/// 64x36 at 16 fps, chunks of 4, keys W A S D, mouse, the forward axis, `set_prompt`,
+/// compact state, a 1 s step deadline. `manifest` adds or replaces manifest lines;
+/// `config` is the YAML map its model reads (its faults and gate).
+pub fn probe_package(dir: &Path, name: &str, manifest: &str, config: &str) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut lines = vec![
+        ("contract", "2".to_owned()),
+        ("name", name.to_owned()),
+        ("runtime", "python".to_owned()),
+        ("entry", "model:Probe".to_owned()),
+        ("width", "64".to_owned()),
+        ("height", "36".to_owned()),
+        ("fps", "16".to_owned()),
+        ("frames_per_step", "4".to_owned()),
+        ("first_step_frames", "4".to_owned()),
+        (
+            "inputs",
+            "{keys: [KeyW, KeyA, KeyS, KeyD], mouse: true, axes: [forward], image: optional}"
+                .to_owned(),
+        ),
+        ("prompt", "set_prompt".to_owned()),
+        ("save_state", "true".to_owned()),
+        ("step_timeout_s", "1".to_owned()),
+        ("warmup_s", "20".to_owned()),
+        ("config", format!("{{{config}}}")),
+    ];
+    for line in manifest.lines().filter(|l| !l.trim().is_empty()) {
+        let (k, v) = line.split_once(':').unwrap();
+        match lines.iter_mut().find(|(key, _)| *key == k.trim()) {
+            Some(entry) => entry.1 = v.trim().to_owned(),
+            None => lines.push((
+                Box::leak(k.trim().to_owned().into_boxed_str()),
+                v.trim().to_owned(),
+            )),
+        }
+    }
+    let text: String = lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    std::fs::write(out.join("cuecast-model.yaml"), text).unwrap();
+    std::fs::copy(
+        repo().join("engine/tests/fixtures/probe_model.py"),
+        out.join("model.py"),
+    )
+    .unwrap();
+    out
+}
+
+/// What a probe frame says about itself: (model frame, step, keys bits, mouse dx, dy).
+pub fn probe_pixel(rgbx: &[u8]) -> (u64, u8, u8, i32, i32) {
+    let frame = u64::from(rgbx[0]) | u64::from(rgbx[1]) << 8;
+    (
+        frame,
+        rgbx[2],
+        rgbx[4],
+        i32::from(rgbx[5]) - 128,
+        i32::from(rgbx[6]) - 128,
+    )
+}

@@ -38,7 +38,7 @@ type Control = ControlServer;
 /// Built without the `control` feature: there is never a server.
 #[cfg(not(feature = "control"))]
 enum Control {}
-use cuecast_engine::engine::{Counters, FailureAction, FailurePolicy};
+use cuecast_engine::engine::{Counters, FailureAction, FailurePolicy, Fallback};
 use cuecast_engine::generator::{backend_names, Fps};
 use cuecast_engine::{
     Cue, CueError, CueFile, CueKind, DeviceSpec, Engine, EngineConfig, Picture, Rendered, Scene,
@@ -87,6 +87,13 @@ struct Settings {
     failure_after: u32,
     /// 0: no limit.
     state_limit_mb: u32,
+    /// The folder image cues (and `image`) read from.
+    media: Option<String>,
+    /// The image a model that takes one starts from (a file in `media`).
+    image: Option<String>,
+    /// The interpreter of a python model.
+    python: Option<String>,
+    fallback: Fallback,
 }
 
 impl Default for Settings {
@@ -106,6 +113,10 @@ impl Default for Settings {
             failure_action: FailureAction::Reset,
             failure_after: FailurePolicy::default().after,
             state_limit_mb: 0,
+            media: None,
+            image: None,
+            python: None,
+            fallback: Fallback::Hold,
         }
     }
 }
@@ -211,7 +222,28 @@ impl ObjectImpl for CuecastSrc {
                     .build(),
                 glib::ParamSpecString::builder("model")
                     .nick("Model package")
-                    .blurb("Folder with cuecast-model.yaml and model.pt (torchscript backend)")
+                    .blurb("Folder with cuecast-model.yaml: model.pt (torchscript backend) or the model's Python (python backend)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("python")
+                    .nick("Python")
+                    .blurb("Interpreter a python model runs in (its own venv's python); unset: the package's, else CUECAST_PYTHON, else python3")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("fallback")
+                    .nick("Fallback")
+                    .blurb("While a python model's process is down and restarting: \"hold\" the last frame, \"procedural\" world from the same camera, or \"still:NAME\" (an image in media)")
+                    .default_value(Some("hold"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("media")
+                    .nick("Media folder")
+                    .blurb("Folder image cues and the start image are read from (nothing outside it); unset: image cues are refused")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("image")
+                    .nick("Start image")
+                    .blurb("Image (a .png or .jpg in media) a model that takes images starts from")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("device")
@@ -375,6 +407,16 @@ impl ObjectImpl for CuecastSrc {
                 }
             }
             "failure-after" => settings.failure_after = value.get().unwrap(),
+            "python" => settings.python = opt(value),
+            "media" => settings.media = opt(value),
+            "image" => settings.image = opt(value),
+            "fallback" => {
+                let v = opt(value).unwrap_or_else(|| "hold".into());
+                match v.parse() {
+                    Ok(f) => settings.fallback = f,
+                    Err(e) => gst::warning!(CAT, imp = self, "fallback {e}: kept the last"),
+                }
+            }
             "state-limit-mb" => settings.state_limit_mb = value.get().unwrap(),
             "is-live" => {
                 drop(settings);
@@ -415,6 +457,15 @@ impl ObjectImpl for CuecastSrc {
             "failure-action" => settings.failure_action.as_str().to_value(),
             "failure-after" => settings.failure_after.to_value(),
             "state-limit-mb" => settings.state_limit_mb.to_value(),
+            "python" => settings.python.to_value(),
+            "media" => settings.media.to_value(),
+            "image" => settings.image.to_value(),
+            "fallback" => match &settings.fallback {
+                Fallback::Hold => "hold".to_owned(),
+                Fallback::Procedural => "procedural".to_owned(),
+                Fallback::Still(n) => format!("still:{n}"),
+            }
+            .to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -428,8 +479,9 @@ impl ElementImpl for CuecastSrc {
             gst::subclass::ElementMetadata::new(
                 "cuecast world-model source",
                 "Source/Video",
-                "Live video from a generative world model (procedural, TorchScript), steered by cues: \
-                 prompts, camera moves, params, scenes",
+                "Live video from a generative world model (procedural, TorchScript, or a model's own \
+                 Python in a supervised worker), steered by cues: prompts, camera moves, keys and \
+                 mouse, images, params, scenes",
                 "cuecast",
             )
         });
@@ -696,7 +748,11 @@ impl BaseSrcImpl for CuecastSrc {
             },
             state_limit_bytes: (settings.state_limit_mb > 0)
                 .then_some(u64::from(settings.state_limit_mb) << 20),
-            media: None,
+            media: settings.media.as_ref().map(PathBuf::from),
+            image: settings.image.clone(),
+            python: settings.python.as_ref().map(PathBuf::from),
+            fallback: settings.fallback.clone(),
+            restart_max_s: None,
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();

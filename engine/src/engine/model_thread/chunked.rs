@@ -130,7 +130,7 @@ impl Chunked {
         self.device
     }
 
-    pub(super) fn worker(&self) -> &Worker {
+    pub(in crate::engine) fn worker(&self) -> &Worker {
         &self.worker
     }
 
@@ -153,6 +153,14 @@ impl Chunked {
         self.in_flight = None;
         self.shown = None;
         self.fresh = true;
+    }
+
+    /// A chunk that will not come: its slots are asked for again (with the inputs the
+    /// world has now), so the frames the show waits for are made.
+    fn rewind(&mut self, lost: &Asked) {
+        if let Some(&(first, _)) = lost.slots.first() {
+            self.next_slot = self.next_slot.min(first);
+        }
     }
 
     fn capacity(&self) -> usize {
@@ -687,9 +695,10 @@ impl ModelThread {
             }
             WorkerEvent::Chunk(Err((id, e))) => {
                 let c = self.chunks();
-                if c.in_flight.take_if(|a| a.id == id).is_none() {
+                let Some(lost) = c.in_flight.take_if(|a| a.id == id) else {
                     return;
-                }
+                };
+                c.rewind(&lost);
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 self.failing += 1;
                 let now = Instant::now();
@@ -718,7 +727,9 @@ impl ModelThread {
             WorkerEvent::Down { reason } => {
                 let c = self.chunks();
                 c.up = false;
-                c.in_flight = None;
+                if let Some(lost) = c.in_flight.take() {
+                    c.rewind(&lost);
+                }
                 tracing::warn!("the model is down ({reason}): the show goes on");
             }
             WorkerEvent::Up { resumed } => {

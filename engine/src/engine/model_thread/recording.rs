@@ -260,7 +260,6 @@ impl ModelThread {
         s.backend.clone_from(&self.backend);
         s.state_bytes = self.model.state_bytes();
         if let Model::Chunks(c) = &self.model {
-            s.model_process = Some(c.worker().status());
             s.frames_buffered = c.buffered();
             s.frames_skipped = c.skipped;
             s.fallback_frames = c.fallback_frames;
