@@ -1,6 +1,7 @@
 //! Property-based fuzzing of the OSC decoder: random datagrams, and valid packets with
 //! bytes flipped, cut or appended, decode or fail with an error, never panic, in bounded
-//! time; what decodes turns into a cue or an error naming the address.
+//! time; what decodes turns into a cue or an error naming the address, and a cue it
+//! turns into is one the cue parser answers (accepts or refuses) without panicking.
 //!
 //! CI runs a few thousand cases with a fixed seed; `make fuzz` runs many more
 //! (`CUECAST_FUZZ_CASES`).
@@ -22,6 +23,9 @@ fn arg() -> impl Strategy<Value = OscArg> {
         any::<f64>().prop_map(OscArg::Double),
         any::<i64>().prop_map(OscArg::Long),
         "\\PC{0,20}".prop_map(OscArg::Str),
+        // Words the new forms take, so some messages reach the cue parser's checks.
+        prop::sample::select(vec!["KeyW", "ShiftLeft", "left", "right", "start.png"])
+            .prop_map(|w| OscArg::Str(w.into())),
         any::<bool>().prop_map(OscArg::Bool),
         Just(OscArg::Nil),
     ]
@@ -42,6 +46,9 @@ fn packet() -> impl Strategy<Value = Vec<u8>> {
             "/cuecast/seed",
             "/cuecast/fade",
             "/cuecast/freeze",
+            "/cuecast/input/keys",
+            "/cuecast/input/mouse",
+            "/cuecast/image",
             "/dawn",
         ])
         .prop_map(str::to_owned),
@@ -91,8 +98,11 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
     let started = Instant::now();
     if let Ok(messages) = parse_packet(bytes) {
         for m in &messages {
-            if let Err(e) = to_cue(m, "/cuecast", &aliases) {
-                prop_assert!(!e.to_string().is_empty());
+            match to_cue(m, "/cuecast", &aliases) {
+                Ok(cue) => {
+                    let _ = cuecast_engine::Cue::list_from_value(&cue);
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
             }
         }
     }

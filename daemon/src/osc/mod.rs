@@ -23,11 +23,15 @@
 //! | `/marker` | \[label\] |
 //! | `/fade` | to \[duration_s\] |
 //! | `/fade/black`, `/fade/program` | \[duration_s\] |
+//! | `/input/keys` | \[key ...\]: the W3C `KeyboardEvent.code` names held from now on (none: release all) |
+//! | `/input/mouse` | dx dy \[button ...\]: pixels moved (right, down positive); buttons given (left, middle, right) are then exactly those held |
+//! | `/image` | name (a PNG or JPEG file in the show's media folder) |
 //! | `/cue` | a JSON string: any cue or array of cues, passed through (e.g. `camera_path`) |
 //! | an alias key, e.g. `/dawn` | none (or a button value): the show preset's JSON |
 //!
 //! Any number type is accepted where a number is expected, and Nil where an
-//! optional argument may be skipped (`/scene intro N 2`). Two results are not cues:
+//! optional argument may be skipped (`/scene intro N 2`); the `...` lists take any
+//! number of strings (Nil is not one). Two results are not cues:
 //! * `Value::Null` — a button release (0 or false sent to an address that takes none,
 //!   because Companion and TouchDesigner buttons send 1 on press and 0 on release);
 //!   skip it. [`OscListener`] never passes it on.
@@ -62,6 +66,17 @@ enum Slot<'a> {
     OptNum(&'a str),
     /// `seed`'s value: a whole number >= 0.
     Seed,
+    /// The rest of the arguments, each a string, as an array (`[]` when there are none).
+    Texts(&'a str),
+    /// The rest of the arguments, each a string, as an array; left out when there are none.
+    OptTexts(&'a str),
+}
+
+impl Slot<'_> {
+    /// Whether the slot takes every argument left (so it comes last).
+    fn takes_the_rest(&self) -> bool {
+        matches!(self, Slot::Texts(_) | Slot::OptTexts(_))
+    }
 }
 
 /// Maps one message to cue JSON (see the module doc for the address map). Aliases
@@ -98,14 +113,15 @@ pub fn to_cue(
     let Some((fixed, slots)) = form(head, tail) else {
         return fail(format!(
             "{addr}: unknown address (expected {prefix}/ then prompt, action, param, \
-             scene, seed, marker, freeze, resume, fade, cue, go, back or an alias)"
+             scene, seed, marker, freeze, resume, fade, input/keys, input/mouse, image, \
+             cue, go, back or an alias)"
         ));
     };
     if slots.is_empty() {
         if !a.pressed()? {
             return Ok(Value::Null);
         }
-    } else {
+    } else if !slots.iter().any(Slot::takes_the_rest) {
         a.at_most(slots.len())?;
     }
     let mut cue = Map::new();
@@ -120,19 +136,43 @@ pub fn to_cue(
             OptText(name) => (name, a.opt_text(i, name)?.map(Value::from)),
             OptNum(name) => (name, a.opt_number(i, name)?),
             Seed => ("value", Some(a.seed(i)?)),
+            Texts(name) => (name, Some(a.texts(i, name)?.into())),
+            OptTexts(name) => {
+                let texts = a.texts(i, name)?;
+                (name, (!texts.is_empty()).then(|| texts.into()))
+            }
         };
         // Optional fields not given are left out: the cue parser's defaults apply.
         if let Some(value) = value {
-            cue.insert(name.into(), value);
+            put(&mut cue, name, value);
         }
     }
     Ok(Value::Object(cue))
 }
 
+/// Sets the field at `path` in `cue`; a dotted path (`mouse.dx`) names a field of a
+/// nested object, made when first needed.
+fn put(cue: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        Some((outer, rest)) => {
+            let inner = cue
+                .entry(outer)
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(inner) = inner {
+                put(inner, rest, value);
+            }
+        }
+        None => {
+            cue.insert(path.into(), value);
+        }
+    }
+}
+
 /// What an address form (`/head` or `/head/tail`) fixes and the arguments it takes in
 /// order: the one place the OSC map is written. The cue type is always `head`; some
-/// forms carry one field in the address (`/param/fog`). `None`: no such form (`/cue`
-/// and aliases are handled before).
+/// forms carry one field in the address (`/param/fog`). A slot's name is the field it
+/// fills, dotted for a field of a nested object (`mouse.dx`). `None`: no such form
+/// (`/cue` and aliases are handled before).
 type Form<'a> = (Option<(&'static str, &'a str)>, Vec<Slot<'a>>);
 
 fn form<'a>(head: &str, tail: Option<&'a str>) -> Option<Form<'a>> {
@@ -158,6 +198,12 @@ fn form<'a>(head: &str, tail: Option<&'a str>) -> Option<Form<'a>> {
         ("fade", Some(to @ ("black" | "program"))) => {
             (Some(("to", to)), vec![OptNum("duration_s")])
         }
+        ("input", Some("keys")) => (None, vec![Texts("keys")]),
+        ("input", Some("mouse")) => (
+            None,
+            vec![Num("mouse.dx"), Num("mouse.dy"), OptTexts("mouse.buttons")],
+        ),
+        ("image", None) => (None, vec![Text("name")]),
         _ => return None,
     };
     Some(form)
@@ -226,6 +272,18 @@ impl Args<'_> {
             Some(s) => Ok(s),
             None => self.bad(i, name, "is missing (expected a string)"),
         }
+    }
+
+    /// Every argument from `i` on, each a string.
+    fn texts(&self, i: usize, name: &str) -> Result<Vec<String>, OscError> {
+        let rest = self.args.get(i..).unwrap_or_default();
+        rest.iter()
+            .enumerate()
+            .map(|(j, arg)| match arg {
+                OscArg::Str(s) => Ok(s.clone()),
+                _ => self.bad(i + j, name, "must be a string"),
+            })
+            .collect()
     }
 
     fn seed(&self, i: usize) -> Result<Value, OscError> {
@@ -405,6 +463,16 @@ mod tests {
             ("/fade/program", vec![], json!({"type": "fade", "to": "program"})),
             ("/fade/black", vec![Int(2)],
              json!({"type": "fade", "to": "black", "duration_s": 2.0})),
+            ("/input/keys", vec![s("KeyW"), s("ShiftLeft")],
+             json!({"type": "input", "keys": ["KeyW", "ShiftLeft"]})),
+            ("/input/keys", vec![], json!({"type": "input", "keys": []})),
+            ("/input/mouse", vec![Int(3), Float(-1.5)],
+             json!({"type": "input", "mouse": {"dx": 3.0, "dy": -1.5}})),
+            ("/input/mouse", vec![Float(0.1), Long(0), s("left"), s("right")],
+             json!({"type": "input", "mouse": {"dx": 0.1, "dy": 0.0, "buttons": ["left", "right"]}})),
+            ("/input/mouse", vec![Double(0.0), Int(0)],
+             json!({"type": "input", "mouse": {"dx": 0.0, "dy": 0.0}})),
+            ("/image", vec![s("start.png")], json!({"type": "image", "name": "start.png"})),
             ("/cue", vec![path], json!([{"type": "camera_path", "points": []}])),
             ("/go", vec![Bool(true)], json!({"type": "go"})),
             ("/back", vec![Nil], json!({"type": "back"})),
@@ -416,62 +484,112 @@ mod tests {
     }
 
     /// The OSC map and the cue schema (the one description of cues) agree: every cue
-    /// type is reachable, every argument is a field of its type, every field but `at`
-    /// has an argument, `/action/<axis>` exists for exactly the schema's axes, and each
-    /// form's cue passes the cue parser.
+    /// type is reachable, every argument is a field of its type (nested fields by their
+    /// path, `mouse.dx`), every field but `at` has an argument in some form of its type,
+    /// `/action/<axis>` exists for exactly the schema's axes, and each form's cue passes
+    /// the cue parser the daemon uses.
     #[test]
     fn the_osc_map_speaks_the_cue_schema() {
+        use cuecast_engine::cue::IMAGE_NAME_PATTERN;
         use cuecast_engine::schema::{schema, type_schema, CUE_TYPES};
         let schema = schema();
         fn slot_name<'a>(s: &Slot<'a>) -> &'a str {
             match *s {
                 Slot::Text(n) | Slot::Num(n) | Slot::OptText(n) | Slot::OptNum(n) => n,
+                Slot::Texts(n) | Slot::OptTexts(n) => n,
                 Slot::Seed => "value",
+            }
+        }
+        /// The schema of the field at a dotted path in a type's schema.
+        fn field<'s>(t: &'s Value, path: &str) -> Option<&'s Value> {
+            path.split('.').try_fold(t, |s, k| s["properties"].get(k))
+        }
+        /// Every field path of a type but `type` and `at`, into nested objects.
+        fn fields(t: &Value, prefix: &str, out: &mut Vec<String>) {
+            for (k, p) in t["properties"].as_object().unwrap() {
+                if prefix.is_empty() && ["type", "at"].contains(&k.as_str()) {
+                    continue;
+                }
+                let path = format!("{prefix}{k}");
+                if p["type"] == "object" && p.get("properties").is_some() {
+                    fields(p, &format!("{path}."), out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        /// A string the schema allows for a field (or each item of an array field).
+        fn example(p: &Value) -> String {
+            let p = if p["type"] == "array" { &p["items"] } else { p };
+            match (&p["enum"][0], &p["pattern"]) {
+                (Value::String(e), _) => e.clone(),
+                (_, Value::String(pat)) if pat == IMAGE_NAME_PATTERN => "start.png".into(),
+                _ => "dusk".into(),
             }
         }
         for ty in CUE_TYPES {
             let t = type_schema(&schema, ty).unwrap();
-            let props = t["properties"].as_object().unwrap();
-            let Some((fixed, slots)) = form(ty, None) else {
+            // The forms to try: `/ty`, and `/ty/<tail>` for a free name ("fog"), each
+            // field's name and each value a field may take ("black").
+            let mut tails = vec![None, Some("fog".to_owned())];
+            for (k, p) in t["properties"].as_object().unwrap() {
+                tails.push(Some(k.clone()));
+                let values = p["enum"].as_array().into_iter().flatten();
+                tails.extend(
+                    values
+                        .filter_map(|v| v.as_str())
+                        .map(|v| Some(v.to_owned())),
+                );
+            }
+            let forms: Vec<(String, Form)> = tails
+                .iter()
+                .filter_map(|tail| {
+                    let addr = match tail {
+                        Some(tail) => format!("/{ty}/{tail}"),
+                        None => format!("/{ty}"),
+                    };
+                    Some((addr, form(ty, tail.as_deref())?))
+                })
+                .collect();
+            if forms.is_empty() {
                 // Types with nested fields go through `/cue` as JSON.
                 assert_eq!(ty, "camera_path", "{ty} has no OSC address");
                 let cue = json!({"type": ty, "points": [{"t": 0, "pos": [0, 1, 0], "yaw": 0, "pitch": 0}]});
                 let got = cue_of("/cuecast/cue", vec![s(&cue.to_string())]).unwrap();
                 cuecast_engine::Cue::from_value(&got).unwrap();
                 continue;
-            };
-            let mut named: Vec<&str> = slots.iter().map(slot_name).collect();
-            named.extend(fixed.map(|(n, _)| n));
-            for n in &named {
-                assert!(props.contains_key(*n), "/{ty}: {n} is not a field of {ty}");
             }
-            for k in props
-                .keys()
-                .filter(|k| !["type", "at"].contains(&k.as_str()))
-            {
-                let by_tail = form(ty, Some("fog"))
-                    .is_some_and(|(f, _)| f.is_some_and(|(n, _)| n == k))
-                    || form(ty, Some(k)).is_some();
+            let mut reached: Vec<&str> = Vec::new();
+            for (addr, (fixed, slots)) in &forms {
+                let mut named: Vec<&str> = slots.iter().map(slot_name).collect();
+                named.extend(fixed.map(|(n, _)| n));
+                for n in &named {
+                    assert!(field(&t, n).is_some(), "{addr}: {n} is not a field of {ty}");
+                }
+                reached.extend(&named);
+                let args: Vec<OscArg> = slots
+                    .iter()
+                    .map(|slot| match slot {
+                        Slot::Text(n) | Slot::OptText(n) | Slot::Texts(n) | Slot::OptTexts(n) => {
+                            s(&example(field(&t, n).unwrap()))
+                        }
+                        Slot::Num(_) | Slot::OptNum(_) => Float(0.5),
+                        Slot::Seed => Int(3),
+                    })
+                    .collect();
+                let args = if args.is_empty() { vec![Int(1)] } else { args };
+                let got = cue_of(&format!("/cuecast{addr}"), args).unwrap();
+                cuecast_engine::Cue::from_value(&got)
+                    .unwrap_or_else(|e| panic!("{addr} gave {got}: {e}"));
+            }
+            let mut want = Vec::new();
+            fields(&t, "", &mut want);
+            for k in want {
                 assert!(
-                    named.contains(&k.as_str()) || by_tail,
+                    reached.contains(&k.as_str()),
                     "{ty}.{k} has no OSC argument"
                 );
             }
-            let args: Vec<OscArg> = slots
-                .iter()
-                .map(|slot| match slot {
-                    Slot::Text("to") | Slot::OptText("transition") => {
-                        s(if ty == "fade" { "black" } else { "fade" })
-                    }
-                    Slot::Text(_) | Slot::OptText(_) => s("dusk"),
-                    Slot::Num(_) | Slot::OptNum(_) | Slot::Seed => Float(0.5),
-                })
-                .map(|a| if ty == "seed" { Int(3) } else { a })
-                .collect();
-            let args = if args.is_empty() { vec![Int(1)] } else { args };
-            let got = cue_of(&format!("/cuecast/{ty}"), args).unwrap();
-            cuecast_engine::Cue::from_value(&got)
-                .unwrap_or_else(|e| panic!("/{ty} gave {got}: {e}"));
         }
         let action = type_schema(&schema, "action").unwrap();
         for (k, p) in action["properties"].as_object().unwrap() {
@@ -479,6 +597,33 @@ mod tests {
             assert_eq!(form("action", Some(k)).is_some(), is_axis, "/action/{k}");
         }
         assert!(form("action", Some("roll")).is_none());
+        // `input`'s two fields each have their own address.
+        let names =
+            |tail| form("input", Some(tail)).map(|(_, s)| s.iter().map(slot_name).collect());
+        assert_eq!(names("keys"), Some(vec!["keys"]));
+        assert_eq!(
+            names("mouse"),
+            Some(vec!["mouse.dx", "mouse.dy", "mouse.buttons"])
+        );
+    }
+
+    /// OSC checks only arity and types; values (key names, ranges, file names) are the
+    /// cue parser's, so the error a sender sees names the field as it does over HTTP.
+    #[test]
+    fn values_are_checked_by_the_cue_parser() {
+        #[rustfmt::skip]
+        let cases = [
+            ("/input/keys", vec![s("Nope")], "keys[0]"),
+            ("/input/keys", vec![s("KeyW"), s("KeyW")], "keys[1]"),
+            ("/input/mouse", vec![Int(20000), Int(0)], "mouse.dx"),
+            ("/input/mouse", vec![Int(0), Int(0), s("thumb")], "mouse.buttons[0]"),
+            ("/image", vec![s("../show.yaml")], "name"),
+        ];
+        for (addr, args, want) in cases {
+            let cue = cue_of(&format!("/cuecast{addr}"), args).unwrap();
+            let e = cuecast_engine::Cue::from_value(&cue).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(want), "{addr}: {e}");
+        }
     }
 
     #[test]
@@ -494,7 +639,8 @@ mod tests {
     #[test]
     fn bad_arguments_name_address_position_and_field() {
         let unknown = "unknown address (expected /cuecast/ then prompt, action, param, scene, \
-                       seed, marker, freeze, resume, fade, cue, go, back or an alias)";
+                       seed, marker, freeze, resume, fade, input/keys, input/mouse, image, cue, \
+                       go, back or an alias)";
         #[rustfmt::skip]
         let cases = [
             ("/prompt", vec![Int(1)], "argument 1 (text) must be a string"),
@@ -511,8 +657,23 @@ mod tests {
             ("/go", vec![Int(1), Int(1)], "too many arguments (expected at most 1, got 2)"),
             ("/cue", vec![s("{")],
              "argument 1 (json) is not valid JSON: EOF while parsing an object at line 1 column 1"),
+            ("/input/keys", vec![s("KeyW"), Int(1)], "argument 2 (keys) must be a string"),
+            ("/input/keys", vec![Nil], "argument 1 (keys) must be a string"),
+            ("/input/mouse", vec![], "argument 1 (mouse.dx) is missing (expected a number)"),
+            ("/input/mouse", vec![Int(1)], "argument 2 (mouse.dy) is missing (expected a number)"),
+            ("/input/mouse", vec![s("left")], "argument 1 (mouse.dx) must be a number"),
+            ("/input/mouse", vec![Float(f32::INFINITY), Int(0)],
+             "argument 1 (mouse.dx) must be a finite number"),
+            ("/input/mouse", vec![Int(1), Int(2), s("left"), Bool(true)],
+             "argument 4 (mouse.buttons) must be a string"),
+            ("/image", vec![], "argument 1 (name) is missing (expected a string)"),
+            ("/image", vec![Int(1)], "argument 1 (name) must be a string"),
+            ("/image", vec![s("a.png"), s("b.png")], "too many arguments (expected at most 1, got 2)"),
             ("/nope", vec![], unknown),
             ("/action/roll", vec![Int(1)], unknown),
+            ("/input", vec![s("KeyW")], unknown),
+            ("/input/camera", vec![], unknown),
+            ("/image/start.png", vec![], unknown),
         ];
         for (addr, args, want) in cases {
             let addr = format!("/cuecast{addr}");
