@@ -15,8 +15,8 @@ little-endian length and that many bytes of UTF-8 JSON. Frames never cross the s
 the host creates a shared-memory file, names it in `load`, and tells each `step` where
 to write; the worker writes the chunk there as RGBx bytes at the native size (and depth
 as float32 after it) and answers with a short `chunk` message. A thread sends `alive`
-every quarter second, so a process that stops (a deadlock, SIGSTOP) is noticed even
-while a step is running; a step that runs too long is the host's to notice.
+every quarter second, so a process that stops between requests (a deadlock, SIGSTOP) is
+noticed; during a step, its deadline (`step_timeout_s`) is what the host watches.
 """
 
 import argparse

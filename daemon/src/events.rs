@@ -78,6 +78,14 @@ pub enum Event {
     },
     /// An export job moved on.
     Export { job: Value },
+    /// A python model's process went down (`restarting`, with how it ended) or is
+    /// running again; `restarts` counts its restarts.
+    Model {
+        state: String,
+        restarts: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// Something a producer should know; the show goes on.
     Warning { message: String },
     /// Something failed; the show goes on where it can. `model_resets` counts the model's
@@ -145,6 +153,8 @@ pub fn schema() -> Value {
             "take": string, "start_frame": int, "frames": int, "error": string})),
         kind("checkpoint", &[], json!({"saved": string, "frame": int, "restored": string})),
         kind("export", &["job"], json!({"job": {"$ref": "#/components/schemas/Job"}})),
+        kind("model", &["state", "restarts"], json!({"state": {"enum": ["restarting", "running"]},
+            "restarts": int, "reason": string})),
         kind("warning", &["message"], json!({"message": string})),
         kind("error", &["message"], json!({"message": string, "model_resets": int})),
     ]})
@@ -253,6 +263,11 @@ mod tests {
                 restored: Some("c".into()),
             },
             Event::Export { job: json!({}) },
+            Event::Model {
+                state: "restarting".into(),
+                restarts: 1,
+                reason: Some("its process was killed by signal 9 (SIGKILL)".into()),
+            },
             Event::warning("w"),
             Event::Error {
                 message: "e".into(),

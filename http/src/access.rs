@@ -11,7 +11,9 @@
 //! 2. **Origin**: a browser names the page a request comes from; it must be this API's
 //!    own origin (the control surface) or one the config lists (`api.origins`). 403.
 //! 3. **Content type**: a call that changes something and carries a body, or names a
-//!    content type at all, must be `application/json`. 415.
+//!    content type at all, must be `application/json`, or, for the routes that take a
+//!    file (an image upload), one of that route's types (`image/png`, `image/jpeg`:
+//!    neither is a type a page may send across sites without a preflight). 415.
 //!
 //! Tools that are not browsers (curl, Companion, scripts) send no `Origin` and are
 //! unaffected; the control surface is same-origin and sends JSON.
@@ -38,6 +40,16 @@ pub struct Access {
 impl Access {
     /// Checks one request's headers; `Err` says which check refused it.
     pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+        self.check_route(method, "", headers)
+    }
+
+    /// [`Access::check`] for a request to `path`, which decides the body types allowed.
+    pub fn check_route(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
         let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
         let host = text(header::HOST);
         if let Some(host) = host {
@@ -63,12 +75,25 @@ impl Access {
         let has_body = headers.contains_key(header::TRANSFER_ENCODING)
             || text(header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
         let kind = text(header::CONTENT_TYPE);
-        if changes && (has_body || kind.is_some()) && !kind.is_some_and(is_json) {
+        let files = file_types(path);
+        let allowed = |k: &str| {
+            if files.is_empty() {
+                is_json(k)
+            } else {
+                files.iter().any(|f| media_type(k).eq_ignore_ascii_case(f))
+            }
+        };
+        if changes && (has_body || kind.is_some()) && !kind.is_some_and(allowed) {
+            let wanted = if files.is_empty() {
+                "application/json".to_owned()
+            } else {
+                files.join(" or ")
+            };
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 format!(
-                    "send the body as Content-Type: application/json (got {})",
+                    "send the body as Content-Type: {wanted} (got {})",
                     kind.map_or("none".into(), |k| format!("{:?}", clip(k)))
                 ),
             ));
@@ -85,9 +110,23 @@ impl Access {
     }
 }
 
+/// The routes whose bodies are files, and the types each takes (the rest take JSON).
+pub const FILE_ROUTES: [(&str, &[&str]); 1] = [("/api/v1/media", &["image/png", "image/jpeg"])];
+
+fn file_types(path: &str) -> &'static [&'static str] {
+    FILE_ROUTES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(&[], |(_, t)| t)
+}
+
+fn media_type(kind: &str) -> &str {
+    kind.split(';').next().unwrap_or("").trim()
+}
+
 /// The middleware: every route behind it is checked.
 pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
-    match access.check(request.method(), request.headers()) {
+    match access.check_route(request.method(), request.uri().path(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -26,7 +26,7 @@ process builds the same model:
 - prompt switches: `set_prompt(text, 0)` re-caches the window under the new prompt (the
   LongLive "KV re-cache"); with `transition_s > 0` the prompt vector blends over that time;
 - decoder: conv + bilinear upsampling (x8) to RGB, over a sky/ground backdrop whose horizon
-  follows the camera pose and intrinsics (world up is -y, an OpenCV-style world), so the
+  follows the camera pose and intrinsics (world up is +y, as in cuecast's world), so the
   picture has structure; returns float [T, 3, H, W] in [0, 1] on the model's device.
 
 Randomness is counter-based (a generator seeded from (seed, frame counter) per frame), so
@@ -258,8 +258,9 @@ class KvChunks:
         cam[:, 13] = intr[:, 1, 1] / self.width - 0.8
         cam[:, 14] = intr[:, 0, 2] / self.width - 0.5
         cam[:, 15] = intr[:, 1, 2] / self.height - 0.5
-        # World up is -y (an OpenCV-style world, y down); its direction in the camera frame.
-        geo = np.concatenate([-pose[:, :3, 1], intr[:, 0, 0:1], intr[:, 1, 1:2], intr[:, 0, 2:3], intr[:, 1, 2:3]], 1)
+        # World up is +y (cuecast's world is Y up); its direction in the camera frame,
+        # whose y points down the picture.
+        geo = np.concatenate([pose[:, :3, 1], intr[:, 0, 0:1], intr[:, 1, 1:2], intr[:, 0, 2:3], intr[:, 1, 2:3]], 1)
         par = np.stack([(params[:, 0] - 0.2) * 3.0, params[:, 1] - 1.0], 1).astype(f32)
         speed = params[:, 1]
         # Warp of the previous latent: mouse and A/D shift it, W/S zoom it.

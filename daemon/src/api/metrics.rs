@@ -123,6 +123,48 @@ impl Collector for Show {
             "From a cue's arrival to the first frame showing it.",
             &Seconds(c.cue_latency_ms.snapshot()),
         )?;
+        if let Some(p) = &status.model_process {
+            one(
+                &mut e,
+                "cuecast_model_restarts",
+                "Times a python model's process was started again after dying or hanging.",
+                &ConstCounter::new(p.restarts),
+            )?;
+            one(
+                &mut e,
+                "cuecast_model_up",
+                "1 while a python model's process is running, 0 while it starts or restarts.",
+                &ConstGauge::new(u64::from(
+                    p.state == cuecast_engine::worker::ProcessState::Running,
+                )),
+            )?;
+            one(
+                &mut e,
+                "cuecast_chunk_seconds",
+                "A chunked model's chunks, from asking for one to having it.",
+                &Seconds(c.chunk_ms.snapshot()),
+            )?;
+            one(
+                &mut e,
+                "cuecast_chunk_transfer_seconds",
+                "Moving a chunk's frames from the model's process into cuecast.",
+                &Seconds(c.transfer_ms.snapshot()),
+            )?;
+            for (name, help, v) in [
+                (
+                    "cuecast_frames_skipped",
+                    "A chunked model's frames never shown (they came after their time).",
+                    status.frames_skipped,
+                ),
+                (
+                    "cuecast_fallback_frames",
+                    "Frames the fallback drew while a python model's process was down.",
+                    status.fallback_frames,
+                ),
+            ] {
+                one(&mut e, name, help, &ConstCounter::new(v))?;
+            }
+        }
 
         let outputs = s.outputs.list();
         let states = outputs.iter().flat_map(|o| {

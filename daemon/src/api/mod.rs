@@ -62,6 +62,8 @@ pub struct AppState {
     pub presets: std::path::PathBuf,
     /// The only folder record outputs added over the API write in.
     pub recordings: std::path::PathBuf,
+    /// The only folder images are read from and uploaded to.
+    pub media: std::path::PathBuf,
     /// The environment variables outputs added over the API may read (`api.output_secrets`).
     pub output_secrets: Arc<[String]>,
     /// Host names and origins answered beyond loopback and the API's own page.
@@ -75,6 +77,8 @@ pub struct AppState {
     pub model_failing: Arc<std::sync::atomic::AtomicBool>,
     /// The last take that ended by itself and has been told of.
     pub take_ended: Arc<Mutex<Option<String>>>,
+    /// A python model's restarts told of, and whether it was last told down.
+    pub model_process_told: Arc<Mutex<(u64, bool)>>,
     pub video: Video,
     pub token: Option<Arc<str>>,
     /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.
@@ -111,6 +115,7 @@ impl AppState {
             })),
             presets: config.presets.clone(),
             recordings: config.recordings.clone(),
+            media: config.media.clone(),
             output_secrets: config.api_output_secrets.clone().into(),
             access: Arc::new(config.api_access.clone()),
             wrong_tokens: Arc::default(),
@@ -118,6 +123,7 @@ impl AppState {
             model_resets_told: Arc::default(),
             model_failing: Arc::default(),
             take_ended: Arc::default(),
+            model_process_told: Arc::default(),
             video: config.video,
             token,
             live: Arc::new(Mutex::new(json!({}))),
@@ -215,6 +221,9 @@ pub fn routes() -> Vec<Route> {
         route(Method::GET, "/api/v1/events", "Server-sent events: each data line is an Event (cue_applied, stats, output_state, output_removed, config, rundown, take, checkpoint, export, warning, error)", None, (200, json!({"type": "string", "format": "text/event-stream"})), get(get_events)),
         route(Method::GET, "/api/v1/preview.mjpeg", "The preview output as multipart MJPEG (for <img>)", None, (200, json!({"type": "string", "format": "multipart/x-mixed-replace"})), get(get_preview)),
         route(Method::POST, "/api/v1/auth", "Check a token: 204 when it is accepted, 401 when not (status.auth says whether one is needed)", None, (204, Value::Null), post(post_auth)),
+        route(Method::GET, "/api/v1/model", "The running model: native size and rate, how it chunks, the inputs it takes (axes, keys, mouse, camera pose, image), its params and prompt", None, (200, schema_ref("Model")), get(get_model)),
+        route(Method::GET, "/api/v1/media", "The images in the media folder, which image cues name", None, (200, json!({"type": "array", "items": {"type": "object", "required": ["name", "bytes"], "properties": {"name": {"type": "string"}, "bytes": {"type": "integer"}}}})), get(get_media)),
+        route(Method::POST, "/api/v1/media", "Upload an image into the media folder: the file itself as the body (image/png or image/jpeg, at most 32 MB), decoded before it is kept; ?name=NAME (else upload-<digest>), &force=true replaces one of that name", Some(json!({"type": "string", "format": "binary", "x-content-types": cuecast_http::access::FILE_ROUTES[0].1})), (201, json!({"type": "object", "properties": {"name": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"}}})), post(post_media).layer(DefaultBodyLimit::max(cuecast_engine::media::MAX_IMAGE_BYTES as usize))),
         route(Method::GET, "/api/v1/openapi.json", "This document", None, (200, object), get(get_openapi)),
         route(Method::GET, "/metrics", "Prometheus metrics", None, (200, json!({"type": "string", "format": metrics::CONTENT_TYPE})), get(get_metrics)),
     ]
@@ -313,8 +322,21 @@ pub fn openapi() -> Value {
             },
         });
         if let Some(body) = r.body {
-            op["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": body}}});
+            let mut content = Map::new();
+            match body["x-content-types"].as_array() {
+                Some(types) => {
+                    for t in types.iter().filter_map(Value::as_str) {
+                        content.insert(
+                            t.into(),
+                            json!({"schema": {"type": "string", "format": "binary"}}),
+                        );
+                    }
+                }
+                None => {
+                    content.insert("application/json".into(), json!({"schema": body}));
+                }
+            }
+            op["requestBody"] = json!({"required": true, "content": content});
         }
         if r.method != Method::GET {
             op["security"] = json!([{"bearer": []}]);
@@ -369,6 +391,14 @@ fn status_schema() -> Value {
             "detail": {"type": "number", "description": "the detail frames are drawn at: 1 full, lower while steps run late"},
             "take_ended": {"type": "object", "required": ["name", "reason", "frames"], "properties": {"name": {"type": "string"}, "reason": {"type": "string"}, "frames": {"type": "integer"}}, "description": "a take that ended by itself (a full disk), until the next starts"},
             "step_running_s": {"type": "number", "description": "seconds the model's step in progress has run, once over a second (absent otherwise)"},
+            "model_process": {"type": "object", "description": "a python model's worker process (absent for other models)", "properties": {
+                "state": {"enum": ["starting", "running", "restarting", "stopped"]}, "pid": {"type": ["integer", "null"]},
+                "python": {"type": "string"}, "restarts": {"type": "integer", "description": "times it was started again after dying or hanging"},
+                "last_exit": {"type": ["string", "null"], "description": "how the last process ended"}, "up_s": num,
+                "last_step_ms": num, "last_transfer_ms": num, "saved_state_bytes": {"type": "integer"}}},
+            "frames_buffered": {"type": "integer", "description": "a chunked model's frames made ahead of the output"},
+            "frames_skipped": {"type": "integer", "description": "a chunked model's frames never shown: they came after their time"},
+            "fallback_frames": {"type": "integer", "description": "frames the fallback drew while a python model's process was down"},
             "auth": {"type": "boolean", "description": "whether changes need the bearer token"},
             "outputs": {"type": "array", "items": schema_ref("Output")},
             "encoders": {"type": "array", "items": {"type": "object", "properties": {"profile": {"type": "string"}, "frames_in": {"type": "integer"}, "frames_out": {"type": "integer"}}}},
@@ -392,6 +422,13 @@ fn schemas() -> Value {
         "Pose": {"type": "object", "required": ["pos", "yaw", "pitch", "fov"], "properties": {"pos": {"type": "array", "items": num, "minItems": 3, "maxItems": 3}, "yaw": num, "pitch": num, "fov": num}},
         "Fps": {"type": "object", "required": ["num", "den"], "properties": {"num": {"type": "integer"}, "den": {"type": "integer"}}},
         "Status": status_schema(),
+        "Model": {"type": "object", "properties": {
+            "name": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "fps": schema_ref("Fps"),
+            "any_size": {"type": "boolean"}, "actions": {"type": "array", "items": {"type": "string"}},
+            "params": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "default": num, "min": num, "max": num, "description": {"type": "string"}}}},
+            "prompt": {"enum": ["text", "set_prompt", "none"]}, "pitch_limit": num, "depth": {"type": "boolean"}, "hash": {"type": "string"},
+            "inputs": {"type": "object", "properties": {"keys": {"type": "array", "items": {"type": "string"}}, "mouse": {"type": "boolean"}, "camera_pose": {"type": "boolean"}, "image": {"enum": ["none", "optional", "required"]}}},
+            "chunking": {"type": "object", "properties": {"frames_per_step": {"type": "integer"}, "first_step_frames": {"type": "integer"}, "latency_frames": {"type": "integer"}}}}},
         "Take": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "frames": {"type": "integer"}, "complete": {"type": "boolean"}, "recording": {"type": "boolean"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "fps": schema_ref("Fps"), "duration_s": num, "start_frame": {"type": "integer"}, "started_utc": {"type": "string"}, "stopped_utc": {"type": ["string", "null"]}, "markers": {"type": "integer"}, "lost_frames": {"type": "integer"}, "model": {"type": "string"}, "error": {"type": "string", "description": "why the folder cannot be read as a take"}}},
         "Job": {"type": "object", "properties": {"id": {"type": "integer"}, "take": {"type": "string"}, "out": {"type": "string"}, "state": {"enum": ["running", "done", "failed"]}, "stage": {"type": "string"}, "done": {"type": "integer"}, "total": {"type": "integer"}, "error": {"type": ["string", "null"]}, "files": {"type": "array", "items": {"type": "string"}}, "seconds": {"type": ["number", "null"]}}},
         "Error": {"type": "object", "required": ["error", "detail"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "field": {"type": ["string", "null"]}}},
@@ -400,6 +437,7 @@ fn schemas() -> Value {
 
 mod cues;
 mod library;
+mod media;
 mod metrics;
 mod outputs;
 #[cfg(test)]
@@ -409,6 +447,8 @@ mod tests;
 use cues::*;
 #[allow(unused_imports)]
 use library::*;
+#[allow(unused_imports)]
+use media::*;
 pub use metrics::metrics;
 #[allow(unused_imports)]
 use outputs::*;

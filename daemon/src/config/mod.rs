@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
-use cuecast_engine::engine::FailurePolicy;
+use cuecast_engine::engine::{FailurePolicy, Fallback};
 use cuecast_engine::{Cue, Scene};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,9 @@ pub struct Config {
     /// The folder record outputs added over the API write in (`recordings`, default
     /// `../recordings` beside the config).
     pub recordings: PathBuf,
+    /// The folder `image` cues, the start image and uploads use (`media`, default
+    /// `../media` beside the config): nothing outside it is read for an image.
+    pub media: PathBuf,
     /// What `api.output_secrets` allows outputs added over the API to read.
     pub api_output_secrets: Vec<String>,
     /// `api.hosts` and `api.origins`.
@@ -140,6 +143,9 @@ struct RawConfig {
     /// Where outputs added over the API may record.
     #[serde(default)]
     recordings: Option<String>,
+    /// Images for image cues and uploads.
+    #[serde(default)]
+    media: Option<String>,
     #[serde(default)]
     outputs: Vec<serde_yaml::Value>,
 }
@@ -371,6 +377,7 @@ impl Config {
         let checkpoints = beside(path, raw.checkpoints.as_deref().unwrap_or("../checkpoints"));
         let exports = beside(path, raw.exports.as_deref().unwrap_or("../exports"));
         let recordings = beside(path, raw.recordings.as_deref().unwrap_or("../recordings"));
+        let media = beside(path, raw.media.as_deref().unwrap_or("../media"));
         if raw.outputs.len() > MAX_OUTPUTS {
             return Err(ConfigError::new(
                 path,
@@ -405,6 +412,7 @@ impl Config {
             checkpoints,
             exports,
             recordings,
+            media,
             api_output_secrets: raw.api.output_secrets,
             api_access: cuecast_http::Access {
                 hosts: raw.api.hosts,

@@ -22,6 +22,14 @@ pub struct Show {
     pub state_limit_mb: Option<u32>,
     /// OSC address (after the prefix) → a cue or a list of cues.
     pub osc_map: BTreeMap<String, Value>,
+    /// The interpreter a python model runs in (its own venv's `python`).
+    pub python: Option<PathBuf>,
+    /// What the show draws while a python model's process restarts.
+    pub fallback: Fallback,
+    /// The image a model that takes one starts from (a file in the media folder).
+    pub image: Option<String>,
+    /// The longest wait between restarts of a python model's process, in seconds.
+    pub restart_max_s: Option<f64>,
 }
 
 impl Default for Show {
@@ -40,6 +48,10 @@ impl Default for Show {
             on_failure: FailurePolicy::default(),
             state_limit_mb: None,
             osc_map: BTreeMap::new(),
+            python: None,
+            fallback: Fallback::Hold,
+            image: None,
+            restart_max_s: None,
         }
     }
 }
@@ -80,6 +92,14 @@ pub(super) struct RawShow {
     /// The most the model's state may hold, in MB (absent: no limit).
     #[serde(default)]
     state_limit_mb: Option<u32>,
+    #[serde(default)]
+    python: Option<String>,
+    #[serde(default)]
+    fallback: Option<String>,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    restart_max_s: Option<f64>,
 }
 
 pub(super) fn default_backend() -> String {
@@ -165,6 +185,44 @@ impl Show {
                 ),
             ));
         }
+        let fallback = match raw.fallback.as_deref() {
+            None => Fallback::Hold,
+            Some(f) => f
+                .parse()
+                .map_err(|e: String| ConfigError::new(path, "fallback".to_owned(), e))?,
+        };
+        if let Some(name) = raw
+            .image
+            .as_deref()
+            .filter(|n| !cuecast_engine::cue::is_image_name(n))
+        {
+            return Err(ConfigError::new(
+                path,
+                "image".to_owned(),
+                format!("{name:?} is not the name of a .png or .jpg file in the media folder"),
+            ));
+        }
+        if let Some(s) = raw.restart_max_s.filter(|s| !(0.0..=3600.0).contains(s)) {
+            return Err(ConfigError::new(
+                path,
+                "restart_max_s".to_owned(),
+                format!("{s} is not a number of seconds from 0 to 3600"),
+            ));
+        }
+        let model = raw.model.as_deref().map(|m| beside(path, m));
+        if raw.backend == "python" {
+            // The package is read now, so a wrong manifest field is refused by name
+            // before anything starts.
+            let dir = model.as_deref().ok_or_else(|| {
+                ConfigError::new(
+                    path,
+                    "model".to_owned(),
+                    "the python backend needs model: <package folder>",
+                )
+            })?;
+            cuecast_engine::generator::package::Package::load(dir)
+                .map_err(|e| ConfigError::new(path, "model".to_owned(), e.to_string()))?;
+        }
         if raw.state_limit_mb == Some(0) {
             return Err(ConfigError::new(
                 path,
@@ -245,7 +303,7 @@ impl Show {
                 raw.name
             },
             backend: raw.backend,
-            model: raw.model.map(|m| beside(path, &m)),
+            model,
             device: raw.device,
             seed: raw.seed,
             prompt: raw.prompt,
@@ -256,6 +314,17 @@ impl Show {
             model_threads: raw.model_threads,
             on_failure: raw.on_failure,
             state_limit_mb: raw.state_limit_mb,
+            python: raw.python.map(|p| {
+                // A bare name (python3) is looked up on PATH; a path is the show's.
+                if p.contains('/') {
+                    beside(path, &p)
+                } else {
+                    PathBuf::from(p)
+                }
+            }),
+            fallback,
+            image: raw.image,
+            restart_max_s: raw.restart_max_s,
         })
     }
 }

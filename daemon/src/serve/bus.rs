@@ -59,6 +59,34 @@ pub(super) fn report_failing_model(state: &AppState, status: &cuecast_engine::St
     }
 }
 
+/// Tells, as `model` events, when a python model's process went down (each restart,
+/// with how it ended) and when it runs again.
+pub(super) fn report_model_process(state: &AppState, status: &cuecast_engine::Status) {
+    let Some(p) = &status.model_process else {
+        return;
+    };
+    use cuecast_engine::worker::ProcessState;
+    let mut told = state.model_process_told.lock();
+    let down = p.state != ProcessState::Running;
+    if p.restarts > told.0 {
+        state.events.send(Event::Model {
+            state: "restarting".into(),
+            restarts: p.restarts,
+            reason: p.last_exit.clone(),
+        });
+        told.1 = true;
+    }
+    if told.1 && !down {
+        state.events.send(Event::Model {
+            state: "running".into(),
+            restarts: p.restarts,
+            reason: None,
+        });
+        told.1 = false;
+    }
+    told.0 = p.restarts;
+}
+
 /// Tells once, as a `take` event, when a take ended by itself (its files could not be
 /// written: a full disk).
 pub(super) fn report_take_ended(state: &AppState, status: &cuecast_engine::Status) {
@@ -130,6 +158,7 @@ pub(super) fn on_message(
                     report_stuck_model(state, &status);
                     report_failing_model(state, &status);
                     report_take_ended(state, &status);
+                    report_model_process(state, &status);
                 }
                 _ => {}
             }

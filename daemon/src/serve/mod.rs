@@ -66,6 +66,17 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     if let Some(mb) = show.state_limit_mb {
         src.set_property("state-limit-mb", mb);
     }
+    if let Some(p) = &show.python {
+        src.set_property("python", p.to_string_lossy().as_ref());
+    }
+    if let Some(image) = &show.image {
+        src.set_property("image", image);
+    }
+    src.set_property("fallback", show.fallback.to_string());
+    if let Some(s) = show.restart_max_s {
+        src.set_property("restart-max-s", s);
+    }
+    src.set_property("media", config.media.to_string_lossy().as_ref());
     let cuecastsrc = src
         .clone()
         .downcast::<gstcuecast::CuecastSrc>()

@@ -33,6 +33,11 @@ struct ModelSettings {
     model_threads: Option<u32>,
     on_failure: cuecast_engine::engine::FailurePolicy,
     state_limit_mb: Option<u32>,
+    python: Option<PathBuf>,
+    fallback: cuecast_engine::engine::Fallback,
+    image: Option<String>,
+    restart_max_s: Option<f64>,
+    media: PathBuf,
 }
 
 impl RestartOnly {
@@ -50,6 +55,11 @@ impl RestartOnly {
                 model_threads: s.model_threads,
                 on_failure: s.on_failure,
                 state_limit_mb: s.state_limit_mb,
+                python: s.python.clone(),
+                fallback: s.fallback.clone(),
+                image: s.image.clone(),
+                restart_max_s: s.restart_max_s,
+                media: c.media.clone(),
             },
         }
     }
@@ -68,6 +78,11 @@ impl RestartOnly {
         s.model_threads = m.model_threads;
         s.on_failure = m.on_failure;
         s.state_limit_mb = m.state_limit_mb;
+        s.python = m.python;
+        s.fallback = m.fallback;
+        s.image = m.image;
+        s.restart_max_s = m.restart_max_s;
+        c.media = m.media;
     }
 
     /// What differs from `new`, in the words status and events use.

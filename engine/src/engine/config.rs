@@ -56,6 +56,17 @@ pub enum Fallback {
     Still(String),
 }
 
+impl std::fmt::Display for Fallback {
+    /// As [`Fallback::from_str`] reads it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fallback::Hold => f.write_str("hold"),
+            Fallback::Procedural => f.write_str("procedural"),
+            Fallback::Still(name) => write!(f, "still:{name}"),
+        }
+    }
+}
+
 impl std::str::FromStr for Fallback {
     type Err = String;
 

@@ -681,15 +681,6 @@ fn load_chunked(
         what: "model".into(),
         message: "the python backend needs a model package folder".into(),
     })?;
-    let text =
-        std::fs::read_to_string(dir.join(crate::generator::package::MANIFEST)).unwrap_or_default();
-    if crate::generator::package::contract_of(&text) == Ok(1) {
-        return Err(EngineError::Model {
-            path: dir.to_owned(),
-            message: "a contract 1 package (TorchScript): load it with the torchscript backend"
-                .into(),
-        });
-    }
     let package = Package::load(dir)?;
     if !matches!(package.runtime, Runtime::Python { .. }) {
         return Err(EngineError::Model {

@@ -335,13 +335,23 @@ where
     REGISTRY.lock().insert(name.to_owned(), Arc::new(factory));
 }
 
-/// The names of all known backends.
+/// The names of all known backends: the registry's, and `python` (a model's own code in
+/// a worker process, which the engine runs itself rather than as a [`Generator`]).
 pub fn backend_names() -> Vec<String> {
-    REGISTRY.lock().keys().cloned().collect()
+    let mut names: Vec<String> = REGISTRY.lock().keys().cloned().collect();
+    names.push("python".into());
+    names.sort();
+    names
 }
 
 /// Creates the generator `config.backend` names. Call on the thread that will own it.
 pub fn create_generator(config: &BackendConfig) -> Result<Box<dyn Generator>, EngineError> {
+    if config.backend == "python" {
+        return Err(EngineError::Config {
+            what: "backend".into(),
+            message: "python models run in a worker process, not as a frame generator".into(),
+        });
+    }
     // Look up and release the lock before calling: a factory may take a while.
     let found = REGISTRY.lock().get(&config.backend).cloned();
     let factory = found.ok_or_else(|| EngineError::Config {

@@ -199,6 +199,11 @@ impl Package {
         }
         let text = std::fs::read_to_string(dir.join(MANIFEST))
             .map_err(|e| fail(format!("{MANIFEST}: {e}")))?;
+        if contract_of(&text).map_err(|m| fail(format!("{MANIFEST}: {m}")))? == 1 {
+            return Err(fail(format!(
+                "{MANIFEST}: a contract 1 package (TorchScript, no contract field): load it with the torchscript backend"
+            )));
+        }
         let mut package = Package::parse(&text).map_err(|m| fail(format!("{MANIFEST}: {m}")))?;
         package.dir = dir.to_owned();
         if let Runtime::Python { entry, python } = &mut package.runtime {
@@ -311,7 +316,7 @@ impl Package {
             );
         }
         let image = match m.inputs.image.as_deref() {
-            None => ImageInput::None,
+            None | Some("none") => ImageInput::None,
             Some("optional") => ImageInput::Optional,
             Some("required") => ImageInput::Required,
             Some(other) => {
@@ -490,7 +495,7 @@ pub(crate) fn parse_fps(f: &FpsField) -> Result<Fps, String> {
         }
         FpsField::Number(v) => return Err(bad(v.to_string())),
         FpsField::Text(s) => {
-            let (n, d) = s.split_once('/').ok_or_else(|| bad(s.clone()))?;
+            let (n, d) = s.split_once('/').unwrap_or((s, "1"));
             let (n, d): (u32, u32) = (
                 n.trim().parse().map_err(|_| bad(s.clone()))?,
                 d.trim().parse().map_err(|_| bad(s.clone()))?,

@@ -35,6 +35,10 @@ pub const WEIGHTS: &str = "model.pt";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Manifest {
+    /// `1`, or left out.
+    #[serde(default)]
+    #[allow(dead_code)]
+    contract: Option<u32>,
     name: String,
     width: u32,
     height: u32,

@@ -53,7 +53,7 @@ pub const HEARTBEAT_LIMIT: Duration = Duration::from_secs(3);
 /// The longest a reset, prompt change or state save may take.
 pub const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// The largest compact state a model may save (caches are re-created, not saved).
-pub const MAX_STATE_BYTES: u64 = 256 << 20;
+pub const MAX_STATE_BYTES: u64 = 256_000_000;
 /// Backoff between restarts; the last value repeats (capped by the show's
 /// `restart_max_s`).
 const BACKOFF_S: [f64; 7] = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0];

@@ -66,6 +66,7 @@ const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 const DEFAULT_SEED: u64 = 0;
 const DEFAULT_PROMPT: &str = "rolling green hills";
 const DEFAULT_IS_LIVE: bool = true;
+const DEFAULT_RESTART_MAX_S: f64 = 10.0;
 
 /// Property values; copied at the top of `start()`.
 #[derive(Debug, Clone)]
@@ -94,6 +95,7 @@ struct Settings {
     /// The interpreter of a python model.
     python: Option<String>,
     fallback: Fallback,
+    restart_max_s: f64,
 }
 
 impl Default for Settings {
@@ -117,6 +119,7 @@ impl Default for Settings {
             image: None,
             python: None,
             fallback: Fallback::Hold,
+            restart_max_s: DEFAULT_RESTART_MAX_S,
         }
     }
 }
@@ -234,6 +237,14 @@ impl ObjectImpl for CuecastSrc {
                     .nick("Fallback")
                     .blurb("While a python model's process is down and restarting: \"hold\" the last frame, \"procedural\" world from the same camera, or \"still:NAME\" (an image in media)")
                     .default_value(Some("hold"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("restart-max-s")
+                    .nick("Restart backoff (s)")
+                    .blurb("The longest wait between restarts of a python model's process: at once, then 0.5, 1, 2, 4, 8 s, capped here")
+                    .minimum(0.0)
+                    .maximum(3600.0)
+                    .default_value(DEFAULT_RESTART_MAX_S)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("media")
@@ -408,6 +419,7 @@ impl ObjectImpl for CuecastSrc {
             }
             "failure-after" => settings.failure_after = value.get().unwrap(),
             "python" => settings.python = opt(value),
+            "restart-max-s" => settings.restart_max_s = value.get().unwrap(),
             "media" => settings.media = opt(value),
             "image" => settings.image = opt(value),
             "fallback" => {
@@ -458,14 +470,10 @@ impl ObjectImpl for CuecastSrc {
             "failure-after" => settings.failure_after.to_value(),
             "state-limit-mb" => settings.state_limit_mb.to_value(),
             "python" => settings.python.to_value(),
+            "restart-max-s" => settings.restart_max_s.to_value(),
             "media" => settings.media.to_value(),
             "image" => settings.image.to_value(),
-            "fallback" => match &settings.fallback {
-                Fallback::Hold => "hold".to_owned(),
-                Fallback::Procedural => "procedural".to_owned(),
-                Fallback::Still(n) => format!("still:{n}"),
-            }
-            .to_value(),
+            "fallback" => settings.fallback.to_string().to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -752,7 +760,7 @@ impl BaseSrcImpl for CuecastSrc {
             image: settings.image.clone(),
             python: settings.python.as_ref().map(PathBuf::from),
             fallback: settings.fallback.clone(),
-            restart_max_s: None,
+            restart_max_s: Some(settings.restart_max_s),
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[allow(unused_imports)]
 pub use cuecast_tests::peers::*;
 
 /// Daemons encode video: on a small machine two at once would starve each other, so

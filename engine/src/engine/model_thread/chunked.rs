@@ -70,9 +70,9 @@ pub(in crate::engine) struct Chunked {
     /// Seconds from asking for a chunk to having it.
     walls: VecDeque<f64>,
     sent_prompt: String,
-    /// A seed, scene or image cue applied inside a chunk: the model starts over
-    /// before the next.
-    reset_pending: bool,
+    /// A seed, scene or image cue applied inside a chunk (or a checkpoint without
+    /// compact state restored): the model starts over before the next chunk.
+    pub(super) reset_pending: bool,
     /// Cues waiting for the slot that shows them.
     cues: BTreeMap<u64, Vec<InFlight>>,
     /// The slot on air, its frame at the show's size, pose and depth.
@@ -283,10 +283,14 @@ impl ModelThread {
     /// Show frame `n`, if what it shows exists.
     fn show_chunked(&mut self, n: u64) -> Option<Rendered> {
         let wf = self.world_frame(n);
-        if self.last_frame.is_none_or(|l| l < n) {
-            // Nothing was built this far (the model is down, frozen, or starting): the
-            // world keeps time with the show, so its cues still apply.
-            self.advance_world_to(n, None);
+        let building = self.chunks().up && !self.world.frozen();
+        if !building && self.last_frame.is_none_or(|l| l < n) {
+            // Nothing is being built this far (the model is down, or frozen): the world
+            // keeps time with the show, so its cues still apply, and a cue that starts
+            // the model over does so when it is back.
+            if self.advance_world_to(n, None) {
+                self.chunks().reset_pending = true;
+            }
         }
         let (show, native) = (self.world.fps(), self.chunks().info().fps);
         let k = slot_at(wf, show, native);
@@ -422,7 +426,10 @@ impl ModelThread {
         let (width, height) = self.pool.size();
         let frame = match self.chunks().fallback.clone() {
             Fallback::Hold => return None,
-            Fallback::Still(_) => self.chunks().still.clone(),
+            Fallback::Still(_) => {
+                let still = self.chunks().still.clone()?;
+                Some(self.to_show_size(&still))
+            }
             Fallback::Procedural => {
                 if self.chunks().fallback_gen.is_none() {
                     let g = crate::generator::procedural::Procedural::new(
@@ -532,11 +539,13 @@ impl ModelThread {
         let (show, native) = (self.world.fps(), self.chunks().info().fps);
         let info = self.chunks().info().clone();
         let latency = u64::from(info.chunking.latency_frames);
-        let mut reset =
-            self.reset_next.take().is_some() || std::mem::take(&mut self.chunks().reset_pending);
-        if reset {
+        let policy = self.reset_next.take();
+        if let Some(why) = policy.as_ref() {
+            // Started over by the failure policy (not by a cue): counted and told.
             self.resets += 1;
+            self.last_reset = Some(why.clone());
         }
+        let mut reset = policy.is_some() || std::mem::take(&mut self.chunks().reset_pending);
         let mut count = if reset || self.chunks().fresh {
             info.chunking.first_step_frames
         } else {
@@ -644,7 +653,7 @@ impl ModelThread {
     }
 
     /// The image the model starts from now: the world's, read from the media folder.
-    fn start_image(&mut self) -> Option<RgbImage> {
+    pub(super) fn start_image(&mut self) -> Option<RgbImage> {
         let name = self.world.image()?.to_owned();
         let media = self.inbox.context().media?;
         let info = self.chunks().info();

@@ -190,12 +190,13 @@ impl ModelThread {
                 if c.has_state() && !checkpoint.state.is_empty() {
                     let state = checkpoint.state_on(tch::Device::Cpu);
                     c.worker().load_state(state).map_err(refused)?;
+                    c.clear();
                 } else {
                     // No compact state: the model starts over from the checkpoint's
-                    // seed, prompt and image.
-                    c.worker().reset(world.seed(), world.prompt(), None);
+                    // seed, prompt and image (read below, once the world is restored).
+                    c.clear();
+                    c.reset_pending = true;
                 }
-                c.clear();
             }
         }
         if !show_clock {

@@ -1,0 +1,316 @@
+//! A python model on air through the daemon: the reference chunked model in a show,
+//! steered over the API with keys, mouse and an uploaded image; its process killed with
+//! the broadcast keeping its rate; and the media folder's upload, which is the one way
+//! a file comes into the show from outside.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+
+fn kv_show(fallback: &str) -> String {
+    format!(
+        "name: kv\nbackend: python\nmodel: {}/models/kv-chunks\ndevice: cpu\nmodel_threads: 1\nseed: 5\nprompt: a quiet valley\nfallback: {fallback}\n",
+        repo().display()
+    )
+}
+
+/// A POST with a binary body and a content type of the caller's choosing.
+fn upload(api: &str, path: &str, kind: &str, body: &[u8], origin: Option<&str>) -> (u16, Value) {
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let origin = origin.map_or(String::new(), |o| format!("origin: {o}\r\n"));
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: {api}\r\ncontent-type: {kind}\r\n{origin}connection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+    )
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = png::Encoder::new(&mut out, w, h);
+    e.set_color(png::ColorType::Rgb);
+    e.set_depth(png::BitDepth::Eight);
+    let data: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8).collect();
+    e.write_header().unwrap().write_image_data(&data).unwrap();
+    out
+}
+
+fn cue(d: &Daemon, cue: Value) -> (u16, Value) {
+    d.call(
+        "POST",
+        "/api/v1/cues?wait=true",
+        Some(&cue.to_string()),
+        None,
+    )
+}
+
+#[test]
+fn a_python_model_is_steered_over_the_api_with_keys_mouse_and_an_uploaded_image() {
+    let _turn = serial();
+    let d = Daemon::start_with_show("python-show", &kv_show("hold"), "media: media\n", &[]);
+    let model = d.get("/api/v1/model");
+    assert_eq!(model["name"], "kv-chunks");
+    assert_eq!(model["fps"], json!({"num": 16, "den": 1}));
+    assert_eq!(
+        model["inputs"]["keys"],
+        json!(["KeyW", "KeyA", "KeyS", "KeyD"])
+    );
+    assert_eq!(
+        (
+            model["inputs"]["mouse"].as_bool(),
+            model["inputs"]["image"].as_str()
+        ),
+        (Some(true), Some("optional"))
+    );
+    assert_eq!(model["chunking"]["frames_per_step"], 4);
+
+    let (status, v) = cue(
+        &d,
+        json!({"type": "input", "keys": ["KeyW", "KeyD"], "mouse": {"dx": 12, "dy": -3}}),
+    );
+    assert_eq!(status, 200, "{v}");
+    // Shown on the first show frame of the first chunk made after it arrived.
+    let c = &v["cues"][0];
+    assert!(c["shown_frame"].as_u64() >= c["frame"].as_u64(), "{v}");
+    // An input the model does not take is refused by name, nothing applied.
+    let (status, v) = cue(
+        &d,
+        json!({"type": "input", "keys": ["Tab"], "mouse": {"dx": 1, "dy": 1, "buttons": ["back"]}}),
+    );
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (422, Some("mouse.buttons[0]")),
+        "{v}"
+    );
+
+    // An image: uploaded, listed, then cued.
+    let (status, v) = cue(&d, json!({"type": "image", "name": "start.png"}));
+    assert_eq!(
+        (status, v["field"].as_str()),
+        (422, Some("name")),
+        "not there yet: {v}"
+    );
+    let (status, v) = upload(
+        &d.api,
+        "/api/v1/media?name=start.png",
+        "image/png",
+        &png(320, 180),
+        None,
+    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    assert_eq!(d.get("/api/v1/media")[0]["name"], "start.png");
+    let (status, v) = upload(
+        &d.api,
+        "/api/v1/media?name=start.png",
+        "image/png",
+        &png(8, 8),
+        None,
+    );
+    assert_eq!((status, v["error"].as_str()), (409, Some("exists")), "{v}");
+    let (status, v) = cue(&d, json!({"type": "image", "name": "start.png"}));
+    assert_eq!(status, 200, "{v}");
+
+    let s = d.get("/api/v1/status");
+    let p = &s["model_process"];
+    assert_eq!(
+        (p["state"].as_str(), p["restarts"].as_u64()),
+        (Some("running"), Some(0)),
+        "{s}"
+    );
+    assert!(s["frames_rendered"].as_u64().unwrap() > 0, "{s}");
+    let log = d.get("/api/v1/cues/log");
+    let types: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["cue"]["type"].as_str())
+        .collect();
+    assert_eq!(types, ["input", "image"], "{log}");
+}
+
+#[test]
+fn uploads_take_only_images_under_a_plain_name_and_refuse_web_pages() {
+    let _turn = serial();
+    let d = Daemon::start_with_show("python-media", &kv_show("hold"), "media: media\n", &[]);
+    let image = png(16, 16);
+    for (path, kind, body, origin, status, error) in [
+        (
+            "/api/v1/media?name=a.png",
+            "text/plain",
+            image.clone(),
+            None,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "/api/v1/media?name=a.png",
+            "application/json",
+            image.clone(),
+            None,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "/api/v1/media?name=a.png",
+            "image/png",
+            image.clone(),
+            Some("http://evil.example"),
+            403,
+            "forbidden_origin",
+        ),
+        (
+            "/api/v1/media?name=../a.png",
+            "image/png",
+            image.clone(),
+            None,
+            422,
+            "invalid_name",
+        ),
+        (
+            "/api/v1/media?name=a.jpg",
+            "image/png",
+            image.clone(),
+            None,
+            422,
+            "invalid_name",
+        ),
+        (
+            "/api/v1/media?name=.a.png",
+            "image/png",
+            image.clone(),
+            None,
+            422,
+            "invalid_name",
+        ),
+        (
+            "/api/v1/media?name=a.png",
+            "image/png",
+            b"not a png at all".to_vec(),
+            None,
+            400,
+            "invalid_image",
+        ),
+        (
+            "/api/v1/media?name=a.png",
+            "image/jpeg",
+            image[..40].to_vec(),
+            None,
+            400,
+            "invalid_image",
+        ),
+        (
+            "/api/v1/media?name=a.png&colour=1",
+            "image/png",
+            image.clone(),
+            None,
+            400,
+            "invalid_query",
+        ),
+    ] {
+        let (got, v) = upload(&d.api, path, kind, &body, origin);
+        assert_eq!(
+            (got, v["error"].as_str()),
+            (status, Some(error)),
+            "{path} as {kind}: {v}"
+        );
+    }
+    // Nothing was written by any of them.
+    assert_eq!(d.get("/api/v1/media"), json!([]));
+    assert!(!d.dir.join("a.png").exists());
+    // Too large is refused before it is read whole.
+    let (got, _) = upload(
+        &d.api,
+        "/api/v1/media?name=big.png",
+        "image/png",
+        &vec![0u8; 33 << 20],
+        None,
+    );
+    assert_eq!(got, 413);
+    // Without a name it is kept under its digest.
+    let (got, v) = upload(&d.api, "/api/v1/media", "image/png", &image, None);
+    assert_eq!(got, 201, "{v}");
+    assert!(v["name"].as_str().unwrap().starts_with("upload-"), "{v}");
+}
+
+#[test]
+fn killing_the_model_process_keeps_the_broadcast_at_its_rate_and_says_so() {
+    let _turn = serial();
+    let mut d = Daemon::start_with_show(
+        "python-kill",
+        &kv_show("procedural"),
+        "media: media\noutputs:\n  - {name: preview, type: preview, width: 160, fps: 10}\n",
+        &[],
+    );
+    let events = follow_events(&d.api);
+    // A second of show first.
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = d.get("/api/v1/status")["model_process"]["pid"]
+        .as_u64()
+        .unwrap();
+    // SAFETY: kill(2) on the pid the daemon reports as its model's worker.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut down, mut up, mut fps) = (None, false, Vec::new());
+    while !up || fps.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "down {down:?} up {up} fps {fps:?}\n{}",
+            d.log()
+        );
+        let Ok(e) = events.recv_timeout(Duration::from_secs(5)) else {
+            continue;
+        };
+        match e["type"].as_str() {
+            Some("model") if e["state"] == "restarting" => {
+                down = e["reason"].as_str().map(String::from)
+            }
+            Some("model") if e["state"] == "running" => up = true,
+            Some("stats") if down.is_some() => fps.push(e["stats"]["fps"].as_f64().unwrap_or(0.0)),
+            _ => {}
+        }
+    }
+    let reason = down.unwrap();
+    assert!(reason.contains("signal 9"), "{reason}");
+    // Every second while it was down and after, the show kept its 30 frames a second.
+    assert!(fps.iter().all(|f| (29.0..=31.0).contains(f)), "fps {fps:?}");
+    let s = d.get("/api/v1/status");
+    assert_eq!(s["model_process"]["restarts"], 1, "{s}");
+    assert!(
+        s["fallback_frames"].as_u64().unwrap() > 0,
+        "the procedural world drew meanwhile: {s}"
+    );
+    let metrics = d.call("GET", "/metrics", None, None).1;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("cuecast_model_restarts_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(d.terminate(), 0);
+}
