@@ -263,6 +263,7 @@ function renderStatus(s) {
   $('h-stuck-s').textContent = `${fmt(s.step_running_s, 0)} s`;
   $('h-take').hidden = !s.take;
   $('h-take-name').textContent = s.take || '';
+  renderProcess(s);
   $('prompt-now').textContent = s.frozen ? `frozen · ${s.prompt}` : s.prompt;
   const c = s.camera;
   $('pose').textContent = `x ${fmt(c.pos[0], 1)} y ${fmt(c.pos[1], 1)} z ${fmt(c.pos[2], 1)} · yaw ${fmt(c.yaw, 1)}° pitch ${fmt(c.pitch, 1)}° · fov ${fmt(c.fov, 0)}°`;
@@ -282,6 +283,48 @@ function renderStatus(s) {
   }
 }
 let askedOnce = false;
+
+// The model's own process (python models): its state, restarts, last exit and the last
+// chunk's times; frames skipped for coming too late and drawn by the fallback.
+function renderProcess(s) {
+  const p = s.model_process;
+  $('h-process').hidden = !p;
+  $('h-process-ms').hidden = !p;
+  if (p) {
+    $('h-process-state').textContent = p.state;
+    setChip('h-process', p.state === 'running' ? 'ok' : p.state === 'stopped' ? 'bad' : 'warn');
+    const detail = [];
+    if (p.restarts) detail.push(`${p.restarts} restart${p.restarts === 1 ? '' : 's'}`);
+    const exit = describeExit(p.last_exit);
+    if (exit) detail.push(`last exit: ${exit}`);
+    $('h-process-detail').textContent = detail.map((d) => ` · ${d}`).join('');
+    $('h-process').title = `the model's process${p.pid ? `, pid ${p.pid}` : ''}${p.python ? `, ${p.python}` : ''}`
+      + `${p.up_s !== undefined ? `, up ${fmt(p.up_s, 0)} s` : ''}${p.saved_state_bytes ? `, saved state ${humanBytes(p.saved_state_bytes)}` : ''}`;
+    $('h-process-step').textContent = fmt(p.last_step_ms, 1);
+    $('h-process-transfer').textContent = fmt(p.last_transfer_ms, 1);
+  }
+  showCount($('h-skipped-chip'), $('h-skipped'), s.frames_skipped, !!p);
+  showCount($('h-fallback-chip'), $('h-fallback'), s.fallback_frames, !!p);
+}
+
+function describeExit(x) {
+  if (x === null || x === undefined) return '';
+  return typeof x === 'string' ? x : JSON.stringify(x);
+}
+
+// A count since start: shown for a python model or once it is not 0; amber for a while
+// after it grows.
+const counts = new Map();
+function showCount(chip, value, n, always) {
+  chip.hidden = typeof n !== 'number' || (!always && n === 0);
+  if (chip.hidden) return;
+  const seen = counts.get(chip) || { n, at: 0 };
+  if (n > seen.n) seen.at = Date.now();
+  seen.n = n;
+  counts.set(chip, seen);
+  value.textContent = n;
+  chip.classList.toggle('warn', Date.now() - seen.at < 2000);
+}
 
 // Keeps one element per item, so rows being clicked are not replaced under the pointer.
 function syncRows(tbody, items, key, create, update) {
