@@ -1,6 +1,6 @@
 """Steps a cuecast contract-v2 Python model package in a bare Python loop.
 
-    python models/bench_loop.py PACKAGE_DIR --chunks N [--device cpu] [--width W --height H]
+    python models/bench_loop.py PACKAGE_DIR --chunks N [--device cpu] [--width W --height H] [--threads T]
 
 Constructs the package's model class the way cuecast's worker does (imports PACKAGE_DIR/
 model.py, builds the class named by the manifest's `entry` with width, height, fps,
@@ -165,7 +165,17 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--width", type=int)
     ap.add_argument("--height", type=int)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default), as cuecast's worker sets them")
     args = ap.parse_args(argv)
+    try:
+        import torch
+
+        # As the worker does: no autograd, and the threads cuecast gives the model.
+        torch.set_grad_enabled(False)
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+    except ImportError:
+        pass
     print(json.dumps(run(args.package, args.chunks, args.device, args.width, args.height)))
     sys.stdout.flush()
 

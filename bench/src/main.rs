@@ -33,6 +33,7 @@ use serde_json::{json, Value};
 
 mod element;
 mod faults;
+mod models;
 mod show;
 
 pub(crate) fn median(v: &mut [f64]) -> f64 {
@@ -45,7 +46,7 @@ pub(crate) fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -58,7 +59,7 @@ fn machine() -> String {
     format!("{model}, {cores} cores, {}", gpu())
 }
 
-fn gpu() -> String {
+pub(crate) fn gpu() -> String {
     if !tch::Cuda::is_available() {
         return "no GPU".into();
     }
@@ -79,7 +80,7 @@ fn gpu() -> String {
     format!("GPU: {name}")
 }
 
-fn today() -> String {
+pub(crate) fn today() -> String {
     let out = std::process::Command::new("date").arg("+%Y-%m-%d").output();
     out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
@@ -106,7 +107,7 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn f(v: &Value) -> f64 {
+pub(crate) fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
@@ -148,6 +149,18 @@ fn main() -> Result<()> {
         std::fs::create_dir_all(&work)?;
         println!("{}", measure_faults(&python, &work, 1)?);
         return Ok(());
+    }
+    // `--models`: section 8 alone (python models), merged into the report already at
+    // `--out`'s JSON, and the document written again from it.
+    if args.iter().any(|a| a == "--models") {
+        let work = std::env::temp_dir().join(format!("cuecast-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        let json_path = out_path.with_extension("json");
+        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
+            .with_context(|| format!("reading {}", json_path.display()))?;
+        report["models"] = models::measure(&python, &work, quick)?;
+        let _ = std::fs::remove_dir_all(&work);
+        return render(&report, &out_path, &python);
     }
     // `--export`: the export comparison alone, one round, its JSON on stdout.
     if args.iter().any(|a| a == "--export") {
@@ -347,6 +360,9 @@ fn main() -> Result<()> {
 
     // 7. Faults.
     report["faults"] = measure_faults(&python, &work, if quick { 1 } else { 3 })?;
+
+    // 8. Python models.
+    report["models"] = models::measure(&python, &work, quick)?;
 
     // The GPU path.
     if tch::Cuda::is_available() {
@@ -825,6 +841,8 @@ fn document(r: &Value, quick: bool) -> Result<String> {
         writeln!(d, "Target: the whole bundle in no more time than ffmpeg's PNG + ProRes: **{}** ({:.2}×).\n", verdict(f(&x["cuecast_s"]) <= ff), f(&x["cuecast_s"]) / ff)?;
     }
 
+    models_section(&mut d, &r["models"])?;
+
     // GPU.
     writeln!(d, "## GPU path\n")?;
     let g = &r["gpu"];
@@ -1012,4 +1030,80 @@ fn measure_export(rounds: usize) -> Result<Value> {
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "mb": mb,
     }))
+}
+
+/// Section 8: python models hosted in a worker process.
+fn models_section(d: &mut String, m: &Value) -> Result<()> {
+    writeln!(
+        d,
+        "## 8. Python models: the reference chunked model in a worker process\n"
+    )?;
+    if m.is_null() {
+        writeln!(
+            d,
+            "Not in this run (`cargo run --release -p cuecast-bench -- --models` adds it).\n"
+        )?;
+        return Ok(());
+    }
+    writeln!(d, "Run on its own (`--models`) on {}, {}; the same machine kind as the rest of this page, not the same minute.\n", m["date"].as_str().unwrap_or(""), m["machine"].as_str().unwrap_or(""))?;
+    let o = &m["overhead"];
+    writeln!(d, "### Worker overhead\n")?;
+    writeln!(d, "`models/kv-chunks` (256x144, 4-frame chunks, one torch thread) stepped {} times per round by cuecast through its worker (from asking for a chunk to having its frames in cuecast's buffers: the socket, the step, the copy through shared memory) and by a bare Python loop in the same venv (`models/bench_loop.py`: the step alone), alternating; medians of each round, the first three chunks left out.\n", o["chunks"])?;
+    writeln!(d, "| | per chunk |")?;
+    writeln!(d, "|---|---|")?;
+    writeln!(d, "| bare Python loop | {:.2} ms |", f(&o["bare_ms"]))?;
+    writeln!(
+        d,
+        "| through cuecast's worker | {:.2} ms |\n",
+        f(&o["worker_ms"])
+    )?;
+    let ratio = f(&o["ratio"]);
+    writeln!(
+        d,
+        "Target ≤ 1.05×: **{}** ({ratio:.3}×).\n",
+        verdict(ratio <= 1.05)
+    )?;
+    writeln!(d, "### Moving a 12-frame 832x480 chunk into cuecast\n")?;
+    writeln!(d, "A model that only hands over a chunk it holds, so the move is all that is timed: the worker's write into shared memory (converting to RGBx; from float, rounding to 8 bits too) and cuecast's copy out of it. Medians.\n")?;
+    writeln!(
+        d,
+        "| frames the model returns | worker write | cuecast copy | total | p99 |"
+    )?;
+    writeln!(d, "|---|---|---|---|---|")?;
+    let mut best = f64::INFINITY;
+    for row in m["transfer"].as_array().into_iter().flatten() {
+        best = best.min(f(&row["transfer_ms"]));
+        writeln!(
+            d,
+            "| {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            row["frames"].as_str().unwrap_or(""),
+            f(&row["worker_write_ms"]),
+            f(&row["cuecast_copy_ms"]),
+            f(&row["transfer_ms"]),
+            f(&row["transfer_p99_ms"])
+        )?;
+    }
+    writeln!(d, "\nTarget ≤ 2 ms: **{}** ({best:.2} ms at best). 12 frames at 832x480 are 19.2 MB of RGBx: on this machine one pass over that much memory is itself a few milliseconds.\n", verdict(best <= 2.0))?;
+    let p = &m["pacing"];
+    writeln!(d, "### Pacing, chunks, restarts and cues\n")?;
+    writeln!(d, "| | figure | target |")?;
+    writeln!(d, "|---|---|---|")?;
+    let chunk_p99 = f(&p["chunk_p99_ms_le"]);
+    let held = chunk_p99 < f(&p["chunk_duration_ms"]);
+    writeln!(d, "| live 256x144@30 for {} s: frames, repeated, skipped | {}, {}, {} | 0 repeats while chunk p99 < 250 ms: **{}** |", p["seconds"], p["frames"], p["repeated"], p["frames_skipped"], if held { verdict(p["repeated"].as_u64() == Some(0)) } else { "not applicable (chunk p99 over its duration)" })?;
+    writeln!(d, "| its chunks, asking to having them: p50, p99 (bucket bounds) | ≤ {:.0} ms, ≤ {chunk_p99:.0} ms | under the chunk's 250 ms |", f(&p["chunk_p50_ms_le"]))?;
+    let rs = &m["restart"];
+    let restart = f(&rs["median_ms"]);
+    writeln!(d, "| `kill -9` of the worker to the first chunk of the next (median of {}) | {restart:.0} ms | ≤ 2000 ms: **{}** |", rs["runs_ms"].as_array().map_or(0, Vec::len), verdict(restart <= 2000.0))?;
+    let l = &m["latency"];
+    let bound = f(&l["bound_ms"]);
+    writeln!(d, "| cue arrival to the first frame showing it: p50, p99 ({} cues) | {:.0} ms, {:.0} ms | ≤ chunk + step + frame = {bound:.0} ms: **{}** |\n", l["shown"], f(&l["p50_ms"]), f(&l["p99_ms"]), verdict(f(&l["p99_ms"]) <= bound))?;
+    writeln!(d, "### On a GPU\n")?;
+    let g = &m["gpu"];
+    if g.is_null() {
+        writeln!(d, "Not measured: no GPU on the machine that ran this section. With one, the same command adds the reference model at 832x480 on CUDA through the worker: chunk time, step, transfer and a minute of live pacing.\n")?;
+    } else {
+        writeln!(d, "{}, {}: chunk {:.1} ms, step {:.1} ms, transfer {:.2} ms; live for {} s: {} frames, {} repeated.\n", g["device"].as_str().unwrap_or(""), g["size"].as_str().unwrap_or(""), f(&g["chunk_ms"]), f(&g["step_ms"]), f(&g["transfer_ms"]), g["pacing"]["seconds"], g["pacing"]["frames"], g["pacing"]["repeated"])?;
+    }
+    Ok(())
 }

@@ -84,6 +84,8 @@ pub fn replay(
         python: None,
         fallback: Default::default(),
         restart_max_s: None,
+        frame_blend: false,
+        live: false,
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));

@@ -260,3 +260,42 @@ fn write_png(path: &Path, w: u32, h: u32) {
     e.set_depth(png::BitDepth::Eight);
     e.write_header().unwrap().write_image_data(&data).unwrap();
 }
+
+/// With frame-blend, a show frame between two model frames mixes them by where it
+/// falls: the probe's picture brightens by 7 levels a model frame, so show frame n
+/// reads 7 * n * 16 / 30.
+#[test]
+fn frame_blend_mixes_neighbouring_model_frames_by_time() {
+    init();
+    let dir = support::tempdir("element-blend");
+    let pkg = support::probe_package(&dir, "probe", "", "");
+    let p = gst::parse::launch(&format!(
+        "cuecastsrc backend=python model={} python={} is-live=false frame-blend=true num-buffers=40 \
+         ! video/x-raw,width=64,height=36,framerate=30/1 ! appsink name=out sync=false",
+        pkg.display(),
+        python()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = p
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut n = 0u64;
+    while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+        let b = s.buffer().unwrap().map_readable().unwrap();
+        // A pixel of the picture's body (row 1), away from the probe's marks in row 0.
+        let red = f64::from(b[64 * 4]);
+        let want = 7.0 * n as f64 * 16.0 / 30.0;
+        assert!(
+            (red - want).abs() <= 1.0,
+            "show frame {n}: {red}, not {want:.2}"
+        );
+        n += 1;
+    }
+    let _ = p.set_state(gst::State::Null);
+    assert_eq!(n, 40);
+}

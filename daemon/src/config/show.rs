@@ -30,6 +30,8 @@ pub struct Show {
     pub image: Option<String>,
     /// The longest wait between restarts of a python model's process, in seconds.
     pub restart_max_s: Option<f64>,
+    /// Show frames between two of a slower python model's frames mix them.
+    pub frame_blend: bool,
 }
 
 impl Default for Show {
@@ -52,6 +54,7 @@ impl Default for Show {
             fallback: Fallback::Hold,
             image: None,
             restart_max_s: None,
+            frame_blend: false,
         }
     }
 }
@@ -100,6 +103,8 @@ pub(super) struct RawShow {
     image: Option<String>,
     #[serde(default)]
     restart_max_s: Option<f64>,
+    #[serde(default)]
+    frame_blend: bool,
 }
 
 pub(super) fn default_backend() -> String {
@@ -325,6 +330,7 @@ impl Show {
             fallback,
             image: raw.image,
             restart_max_s: raw.restart_max_s,
+            frame_blend: raw.frame_blend,
         })
     }
 }

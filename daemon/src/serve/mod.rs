@@ -76,6 +76,7 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     if let Some(s) = show.restart_max_s {
         src.set_property("restart-max-s", s);
     }
+    src.set_property("frame-blend", show.frame_blend);
     src.set_property("media", config.media.to_string_lossy().as_ref());
     let cuecastsrc = src
         .clone()

@@ -37,6 +37,7 @@ struct ModelSettings {
     fallback: cuecast_engine::engine::Fallback,
     image: Option<String>,
     restart_max_s: Option<f64>,
+    frame_blend: bool,
     media: PathBuf,
 }
 
@@ -59,6 +60,7 @@ impl RestartOnly {
                 fallback: s.fallback.clone(),
                 image: s.image.clone(),
                 restart_max_s: s.restart_max_s,
+                frame_blend: s.frame_blend,
                 media: c.media.clone(),
             },
         }
@@ -82,6 +84,7 @@ impl RestartOnly {
         s.fallback = m.fallback;
         s.image = m.image;
         s.restart_max_s = m.restart_max_s;
+        s.frame_blend = m.frame_blend;
         c.media = m.media;
     }
 

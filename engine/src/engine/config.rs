@@ -42,6 +42,12 @@ pub struct EngineConfig {
     /// The longest wait between restarts of a model's process, in seconds (`None`:
     /// 10). The first restart is at once, then 0.5, 1, 2, 4, 8 s.
     pub restart_max_s: Option<f64>,
+    /// A chunked model slower than the show: show frames between two of its frames mix
+    /// them (by where they fall between) instead of repeating the first.
+    pub frame_blend: bool,
+    /// Frames are shown on a clock (a live source): what cannot be ready in time is not
+    /// waited for. Not live, every frame is waited for.
+    pub live: bool,
 }
 
 /// What the show draws while a chunked model's process is down (restarting).
@@ -165,6 +171,8 @@ impl Default for EngineConfig {
             python: None,
             fallback: Fallback::Hold,
             restart_max_s: None,
+            frame_blend: false,
+            live: true,
         }
     }
 }

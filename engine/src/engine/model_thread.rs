@@ -739,5 +739,7 @@ fn load_chunked(
         config.fallback.clone(),
         device,
         &config.prompt,
+        config.frame_blend,
+        config.live,
     ))
 }

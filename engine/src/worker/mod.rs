@@ -101,8 +101,10 @@ pub struct Chunk {
     /// Time in the model's `step`.
     pub step: Duration,
     /// From the model's frames to cuecast's: the worker's write into shared memory and
-    /// the copy out of it.
+    /// the copy out of it (`write` + `copy`).
     pub transfer: Duration,
+    pub write: Duration,
+    pub copy: Duration,
     /// From asking for the chunk to having it.
     pub wall: Duration,
 }
@@ -897,7 +899,8 @@ impl Supervisor {
             Vec::new()
         };
         let ms = |k: &str| Duration::from_secs_f64(m[k].as_f64().unwrap_or(0.0).max(0.0) / 1e3);
-        let transfer = ms("write_ms") + copy_started.elapsed();
+        let (write, copy) = (ms("write_ms"), copy_started.elapsed());
+        let transfer = write + copy;
         let step = ms("step_ms");
         {
             let mut s = self.status.lock();
@@ -910,6 +913,8 @@ impl Supervisor {
             depth,
             step,
             transfer,
+            write,
+            copy,
             wall: sent.elapsed(),
         })
     }

@@ -96,6 +96,7 @@ struct Settings {
     python: Option<String>,
     fallback: Fallback,
     restart_max_s: f64,
+    frame_blend: bool,
 }
 
 impl Default for Settings {
@@ -120,6 +121,7 @@ impl Default for Settings {
             python: None,
             fallback: Fallback::Hold,
             restart_max_s: DEFAULT_RESTART_MAX_S,
+            frame_blend: false,
         }
     }
 }
@@ -237,6 +239,12 @@ impl ObjectImpl for CuecastSrc {
                     .nick("Fallback")
                     .blurb("While a python model's process is down and restarting: \"hold\" the last frame, \"procedural\" world from the same camera, or \"still:NAME\" (an image in media)")
                     .default_value(Some("hold"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("frame-blend")
+                    .nick("Frame blend")
+                    .blurb("A python model slower than the show (16 fps in a 30 fps show): frames between two of its frames mix them instead of repeating the first")
+                    .default_value(false)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecDouble::builder("restart-max-s")
@@ -420,6 +428,7 @@ impl ObjectImpl for CuecastSrc {
             "failure-after" => settings.failure_after = value.get().unwrap(),
             "python" => settings.python = opt(value),
             "restart-max-s" => settings.restart_max_s = value.get().unwrap(),
+            "frame-blend" => settings.frame_blend = value.get().unwrap(),
             "media" => settings.media = opt(value),
             "image" => settings.image = opt(value),
             "fallback" => {
@@ -471,6 +480,7 @@ impl ObjectImpl for CuecastSrc {
             "state-limit-mb" => settings.state_limit_mb.to_value(),
             "python" => settings.python.to_value(),
             "restart-max-s" => settings.restart_max_s.to_value(),
+            "frame-blend" => settings.frame_blend.to_value(),
             "media" => settings.media.to_value(),
             "image" => settings.image.to_value(),
             "fallback" => settings.fallback.to_string().to_value(),
@@ -761,6 +771,8 @@ impl BaseSrcImpl for CuecastSrc {
             python: settings.python.as_ref().map(PathBuf::from),
             fallback: settings.fallback.clone(),
             restart_max_s: Some(settings.restart_max_s),
+            frame_blend: settings.frame_blend,
+            live: self.obj().is_live(),
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();

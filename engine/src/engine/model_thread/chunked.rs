@@ -26,6 +26,9 @@
 //! the chunk comes its frames whose time has passed are skipped, so the model stays on
 //! its clock.
 //!
+//! Show frames between two model frames repeat the first, or, with `frame_blend`, mix
+//! the two by where the show frame falls between them.
+//!
 //! When the worker is down (killed, hung, restarting) the show goes on: the last frame
 //! is held (the element repeats it, counted), or the fallback draws: the procedural
 //! world from the same camera, or a still.
@@ -83,6 +86,10 @@ pub(in crate::engine) struct Chunked {
     still: Option<Frame>,
     pub(super) skipped: u64,
     pub(super) fallback_frames: u64,
+    /// Show frames between two model frames mix them, instead of repeating the first.
+    blend: bool,
+    /// Frames go out on a clock (else as fast as they are made, each one waited for).
+    live: bool,
     last_warning: Option<Instant>,
     device: tch::Device,
 }
@@ -94,6 +101,8 @@ impl Chunked {
         fallback: Fallback,
         device: tch::Device,
         prompt: &str,
+        blend: bool,
+        live: bool,
     ) -> Chunked {
         let info = &package.info;
         let native = FramePool::new(info.width as usize, info.height as usize);
@@ -116,6 +125,8 @@ impl Chunked {
             still: None,
             skipped: 0,
             fallback_frames: 0,
+            blend,
+            live,
             last_warning: None,
             device,
             package,
@@ -170,10 +181,17 @@ impl Chunked {
 
     fn lead_s(&self, show_fps: f64, chunk_s: f64) -> f64 {
         let slowest = self.walls.iter().copied().fold(f64::NAN, f64::max);
-        if slowest.is_nan() {
+        let lead = if slowest.is_nan() {
             chunk_s
         } else {
             slowest + 1.0 / show_fps + 0.005
+        };
+        // A blend needs the next model frame one of its frames early.
+        let slot_s = chunk_s / f64::from(self.package.info.chunking.frames_per_step.max(1));
+        if self.blend {
+            lead + slot_s
+        } else {
+            lead
         }
     }
 }
@@ -321,6 +339,12 @@ impl ModelThread {
                 }
             }
         };
+        // Between two model frames, blended (when the show asks for it and the next is
+        // made): motion without the judder of showing each frame twice or thrice.
+        let frame_and_pose = match frame_and_pose {
+            Some(frame) if self.chunks().blend => self.blended(frame, wf, k),
+            other => other,
+        };
         let fade = self.world.fade_level(wf);
         let picture = match frame_and_pose {
             Some(frame) => {
@@ -387,6 +411,38 @@ impl ModelThread {
             applied,
             step_time,
         })
+    }
+
+    /// `frame` (slot `k`'s) mixed with slot `k + 1`'s by how far world frame `wf` is
+    /// between them; `frame` itself when the next is not made yet or `wf` is on `k`.
+    fn blended(&mut self, frame: Frame, wf: u64, k: u64) -> Option<Frame> {
+        let (show, native) = (self.world.fps(), self.chunks().info().fps);
+        // Where `wf` falls on the model's clock, in slots: k + frac.
+        let num = u128::from(wf) * u128::from(native.num) * u128::from(show.den);
+        let den = u128::from(native.den) * u128::from(show.num);
+        let frac = (num % den) as f64 / den as f64;
+        let next = self
+            .chunks()
+            .buffer
+            .iter()
+            .find(|m| m.slot == k + 1)
+            .map(|m| m.frame.clone());
+        if frac == 0.0 {
+            return Some(frame);
+        }
+        let Some(next) = next else {
+            // Not made yet: live, the show cannot wait (the plain frame goes out); not
+            // live, it waits for the next, so the output is the same every run.
+            let c = self.chunks();
+            return (c.live || !c.up).then_some(frame);
+        };
+        let next = self.to_show_size(&next);
+        let w = (frac * 256.0).round() as u32;
+        let mut buf = self.pool.take();
+        for ((dst, a), b) in buf.data_mut().iter_mut().zip(frame.data()).zip(next.data()) {
+            *dst = ((u32::from(*a) * (256 - w) + u32::from(*b) * w + 128) >> 8) as u8;
+        }
+        Some(buf.freeze())
     }
 
     /// A native frame at the show's size (the same frame when the sizes agree).

@@ -1,0 +1,400 @@
+//! Section 8: python models (contract 2) hosted in a worker process.
+//!
+//! - Worker overhead: the reference chunked model (`models/kv-chunks`) stepped through
+//!   cuecast's worker against the same model stepped by a bare Python loop in the same
+//!   venv (`models/bench_loop.py`), alternating, one torch thread each.
+//! - Transfer: a 12-frame 832x480 chunk from the worker into cuecast's frames, for a
+//!   model that returns uint8 frames (numpy) and one that returns float frames (torch).
+//! - Pacing: the element live at 30 fps for a minute with the reference model.
+//! - Restart: `kill -9` of the worker to the first chunk of the next one.
+//! - Cue latency: cue arrival to the first frame showing it.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use cuecast_engine::frame::FramePool;
+use cuecast_engine::generator::package::Package;
+use cuecast_engine::worker::{FrameInputs, Worker, WorkerEvent, WorkerOptions};
+use gst::prelude::*;
+use serde_json::{json, Value};
+
+use crate::{median, percentile};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn options(python: &str) -> WorkerOptions {
+    WorkerOptions {
+        python: Some(python.into()),
+        device: tch::Device::Cpu,
+        threads: 1,
+        seed: 1,
+        prompt: "a quiet valley".into(),
+        image: None,
+        restart_max_s: 0.0,
+    }
+}
+
+/// Inputs of `n` frames shaped for `p`'s model: zeros, identity pose, default params.
+fn inputs(p: &Package, from: u64, n: u32) -> Vec<FrameInputs> {
+    let i = &p.info;
+    (0..u64::from(n))
+        .map(|k| FrameInputs {
+            frame: from + k,
+            time_s: (from + k) as f64 / i.fps.as_f64(),
+            axes: vec![0.0; i.actions.len()],
+            keys: vec![0.0; i.inputs.keys.len()],
+            camera_pose: [
+                1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
+            ],
+            intrinsics: [
+                200.,
+                0.,
+                i.width as f32 / 2.,
+                0.,
+                200.,
+                i.height as f32 / 2.,
+                0.,
+                0.,
+                1.,
+            ],
+            params: i.params.iter().map(|p| p.default as f32).collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+struct Hosted {
+    worker: Worker,
+    events: mpsc::Receiver<WorkerEvent>,
+    package: Package,
+    pool: FramePool,
+    next: u64,
+}
+
+impl Hosted {
+    fn start(python: &str, dir: &Path) -> Result<Hosted> {
+        let package = Package::load(dir)?;
+        let (tx, events) = mpsc::channel();
+        let worker = Worker::start(&package, options(python), move |e| {
+            let _ = tx.send(e);
+        })?;
+        let pool = FramePool::new(package.info.width as usize, package.info.height as usize);
+        Ok(Hosted {
+            worker,
+            events,
+            package,
+            pool,
+            next: 0,
+        })
+    }
+
+    /// One chunk, waited for: (wall, step, transfer, write, copy).
+    fn chunk(&mut self, first: bool) -> Result<cuecast_engine::worker::Chunk> {
+        let c = self.package.info.chunking;
+        let n = if first {
+            c.first_step_frames
+        } else {
+            c.frames_per_step
+        };
+        self.worker
+            .step(inputs(&self.package, self.next, n), None, self.pool.clone());
+        self.next += u64::from(n);
+        loop {
+            match self.events.recv_timeout(Duration::from_secs(60))? {
+                WorkerEvent::Chunk(Ok(c)) => return Ok(c),
+                WorkerEvent::Chunk(Err((_, e))) => bail!("a step failed: {e}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Worker against a bare Python loop, alternating: per-chunk medians of each round.
+fn overhead(python: &str, rounds: usize, chunks: usize) -> Result<Value> {
+    let pkg = repo().join("models/kv-chunks");
+    let (mut bare, mut hosted) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let out = std::process::Command::new(python)
+            .arg(repo().join("models/bench_loop.py"))
+            .arg(&pkg)
+            .args(["--chunks", &chunks.to_string(), "--threads", "1"])
+            .output()?;
+        if !out.status.success() {
+            bail!("bench_loop.py: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        // The first chunks warm up (allocation, first calls): left out of both.
+        let mut ms: Vec<f64> = v["chunk_ms"].as_array().context("chunk_ms")?[3..]
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        bare.push(median(&mut ms));
+        let mut h = Hosted::start(python, &pkg)?;
+        let mut ms = Vec::new();
+        for i in 0..chunks {
+            let c = h.chunk(i == 0)?;
+            if i >= 3 {
+                ms.push(c.wall.as_secs_f64() * 1e3);
+            }
+        }
+        hosted.push(median(&mut ms));
+    }
+    let (b, w) = (median(&mut bare.clone()), median(&mut hosted.clone()));
+    Ok(
+        json!({"model": "kv-chunks", "size": "256x144", "frames_per_chunk": 4, "chunks": chunks,
+              "bare_ms": b, "worker_ms": w, "ratio": w / b, "bare_rounds": bare, "worker_rounds": hosted}),
+    )
+}
+
+/// A package whose step does nothing but hand over a 12-frame 832x480 chunk it holds,
+/// as uint8 (numpy) or float (torch): what moving a chunk costs, alone.
+fn transfer_package(work: &Path, float: bool) -> Result<PathBuf> {
+    let dir = work.join(if float {
+        "transfer-float"
+    } else {
+        "transfer-u8"
+    });
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("cuecast-model.yaml"),
+        "contract: 2\nname: transfer\nruntime: python\nentry: model:Hold\nwidth: 832\nheight: 480\nfps: 16\nframes_per_step: 12\nprompt: none\n",
+    )?;
+    let model = if float {
+        "import torch\nclass Hold:\n    def __init__(self, **k):\n        g = torch.Generator().manual_seed(1)\n        self.f = torch.rand((12, 3, 480, 832), generator=g)\n    def reset(self, seed, prompt, image): pass\n    def step(self, inputs): return {'rgb': self.f}\n"
+    } else {
+        "import numpy as np\nclass Hold:\n    def __init__(self, **k):\n        self.f = np.random.default_rng(1).integers(0, 255, (12, 480, 832, 3), dtype=np.uint8)\n    def reset(self, seed, prompt, image): pass\n    def step(self, inputs): return {'rgb': self.f}\n"
+    };
+    std::fs::write(dir.join("model.py"), model)?;
+    Ok(dir)
+}
+
+fn transfer(python: &str, work: &Path, chunks: usize) -> Result<Value> {
+    let mut rows = Vec::new();
+    for float in [false, true] {
+        let mut h = Hosted::start(python, &transfer_package(work, float)?)?;
+        let (mut total, mut write, mut copy) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..chunks {
+            let c = h.chunk(i == 0)?;
+            if i >= 2 {
+                total.push(c.transfer.as_secs_f64() * 1e3);
+                write.push(c.write.as_secs_f64() * 1e3);
+                copy.push(c.copy.as_secs_f64() * 1e3);
+            }
+        }
+        rows.push(json!({
+            "frames": if float { "float32 [12, 3, 480, 832] (torch, CPU)" } else { "uint8 [12, 480, 832, 3] (numpy)" },
+            "transfer_ms": median(&mut total), "worker_write_ms": median(&mut write), "cuecast_copy_ms": median(&mut copy),
+            "transfer_p99_ms": percentile(&mut total, 0.99),
+        }));
+    }
+    Ok(json!(rows))
+}
+
+/// The element live with the reference model for `seconds`: repeats, and the chunk
+/// times against the chunk's duration.
+fn pacing(python: &str, seconds: u64) -> Result<Value> {
+    let desc = format!(
+        "cuecastsrc name=src backend=python model={} python={python} model-threads=1 ! video/x-raw,width=256,height=144,framerate=30/1 ! fakesink sync=true",
+        repo().join("models/kv-chunks").display()
+    );
+    let p = gst::parse::launch(&desc)?
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let src = p.by_name("src").context("src")?;
+    p.set_state(gst::State::Playing)?;
+    let bus = p.bus().unwrap();
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut show = None;
+    while Instant::now() < end {
+        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) {
+            if let gst::MessageView::Error(e) = msg.view() {
+                bail!("{desc}: {}", e.error());
+            }
+        }
+        if show.is_none() {
+            show = src
+                .clone()
+                .downcast::<gstcuecast::CuecastSrc>()
+                .ok()
+                .and_then(|s| s.show());
+        }
+    }
+    let show = show.context("the element's show")?;
+    let c = show.counters();
+    let chunks = c.chunk_ms.snapshot();
+    let frames = src.property::<u64>("frames");
+    let repeated = src.property::<u64>("repeated");
+    let status = show.status();
+    p.set_state(gst::State::Null)?;
+    Ok(json!({
+        "seconds": seconds, "frames": frames, "repeated": repeated,
+        "chunks": chunks.count, "chunk_p50_ms_le": chunks.quantile_bound(0.5), "chunk_p99_ms_le": chunks.quantile_bound(0.99).unwrap_or(f64::NAN),
+        "chunk_duration_ms": 250.0, "frames_skipped": status.frames_skipped,
+    }))
+}
+
+/// `kill -9` of the worker to the first chunk from its successor.
+fn restart(python: &str, rounds: usize) -> Result<Value> {
+    let mut h = Hosted::start(python, &repo().join("models/kv-chunks"))?;
+    let mut ms = Vec::new();
+    for r in 0..rounds {
+        h.chunk(r == 0)?;
+        let pid = h.worker.status().pid.context("a pid")?;
+        let killed = Instant::now();
+        // SAFETY: kill(2) on the worker process this benchmark started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        loop {
+            match h.events.recv_timeout(Duration::from_secs(60))? {
+                WorkerEvent::Up { .. } => break,
+                _ => continue,
+            }
+        }
+        h.chunk(true)?;
+        ms.push(killed.elapsed().as_secs_f64() * 1e3);
+        // Healthy for a while, so the next restart is not held back by its backoff.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(json!({"model": "kv-chunks", "median_ms": median(&mut ms.clone()), "runs_ms": ms}))
+}
+
+/// Cues every 0.6 s or so, at changing phases of the chunk, for `seconds`: arrival to
+/// the first frame showing each.
+fn cue_latency(python: &str, seconds: u64) -> Result<Value> {
+    let desc = format!(
+        "cuecastsrc name=src backend=python model={} python={python} model-threads=1 ! video/x-raw,width=256,height=144,framerate=30/1 ! fakesink sync=true",
+        repo().join("models/kv-chunks").display()
+    );
+    let p = gst::parse::launch(&desc)?
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let src = p.by_name("src").context("src")?;
+    p.set_state(gst::State::Playing)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let show = src
+        .clone()
+        .downcast::<gstcuecast::CuecastSrc>()
+        .ok()
+        .and_then(|s| s.show())
+        .context("the element's show")?;
+    let (tx, rx) = mpsc::channel();
+    let watcher: cuecast_engine::schedule::Watcher = Arc::new(move |a| {
+        let _ = tx.send(a.latency_ms);
+    });
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut i = 0u64;
+    while Instant::now() < end {
+        let keys: Vec<String> = if i % 2 == 0 {
+            vec!["KeyW".into()]
+        } else {
+            vec![]
+        };
+        let cue =
+            cuecast_engine::Cue::now(cuecast_engine::CueKind::Input(cuecast_engine::cue::Input {
+                keys: Some(keys),
+                mouse: None,
+            }));
+        show.inbox().submit(vec![cue], Some(watcher.clone()))?;
+        i += 1;
+        std::thread::sleep(Duration::from_millis(600 + (i * 37) % 100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let mut ms: Vec<f64> = rx.try_iter().collect();
+    let step = show
+        .counters()
+        .step_ms
+        .snapshot()
+        .quantile_bound(0.5)
+        .unwrap_or(f64::NAN);
+    p.set_state(gst::State::Null)?;
+    let n = ms.len();
+    Ok(json!({
+        "cues": i, "shown": n, "p50_ms": median(&mut ms.clone()), "p99_ms": percentile(&mut ms, 0.99),
+        "bound_ms": 250.0 + step + 1000.0 / 30.0, "step_p50_ms_le": step,
+    }))
+}
+
+/// Section 8's figures.
+pub fn measure(python: &str, work: &Path, quick: bool) -> Result<Value> {
+    let rounds = if quick { 2 } else { 5 };
+    let overhead = overhead(python, rounds, if quick { 20 } else { 60 })?;
+    eprintln!(
+        "python overhead: bare {:.1} ms, worker {:.1} ms per chunk ({:.3}x)",
+        crate::f(&overhead["bare_ms"]),
+        crate::f(&overhead["worker_ms"]),
+        crate::f(&overhead["ratio"])
+    );
+    let transfer = transfer(python, work, if quick { 10 } else { 40 })?;
+    eprintln!("python transfer: {transfer}");
+    let pacing = pacing(python, if quick { 15 } else { 60 })?;
+    eprintln!("python pacing: {pacing}");
+    let restart = restart(python, if quick { 2 } else { 5 })?;
+    eprintln!("python restart: {restart}");
+    let latency = cue_latency(python, if quick { 10 } else { 30 })?;
+    eprintln!("python cue latency: {latency}");
+    Ok(json!({
+        "machine": crate::machine(), "date": crate::today(),
+        "overhead": overhead, "transfer": transfer, "pacing": pacing, "restart": restart, "latency": latency,
+        "gpu": if tch::Cuda::is_available() { gpu(python, work, quick)? } else { Value::Null },
+    }))
+}
+
+/// The reference chunked model at 832x480 on CUDA through the worker: chunk time, the
+/// model's step, the transfer of its frames, and live pacing.
+fn gpu(python: &str, work: &Path, quick: bool) -> Result<Value> {
+    let src = repo().join("models/kv-chunks");
+    let dir = work.join("kv-chunks-832");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(src.join("model.py"), dir.join("model.py"))?;
+    let manifest = std::fs::read_to_string(src.join("cuecast-model.yaml"))?
+        .replace("width: 256", "width: 832")
+        .replace("height: 144", "height: 480");
+    std::fs::write(dir.join("cuecast-model.yaml"), manifest)?;
+    let package = Package::load(&dir)?;
+    let (tx, events) = mpsc::channel();
+    let worker = Worker::start(
+        &package,
+        WorkerOptions {
+            device: tch::Device::Cuda(0),
+            ..options(python)
+        },
+        move |e| {
+            let _ = tx.send(e);
+        },
+    )?;
+    let pool = FramePool::new(832, 480);
+    let mut h = Hosted {
+        worker,
+        events,
+        package,
+        pool,
+        next: 0,
+    };
+    let (mut wall, mut step, mut transfer) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..if quick { 20 } else { 60 } {
+        let c = h.chunk(i == 0)?;
+        if i >= 3 {
+            wall.push(c.wall.as_secs_f64() * 1e3);
+            step.push(c.step.as_secs_f64() * 1e3);
+            transfer.push(c.transfer.as_secs_f64() * 1e3);
+        }
+    }
+    drop(h);
+    let desc = format!(
+        "cuecastsrc name=src backend=python device=cuda:0 model={} python={python} ! video/x-raw,width=832,height=480,framerate=30/1 ! fakesink sync=true",
+        dir.display()
+    );
+    let pace = crate::element::pacing(&desc, if quick { 15 } else { 60 })?;
+    Ok(json!({
+        "device": crate::gpu(), "size": "832x480", "frames_per_chunk": 4,
+        "chunk_ms": median(&mut wall), "step_ms": median(&mut step), "transfer_ms": median(&mut transfer),
+        "pacing": {"seconds": pace["seconds"], "frames": pace["frames"], "repeated": pace["repeated"]},
+    }))
+}
