@@ -106,7 +106,7 @@ mod tests {
             assert!(axes.iter().any(|a| a == axis), "key moves {axis}");
         }
         // Every cue the page sends: `cue({ type: 'T', field, field: value, ...spread })`.
-        let mut sent = 0;
+        let mut sent = Vec::new();
         for call in SCRIPT.split("cue({ type: '").skip(1) {
             let ty = &call[..call.find('\'').unwrap()];
             let t = type_schema(&schema, ty).unwrap_or_else(|| panic!("the page sends {ty}"));
@@ -121,9 +121,54 @@ mod tests {
                     "{ty} has no field {name}"
                 );
             }
-            sent += 1;
+            sent.push(ty);
         }
-        assert!(sent >= 3, "{sent} cue calls found");
+        assert!(sent.len() >= 3, "{} cue calls found", sent.len());
+        for ty in ["input", "image"] {
+            assert!(sent.contains(&ty), "the page sends no {ty} cue");
+        }
+    }
+
+    /// Play mode's input cues and the start images' names are what the cue schema
+    /// allows: the mouse message's fields, the buttons (in `MouseEvent.button` order),
+    /// the pointer's bound and the image name pattern.
+    #[test]
+    fn play_mode_and_images_speak_the_cue_schema() {
+        use cuecast_engine::cue::IMAGE_NAME_PATTERN;
+        use cuecast_engine::schema::{schema, type_schema};
+        let input = type_schema(&schema(), "input").unwrap();
+        let mouse = &input["properties"]["mouse"];
+        let after = |marker: &str, end: &str| -> &str {
+            let from = &SCRIPT
+                [SCRIPT.find(marker).unwrap_or_else(|| panic!("no {marker}")) + marker.len()..];
+            &from[..from.find(end).unwrap()]
+        };
+        for field in after("const mouse = {", "}").split(',').map(str::trim) {
+            assert!(
+                mouse["properties"].get(field).is_some(),
+                "mouse has no field {field}"
+            );
+        }
+        assert!(
+            SCRIPT.contains("mouse.buttons = ") && mouse["properties"].get("buttons").is_some()
+        );
+        let buttons: Vec<&str> = after("const BUTTONS = [", "]")
+            .split(',')
+            .map(|b| b.trim().trim_matches('\''))
+            .collect();
+        // The DOM numbers them left 0, middle 1, right 2.
+        assert_eq!(buttons, ["left", "middle", "right"]);
+        assert_eq!(
+            mouse["properties"]["buttons"]["items"]["enum"],
+            serde_json::json!(buttons),
+            "the page's buttons"
+        );
+        let max: f64 = after("const MAX_MOUSE_PX = ", ";").parse().unwrap();
+        assert_eq!(mouse["properties"]["dx"]["maximum"], max);
+        assert_eq!(mouse["properties"]["dy"]["minimum"], -max);
+        assert_eq!(after("const IMAGE_NAME = /", "/;"), IMAGE_NAME_PATTERN);
+        let image = type_schema(&schema(), "image").unwrap();
+        assert_eq!(image["properties"]["name"]["pattern"], IMAGE_NAME_PATTERN);
     }
 
     /// Every element the script looks up by id exists in the page.

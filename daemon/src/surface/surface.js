@@ -15,20 +15,26 @@ const LOG_LINES = 200;
 let token = sessionStorage.getItem('cuecast-token');
 
 class ApiError extends Error {
-  constructor(message, status) {
+  constructor(message, status, code) {
     super(message);
     this.status = status;
+    this.code = code;
   }
 }
 
-/** One API call. Resolves to the parsed answer; rejects with the API's own words. */
+/**
+ * One API call. Resolves to the parsed answer; rejects with the API's own words (and
+ * its error code, e.g. `exists`). A body is sent as JSON, except a file (a Blob), which
+ * is sent as itself with its own type.
+ */
 async function api(method, path, body, bearer = token) {
   const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  const file = body instanceof Blob;
+  if (body !== undefined) headers['content-type'] = file ? body.type : 'application/json';
   if (bearer) headers.authorization = `Bearer ${bearer}`;
   let res;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(path, { method, headers, body: body === undefined || file ? body : JSON.stringify(body) });
   } catch (e) {
     throw new ApiError(`the daemon did not answer (${e.message})`, 0);
   }
@@ -40,8 +46,10 @@ async function api(method, path, body, bearer = token) {
     data = text;
   }
   if (!res.ok) {
-    const detail = data && data.detail ? data.detail + (data.field ? ` (field ${data.field})` : '') : `HTTP ${res.status}`;
-    throw new ApiError(detail, res.status);
+    const code = data && typeof data.error === 'string' ? data.error : undefined;
+    const detail = data && data.detail ? data.detail + (data.field ? ` (field ${data.field})` : '')
+      : code ? `${code} (HTTP ${res.status})` : `HTTP ${res.status}`;
+    throw new ApiError(detail, res.status, code);
   }
   return data;
 }
@@ -124,8 +132,20 @@ function describeCue(c) {
     case 'action': return `action ${AXES.filter((k) => c[k]).map((k) => `${k} ${fmt(c[k], 2)}`).join(', ') || 'stop'}`;
     case 'fade': return `fade to ${c.to}`;
     case 'seed': return `seed ${c.value}`;
+    case 'input': return `input ${describeInput(c)}`;
+    case 'image': return `image ${c.name}`;
     default: return c.type;
   }
+}
+
+function describeInput(c) {
+  const said = [];
+  if (Array.isArray(c.keys)) said.push(c.keys.length ? `keys ${c.keys.join(' ')}` : 'keys released');
+  if (c.mouse) {
+    const b = c.mouse.buttons;
+    said.push(`mouse ${fmt(c.mouse.dx, 0)}, ${fmt(c.mouse.dy, 0)}${Array.isArray(b) ? ` buttons ${b.join(' ') || 'released'}` : ''}`);
+  }
+  return said.join(', ');
 }
 
 // Cue → frame latency, for the health bar.
@@ -143,7 +163,9 @@ const outputsSaid = new Map();
 const EVENTS = {
   cue_applied(e) {
     noteLatency(e.latency_ms);
-    if (e.cue && e.cue.type === 'action') return; // steering would drown the log
+    // An image may have been uploaded from elsewhere: the list follows.
+    if (e.cue && e.cue.type === 'image' && !$('image-card').hidden) refreshMedia();
+    if (e.cue && (e.cue.type === 'action' || e.cue.type === 'input')) return; // steering would drown the log
     log('cue', `${describeCue(e.cue)} → frame ${e.frame}, ${fmt(e.latency_ms, 0)} ms`);
   },
   output_state(e) {
@@ -219,8 +241,12 @@ async function pollStatus() {
   try {
     status = await api('GET', '/api/v1/status');
     if (online !== true) {
-      // Back after an outage: the old preview stream died with the connection.
-      if (online === false) restartPreview();
+      // Back after an outage: the old preview stream died with the connection, and the
+      // daemon may have come back with another model.
+      if (online === false) {
+        restartPreview();
+        loadModel();
+      }
       online = true;
       setChip('h-link', 'ok', 'online');
     }
@@ -264,6 +290,9 @@ function renderStatus(s) {
   $('h-take').hidden = !s.take;
   $('h-take-name').textContent = s.take || '';
   renderProcess(s);
+  // A config edit can bring another model: ask what it takes.
+  if (modelSeen !== undefined && s.model !== modelSeen) loadModel();
+  modelSeen = s.model;
   $('prompt-now').textContent = s.frozen ? `frozen · ${s.prompt}` : s.prompt;
   const c = s.camera;
   $('pose').textContent = `x ${fmt(c.pos[0], 1)} y ${fmt(c.pos[1], 1)} z ${fmt(c.pos[2], 1)} · yaw ${fmt(c.yaw, 1)}° pitch ${fmt(c.pitch, 1)}° · fov ${fmt(c.fov, 0)}°`;
@@ -283,6 +312,7 @@ function renderStatus(s) {
   }
 }
 let askedOnce = false;
+let modelSeen;
 
 // The model's own process (python models): its state, restarts, last exit and the last
 // chunk's times; frames skipped for coming too late and drawn by the fallback.
@@ -555,6 +585,7 @@ window.addEventListener('keydown', (e) => {
     e.target.blur();
     return;
   }
+  if (!inField(e) && playKey(e, true)) return;
   if (inField(e) || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.key === 'Shift') {
     slow = true;
@@ -581,6 +612,7 @@ window.addEventListener('keydown', (e) => {
 });
 
 window.addEventListener('keyup', (e) => {
+  if (playKey(e, false)) return;
   if (e.key === 'Shift') {
     slow = false;
     steer();
@@ -668,6 +700,265 @@ function pollGamepad() {
   requestAnimationFrame(pollGamepad);
 }
 window.addEventListener('gamepadconnected', () => requestAnimationFrame(pollGamepad));
+
+// --- play: the model's own keys and mouse --------------------------------------------
+
+// A model trained on a game's controls takes the keys held and the pointer's movement
+// (input cues) rather than the camera's axes. A click on the picture locks the pointer
+// to it; while it is locked the model's keys and the mouse go to the model and the
+// page's own keys are off. Esc (or leaving the window) ends it and releases whatever
+// was held, so nothing stays down on air.
+const MOUSE_EVERY_MS = 50;
+const MAX_MOUSE_PX = 10000;
+// MouseEvent.button 0, 1 and 2.
+const BUTTONS = ['left', 'middle', 'right'];
+let playKeys = [];
+let playMouse = false;
+let playOn = false;
+const playHeld = new Set();
+const buttonsHeld = new Set();
+const moved = { dx: 0, dy: 0 };
+let buttonsChanged = false;
+let mouseSentAt = 0;
+let mouseTimer = null;
+let mouseBusy = false;
+
+const playable = () => playKeys.length > 0 || playMouse;
+const playing = () => document.pointerLockElement === $('preview');
+
+// Input cues go one at a time, in order: each says what is held from then on, so none
+// may overtake the one before.
+let inputQueue = Promise.resolve();
+function sendInput(send) {
+  inputQueue = inputQueue.then(send).catch((e) => report('play', e));
+}
+
+function sendKeys() {
+  const keys = playKeys.filter((k) => playHeld.has(k));
+  showPlay();
+  sendInput(() => cue({ type: 'input', keys }));
+}
+
+const px = (v) => Math.round(Math.max(-MAX_MOUSE_PX, Math.min(MAX_MOUSE_PX, v)) * 100) / 100;
+
+/** Sends the movement summed since the last message, and the buttons if they changed. */
+function flushMouse() {
+  clearTimeout(mouseTimer);
+  mouseTimer = null;
+  if (mouseBusy) {
+    mouseSoon();
+    return;
+  }
+  const dx = px(moved.dx);
+  const dy = px(moved.dy);
+  if (!dx && !dy && !buttonsChanged) return;
+  moved.dx = 0;
+  moved.dy = 0;
+  const mouse = { dx, dy };
+  if (buttonsChanged) mouse.buttons = BUTTONS.filter((b) => buttonsHeld.has(b));
+  buttonsChanged = false;
+  mouseSentAt = performance.now();
+  mouseBusy = true;
+  sendInput(async () => {
+    try {
+      await cue({ type: 'input', mouse });
+    } finally {
+      mouseBusy = false;
+    }
+  });
+}
+
+/** Movement waits until MOUSE_EVERY_MS after the last message. */
+function mouseSoon() {
+  if (mouseTimer !== null) return;
+  mouseTimer = setTimeout(flushMouse, Math.max(0, mouseSentAt + MOUSE_EVERY_MS - performance.now()));
+}
+
+function showPlay() {
+  $('play-state').textContent = playOn ? 'playing' : 'not playing';
+  $('play-state').classList.toggle('on', playOn);
+  const held = [...playKeys.filter((k) => playHeld.has(k)), ...BUTTONS.filter((b) => buttonsHeld.has(b)).map((b) => `${b} button`)];
+  $('play-held').textContent = playOn ? `held: ${held.join(' ') || 'nothing'}` : '';
+  $('preview-box').classList.toggle('playing', playOn);
+}
+
+function startPlaying() {
+  if (playOn) return;
+  playOn = true;
+  // The camera's keys let go: what they held stops.
+  slow = false;
+  if (heldKeys.size) {
+    heldKeys.clear();
+    steer();
+  }
+  showPlay();
+}
+
+/** Ends play mode; `release` sends that nothing is held any more (not for another model). */
+function stopPlaying(release = true) {
+  if (!playOn) return;
+  playOn = false;
+  playHeld.clear();
+  if (release) {
+    if (buttonsHeld.size) buttonsChanged = true;
+    buttonsHeld.clear();
+    if (playKeys.length) sendKeys();
+    if (playMouse) flushMouse();
+  } else {
+    buttonsHeld.clear();
+    buttonsChanged = false;
+    moved.dx = 0;
+    moved.dy = 0;
+  }
+  showPlay();
+}
+
+/** Play mode's share of the keyboard: true when it took the key (nothing else may). */
+function playKey(e, down) {
+  if (!playOn) return false;
+  // The browser takes Esc to unlock the pointer itself; the page does too, in case a
+  // browser leaves it to the page.
+  if (e.code === 'Escape') {
+    if (down) document.exitPointerLock();
+    return true;
+  }
+  if (!playKeys.includes(e.code)) return true;
+  e.preventDefault();
+  if (e.repeat || playHeld.has(e.code) === down) return true;
+  if (down) playHeld.add(e.code);
+  else playHeld.delete(e.code);
+  sendKeys();
+  return true;
+}
+
+$('preview-box').addEventListener('click', () => {
+  if (!playable() || playing()) return;
+  // Chromium answers with a promise, others with an event; pointerlockerror says it.
+  const asked = $('preview').requestPointerLock();
+  if (asked && asked.catch) asked.catch(() => {});
+});
+document.addEventListener('pointerlockchange', () => {
+  if (playing()) startPlaying();
+  else stopPlaying();
+});
+document.addEventListener('pointerlockerror', () => {
+  log('warning', 'play: the browser would not lock the pointer to the picture (click it again)');
+});
+window.addEventListener('blur', () => {
+  if (!playOn) return;
+  document.exitPointerLock();
+  stopPlaying();
+});
+
+document.addEventListener('mousemove', (e) => {
+  if (!playOn || !playMouse) return;
+  moved.dx += e.movementX;
+  moved.dy += e.movementY;
+  mouseSoon();
+});
+for (const [type, down] of [['mousedown', true], ['mouseup', false]]) {
+  document.addEventListener(type, (e) => {
+    if (!playOn || !playMouse) return;
+    e.preventDefault();
+    const b = BUTTONS[e.button];
+    if (!b || buttonsHeld.has(b) === down) return;
+    if (down) buttonsHeld.add(b);
+    else buttonsHeld.delete(b);
+    buttonsChanged = true;
+    flushMouse();
+    showPlay();
+  });
+}
+document.addEventListener('contextmenu', (e) => {
+  if (playOn) e.preventDefault();
+});
+
+// --- the model: what it takes --------------------------------------------------------
+
+let modelAsked = 0;
+
+/** Asks what the running model takes; offers play mode and start images to match. */
+async function loadModel() {
+  const asked = ++modelAsked;
+  const m = await act('model', () => api('GET', '/api/v1/model'));
+  if (!m || asked !== modelAsked) return;
+  const inputs = m.inputs || {};
+  const keys = Array.isArray(inputs.keys) ? inputs.keys : [];
+  if (playOn && (JSON.stringify(keys) !== JSON.stringify(playKeys) || !!inputs.mouse !== playMouse)) {
+    // Another model: it starts with nothing held, and may not take what this one did.
+    stopPlaying(false);
+    document.exitPointerLock();
+  }
+  playKeys = keys;
+  playMouse = !!inputs.mouse;
+  $('play').hidden = !playable();
+  $('preview-box').classList.toggle('playable', playable());
+  const takes = [keys.length && `keys ${keys.join(' ')}`, playMouse && 'the mouse'].filter(Boolean);
+  $('play-takes').textContent = takes.length ? `The model takes ${takes.join(' and ')}.` : '';
+  showPlay();
+  const image = inputs.image === 'optional' || inputs.image === 'required';
+  $('image-card').hidden = !image;
+  $('image-need').textContent = inputs.image === 'required'
+    ? 'This model starts from an image: pick one to start it over from.'
+    : 'This model can start over from an image.';
+  if (image) refreshMedia();
+}
+
+// --- start images --------------------------------------------------------------------
+
+// The upload types the daemon takes, with the file name endings each may have, and the
+// names the cue language allows (the cue schema's pattern); a file named otherwise is
+// named by the daemon.
+const IMAGE_TYPES = { 'image/png': /\.png$/i, 'image/jpeg': /\.jpe?g$/i };
+const IMAGE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.(png|jpg|jpeg|PNG|JPG|JPEG)$/;
+let mediaAsked = 0;
+
+async function refreshMedia() {
+  const asked = ++mediaAsked;
+  const list = await act('media', () => api('GET', '/api/v1/media'));
+  if (!list || asked !== mediaAsked) return;
+  syncRows($('media'), list, (m) => m.name, (m) => {
+    const start = el('button', { type: 'button', textContent: 'Start from' });
+    start.addEventListener('click', () => startFrom(m.name));
+    return el('tr', {}, el('td', {}, el('b', { className: 'name' }), el('span', { className: 'detail info' })), el('td', {}, start));
+  }, (row, m) => {
+    row.querySelector('.name').textContent = m.name;
+    row.querySelector('.info').textContent = humanBytes(m.bytes);
+  });
+  if (!list.length) $('media').replaceChildren(el('tr', {}, el('td', { className: 'dim', textContent: 'No images in the media folder yet.' })));
+}
+
+function startFrom(name) {
+  return act(`image ${name}`, () => cue({ type: 'image', name }));
+}
+
+$('media-file').addEventListener('change', async () => {
+  const file = $('media-file').files[0];
+  $('media-file').value = '';
+  if (!file) return;
+  const what = `upload ${file.name}`;
+  if (!Object.hasOwn(IMAGE_TYPES, file.type)) {
+    report(what, new Error(`only PNG and JPEG images can be uploaded (this file is ${file.type || 'of no known type'})`));
+    return;
+  }
+  const query = new URLSearchParams();
+  if (IMAGE_NAME.test(file.name) && IMAGE_TYPES[file.type].test(file.name)) query.set('name', file.name);
+  if ($('media-replace').checked) query.set('force', 'true');
+  const q = query.toString();
+  const saved = await act(what, async () => {
+    try {
+      return await post(`/api/v1/media${q ? `?${q}` : ''}`, file);
+    } catch (e) {
+      if (e.code !== 'exists') throw e;
+      const called = query.has('name') ? `an image called ${file.name}` : 'this image';
+      throw new ApiError(`the media folder already has ${called} (tick “replace” to overwrite it)`, e.status, e.code);
+    }
+  });
+  if (!saved) return;
+  log('info', `uploaded ${saved.name} (${saved.width}×${saved.height}, ${humanBytes(saved.bytes)})`);
+  refreshMedia();
+  await startFrom(saved.name);
+});
 
 // --- rundown -------------------------------------------------------------------------
 
@@ -782,6 +1073,7 @@ async function refreshCheckpoints() {
 async function start() {
   followEvents();
   restartPreview();
+  loadModel();
   pollStatus();
   loadScenes();
   loadParams();
