@@ -37,7 +37,7 @@ fn packet() -> impl Strategy<Value = Vec<u8>> {
         prop::sample::select(vec![
             "/cuecast/prompt",
             "/cuecast/action",
-            "/cuecast/camera/forward",
+            "/cuecast/action/forward",
             "/cuecast/param/fog",
             "/cuecast/go",
             "/cuecast/back",
