@@ -341,3 +341,18 @@ fn twenty_restarts_in_a_row_leave_memory_and_open_files_flat() {
         rss_kb()
     );
 }
+
+/// The reference models' own tests (shapes, determinism, every input changing frames,
+/// compact state round trips), run with the project's Python.
+#[test]
+fn the_reference_models_pass_their_own_tests() {
+    let out = support::python()
+        .args(["-m", "unittest", "discover", "-s", "models/tests"])
+        .current_dir(support::repo())
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("the project's Python runs (scripts/setup)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("OK"), "{err}");
+}

@@ -424,10 +424,13 @@ impl Config {
 
     /// One line per part, for `check-config` and the start-up log. No secrets.
     pub fn summary(&self) -> Vec<String> {
+        let model = match &self.show.model {
+            Some(m) => format!("{} model {}", self.show.backend, crate::user_path(m)),
+            None => format!("{} world", self.show.backend),
+        };
         let mut lines = vec![format!(
-            "show {:?}: {} world, {}x{} at {} fps, {} scenes, {} rundown steps",
+            "show {:?}: {model}, {}x{} at {} fps, {} scenes, {} rundown steps",
             self.show.name,
-            self.show.backend,
             self.video.width,
             self.video.height,
             self.video.fps,
