@@ -86,6 +86,7 @@ pub fn replay(
         restart_max_s: None,
         frame_blend: false,
         live: false,
+        model_env: Vec::new(),
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));

@@ -56,6 +56,166 @@ fn png(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
+/// The engine tests' probe model (engine/tests/fixtures/probe_model.py) as a package in
+/// `dir`: 64x36 at 16 fps, chunks of 4, a 1 s step deadline, and `config` (its faults).
+fn probe(dir: &std::path::Path, config: &str) -> std::path::PathBuf {
+    let pkg = dir.join("probe");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::copy(
+        repo().join("engine/tests/fixtures/probe_model.py"),
+        pkg.join("model.py"),
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("cuecast-model.yaml"),
+        format!(
+            "contract: 2\nname: probe\nruntime: python\nentry: model:Probe\nwidth: 64\nheight: 36\nfps: 16\n\
+             frames_per_step: 4\ninputs: {{keys: [KeyW], mouse: true}}\nprompt: none\nsave_state: true\n\
+             step_timeout_s: 1\nconfig: {{{config}}}\n"
+        ),
+    )
+    .unwrap();
+    pkg
+}
+
+/// A show of the probe with `config` faults; waits for `done` to say the story is told,
+/// collecting the stats' fps from the first event that `started` accepts.
+fn fault_show(
+    name: &str,
+    config: &str,
+    started: impl Fn(&Value) -> bool,
+    done: impl Fn(&[Value]) -> bool,
+) -> (Vec<Value>, Vec<f64>, Value) {
+    let _turn = serial();
+    let dir = std::env::temp_dir().join(format!("cuecast-e2e-probe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pkg = probe(&dir, config);
+    let show = format!(
+        "name: probe\nbackend: python\nmodel: {}\ndevice: cpu\nfallback: hold\n",
+        pkg.display()
+    );
+    let d = Daemon::start_with_show(name, &show, "media: media\n", &[]);
+    let events = follow_events(&d.api);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut seen, mut fps, mut counting) = (Vec::new(), Vec::new(), false);
+    while !done(&seen) || fps.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "events {seen:?} fps {fps:?}\n{}",
+            d.log()
+        );
+        let Ok(e) = events.recv_timeout(Duration::from_secs(5)) else {
+            continue;
+        };
+        counting |= started(&e);
+        if e["type"] == "stats" {
+            if counting {
+                fps.push(e["stats"]["fps"].as_f64().unwrap_or(0.0));
+            }
+        } else {
+            seen.push(e);
+        }
+    }
+    let status = d.get("/api/v1/status");
+    let _ = std::fs::remove_dir_all(&dir);
+    (seen, fps, status)
+}
+
+#[test]
+fn a_hung_model_is_killed_at_its_deadline_and_started_again_with_the_broadcast_at_its_rate() {
+    let (events, fps, status) = fault_show(
+        "hang",
+        "hang_at: 12, once: true",
+        |e| e["type"] == "model",
+        |seen| {
+            seen.iter()
+                .any(|e| e["type"] == "model" && e["state"] == "running")
+        },
+    );
+    let down = events
+        .iter()
+        .find(|e| e["type"] == "model" && e["state"] == "restarting")
+        .unwrap();
+    assert!(
+        down["reason"].as_str().unwrap().contains("deadline"),
+        "{down}"
+    );
+    assert!(fps.iter().all(|f| (29.0..=31.0).contains(f)), "fps {fps:?}");
+    assert_eq!(status["model_process"]["restarts"], 1, "{status}");
+    assert!(
+        status["frames_repeated"].as_u64().unwrap() >= 15,
+        "the last frame was held: {status}"
+    );
+}
+
+#[test]
+fn a_model_that_returns_nan_fails_the_step_starts_over_and_the_broadcast_keeps_its_rate() {
+    let (events, fps, status) = fault_show(
+        "nan",
+        "nan_at: 12, wrong_shape_at: 20",
+        |e| e["type"] == "error",
+        |seen| {
+            seen.iter()
+                .filter(|e| e["type"] == "error" && e["model_resets"].is_u64())
+                .count()
+                >= 2
+        },
+    );
+    let told: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(told.iter().any(|m| m.contains("NaN")), "{told:?}");
+    assert!(told.iter().any(|m| m.contains("rgb must be")), "{told:?}");
+    assert!(fps.iter().all(|f| (29.0..=31.0).contains(f)), "fps {fps:?}");
+    assert_eq!(status["steps_failed"], 2, "{status}");
+    assert_eq!(
+        status["model_process"]["restarts"], 0,
+        "a bad step is not a dead process: {status}"
+    );
+}
+
+/// A model's code runs with cuecast's environment cut down to what models need: the
+/// show's stream keys and token never reach it, a name the show lists does.
+#[test]
+fn the_model_process_gets_none_of_the_shows_secrets() {
+    let _turn = serial();
+    let dir = std::env::temp_dir().join(format!("cuecast-e2e-env-package-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("env.txt");
+    let pkg = probe(&dir, &format!("env_dump: {}", dump.display()));
+    let show = format!(
+        "name: probe\nbackend: python\nmodel: {}\ndevice: cpu\nmodel_env: [MODEL_WEIGHTS_TOKEN]\n",
+        pkg.display()
+    );
+    let d = Daemon::start_with_show(
+        "probe-env",
+        &show,
+        "media: media\n",
+        &[
+            ("YOUTUBE_STREAM_KEY", "live-secret"),
+            ("CUECAST_TOKEN", "t0ken"),
+            ("MODEL_WEIGHTS_TOKEN", "w"),
+        ],
+    );
+    let names = std::fs::read_to_string(&dump).unwrap();
+    let names: Vec<&str> = names.lines().collect();
+    assert!(
+        names.contains(&"PATH") && names.contains(&"MODEL_WEIGHTS_TOKEN"),
+        "{names:?}"
+    );
+    for secret in ["YOUTUBE_STREAM_KEY", "CUECAST_TOKEN", "CUECAST_PYTHON"] {
+        assert!(
+            !names.contains(&secret),
+            "{secret} reached the model: {names:?}"
+        );
+    }
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn cue(d: &Daemon, cue: Value) -> (u16, Value) {
     d.call(
         "POST",

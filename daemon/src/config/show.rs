@@ -32,6 +32,8 @@ pub struct Show {
     pub restart_max_s: Option<f64>,
     /// Show frames between two of a slower python model's frames mix them.
     pub frame_blend: bool,
+    /// Environment variables a python model's process gets beside the usual ones.
+    pub model_env: Vec<String>,
 }
 
 impl Default for Show {
@@ -55,6 +57,7 @@ impl Default for Show {
             image: None,
             restart_max_s: None,
             frame_blend: false,
+            model_env: Vec::new(),
         }
     }
 }
@@ -105,6 +108,8 @@ pub(super) struct RawShow {
     restart_max_s: Option<f64>,
     #[serde(default)]
     frame_blend: bool,
+    #[serde(default)]
+    model_env: Vec<String>,
 }
 
 pub(super) fn default_backend() -> String {
@@ -213,6 +218,20 @@ impl Show {
                 "restart_max_s".to_owned(),
                 format!("{s} is not a number of seconds from 0 to 3600"),
             ));
+        }
+        for (i, name) in raw.model_env.iter().enumerate() {
+            let ok = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok || name.len() > 128 {
+                return Err(ConfigError::new(
+                    path,
+                    format!("model_env[{i}]"),
+                    format!("{name:?} is not an environment variable name"),
+                ));
+            }
         }
         let model = raw.model.as_deref().map(|m| beside(path, m));
         if raw.backend == "python" {
@@ -331,6 +350,7 @@ impl Show {
             image: raw.image,
             restart_max_s: raw.restart_max_s,
             frame_blend: raw.frame_blend,
+            model_env: raw.model_env,
         })
     }
 }

@@ -77,6 +77,9 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
         src.set_property("restart-max-s", s);
     }
     src.set_property("frame-blend", show.frame_blend);
+    if !show.model_env.is_empty() {
+        src.set_property("model-env", show.model_env.join(","));
+    }
     src.set_property("media", config.media.to_string_lossy().as_ref());
     let cuecastsrc = src
         .clone()

@@ -38,6 +38,7 @@ struct ModelSettings {
     image: Option<String>,
     restart_max_s: Option<f64>,
     frame_blend: bool,
+    model_env: Vec<String>,
     media: PathBuf,
 }
 
@@ -61,6 +62,7 @@ impl RestartOnly {
                 image: s.image.clone(),
                 restart_max_s: s.restart_max_s,
                 frame_blend: s.frame_blend,
+                model_env: s.model_env.clone(),
                 media: c.media.clone(),
             },
         }
@@ -85,6 +87,7 @@ impl RestartOnly {
         s.image = m.image;
         s.restart_max_s = m.restart_max_s;
         s.frame_blend = m.frame_blend;
+        s.model_env = m.model_env;
         c.media = m.media;
     }
 

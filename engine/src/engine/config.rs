@@ -48,6 +48,9 @@ pub struct EngineConfig {
     /// Frames are shown on a clock (a live source): what cannot be ready in time is not
     /// waited for. Not live, every frame is waited for.
     pub live: bool,
+    /// Environment variables a python model's process gets beside the ones every model
+    /// gets (`worker::PASSED_ENV`): none of the show's secrets reach it unless named.
+    pub model_env: Vec<String>,
 }
 
 /// What the show draws while a chunked model's process is down (restarting).
@@ -173,6 +176,7 @@ impl Default for EngineConfig {
             restart_max_s: None,
             frame_blend: false,
             live: true,
+            model_env: Vec::new(),
         }
     }
 }

@@ -729,6 +729,7 @@ fn load_chunked(
         prompt: config.prompt.clone(),
         image,
         restart_max_s: config.restart_max_s.unwrap_or(10.0).clamp(0.0, 3600.0),
+        env: config.model_env.clone(),
     };
     let worker = Worker::start(&package, options, move |e| {
         let _ = requests.send(Request::Worker(e));

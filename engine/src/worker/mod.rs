@@ -51,7 +51,7 @@ const WORKER_PY: &str = include_str!("../../../python/cuecast_worker.py");
 /// A worker that sends nothing for this long while not stepping is taken for hung.
 pub const HEARTBEAT_LIMIT: Duration = Duration::from_secs(3);
 /// The longest a reset, prompt change or state save may take.
-pub const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+pub const REQUEST_LIMIT: Duration = Duration::from_secs(10);
 /// The largest compact state a model may save (caches are re-created, not saved).
 pub const MAX_STATE_BYTES: u64 = 256_000_000;
 /// Backoff between restarts; the last value repeats (capped by the show's
@@ -181,6 +181,46 @@ pub struct WorkerOptions {
     pub image: Option<RgbImage>,
     /// The longest wait between restarts, in seconds.
     pub restart_max_s: f64,
+    /// Environment variables the model's process gets beside [`PASSED_ENV`] (a token
+    /// its code needs to fetch weights, say). Nothing else of cuecast's environment
+    /// reaches it: the show's stream keys and tokens live there.
+    pub env: Vec<String>,
+}
+
+/// What of cuecast's environment a model's process gets: where things are, the locale,
+/// and what CUDA, PyTorch and the usual model libraries read. Names ending in `*` are
+/// prefixes.
+pub const PASSED_ENV: [&str; 21] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "XDG_*",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CUDA_*",
+    "NVIDIA_*",
+    "NCCL_*",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TORCH_*",
+    "TORCHINDUCTOR_*",
+    "TRITON_*",
+    "HF_HOME",
+];
+
+/// Whether cuecast's variable `name` goes to a model's process.
+pub fn passes(name: &str, extra: &[String]) -> bool {
+    extra.iter().any(|e| e == name)
+        || PASSED_ENV.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *p,
+        })
 }
 
 enum Command {
@@ -217,6 +257,8 @@ pub struct Worker {
     status: Arc<Mutex<ModelProcess>>,
     info: ModelInfo,
     next_id: AtomicU64,
+    /// A save or load waits for the step in flight, then its own answer.
+    step_timeout: Duration,
 }
 
 impl Worker {
@@ -295,6 +337,7 @@ impl Worker {
             save_every: (SAVE_EVERY_S / chunk_s).ceil().max(1.0) as u32,
             attempt: 0,
             restart_max_s: options.restart_max_s,
+            env: options.env.clone(),
             next_start: None,
             last_alive: Instant::now(),
             quit: false,
@@ -310,6 +353,7 @@ impl Worker {
             status,
             info,
             next_id: AtomicU64::new(1),
+            step_timeout: package.step_timeout,
         })
     }
 
@@ -355,7 +399,7 @@ impl Worker {
     pub fn save_state(&self) -> Result<Vec<(String, Tensor)>, StepError> {
         let (tx, rx) = mpsc::channel();
         self.send(Command::Save(tx));
-        rx.recv_timeout(REQUEST_LIMIT * 2)
+        rx.recv_timeout(REQUEST_LIMIT + self.step_timeout)
             .unwrap_or_else(|_| Err(StepError("the model did not give its state in time".into())))
     }
 
@@ -363,7 +407,7 @@ impl Worker {
     pub fn load_state(&self, state: Vec<(String, Tensor)>) -> Result<(), StepError> {
         let (tx, rx) = mpsc::channel();
         self.send(Command::Load(state, tx));
-        rx.recv_timeout(REQUEST_LIMIT * 2)
+        rx.recv_timeout(REQUEST_LIMIT + self.step_timeout)
             .unwrap_or_else(|_| Err(StepError("the model did not load the state in time".into())))
     }
 
@@ -509,6 +553,8 @@ struct Supervisor {
     save_every: u32,
     attempt: usize,
     restart_max_s: f64,
+    /// Variables the model's process gets beside [`PASSED_ENV`].
+    env: Vec<String>,
     next_start: Option<Instant>,
     last_alive: Instant,
     quit: bool,
@@ -532,6 +578,8 @@ impl Supervisor {
                 }
             }
             match self.inbound.recv_timeout(Duration::from_millis(50)) {
+                // Stopping does not wait for the request in flight.
+                Ok(Inbound::Command(Command::Quit)) => self.quit = true,
                 Ok(Inbound::Command(c)) => self.pending.push_back(c),
                 Ok(Inbound::Worker(generation, m)) if generation == self.generation => {
                     self.message(m)
@@ -1009,6 +1057,9 @@ impl Supervisor {
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let script = self.dir.path().join("cuecast_worker.py");
         let pycache = self.dir.path().join("pycache");
+        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
+            .filter(|(k, _)| k.to_str().is_some_and(|k| passes(k, &self.env)))
+            .collect();
         let mut p = Process::spawn(
             &self.python,
             &script,
@@ -1016,6 +1067,7 @@ impl Supervisor {
             &self.package.dir,
             &pycache,
             self.name(),
+            &env,
         )
         .map_err(|e| format!("cannot start {}: {e}", self.python.display()))?;
         {

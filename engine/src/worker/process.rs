@@ -1,6 +1,7 @@
 //! One worker process: started in a process group of its own (so a kill reaches any
-//! children it made), killed with the parent (`PR_SET_PDEATHSIG`), its output sent to
-//! cuecast's log under the model's name, and the reason it ended put in words.
+//! children it made), killed with the parent (`PR_SET_PDEATHSIG`), with only the
+//! environment it is given (never cuecast's secrets), its output sent to cuecast's log
+//! under the model's name, and the reason it ended put in words.
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -34,9 +35,12 @@ impl Process {
         cwd: &Path,
         pycache: &Path,
         name: &str,
+        env: &[(std::ffi::OsString, std::ffi::OsString)],
     ) -> std::io::Result<Process> {
         let mut command = Command::new(python);
         command
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("-u")
             .arg("-X")
             .arg("faulthandler")

@@ -97,6 +97,8 @@ struct Settings {
     fallback: Fallback,
     restart_max_s: f64,
     frame_blend: bool,
+    /// Environment variables a python model's process gets beside the usual ones.
+    model_env: Vec<String>,
 }
 
 impl Default for Settings {
@@ -122,8 +124,18 @@ impl Default for Settings {
             fallback: Fallback::Hold,
             restart_max_s: DEFAULT_RESTART_MAX_S,
             frame_blend: false,
+            model_env: Vec::new(),
         }
     }
+}
+
+/// `NAME`: letters, digits and `_`, not starting with a digit (what a shell exports).
+pub(crate) fn is_env_name(n: &str) -> bool {
+    n.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && n.len() <= 128
 }
 
 /// What wakes the streaming thread while it waits for a frame.
@@ -239,6 +251,11 @@ impl ObjectImpl for CuecastSrc {
                     .nick("Fallback")
                     .blurb("While a python model's process is down and restarting: \"hold\" the last frame, \"procedural\" world from the same camera, or \"still:NAME\" (an image in media)")
                     .default_value(Some("hold"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model-env")
+                    .nick("Model environment")
+                    .blurb("Comma-separated names of environment variables a python model's process gets beside PATH, HOME, the locale and CUDA's and PyTorch's own (HF_TOKEN, say); nothing else of this process's environment reaches it")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("frame-blend")
@@ -429,6 +446,22 @@ impl ObjectImpl for CuecastSrc {
             "python" => settings.python = opt(value),
             "restart-max-s" => settings.restart_max_s = value.get().unwrap(),
             "frame-blend" => settings.frame_blend = value.get().unwrap(),
+            "model-env" => {
+                let names: Vec<String> = opt(value)
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                match names.iter().find(|n| !is_env_name(n)) {
+                    Some(bad) => gst::warning!(
+                        CAT,
+                        imp = self,
+                        "model-env: {bad:?} is not an environment variable name; kept the last"
+                    ),
+                    None => settings.model_env = names,
+                }
+            }
             "media" => settings.media = opt(value),
             "image" => settings.image = opt(value),
             "fallback" => {
@@ -481,6 +514,7 @@ impl ObjectImpl for CuecastSrc {
             "python" => settings.python.to_value(),
             "restart-max-s" => settings.restart_max_s.to_value(),
             "frame-blend" => settings.frame_blend.to_value(),
+            "model-env" => settings.model_env.join(",").to_value(),
             "media" => settings.media.to_value(),
             "image" => settings.image.to_value(),
             "fallback" => settings.fallback.to_string().to_value(),
@@ -773,6 +807,7 @@ impl BaseSrcImpl for CuecastSrc {
             restart_max_s: Some(settings.restart_max_s),
             frame_blend: settings.frame_blend,
             live: self.obj().is_live(),
+            model_env: settings.model_env.clone(),
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();
