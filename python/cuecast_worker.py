@@ -13,7 +13,7 @@ returns torch tensors (it has imported torch itself by then).
 Protocol (docs/model-contract.md, "The worker protocol"): each message is a 4-byte
 little-endian length and that many bytes of UTF-8 JSON. Frames never cross the socket:
 the host creates a shared-memory file, names it in `load`, and tells each `step` where
-to write; the worker writes the chunk there as RGBx bytes at the native size (and depth
+to write; the worker writes the chunk there as RGB bytes at the native size (and depth
 as float32 after it) and answers with a short `chunk` message. A thread sends `alive`
 every quarter second, so a process that stops between requests (a deadlock, SIGSTOP) is
 noticed; during a step, its deadline (`step_timeout_s`) is what the host watches.
@@ -226,7 +226,7 @@ class Worker:
     # -- output ------------------------------------------------------------------------
 
     def write(self, out, frames, where):
-        """Checks the step's output and writes it into shared memory as RGBx (and depth)."""
+        """Checks the step's output and writes it into shared memory as RGB (and depth)."""
         if not isinstance(out, dict) or "rgb" not in out:
             raise Refused(f"step() must return a dict with 'rgb', got {describe(out)}")
         rgb = out["rgb"]
@@ -238,26 +238,44 @@ class Worker:
         is_float = dtype in ("float32", "float16", "bfloat16", "float64") and shape == (frames, 3, h, w)
         if not (is_u8 or is_float):
             raise Refused(f"step() rgb must be {expected}, got {describe(rgb)}")
-        n = frames * h * w * 4
+        # RGB into shared memory, one frame at a time through one scratch frame (a whole
+        # chunk of float temporaries costs more than the conversion); cuecast adds the
+        # fourth byte as it copies the frame out.
+        n = frames * h * w * 3
         if is_torch(rgb):
             import torch
 
+            dst = torch.frombuffer(self.shm, dtype=torch.uint8, count=n, offset=where["rgb"]).view(frames, h, w, 3)
             if is_float:
-                if not bool(torch.isfinite(rgb).all()):
+                if not bool(torch.isfinite(torch.sum(rgb, dtype=torch.float32))):
                     raise Refused("step() rgb has NaN or infinite values")
-                rgb = (rgb.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
-            rgbx = torch.cat([rgb, torch.full((frames, h, w, 1), 255, dtype=torch.uint8, device=rgb.device)], 3)
-            dst = torch.frombuffer(self.shm, dtype=torch.uint8, count=n, offset=where["rgb"])
-            dst.view(frames, h, w, 4).copy_(rgbx)
+                if rgb.device.type == "cpu":
+                    tmp = torch.empty((3, h, w), dtype=torch.float32)
+                    for i in range(frames):
+                        torch.mul(rgb[i], 255, out=tmp)
+                        tmp.add_(0.5).clamp_(0, 255)
+                        dst[i].copy_(tmp.permute(1, 2, 0))
+                else:
+                    # On the device: 8 bits and HWC there, then one copy to the host.
+                    for i in range(frames):
+                        y = rgb[i].float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+                        dst[i].copy_(y.permute(1, 2, 0).contiguous())
+            else:
+                dst.copy_(rgb)
         else:
             rgb = np.asarray(rgb)
+            dst = np.ndarray((frames, h, w, 3), np.uint8, self.shm, where["rgb"])
             if is_float:
-                if not np.isfinite(rgb).all():
+                if not np.isfinite(rgb.sum(dtype=np.float64)):
                     raise Refused("step() rgb has NaN or infinite values")
-                rgb = (np.clip(rgb.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
-            dst = np.ndarray((frames, h, w, 4), np.uint8, self.shm, where["rgb"])
-            dst[..., :3] = rgb
-            dst[..., 3] = 255
+                tmp = np.empty((3, h, w), np.float32)
+                for i in range(frames):
+                    np.multiply(rgb[i], 255, out=tmp, casting="unsafe")
+                    tmp += 0.5
+                    np.clip(tmp, 0, 255, out=tmp)
+                    dst[i] = tmp.transpose(1, 2, 0)
+            else:
+                np.copyto(dst, rgb)
         depth = out.get("depth")
         if depth is None or where.get("depth") is None:
             return False

@@ -270,6 +270,19 @@ fn float_planes_to_rgbx(planes: &[f32], out: &mut Image) {
     });
 }
 
+/// RGB bytes to RGBx (`dst` a third longer than `src`), across cores.
+pub fn rgb_to_rgbx(src: &[u8], dst: &mut [u8]) {
+    assert_eq!(src.len() / 3 * 4, dst.len());
+    // 64 Ki pixels a job.
+    const PIXELS: usize = 1 << 16;
+    let parts = dst.chunks_mut(PIXELS * 4).zip(src.chunks(PIXELS * 3));
+    crate::parallel::in_parallel(parts, |(dst, src)| {
+        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
+            d.copy_from_slice(&[s[0], s[1], s[2], 255]);
+        }
+    });
+}
+
 /// [0, 1] to 0..=255, rounding to nearest; NaN and out-of-range values clamp.
 #[inline(always)]
 fn to_byte(v: f32) -> u8 {
@@ -403,6 +416,16 @@ mod tests {
         assert_eq!(image_of(2, 2, &rgb), [200, 200, 200, 255].repeat(4));
         let scaled = image_of(4, 4, &rgb);
         assert_eq!(scaled, [200, 200, 200, 255].repeat(16));
+    }
+
+    #[test]
+    fn rgb_becomes_rgbx() {
+        let src: Vec<u8> = (0..3 * 70_000).map(|i| (i % 251) as u8).collect();
+        let mut dst = vec![0u8; 4 * 70_000];
+        rgb_to_rgbx(&src, &mut dst);
+        for (d, s) in dst.chunks_exact(4).zip(src.chunks_exact(3)) {
+            assert_eq!(d, [s[0], s[1], s[2], 255]);
+        }
     }
 
     #[test]

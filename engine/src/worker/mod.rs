@@ -917,7 +917,7 @@ impl Supervisor {
             let mut buf = pool.take();
             let src = self.shm.frame(i);
             if (w, h) == (l.width, l.height) {
-                buf.data_mut().copy_from_slice(src);
+                crate::generator::rgb_to_rgbx(src, buf.data_mut());
             } else {
                 let mut image = Image {
                     width: w,
@@ -929,8 +929,8 @@ impl Supervisor {
                 let t = unsafe {
                     Tensor::from_blob(
                         src.as_ptr(),
-                        &[l.height as i64, l.width as i64, 4],
-                        &[l.width as i64 * 4, 4, 1],
+                        &[l.height as i64, l.width as i64, 3],
+                        &[l.width as i64 * 3, 3, 1],
                         tch::Kind::Uint8,
                         Device::Cpu,
                     )

@@ -5,7 +5,7 @@
 //! Layout, at the model's native size, for the largest chunk it makes:
 //!
 //! ```text
-//! 0          rgb    frames x height x width x 4   RGBx u8, frame after frame
+//! 0          rgb    frames x height x width x 3   RGB u8, frame after frame
 //! depth      depth  frames x height x width x 4   f32 metres (when the model makes depth)
 //! image      image  height x width x 3            RGB u8: the image `reset` starts from
 //! ```
@@ -32,7 +32,7 @@ pub struct Layout {
 impl Layout {
     pub fn new(width: usize, height: usize, frames: usize, depth: bool) -> Layout {
         let align = |n: usize| n.div_ceil(64) * 64;
-        let rgb = frames * width * height * 4;
+        let rgb = frames * width * height * 3;
         let depth_at = align(rgb);
         let image = if depth {
             align(depth_at + frames * width * height * 4)
@@ -49,8 +49,10 @@ impl Layout {
         }
     }
 
+    /// One frame in shared memory: RGB. (The worker writes three bytes a pixel, a
+    /// plain copy; strided writes of four cost it ten times as much.)
     pub fn frame_bytes(&self) -> usize {
-        self.width * self.height * 4
+        self.width * self.height * 3
     }
 }
 
@@ -91,7 +93,7 @@ impl Shm {
         &mut self.map[offset..offset + len]
     }
 
-    /// Frame `i` of the last chunk, RGBx.
+    /// Frame `i` of the last chunk, RGB.
     pub fn frame(&self, i: usize) -> &[u8] {
         let n = self.layout.frame_bytes();
         self.bytes(i * n, n)
@@ -118,12 +120,12 @@ mod tests {
     #[test]
     fn regions_do_not_overlap_and_are_aligned() {
         let l = Layout::new(832, 480, 12, true);
-        assert_eq!(l.depth, Some(832 * 480 * 4 * 12));
+        assert_eq!(l.depth, Some(832 * 480 * 3 * 12));
         assert!(l.image >= l.depth.unwrap() + 12 * 832 * 480 * 4);
         assert!(l.bytes >= l.image + 832 * 480 * 3);
         assert_eq!(l.image % 64, 0);
         let l = Layout::new(100, 50, 1, false);
         assert_eq!(l.depth, None);
-        assert_eq!(l.image, (100 * 50 * 4usize).div_ceil(64) * 64);
+        assert_eq!(l.image, (100 * 50 * 3usize).div_ceil(64) * 64);
     }
 }

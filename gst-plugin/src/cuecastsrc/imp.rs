@@ -13,6 +13,9 @@
 //! a `TestClock`): a single-shot wait for the slot start, and an async clock id for the
 //! deadline that wakes the same channel the engine delivers frames on.
 //!
+//! The show's clock starts (t0 is taken) once the model's first frame is made, within
+//! five seconds, so a model slow to make its first frame does not open on a repeat.
+//!
 //! Not live (`is-live=false`), frames are made as fast as downstream takes them, every
 //! frame rendered, none repeated.
 //!
@@ -67,6 +70,8 @@ const DEFAULT_SEED: u64 = 0;
 const DEFAULT_PROMPT: &str = "rolling green hills";
 const DEFAULT_IS_LIVE: bool = true;
 const DEFAULT_RESTART_MAX_S: f64 = 10.0;
+/// The longest a live element waits for the model's first frame before its clock starts.
+const FIRST_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Property values; copied at the top of `start()`.
 #[derive(Debug, Clone)]
@@ -678,6 +683,31 @@ impl CuecastSrc {
         }
     }
 
+    /// The first frame, waited for at most `limit` of wall-clock time (before the
+    /// show's clock has started there is no slot to miss); `None` if it did not come.
+    fn wait_first_frame(
+        &self,
+        limit: std::time::Duration,
+    ) -> Result<Option<Rendered>, gst::FlowError> {
+        let rx = self.wake_rx.lock();
+        let rx = rx.as_ref().ok_or(gst::FlowError::Flushing)?;
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Wake::Rendered(r)) => return Ok(Some(r)),
+                Ok(Wake::Deadline(_)) => {}
+                Ok(Wake::Unlock) => {
+                    if self.clock.lock().flushing {
+                        return Err(gst::FlowError::Flushing);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(None),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gst::FlowError::Flushing),
+            }
+        }
+    }
+
     /// Waits for frame `n` (or, live, for its deadline). Returns the newest frame that
     /// arrived, with the cues of every frame that arrived, or `None` if nothing did.
     fn wait_for_frame(&self, n: u64) -> Result<Option<Rendered>, gst::FlowError> {
@@ -993,6 +1023,22 @@ impl PushSrcImpl for CuecastSrc {
         } else {
             None
         };
+        // Live, the show's clock starts with the model's first frame, not before it: a
+        // model whose first frame takes a while (a chunk, a warm cache) does not open
+        // the show on a black, repeated slot.
+        let mut early = None;
+        if clock.is_some() {
+            let mut state = self.state.lock();
+            if state.t0.is_none() && state.requested.is_none() {
+                if let Some(engine) = &state.engine {
+                    if engine.render(0).is_ok() {
+                        state.requested = Some(0);
+                        drop(state);
+                        early = self.wait_first_frame(FIRST_FRAME_WAIT)?;
+                    }
+                }
+            }
+        }
         let (n, video, t0) = {
             let mut state = self.state.lock();
             let Some(video) = state.video else {
@@ -1030,12 +1076,17 @@ impl PushSrcImpl for CuecastSrc {
                 state.requested = Some(n);
             }
         }
-        if let Some((c, base)) = &clock {
-            self.schedule_deadline(c, *base + pts + video.frame_duration(), n)?;
-        }
-        let fresh = self.wait_for_frame(n);
-        self.cancel_deadline();
-        let fresh = fresh?;
+        let fresh = match early {
+            Some(first) => Some(first),
+            None => {
+                if let Some((c, base)) = &clock {
+                    self.schedule_deadline(c, *base + pts + video.frame_duration(), n)?;
+                }
+                let fresh = self.wait_for_frame(n);
+                self.cancel_deadline();
+                fresh?
+            }
+        };
 
         let mut state = self.state.lock();
         // The next frame starts rendering now, while this one travels downstream; live,
