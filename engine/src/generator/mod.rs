@@ -275,12 +275,18 @@ pub fn rgb_to_rgbx(src: &[u8], dst: &mut [u8]) {
     assert_eq!(src.len() / 3 * 4, dst.len());
     // 64 Ki pixels a job.
     const PIXELS: usize = 1 << 16;
-    let parts = dst.chunks_mut(PIXELS * 4).zip(src.chunks(PIXELS * 3));
-    crate::parallel::in_parallel(parts, |(dst, src)| {
+    let convert = |(dst, src): (&mut [u8], &[u8])| {
         for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
             d.copy_from_slice(&[s[0], s[1], s[2], 255]);
         }
-    });
+    };
+    if dst.len() <= PIXELS * 4 {
+        // One job's worth: threads would cost more than they share.
+        convert((dst, src));
+        return;
+    }
+    let parts = dst.chunks_mut(PIXELS * 4).zip(src.chunks(PIXELS * 3));
+    crate::parallel::in_parallel(parts, convert);
 }
 
 /// [0, 1] to 0..=255, rounding to nearest; NaN and out-of-range values clamp.
