@@ -1045,7 +1045,7 @@ fn models_section(d: &mut String, m: &Value) -> Result<()> {
         )?;
         return Ok(());
     }
-    writeln!(d, "Run on its own (`--models`) on {}, {}; the same machine kind as the rest of this page, not the same minute.\n", m["date"].as_str().unwrap_or(""), m["machine"].as_str().unwrap_or(""))?;
+    writeln!(d, "Run on its own (`--models`) on {}, {}; the other sections come from the full run named at the top of this page, which may have had another machine of the pool.\n", m["date"].as_str().unwrap_or(""), m["machine"].as_str().unwrap_or(""))?;
     let o = &m["overhead"];
     writeln!(d, "### Worker overhead\n")?;
     writeln!(d, "`models/kv-chunks` (256x144, 4-frame chunks, one torch thread) stepped {} times per round by cuecast through its worker (from asking for a chunk to having its frames in cuecast's buffers: the socket, the step, the copy through shared memory) and by a bare Python loop in the same venv (`models/bench_loop.py`: the step alone), alternating; medians of each round, the first three chunks left out.\n", o["chunks"])?;
@@ -1054,17 +1054,31 @@ fn models_section(d: &mut String, m: &Value) -> Result<()> {
     writeln!(d, "| bare Python loop | {:.2} ms |", f(&o["bare_ms"]))?;
     writeln!(
         d,
-        "| through cuecast's worker | {:.2} ms |\n",
+        "| through cuecast's worker | {:.2} ms |",
         f(&o["worker_ms"])
     )?;
-    let ratio = f(&o["ratio"]);
     writeln!(
         d,
-        "Target ≤ 1.05×: **{}** ({ratio:.3}×).\n",
-        verdict(ratio <= 1.05)
+        "| of which the model's step, timed inside the worker | {:.2} ms |",
+        f(&o["worker_step_ms"])
     )?;
+    writeln!(
+        d,
+        "| of which its frames to 8-bit RGB and into cuecast's frames | {:.2} ms |\n",
+        f(&o["worker_transfer_ms"])
+    )?;
+    let ratio = f(&o["ratio"]);
+    let ratios: Vec<String> = o["ratios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| format!("{:.3}", f(r)))
+        .collect();
+    writeln!(d, "Target ≤ 1.05×: **{}** ({ratio:.3}×, the median of the rounds' ratios: {}). The rest of the difference from the step is the socket and the two processes' turns on the cores.\n", verdict(ratio <= 1.05), ratios.join(", "))?;
+    let hosting = f(&o["worker_ms"]) / f(&o["worker_step_ms"]);
+    writeln!(d, "Hosting alone (a chunk through the worker against the same worker's step, the two timed on the same chunks): {hosting:.3}×. When the bare loop's rounds spread as widely as the worker's (see the rounds in benchmarks.json), the round ratio measures this machine's neighbours more than the worker.\n")?;
     writeln!(d, "### Moving a 12-frame 832x480 chunk into cuecast\n")?;
-    writeln!(d, "A model that only hands over a chunk it holds, so the move is all that is timed: the worker's write into shared memory (converting to RGBx; from float, rounding to 8 bits too) and cuecast's copy out of it. Medians.\n")?;
+    writeln!(d, "A model that only hands over a chunk it holds, so the move is all that is timed: the worker's write into shared memory (RGB; from float, rounding to 8 bits too) and cuecast's copy out of it (adding the fourth byte). Medians.\n")?;
     writeln!(
         d,
         "| frames the model returns | worker write | cuecast copy | total | p99 |"

