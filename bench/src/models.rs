@@ -87,7 +87,13 @@ impl Hosted {
         let worker = Worker::start(&package, options(python), move |e| {
             let _ = tx.send(e);
         })?;
-        let pool = FramePool::new(package.info.width as usize, package.info.height as usize);
+        let c = package.info.chunking;
+        let keep = 3 * c.frames_per_step.max(c.first_step_frames) as usize + 8;
+        let pool = FramePool::keeping(
+            package.info.width as usize,
+            package.info.height as usize,
+            keep,
+        );
         Ok(Hosted {
             worker,
             events,
@@ -385,7 +391,7 @@ fn gpu(python: &str, work: &Path, quick: bool) -> Result<Value> {
             let _ = tx.send(e);
         },
     )?;
-    let pool = FramePool::new(832, 480);
+    let pool = FramePool::keeping(832, 480, 20);
     let mut h = Hosted {
         worker,
         events,

@@ -19,14 +19,23 @@ pub struct FramePool {
     spares: Arc<Spares>,
     width: usize,
     height: usize,
+    /// How many idle buffers it keeps.
+    keep: usize,
 }
 
 impl FramePool {
     pub fn new(width: usize, height: usize) -> Self {
+        Self::keeping(width, height, POOL_SPARES)
+    }
+
+    /// A pool that keeps up to `keep` idle buffers: a chunked model's frames come a
+    /// chunk at a time and wait in a buffer, so it needs more than a frame model's.
+    pub fn keeping(width: usize, height: usize, keep: usize) -> Self {
         FramePool {
             spares: Arc::new(Mutex::new(Vec::new())),
             width,
             height,
+            keep,
         }
     }
 
@@ -48,6 +57,7 @@ impl FramePool {
             width: self.width,
             height: self.height,
             pool: Arc::downgrade(&self.spares),
+            keep: self.keep,
         }
     }
 }
@@ -58,6 +68,7 @@ pub struct FrameBuf {
     width: usize,
     height: usize,
     pool: Weak<Spares>,
+    keep: usize,
 }
 
 impl FrameBuf {
@@ -82,7 +93,7 @@ impl Drop for FrameBuf {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.upgrade() {
             let mut spares = pool.lock();
-            if spares.len() < POOL_SPARES {
+            if spares.len() < self.keep {
                 spares.push(std::mem::take(&mut self.data));
             }
         }
@@ -148,6 +159,7 @@ mod tests {
             spares: pool.spares.clone(),
             width: 8,
             height: 2,
+            keep: POOL_SPARES,
         };
         assert_eq!(pool2.take().data_mut().len(), 8 * 2 * 4);
     }

@@ -105,7 +105,11 @@ impl Chunked {
         live: bool,
     ) -> Chunked {
         let info = &package.info;
-        let native = FramePool::new(info.width as usize, info.height as usize);
+        // Room for the buffer, the chunk in flight and what is on its way downstream, so
+        // that steady chunks reuse memory instead of faulting in fresh pages.
+        let c = info.chunking;
+        let keep = 3 * c.frames_per_step.max(c.first_step_frames) as usize + 8;
+        let native = FramePool::keeping(info.width as usize, info.height as usize, keep);
         Chunked {
             worker,
             buffer: VecDeque::new(),
