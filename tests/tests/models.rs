@@ -1,7 +1,9 @@
 //! A python model on air through the daemon: the reference chunked model in a show,
-//! steered over the API with keys, mouse and an uploaded image; its process killed with
-//! the broadcast keeping its rate; and the media folder's upload, which is the one way
-//! a file comes into the show from outside.
+//! steered over the API with keys, mouse and an uploaded image; both reference models
+//! playing at their own rate in a 30 fps show and changed by every input kind (against
+//! the same show without it); its process killed with the broadcast keeping its rate;
+//! and the media folder's upload, which is the one way a file comes into the show from
+//! outside.
 
 mod support;
 
@@ -577,4 +579,134 @@ fn a_python_model_is_recorded_checkpointed_restored_and_exported() {
         "{text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A take of the reference model `model` from the start of its show, about `seconds`
+/// long, with the cue `sent` 1.5 s in (an `image` cue's file uploaded first): each frame's
+/// show frame and a hash of its pixels, and the show frame the cue was shown from.
+fn steered_take(model: &str, sent: Option<Value>, seconds: f64) -> (Vec<(u64, u64)>, Option<u64>) {
+    use std::hash::{Hash, Hasher};
+    let prompt = if model == "kv-chunks" {
+        "prompt: a quiet valley\n"
+    } else {
+        ""
+    };
+    let show = format!(
+        "name: {model}\nbackend: python\nmodel: {}/models/{model}\ndevice: cpu\nmodel_threads: 1\nseed: 5\n{prompt}fallback: hold\n",
+        repo().display()
+    );
+    let kind = sent.as_ref().map_or("none".to_owned(), |c| {
+        let mut k = c["type"].as_str().unwrap().to_owned();
+        if let Some(obj) = c.as_object() {
+            k.extend(obj.keys().filter(|k| *k != "type").map(|k| format!("-{k}")));
+        }
+        k
+    });
+    let d = Daemon::start_with_show(
+        &format!("steer-{model}-{kind}"),
+        &show,
+        "media: media\n",
+        &[],
+    );
+    if let Some(name) = sent.as_ref().and_then(|c| c["name"].as_str()) {
+        let path = format!("/api/v1/media?name={name}");
+        let (status, v) = upload(&d.api, &path, "image/png", &png(320, 180), None);
+        assert_eq!(status, 201, "{v}");
+    }
+    let post = |path: &str, body: Value| d.call("POST", path, Some(&body.to_string()), None);
+    let (status, v) = post("/api/v1/takes", json!({"name": "steer"}));
+    assert_eq!(status, 201, "{v}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let shown = sent.map(|c| {
+        let (status, v) = cue(&d, c);
+        assert_eq!(status, 200, "{v}");
+        v["cues"][0]["shown_frame"].as_u64().unwrap()
+    });
+    std::thread::sleep(Duration::from_secs_f64(seconds - 1.5));
+    let (status, v) = post("/api/v1/takes/stop", json!({}));
+    assert_eq!(status, 200, "{v}");
+    let take = cuecast_engine::Take::open(&d.dir.join("takes/steer")).unwrap();
+    let frames = (0..take.frames.len())
+        .map(|i| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            take.rgb(i).unwrap().hash(&mut h);
+            (take.frames[i].frame, h.finish())
+        })
+        .collect();
+    (frames, shown)
+}
+
+/// Through the daemon, `model` (native `fps` in a 30 fps show) plays at its own rate,
+/// each of its frames on air at its own time, and each kind of input the control
+/// surface, the API and OSC send changes what it makes from the frame it is shown at.
+fn on_air_at_its_rate_and_steered_by_every_input(model: &str, fps: u64) {
+    let _turn = serial();
+    let (base, _) = steered_take(model, None, 5.0);
+    assert!(base.len() > 100, "{} frames", base.len());
+
+    // Model frame k is on air from show frame ceil(k * 30 / fps): a new picture appears
+    // only on those frames, and about fps of them a second.
+    let on_grid = |f: u64| (f * fps) / 30 != ((f - 1) * fps) / 30;
+    let changes: Vec<u64> = base
+        .windows(2)
+        .filter(|w| w[1].0 == w[0].0 + 1 && w[1].1 != w[0].1)
+        .map(|w| w[1].0)
+        .collect();
+    let span = base.last().unwrap().0 - base[0].0;
+    let off: Vec<u64> = changes.iter().copied().filter(|f| !on_grid(*f)).collect();
+    assert!(
+        off.is_empty(),
+        "new pictures off the {fps} fps grid at {off:?}"
+    );
+    let expected = span * fps / 30;
+    assert!(
+        changes.len() as u64 <= expected + 2 && changes.len() as u64 >= expected * 4 / 5,
+        "{} new pictures in {span} show frames, {expected} at {fps} fps",
+        changes.len()
+    );
+
+    let seen: std::collections::HashSet<u64> = base.iter().map(|f| f.1).collect();
+    let last = base.last().unwrap().0;
+    for cue in [
+        json!({"type": "input", "keys": ["KeyW"]}),
+        json!({"type": "input", "mouse": {"dx": 40, "dy": -12}}),
+        json!({"type": "image", "name": "start.png"}),
+    ] {
+        let (frames, shown) = steered_take(model, Some(cue.clone()), 3.0);
+        let shown = shown.unwrap();
+        // Before the cue the show is the baseline's (the model is deterministic, so the
+        // comparison means something); from the frame it is shown at, none of it is.
+        let before: Vec<bool> = frames
+            .iter()
+            .filter(|f| f.0 < shown)
+            .map(|f| seen.contains(&f.1))
+            .collect();
+        let after: Vec<bool> = frames
+            .iter()
+            .filter(|f| f.0 >= shown + 2 && f.0 + 45 <= last)
+            .map(|f| seen.contains(&f.1))
+            .collect();
+        let same_before = before.iter().filter(|s| **s).count();
+        let same_after = after.iter().filter(|s| **s).count();
+        assert!(
+            before.len() >= 10 && same_before * 5 >= before.len() * 3,
+            "{cue}: {same_before} of {} frames before it match the show without it",
+            before.len()
+        );
+        assert!(
+            after.len() >= 10 && same_after * 10 <= after.len(),
+            "{cue}: {same_after} of {} frames from show frame {shown} are the show without it",
+            after.len()
+        );
+    }
+}
+
+#[test]
+fn the_chunked_reference_model_plays_at_16_fps_and_every_input_changes_it() {
+    on_air_at_its_rate_and_steered_by_every_input("kv-chunks", 16);
+}
+
+#[test]
+fn the_one_frame_reference_model_plays_at_20_fps_and_every_input_changes_it() {
+    on_air_at_its_rate_and_steered_by_every_input("latent-window", 20);
 }
