@@ -12,8 +12,8 @@ returns torch tensors (it has imported torch itself by then).
 
 Protocol (docs/model-contract.md, "The worker protocol"): each message is a 4-byte
 little-endian length and that many bytes of UTF-8 JSON. Frames never cross the socket:
-the host creates a shared-memory file, names it in `load`, and tells each `step` where
-to write; the worker writes the chunk there as RGB bytes at the native size (and depth
+the host creates a shared-memory file, hands it to this process as an open descriptor
+named in `load`, and tells each `step` where to write; the worker writes the chunk there as RGB bytes at the native size (and depth
 as float32 after it) and answers with a short `chunk` message. A thread sends `alive`
 every quarter second, so a process that stops between requests (a deadlock, SIGSTOP) is
 noticed; during a step, its deadline (`step_timeout_s`) is what the host watches.
@@ -113,7 +113,7 @@ class Worker:
         self.rollback = load["state_rollback"]
         self.has_state = bool(load["save_state"])
         self.state_limit = int(load["state_limit_bytes"])
-        fd = os.open(load["shm"]["path"], os.O_RDWR)
+        fd = int(load["shm"]["fd"])
         try:
             self.shm = mmap.mmap(fd, int(load["shm"]["bytes"]))
         finally:

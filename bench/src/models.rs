@@ -39,7 +39,7 @@ fn options(python: &str) -> WorkerOptions {
         prompt: "a quiet valley".into(),
         image: None,
         restart_max_s: 0.0,
-        env: Vec::new(),
+        ..WorkerOptions::default()
     }
 }
 

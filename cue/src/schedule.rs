@@ -219,6 +219,19 @@ impl Scheduler {
     /// A cue without `at` is due now. `in_s` counts from `frame`, the first boundary after
     /// arrival. A frame or timecode already past is due now; its record says so.
     pub fn due(&mut self, inbox: &CueInbox, frame: u64, fps: Fps) -> Vec<InFlight> {
+        self.due_unless(inbox, frame, fps, |_| false)
+    }
+
+    /// As [`Scheduler::due`], but a cue `hold` says is not ready yet (an image still
+    /// being decoded) waits for a later frame, and so do the cues due after it: cues
+    /// apply in the order they were given.
+    pub fn due_unless(
+        &mut self,
+        inbox: &CueInbox,
+        frame: u64,
+        fps: Fps,
+        mut hold: impl FnMut(&Cue) -> bool,
+    ) -> Vec<InFlight> {
         for p in inbox.take_arrived() {
             let target = match p.cue.at {
                 None => frame,
@@ -230,7 +243,12 @@ impl Scheduler {
             self.waiting.insert((target.max(frame), p.id), p);
         }
         let later = self.waiting.split_off(&(frame + 1, 0));
-        let due = std::mem::replace(&mut self.waiting, later);
+        let mut due = std::mem::replace(&mut self.waiting, later);
+        if let Some(first) = due.iter().find(|(_, p)| hold(&p.cue)).map(|(k, _)| *k) {
+            for (k, p) in due.split_off(&first) {
+                self.waiting.insert((frame + 1, k.1), p);
+            }
+        }
         inbox.sync(frame, self.waiting.len());
         due.into_values()
             .map(|p| InFlight {
@@ -319,6 +337,39 @@ mod tests {
         assert_eq!(s.waiting(), MAX_WAITING);
         let e = inbox.submit_one(later()).unwrap_err();
         assert!(e.message.contains("at most 10000"), "{e:?}");
+    }
+
+    #[test]
+    fn a_cue_held_back_waits_with_the_cues_after_it_and_then_all_apply_in_order() {
+        let (inbox, mut s) = (inbox(), Scheduler::default());
+        run(&mut s, &inbox, 0..10);
+        let ids = inbox
+            .submit(
+                vec![
+                    cue(json!({"type": "marker", "label": "before"})),
+                    cue(json!({"type": "marker", "label": "held"})),
+                    cue(json!({"type": "marker", "label": "after"})),
+                ],
+                None,
+            )
+            .unwrap();
+        let label = |c: &Cue| match &c.kind {
+            crate::cue::CueKind::Marker { label } => label.clone(),
+            _ => String::new(),
+        };
+        let mut ready = false;
+        let mut applied = Vec::new();
+        for f in 10..14 {
+            for c in s.due_unless(&inbox, f, FPS, |c| !ready && label(c) == "held") {
+                applied.push((f, c.record.id));
+            }
+            ready = f == 11;
+        }
+        assert_eq!(
+            applied,
+            vec![(10, ids[0]), (12, ids[1]), (12, ids[2])],
+            "the held cue and the one after it apply together, once it is ready"
+        );
     }
 
     #[test]

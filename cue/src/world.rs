@@ -98,8 +98,14 @@ impl ShowContext {
                 "this show has no media folder to read images from",
             ));
         };
-        match std::fs::metadata(media.join(name)) {
+        // Not following links: a link in the media folder may name anything on the
+        // machine (an endless file, a picture outside the folder).
+        match std::fs::symlink_metadata(media.join(name)) {
             Ok(m) if m.is_file() => Ok(()),
+            Ok(m) if m.file_type().is_symlink() => Err(CueError::field(
+                "name",
+                format!("{name:?} is a link, not a file in the media folder"),
+            )),
             _ => Err(CueError::field(
                 "name",
                 format!("no image {name:?} in the media folder"),

@@ -87,6 +87,8 @@ pub fn replay(
         frame_blend: false,
         live: false,
         model_env: Vec::new(),
+        model_network: false,
+        model_folders: Vec::new(),
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));

@@ -20,7 +20,7 @@ fn options() -> WorkerOptions {
         prompt: "a quiet valley".into(),
         image: None,
         restart_max_s: 10.0,
-        env: Vec::new(),
+        ..WorkerOptions::default()
     }
 }
 

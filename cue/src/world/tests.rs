@@ -297,5 +297,15 @@ fn context_refuses_inputs_the_model_does_not_take_and_images_outside_the_media_f
             .unwrap_err();
         assert!(e.message.contains("no image"), "{e}");
     }
+    // A link in the folder is refused, whatever it names: an endless file, a picture
+    // outside the folder.
+    std::os::unix::fs::symlink("/proc/self/pagemap", media.join("endless.png")).unwrap();
+    std::os::unix::fs::symlink(media.join("start.png"), media.join("link.png")).unwrap();
+    for link in ["endless.png", "link.png"] {
+        let e = ctx
+            .check(&cue(json!({"type": "image", "name": link})))
+            .unwrap_err();
+        assert!(e.message.contains("a link"), "{e}");
+    }
     std::fs::remove_dir_all(media).unwrap();
 }

@@ -13,6 +13,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use cuecast_engine::engine::{FailurePolicy, Fallback};
+use cuecast_engine::worker::sandbox::ModelFolder;
 use cuecast_engine::{Cue, Scene};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -34,6 +34,10 @@ pub struct Show {
     pub frame_blend: bool,
     /// Environment variables a python model's process gets beside the usual ones.
     pub model_env: Vec<String>,
+    /// A python model may reach the network (one that fetches its weights).
+    pub model_network: bool,
+    /// Folders beyond its package a python model may read, or write (`PATH:rw`).
+    pub model_folders: Vec<ModelFolder>,
 }
 
 impl Default for Show {
@@ -58,6 +62,8 @@ impl Default for Show {
             restart_max_s: None,
             frame_blend: false,
             model_env: Vec::new(),
+            model_network: false,
+            model_folders: Vec::new(),
         }
     }
 }
@@ -110,6 +116,10 @@ pub(super) struct RawShow {
     frame_blend: bool,
     #[serde(default)]
     model_env: Vec<String>,
+    #[serde(default)]
+    model_network: bool,
+    #[serde(default)]
+    model_folders: Vec<String>,
 }
 
 pub(super) fn default_backend() -> String {
@@ -233,6 +243,31 @@ impl Show {
                 ));
             }
         }
+        if raw.model_folders.len() > 64 {
+            return Err(ConfigError::new(
+                path,
+                "model_folders".to_owned(),
+                format!("at most 64 folders, got {}", raw.model_folders.len()),
+            ));
+        }
+        let model_folders = raw
+            .model_folders
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (folder, mode) = match f.rsplit_once(':') {
+                    Some((p, m @ ("rw" | "ro"))) => (p, Some(m)),
+                    _ => (f.as_str(), None),
+                };
+                let folder = beside(path, folder);
+                let spec = match mode {
+                    Some(m) => format!("{}:{m}", folder.display()),
+                    None => folder.display().to_string(),
+                };
+                spec.parse::<ModelFolder>()
+                    .map_err(|e| ConfigError::new(path, format!("model_folders[{i}]"), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let model = raw.model.as_deref().map(|m| beside(path, m));
         if raw.backend == "python" {
             // The package is read now, so a wrong manifest field is refused by name
@@ -351,6 +386,8 @@ impl Show {
             restart_max_s: raw.restart_max_s,
             frame_blend: raw.frame_blend,
             model_env: raw.model_env,
+            model_network: raw.model_network,
+            model_folders,
         })
     }
 }

@@ -37,9 +37,26 @@ use control::*;
 #[allow(unused_imports)]
 use reload::*;
 
+/// The show's secrets live in this process (its environment, the config it read):
+/// nothing else may read them out of it. Not dumpable, its `/proc` files (environ, mem)
+/// are its own user's alone to open, with no core dump to leak them; and the config
+/// file is hidden from every hosted model's sandbox, even inside a folder the model may
+/// read.
+fn keep_secrets(config_path: &Path) {
+    // SAFETY: a plain syscall on this process.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        tracing::warn!(
+            "cuecast could not make itself undumpable: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    cuecast_engine::worker::sandbox::keep_secret(config_path);
+}
+
 /// Runs the show; once it is live, `ready` (when given) gets the addresses bound, so a
 /// caller that asked for port 0 learns which one it got.
 pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
+    keep_secrets(config_path);
     let config = Config::load(config_path)?;
     for line in config.summary() {
         tracing::info!("{line}");
@@ -79,6 +96,11 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     src.set_property("frame-blend", show.frame_blend);
     if !show.model_env.is_empty() {
         src.set_property("model-env", show.model_env.join(","));
+    }
+    src.set_property("model-network", show.model_network);
+    if !show.model_folders.is_empty() {
+        let folders: Vec<String> = show.model_folders.iter().map(|f| f.to_string()).collect();
+        src.set_property("model-folders", folders.join(","));
     }
     src.set_property("media", config.media.to_string_lossy().as_ref());
     let cuecastsrc = src

@@ -39,6 +39,8 @@ struct ModelSettings {
     restart_max_s: Option<f64>,
     frame_blend: bool,
     model_env: Vec<String>,
+    model_network: bool,
+    model_folders: Vec<cuecast_engine::worker::sandbox::ModelFolder>,
     media: PathBuf,
 }
 
@@ -63,6 +65,8 @@ impl RestartOnly {
                 restart_max_s: s.restart_max_s,
                 frame_blend: s.frame_blend,
                 model_env: s.model_env.clone(),
+                model_network: s.model_network,
+                model_folders: s.model_folders.clone(),
                 media: c.media.clone(),
             },
         }
@@ -88,6 +92,8 @@ impl RestartOnly {
         s.restart_max_s = m.restart_max_s;
         s.frame_blend = m.frame_blend;
         s.model_env = m.model_env;
+        s.model_network = m.model_network;
+        s.model_folders = m.model_folders;
         c.media = m.media;
     }
 

@@ -51,6 +51,11 @@ pub struct EngineConfig {
     /// Environment variables a python model's process gets beside the ones every model
     /// gets (`worker::PASSED_ENV`): none of the show's secrets reach it unless named.
     pub model_env: Vec<String>,
+    /// A python model may reach the network (a model that fetches its weights); off,
+    /// its sandbox has none.
+    pub model_network: bool,
+    /// Folders beyond its package a python model may read (weights), or write (`:rw`).
+    pub model_folders: Vec<crate::worker::sandbox::ModelFolder>,
 }
 
 /// What the show draws while a chunked model's process is down (restarting).
@@ -177,6 +182,8 @@ impl Default for EngineConfig {
             frame_blend: false,
             live: true,
             model_env: Vec::new(),
+            model_network: false,
+            model_folders: Vec::new(),
         }
     }
 }

@@ -232,6 +232,8 @@ enum Request {
     StopTake(Reply<TakeSummary>),
     /// What a chunked model's worker said.
     Worker(crate::worker::WorkerEvent),
+    /// Something the model thread waits for is ready (an image decoded): look again.
+    Wake,
     Save(Reply<Checkpoint>),
     Restore {
         checkpoint: Box<Checkpoint>,
@@ -631,7 +633,7 @@ impl ShowHandle {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()

@@ -300,12 +300,14 @@ impl ModelThread {
                         if let Model::Chunks(c) = &mut self.model {
                             if self.world.fps() != fps {
                                 // Slots map to other show frames now.
-                                c.clear();
+                                let cues = c.clear();
+                                self.unshown.extend(cues);
                             }
                         }
                         self.world.set_fps(fps);
                     }
                     Request::Worker(event) => self.on_worker(event),
+                    Request::Wake => {}
                     Request::Scenes(scenes) => self.world.set_scenes(scenes),
                     Request::Render {
                         frame,
@@ -470,7 +472,8 @@ impl ModelThread {
     /// After a failed step: at the policy's count, an error line and (with `reset`) a
     /// fresh start before the next step.
     pub(super) fn on_failed_step(&mut self, e: &StepError) {
-        if self.failing != u64::from(self.policy.after) {
+        // At the count, and at every count again while the steps keep failing.
+        if self.failing % u64::from(self.policy.after.max(1)) != 0 {
             return;
         }
         let what = match self.policy.action {
@@ -690,22 +693,17 @@ fn load_chunked(
     }
     let info = &package.info;
     let (w, h) = (info.width as usize, info.height as usize);
-    let image =
-        match (&config.image, &config.media) {
-            (Some(name), Some(media)) => Some(crate::media::load(media, name, w, h).map_err(
-                |m| EngineError::Config {
-                    what: "image".into(),
-                    message: m,
-                },
-            )?),
-            (Some(_), None) => {
-                return Err(EngineError::Config {
-                    what: "image".into(),
-                    message: "a start image needs the show's media folder".into(),
-                })
-            }
-            (None, _) => None,
-        };
+    let wake = requests.clone();
+    let images = crate::media::Images::new(config.media.clone(), w, h, move || {
+        let _ = wake.send(Request::Wake);
+    });
+    let image = match &config.image {
+        Some(name) => Some(images.load(name).map_err(|m| EngineError::Config {
+            what: "image".into(),
+            message: m,
+        })?),
+        None => None,
+    };
     if info.inputs.image == crate::generator::ImageInput::None && image.is_some() {
         return Err(EngineError::Config {
             what: "image".into(),
@@ -730,12 +728,16 @@ fn load_chunked(
         image,
         restart_max_s: config.restart_max_s.unwrap_or(10.0).clamp(0.0, 3600.0),
         env: config.model_env.clone(),
+        network: config.model_network,
+        folders: config.model_folders.clone(),
+        sandbox: true,
     };
     let worker = Worker::start(&package, options, move |e| {
         let _ = requests.send(Request::Worker(e));
     })?;
     Ok(Chunked::new(
         worker,
+        images,
         package,
         config.fallback.clone(),
         device,

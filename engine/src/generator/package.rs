@@ -85,6 +85,8 @@ struct ManifestV2 {
     #[serde(default)]
     vram_gb: f64,
     #[serde(default)]
+    memory_gb: f64,
+    #[serde(default)]
     warmup_s: Option<f64>,
     #[serde(default)]
     step_timeout_s: Option<f64>,
@@ -164,6 +166,9 @@ pub struct Package {
     pub save_state: bool,
     /// GPU memory it needs, checked against what is free before it loads.
     pub vram_gb: f64,
+    /// Machine memory its processes need: checked before it loads, and (with a margin)
+    /// the most they may hold while it runs. 0: not said (on the CPU, `vram_gb` is).
+    pub memory_gb: f64,
     /// The longest its process may take to start, load and warm up.
     pub warmup: Duration,
     /// The longest one step may take before the worker is taken for hung.
@@ -353,11 +358,10 @@ impl Package {
                 "copy puts back the state save_state gives: it needs save_state: true".into(),
             );
         }
-        if !(0.0..=4096.0).contains(&m.vram_gb) {
-            return bad(
-                "vram_gb",
-                format!("must be 0 to 4096 GB, got {}", m.vram_gb),
-            );
+        for (name, gb) in [("vram_gb", m.vram_gb), ("memory_gb", m.memory_gb)] {
+            if !(0.0..=4096.0).contains(&gb) {
+                return bad(name, format!("must be 0 to 4096 GB, got {gb}"));
+            }
         }
         let warmup_s = m.warmup_s.unwrap_or(120.0);
         if !(1.0..=3600.0).contains(&warmup_s) {
@@ -418,6 +422,7 @@ impl Package {
             state_rollback,
             save_state: m.save_state,
             vram_gb: m.vram_gb,
+            memory_gb: m.memory_gb,
             warmup: Duration::from_secs_f64(warmup_s),
             step_timeout: Duration::from_secs_f64(step_timeout_s),
             config,
@@ -639,6 +644,7 @@ mod tests {
             ("save_state: maybe\n", "save_state"),
             ("vram_gb: -1\n", "vram_gb"),
             ("vram_gb: lots\n", "vram_gb"),
+            ("memory_gb: -2\n", "memory_gb"),
             ("warmup_s: 0\n", "warmup_s"),
             ("step_timeout_s: 0\n", "step_timeout_s"),
             ("config: [1, 2]\n", "config"),

@@ -17,17 +17,32 @@
 //! image. A model that cannot load at all (an import error, too little memory, a class
 //! that lacks a method) is refused when the show starts, with the reason.
 //!
+//! The model is someone else's code: its process runs in a sandbox (`sandbox`: its own
+//! PID namespace, no capabilities, no network unless the show allows it, the system and
+//! its package read-only), every process it starts ends with it, the memory it may use
+//! is capped from its manifest's figures, and everything it sends back is checked
+//! (`protocol::Reply`). A worker that breaks the protocol is killed and started again
+//! like one that crashed; nothing it sends can stop the supervisor.
+//!
+//! Its folder (0700, on tmpfs where there is one) holds what cuecast and the model
+//! share: the socket, state files, and the model's `/tmp`. cuecast never opens a file
+//! there by a name the model could have replaced with a link: a state file the model
+//! wrote is first moved into cuecast's own folder beside it, then checked and read.
+//!
 //! The worker itself (`python/cuecast_worker.py`) is built into cuecast and written next
 //! to the socket at start, so it always speaks this cuecast's protocol.
 
 mod process;
 mod protocol;
+pub mod sandbox;
 mod shm;
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -44,6 +59,8 @@ use crate::generator::package::{Package, Runtime, StateRollback};
 use crate::generator::{write_image, Image, ModelInfo, PromptMode, StepError};
 use crate::EngineError;
 use process::Process;
+use protocol::{Done, Reply};
+use sandbox::{ModelFolder, VIEW};
 use shm::{Layout, Shm};
 
 const WORKER_PY: &str = include_str!("../../../python/cuecast_worker.py");
@@ -61,6 +78,14 @@ const BACKOFF_S: [f64; 7] = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0];
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// How often the model's compact state is saved for a restart, in seconds of video.
 const SAVE_EVERY_S: f64 = 1.0;
+/// A process that could not be started (or failed before it could step) is tried again
+/// no sooner than this, whatever `restart_max_s` says: a model that dies at load costs
+/// a start a second, not a core.
+const FAILED_START_WAIT: Duration = Duration::from_secs(1);
+/// How often the memory of the model's processes is measured.
+const MEMORY_EVERY: Duration = Duration::from_millis(500);
+/// How long a stopping worker may take to end by itself before it is killed.
+const QUIT_GRACE: Duration = Duration::from_millis(100);
 
 /// The inputs of one frame of a chunk, in the model's terms.
 #[derive(Debug, Clone, Default)]
@@ -142,6 +167,15 @@ pub struct ModelProcess {
     pub last_transfer_ms: f64,
     /// Bytes of the last compact state saved (what a restart resumes from).
     pub saved_state_bytes: u64,
+    /// How the process is confined: `bubblewrap`, or `none: <why>`.
+    pub sandbox: String,
+    /// Whether it may reach the network.
+    pub network: bool,
+    /// Memory its processes hold (proportional set size), and the most they may.
+    pub memory_bytes: u64,
+    pub memory_cap_bytes: Option<u64>,
+    /// Its processes, the worker included (helpers it started).
+    pub processes: usize,
     #[serde(skip)]
     since: Option<Instant>,
 }
@@ -178,13 +212,38 @@ pub struct WorkerOptions {
     pub threads: usize,
     pub seed: u64,
     pub prompt: String,
-    pub image: Option<RgbImage>,
+    pub image: Option<Arc<RgbImage>>,
     /// The longest wait between restarts, in seconds.
     pub restart_max_s: f64,
     /// Environment variables the model's process gets beside [`PASSED_ENV`] (a token
     /// its code needs to fetch weights, say). Nothing else of cuecast's environment
     /// reaches it: the show's stream keys and tokens live there.
     pub env: Vec<String>,
+    /// The model may reach the network (to fetch its weights); off, it has none.
+    pub network: bool,
+    /// Folders beyond its package the model may read (weights), or write (`:rw`).
+    pub folders: Vec<ModelFolder>,
+    /// Run it in the sandbox where one can be made (else without, with a warning).
+    /// Off only for tests of what happens without one.
+    pub sandbox: bool,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            python: None,
+            device: Device::Cpu,
+            threads: 0,
+            seed: 0,
+            prompt: String::new(),
+            image: None,
+            restart_max_s: 10.0,
+            env: Vec::new(),
+            network: false,
+            folders: Vec::new(),
+            sandbox: true,
+        }
+    }
 }
 
 /// What of cuecast's environment a model's process gets: where things are, the locale,
@@ -246,8 +305,9 @@ enum Command {
 
 enum Inbound {
     Command(Command),
-    /// A message from worker process `generation`, or the reason its socket closed.
-    Worker(u64, Result<Value, String>),
+    /// A message from worker process `generation`, or why it cannot be read (its socket
+    /// closed, or it broke the protocol).
+    Worker(u64, Result<Reply, String>),
 }
 
 /// The model thread's handle on a worker.
@@ -283,22 +343,40 @@ impl Worker {
             .or(python.clone())
             .or_else(|| std::env::var_os("CUECAST_PYTHON").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("python3"));
+        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
+            .filter(|(k, _)| k.to_str().is_some_and(|k| passes(k, &options.env)))
+            .collect();
+        let path_var = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_os_str());
+        let python = sandbox::which(&python, path_var)
+            .ok_or_else(|| fail(format!("no interpreter {} was found", python.display())))?;
         check_memory(package, options.device).map_err(fail)?;
         let info = package.info.clone();
         let c = info.chunking;
         let frames = c.frames_per_step.max(c.first_step_frames) as usize;
         let dir =
-            runtime_dir().map_err(|e| fail(format!("cannot make its runtime folder: {e}")))?;
+            RuntimeDir::new().map_err(|e| fail(format!("cannot make its runtime folder: {e}")))?;
         let layout = Layout::new(
             info.width as usize,
             info.height as usize,
             frames,
             info.depth,
         );
-        let shm = Shm::create(&dir.path().join("frames.shm"), layout)
-            .map_err(|e| fail(format!("cannot make its shared memory: {e}")))?;
-        std::fs::write(dir.path().join("cuecast_worker.py"), WORKER_PY)
+        let shm =
+            Shm::create(layout).map_err(|e| fail(format!("cannot make its shared memory: {e}")))?;
+        std::fs::write(dir.model.join("cuecast_worker.py"), WORKER_PY)
             .map_err(|e| fail(format!("cannot write the worker: {e}")))?;
+        let confinement = if options.sandbox {
+            sandbox::bwrap().map(Path::to_owned).map_err(str::to_owned)
+        } else {
+            Err("turned off for this worker".to_owned())
+        };
+        if let Err(why) = &confinement {
+            tracing::warn!("model {}: {}", info.name, sandbox::unavailable_warning(why));
+        }
+        let memory_cap = memory_cap(package, options.device);
         let status = Arc::new(Mutex::new(ModelProcess {
             state: ProcessState::Starting,
             pid: None,
@@ -309,6 +387,14 @@ impl Worker {
             last_step_ms: 0.0,
             last_transfer_ms: 0.0,
             saved_state_bytes: 0,
+            sandbox: match &confinement {
+                Ok(_) => "bubblewrap".into(),
+                Err(why) => format!("none: {why}"),
+            },
+            network: options.network || confinement.is_err(),
+            memory_bytes: 0,
+            memory_cap_bytes: memory_cap,
+            processes: 0,
             since: None,
         }));
         let (tx, rx) = mpsc::channel();
@@ -331,13 +417,19 @@ impl Worker {
             op: None,
             seed: options.seed,
             prompt: options.prompt,
-            image: options.image.map(Arc::new),
+            image: options.image,
             state_file: None,
             steps_since_save: 0,
             save_every: (SAVE_EVERY_S / chunk_s).ceil().max(1.0) as u32,
             attempt: 0,
             restart_max_s: options.restart_max_s,
-            env: options.env.clone(),
+            env,
+            bwrap: confinement.ok(),
+            network: options.network,
+            folders: options.folders.clone(),
+            memory_cap,
+            memory_checked: Instant::now(),
+            step_not_before: None,
             next_start: None,
             last_alive: Instant::now(),
             quit: false,
@@ -380,11 +472,11 @@ impl Worker {
     }
 
     /// Starts the model over (also what a restart without saved state does).
-    pub fn reset(&self, seed: u64, prompt: &str, image: Option<RgbImage>) {
+    pub fn reset(&self, seed: u64, prompt: &str, image: Option<Arc<RgbImage>>) {
         self.send(Command::Reset {
             seed,
             prompt: prompt.to_owned(),
-            image: image.map(Arc::new),
+            image,
         });
     }
 
@@ -442,19 +534,39 @@ impl Drop for Worker {
     }
 }
 
-/// On the CPU the model's memory is the machine's: it is checked here. On CUDA the
-/// worker checks the device's free memory before the model loads.
-fn check_memory(package: &Package, device: Device) -> Result<(), String> {
-    if package.vram_gb <= 0.0 || device != Device::Cpu {
-        return Ok(());
+/// The machine memory a model says it needs, in GB, and the manifest field that says
+/// so: `memory_gb`, or on the CPU `vram_gb` (there the device's memory is the machine's).
+fn memory_need(package: &Package, device: Device) -> Option<(f64, &'static str)> {
+    if package.memory_gb > 0.0 {
+        Some((package.memory_gb, "memory_gb"))
+    } else if package.vram_gb > 0.0 && device == Device::Cpu {
+        Some((package.vram_gb, "vram_gb"))
+    } else {
+        None
     }
+}
+
+/// The most memory the model's processes may hold: what it says it needs, with a
+/// margin (a quarter more, and at least 1 GB more), so a model that grows past what it
+/// said is killed and started again before it takes the machine's memory from the
+/// show. None when the manifest gives no figure.
+fn memory_cap(package: &Package, device: Device) -> Option<u64> {
+    let (gb, _) = memory_need(package, device)?;
+    Some(((gb * 1.25).max(gb + 1.0) * 1e9) as u64)
+}
+
+/// The memory a model needs is checked here (on CUDA the worker checks the device's
+/// free memory before the model loads).
+fn check_memory(package: &Package, device: Device) -> Result<(), String> {
+    let Some((gb, field)) = memory_need(package, device) else {
+        return Ok(());
+    };
     let Some(available) = mem_available() else {
         return Ok(());
     };
-    if package.vram_gb * 1e9 > available as f64 {
+    if gb * 1e9 > available as f64 {
         return Err(format!(
-            "needs {} GB of memory (vram_gb); this machine has {:.1} GB available",
-            package.vram_gb,
+            "needs {gb} GB of memory ({field}); this machine has {:.1} GB available",
             available as f64 / 1e9
         ));
     }
@@ -468,9 +580,36 @@ fn mem_available() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// A private folder for one worker's socket, shared memory and state files: on tmpfs
-/// (`/dev/shm`) where there is one. Folders left by a cuecast that was killed are
-/// removed first.
+/// One worker's folders, on tmpfs (`/dev/shm`) where there is one, all 0700: `model`
+/// (what the model's process may open: socket, state files, the worker script), `tmp`
+/// (its `/tmp`), and the folder itself, where cuecast keeps the state files it reads
+/// and writes, out of the model's reach.
+struct RuntimeDir {
+    root: tempfile::TempDir,
+    model: PathBuf,
+    tmp: PathBuf,
+}
+
+impl RuntimeDir {
+    fn new() -> std::io::Result<RuntimeDir> {
+        let root = runtime_dir()?;
+        let sub = |name: &str| -> std::io::Result<PathBuf> {
+            let p = root.path().join(name);
+            std::fs::DirBuilder::new().mode(0o700).create(&p)?;
+            Ok(p)
+        };
+        let (model, tmp) = (sub("model")?, sub("tmp")?);
+        Ok(RuntimeDir { root, model, tmp })
+    }
+
+    /// cuecast's own folder (the model cannot reach it).
+    fn private(&self) -> &Path {
+        self.root.path()
+    }
+}
+
+/// A private folder for one worker: on tmpfs (`/dev/shm`) where there is one, 0700.
+/// Folders left by a cuecast that was killed are removed first.
 fn runtime_dir() -> std::io::Result<tempfile::TempDir> {
     let shm = Path::new("/dev/shm");
     let base = if shm.is_dir() && tempfile::tempdir_in(shm).is_ok() {
@@ -493,6 +632,7 @@ fn runtime_dir() -> std::io::Result<tempfile::TempDir> {
     }
     tempfile::Builder::new()
         .prefix(&format!("cuecast-worker-{}-", std::process::id()))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir_in(base)
 }
 
@@ -537,7 +677,7 @@ struct Supervisor {
     events: Box<dyn Fn(WorkerEvent) + Send>,
     status: Arc<Mutex<ModelProcess>>,
     shm: Shm,
-    dir: tempfile::TempDir,
+    dir: RuntimeDir,
     process: Option<(Process, UnixStream)>,
     generation: u64,
     pending: VecDeque<Command>,
@@ -553,11 +693,40 @@ struct Supervisor {
     save_every: u32,
     attempt: usize,
     restart_max_s: f64,
-    /// Variables the model's process gets beside [`PASSED_ENV`].
-    env: Vec<String>,
+    /// The model's process's environment: [`PASSED_ENV`] and what the show names.
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// bubblewrap, when the process runs in the sandbox.
+    bwrap: Option<PathBuf>,
+    network: bool,
+    folders: Vec<ModelFolder>,
+    memory_cap: Option<u64>,
+    memory_checked: Instant,
+    /// A failed step's successor waits for this: a model that fails at once costs at
+    /// most its step rate, not a core.
+    step_not_before: Option<Instant>,
     next_start: Option<Instant>,
     last_alive: Instant,
     quit: bool,
+}
+
+/// Ends a process that must go, and says how it ended: one whose socket closed is
+/// likely ending by itself, and is given a moment so that its own exit status is told;
+/// any other is killed at once.
+fn end(p: &mut Process, why: &str) -> String {
+    if why.contains("socket closed") {
+        p.stop(Duration::from_millis(500))
+    } else {
+        p.kill()
+    }
+}
+
+/// What a worker said when it refused a request.
+fn refused(r: Reply) -> String {
+    match r {
+        Reply::Error { message, .. } if !message.is_empty() => message,
+        Reply::Error { .. } => "it failed".into(),
+        other => format!("it answered {other:?}"),
+    }
 }
 
 impl Supervisor {
@@ -567,34 +736,61 @@ impl Supervisor {
 
     fn run(mut self) {
         while !self.quit {
-            if self.process.is_none() {
-                self.wait_to_restart();
-                continue;
-            }
-            if self.op.is_none() {
-                if let Some(c) = self.pending.pop_front() {
-                    self.command(c);
-                    continue;
+            // Nothing the worker sends may stop the supervisor: a panic here is a bug
+            // met by a broken worker, and is handled as that worker's death.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.turn())) {
+                let why = format!(
+                    "cuecast's supervisor failed on what it sent ({}): killed",
+                    crate::engine::panic_message(panic.as_ref())
+                );
+                if catch_unwind(AssertUnwindSafe(|| self.down(why))).is_err() {
+                    self.process = None;
+                    self.op = None;
+                    self.schedule_restart(FAILED_START_WAIT);
                 }
             }
-            match self.inbound.recv_timeout(Duration::from_millis(50)) {
-                // Stopping does not wait for the request in flight.
-                Ok(Inbound::Command(Command::Quit)) => self.quit = true,
-                Ok(Inbound::Command(c)) => self.pending.push_back(c),
-                Ok(Inbound::Worker(generation, m)) if generation == self.generation => {
-                    self.message(m)
-                }
-                Ok(Inbound::Worker(..)) => {}
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.quit = true,
-            }
-            self.check_health();
         }
         if let Some((mut p, mut stream)) = self.process.take() {
             let _ = protocol::write(&mut stream, &json!({"op": "quit"}));
-            p.reap(Duration::from_secs(1));
+            p.stop(QUIT_GRACE);
         }
         self.status.lock().state = ProcessState::Stopped;
+    }
+
+    /// One turn of the supervisor: a request sent, a message or command taken, health
+    /// checked.
+    fn turn(&mut self) {
+        if self.process.is_none() {
+            self.wait_to_restart();
+            return;
+        }
+        let mut wait = Duration::from_millis(50);
+        if self.op.is_none() {
+            let now = Instant::now();
+            let paced = match (self.pending.front(), self.step_not_before) {
+                (Some(Command::Step { .. }), Some(t)) if now < t => Some(t - now),
+                _ => None,
+            };
+            match paced {
+                Some(left) => wait = wait.min(left),
+                None => {
+                    if let Some(c) = self.pending.pop_front() {
+                        self.command(c);
+                        return;
+                    }
+                }
+            }
+        }
+        match self.inbound.recv_timeout(wait) {
+            // Stopping does not wait for the request in flight.
+            Ok(Inbound::Command(Command::Quit)) => self.quit = true,
+            Ok(Inbound::Command(c)) => self.pending.push_back(c),
+            Ok(Inbound::Worker(generation, m)) if generation == self.generation => self.message(m),
+            Ok(Inbound::Worker(..)) => {}
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.quit = true,
+        }
+        self.check_health();
     }
 
     /// Down: answers what cannot wait, and starts the process again when its backoff is
@@ -618,8 +814,12 @@ impl Supervisor {
                 }
                 Err(e) => {
                     tracing::error!("model {name}: could not start again: {e}");
-                    self.status.lock().last_exit = Some(e);
-                    self.schedule_restart();
+                    {
+                        let mut s = self.status.lock();
+                        s.last_exit = Some(e);
+                        s.restarts += 1;
+                    }
+                    self.schedule_restart(FAILED_START_WAIT);
                 }
             }
             return;
@@ -631,10 +831,13 @@ impl Supervisor {
         }
     }
 
-    fn schedule_restart(&mut self) {
+    /// Plans the next start: after the backoff (capped by `restart_max_s`), and no
+    /// sooner than `at_least`.
+    fn schedule_restart(&mut self, at_least: Duration) {
         let delay = BACKOFF_S[self.attempt.min(BACKOFF_S.len() - 1)].min(self.restart_max_s);
         self.attempt += 1;
-        self.next_start = Some(Instant::now() + Duration::from_secs_f64(delay));
+        let delay = Duration::from_secs_f64(delay).max(at_least);
+        self.next_start = Some(Instant::now() + delay);
         self.status.lock().state = ProcessState::Restarting;
     }
 
@@ -656,13 +859,11 @@ impl Supervisor {
             }
             Command::Load(state, reply) => {
                 // Kept: the restart resumes from it.
-                let path = self.dir.path().join("state.safetensors");
-                let r = Tensor::write_safetensors(&state, &path)
-                    .map_err(|e| StepError(format!("cannot keep the state: {e}")));
-                if r.is_ok() {
-                    self.state_file = Some(path);
+                let r = self.hand_over(&state, "state.safetensors");
+                if let Ok(path) = &r {
+                    self.state_file = Some(path.clone());
                 }
-                let _ = reply.send(r);
+                let _ = reply.send(r.map(|_| ()));
             }
             Command::Quit => self.quit = true,
         }
@@ -710,18 +911,20 @@ impl Supervisor {
                 (m, Op::SetPrompt(limit))
             }
             Command::Save(reply) => {
-                let path = self.dir.path().join("checkpoint.safetensors");
-                let m =
-                    json!({"op": "save_state", "path": path, "state_limit_bytes": MAX_STATE_BYTES});
+                let path = self.dir.model.join("checkpoint.safetensors");
+                let m = json!({"op": "save_state", "path": self.view(&path),
+                               "state_limit_bytes": MAX_STATE_BYTES});
                 (m, Op::Save(limit, path, reply))
             }
             Command::Load(state, reply) => {
-                let path = self.dir.path().join("load.safetensors");
-                if let Err(e) = Tensor::write_safetensors(&state, &path) {
-                    let _ = reply.send(Err(StepError(format!("cannot hand over the state: {e}"))));
-                    return;
-                }
-                let m = json!({"op": "load_state", "path": path});
+                let path = match self.hand_over(&state, "load.safetensors") {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                };
+                let m = json!({"op": "load_state", "path": self.view(&path)});
                 (m, Op::Load(limit, path, reply))
             }
         };
@@ -739,6 +942,52 @@ impl Supervisor {
                 self.down(format!("its socket failed: {e}"));
             }
         }
+    }
+
+    /// Where the model's process sees `path` (a file in its folder).
+    fn view(&self, path: &Path) -> PathBuf {
+        match (&self.bwrap, path.strip_prefix(&self.dir.model)) {
+            (Some(_), Ok(rel)) => Path::new(VIEW).join(rel),
+            _ => path.to_owned(),
+        }
+    }
+
+    /// Writes a state for the model to read as `name` in its folder: written in
+    /// cuecast's own folder, then moved there (a move replaces whatever the model left
+    /// under that name, a link too, and never writes through it).
+    fn hand_over(&self, state: &[(String, Tensor)], name: &str) -> Result<PathBuf, StepError> {
+        let private = self.dir.private().join(name);
+        let target = self.dir.model.join(name);
+        Tensor::write_safetensors(state, &private)
+            .and_then(|()| std::fs::rename(&private, &target).map_err(Into::into))
+            .map_err(|e| StepError(format!("cannot hand over the state: {e}")))?;
+        Ok(target)
+    }
+
+    /// Reads a state the model wrote as `path` in its folder: moved into cuecast's own
+    /// folder first, so the model can no longer change it, then read only if it is a
+    /// plain file of at most [`MAX_STATE_BYTES`] and a header.
+    fn take_over(&self, path: &Path) -> Result<Vec<(String, Tensor)>, StepError> {
+        let name = path.file_name().unwrap_or_default();
+        let private = self.dir.private().join(name);
+        let read = || -> Result<Vec<(String, Tensor)>, String> {
+            std::fs::rename(path, &private).map_err(|e| e.to_string())?;
+            let meta = std::fs::symlink_metadata(&private).map_err(|e| e.to_string())?;
+            if !meta.file_type().is_file() {
+                return Err("it is not a plain file".into());
+            }
+            if meta.len() > MAX_STATE_BYTES + (1 << 20) {
+                return Err(format!(
+                    "{} MB, over the {} MB a state may be",
+                    meta.len() >> 20,
+                    MAX_STATE_BYTES >> 20
+                ));
+            }
+            Tensor::read_safetensors(&private).map_err(|e| e.to_string())
+        };
+        let r = read().map_err(|e| StepError(format!("its state file could not be read: {e}")));
+        let _ = std::fs::remove_file(&private);
+        r
     }
 
     fn step_message(
@@ -796,8 +1045,9 @@ impl Supervisor {
         json!({"op": "reset", "seed": self.seed, "prompt": self.prompt, "image": image})
     }
 
-    /// A message from the worker, or its socket closing.
-    fn message(&mut self, m: Result<Value, String>) {
+    /// A message from the worker, or why none can be read (its socket closed, or it
+    /// broke the protocol).
+    fn message(&mut self, m: Result<Reply, String>) {
         let m = match m {
             Ok(m) => m,
             Err(reason) => {
@@ -806,20 +1056,29 @@ impl Supervisor {
             }
         };
         self.last_alive = Instant::now();
-        let op = m["op"].as_str().unwrap_or_default();
-        if op == "alive" {
-            return;
-        }
+        let (done, error) = match m {
+            Reply::Alive => return,
+            Reply::Done(d) => (d, None),
+            Reply::Error { message, traceback } => {
+                if let Some(tb) = traceback {
+                    tracing::debug!("model {}: {tb}", self.name());
+                }
+                let message = if message.is_empty() {
+                    "failed".to_owned()
+                } else {
+                    message
+                };
+                (Done::default(), Some(StepError(message)))
+            }
+            other => {
+                self.down(format!("it sent {other:?} where an answer was due: killed"));
+                return;
+            }
+        };
         let Some(inflight) = self.op.take() else {
-            tracing::warn!("model {}: an answer to no request: {op}", self.name());
+            tracing::warn!("model {}: an answer to no request", self.name());
             return;
         };
-        let error = (op == "error").then(|| {
-            if let Some(tb) = m["traceback"].as_str() {
-                tracing::debug!("model {}: {tb}", self.name());
-            }
-            StepError(m["message"].as_str().unwrap_or("failed").to_owned())
-        });
         match inflight {
             Op::Step {
                 id,
@@ -830,15 +1089,26 @@ impl Supervisor {
             } => {
                 let result = match error {
                     Some(e) => Err((id, e)),
-                    None => self.take_chunk(id, frames, &m, &pool, sent),
+                    None => self.take_chunk(id, frames, &done, &pool, sent),
                 };
-                if result.is_ok() {
-                    self.steps_since_save += 1;
-                    if self.package.save_state && self.steps_since_save >= self.save_every {
-                        self.steps_since_save = 0;
-                        let path = self.dir.path().join("autosave.safetensors");
-                        let m = json!({"op": "save_state", "path": path, "state_limit_bytes": MAX_STATE_BYTES});
-                        self.send(m, Op::AutoSave(Instant::now() + REQUEST_LIMIT));
+                match &result {
+                    Ok(_) => {
+                        self.step_not_before = None;
+                        self.steps_since_save += 1;
+                        if self.package.save_state && self.steps_since_save >= self.save_every {
+                            self.steps_since_save = 0;
+                            let path = self.dir.model.join("autosave.safetensors");
+                            let m = json!({"op": "save_state", "path": self.view(&path),
+                                           "state_limit_bytes": MAX_STATE_BYTES});
+                            self.send(m, Op::AutoSave(Instant::now() + REQUEST_LIMIT));
+                        }
+                    }
+                    Err(_) => {
+                        // The next step no sooner than this one's frames would have
+                        // taken to play.
+                        let fps = self.package.info.fps.as_f64();
+                        let chunk = Duration::from_secs_f64(frames as f64 / fps.max(1.0));
+                        self.step_not_before = Some(sent + chunk);
                     }
                 }
                 (self.events)(WorkerEvent::Chunk(result));
@@ -855,11 +1125,12 @@ impl Supervisor {
             }
             Op::AutoSave(_) => match error {
                 None => {
-                    let saved = self.dir.path().join("autosave.safetensors");
-                    let kept = self.dir.path().join("state.safetensors");
+                    let saved = self.dir.model.join("autosave.safetensors");
+                    let kept = self.dir.model.join("state.safetensors");
                     if std::fs::rename(&saved, &kept).is_ok() {
                         self.state_file = Some(kept);
-                        self.status.lock().saved_state_bytes = m["bytes"].as_u64().unwrap_or(0);
+                        self.status.lock().saved_state_bytes =
+                            done.bytes.unwrap_or(0).min(MAX_STATE_BYTES);
                     }
                 }
                 Some(e) => tracing::warn!(
@@ -870,10 +1141,8 @@ impl Supervisor {
             Op::Save(_, path, reply) => {
                 let r = match error {
                     Some(e) => Err(e),
-                    None => Tensor::read_safetensors(&path)
-                        .map_err(|e| StepError(format!("its state file could not be read: {e}"))),
+                    None => self.take_over(&path),
                 };
-                let _ = std::fs::remove_file(&path);
                 let _ = reply.send(r);
             }
             Op::Load(_, path, reply) => {
@@ -881,7 +1150,7 @@ impl Supervisor {
                     Some(e) => Err(e),
                     None => {
                         // A restart resumes from the state just loaded.
-                        let kept = self.dir.path().join("state.safetensors");
+                        let kept = self.dir.model.join("state.safetensors");
                         if std::fs::rename(&path, &kept).is_ok() {
                             self.state_file = Some(kept);
                         }
@@ -898,12 +1167,12 @@ impl Supervisor {
         &mut self,
         id: u64,
         asked: usize,
-        m: &Value,
+        m: &Done,
         pool: &FramePool,
         sent: Instant,
     ) -> Result<Chunk, (u64, StepError)> {
         let fail = |e: String| Err((id, StepError(e)));
-        let frames = m["frames"].as_u64().unwrap_or(0) as usize;
+        let frames = m.frames.unwrap_or(0).min(u64::from(u32::MAX)) as usize;
         if frames != asked || frames > self.shm.layout.frames {
             return fail(format!(
                 "the worker wrote {frames} frames, {asked} were asked for"
@@ -941,15 +1210,16 @@ impl Supervisor {
             }
             out.push(buf.freeze());
         }
-        let depth = if m["depth"].as_bool() == Some(true) {
+        let depth = if m.depth == Some(true) {
             (0..frames).filter_map(|i| self.shm.depth(i)).collect()
         } else {
             Vec::new()
         };
-        let ms = |k: &str| Duration::from_secs_f64(m[k].as_f64().unwrap_or(0.0).max(0.0) / 1e3);
-        let (write, copy) = (ms("write_ms"), copy_started.elapsed());
+        // In range: checked when the reply was read.
+        let ms = |v: Option<f64>| Duration::from_secs_f64(v.unwrap_or(0.0) / 1e3);
+        let (write, copy) = (ms(m.write_ms), copy_started.elapsed());
         let transfer = write + copy;
-        let step = ms("step_ms");
+        let step = ms(m.step_ms);
         {
             let mut s = self.status.lock();
             s.last_step_ms = step.as_secs_f64() * 1e3;
@@ -967,12 +1237,36 @@ impl Supervisor {
         })
     }
 
-    /// Kills a worker that overran its request or stopped sending heartbeats.
+    /// Kills a worker that overran its request, stopped sending heartbeats or holds
+    /// more memory than its cap; notices one that exited (even while helpers it started
+    /// hold its socket open).
     fn check_health(&mut self) {
-        if self.process.is_none() {
+        let Some((p, _)) = &self.process else {
+            return;
+        };
+        if p.has_exited() {
+            self.down("it exited".into());
             return;
         }
         let now = Instant::now();
+        if now.duration_since(self.memory_checked) >= MEMORY_EVERY {
+            self.memory_checked = now;
+            let (bytes, processes) = (p.memory(), p.tree().len());
+            {
+                let mut s = self.status.lock();
+                s.memory_bytes = bytes;
+                s.processes = processes;
+            }
+            if let Some(cap) = self.memory_cap.filter(|c| bytes > *c) {
+                self.down(format!(
+                    "its processes held {:.2} GB, over its cap of {:.2} GB (what its manifest \
+                     says it needs, with a margin): killed",
+                    bytes as f64 / 1e9,
+                    cap as f64 / 1e9
+                ));
+                return;
+            }
+        }
         if let Some(op) = &self.op {
             if now > op.deadline() {
                 let what = match op {
@@ -1004,8 +1298,8 @@ impl Supervisor {
         let Some((mut p, _)) = self.process.take() else {
             return;
         };
-        let ended = p.kill();
-        let reason = if why.contains("killed") {
+        let ended = end(&mut p, &why);
+        let reason = if why.contains("killed") || why.starts_with("it sent") {
             why
         } else {
             format!("its process {ended}")
@@ -1031,6 +1325,8 @@ impl Supervisor {
             s.pid = None;
             s.since = None;
             s.restarts += 1;
+            s.processes = 0;
+            s.memory_bytes = 0;
         }
         if up >= HEALTHY_AFTER {
             self.attempt = 0;
@@ -1039,7 +1335,8 @@ impl Supervisor {
         for c in std::mem::take(&mut self.pending) {
             self.command_while_down(c);
         }
-        self.schedule_restart();
+        self.step_not_before = None;
+        self.schedule_restart(Duration::ZERO);
         (self.events)(WorkerEvent::Down { reason });
     }
 
@@ -1050,24 +1347,16 @@ impl Supervisor {
         let deadline = Instant::now() + self.package.warmup;
         self.generation += 1;
         let generation = self.generation;
-        let socket = self.dir.path().join("control.sock");
+        let socket = self.dir.model.join("control.sock");
         let _ = std::fs::remove_file(&socket);
         let listener =
             UnixListener::bind(&socket).map_err(|e| format!("cannot listen on its socket: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let script = self.dir.path().join("cuecast_worker.py");
-        let pycache = self.dir.path().join("pycache");
-        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
-            .filter(|(k, _)| k.to_str().is_some_and(|k| passes(k, &self.env)))
-            .collect();
         let mut p = Process::spawn(
-            &self.python,
-            &script,
-            &socket,
-            &self.package.dir,
-            &pycache,
+            self.start_command(&socket),
+            self.bwrap.is_some(),
             self.name(),
-            &env,
+            self.shm.fd(),
         )
         .map_err(|e| format!("cannot start {}: {e}", self.python.display()))?;
         {
@@ -1081,11 +1370,8 @@ impl Supervisor {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(format!("its socket failed: {e}")),
             }
-            if let Some(status) = p.exited() {
-                return Err(format!(
-                    "its process {} before it connected",
-                    process::describe_exit(status, p.last_error().as_deref())
-                ));
+            if let Some(how) = p.exit() {
+                return Err(format!("its process {how} before it connected"));
             }
             if Instant::now() > deadline {
                 p.kill();
@@ -1097,6 +1383,7 @@ impl Supervisor {
             std::thread::sleep(Duration::from_millis(5));
         };
         let _ = std::fs::remove_file(&socket);
+        self.status.lock().pid = Some(p.model_pid());
         stream.set_nonblocking(false).map_err(|e| e.to_string())?;
         let mut reader = stream.try_clone().map_err(|e| e.to_string())?;
         let tx = self.inbound_tx.clone();
@@ -1105,11 +1392,15 @@ impl Supervisor {
             .spawn(move || loop {
                 let m = protocol::read(&mut reader);
                 let closed = m.is_err();
-                let m = m.map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => "its socket closed".to_owned(),
-                    _ => format!("its socket failed: {e}"),
-                });
-                if tx.send(Inbound::Worker(generation, m)).is_err() || closed {
+                let m = match m {
+                    Ok(v) => Reply::from_value(v).map_err(|e| format!("{e}: killed")),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        Err("its socket closed".to_owned())
+                    }
+                    Err(e) => Err(format!("its socket failed: {e}")),
+                };
+                let broken = m.is_err();
+                if tx.send(Inbound::Worker(generation, m)).is_err() || closed || broken {
                     break;
                 }
             })
@@ -1128,7 +1419,7 @@ impl Supervisor {
             }
             Err(e) => {
                 if let Some((mut p, _)) = self.process.take() {
-                    let ended = p.kill();
+                    let ended = end(&mut p, &e);
                     if e.contains("socket closed") {
                         return Err(format!("its process {ended}"));
                     }
@@ -1138,13 +1429,59 @@ impl Supervisor {
         }
     }
 
+    /// The command that starts the worker: the interpreter running the worker script,
+    /// in the sandbox when there is one.
+    fn start_command(&self, socket: &Path) -> std::process::Command {
+        let script = self.view(&self.dir.model.join("cuecast_worker.py"));
+        let pycache = self.view(&self.dir.model.join("pycache"));
+        let mut c = match &self.bwrap {
+            Some(bwrap) => {
+                let jail = sandbox::Jail {
+                    python: &self.python,
+                    package: &self.package.dir,
+                    dir: &self.dir.model,
+                    tmp: &self.dir.tmp,
+                    cuda: self.device != Device::Cpu,
+                    network: self.network,
+                    folders: &self.folders,
+                    env: &self.env,
+                };
+                let mut c = std::process::Command::new(bwrap);
+                c.args(jail.args()).arg(&self.python);
+                c
+            }
+            None => {
+                let mut c = std::process::Command::new(&self.python);
+                c.current_dir(&self.package.dir);
+                c
+            }
+        };
+        c.arg("-u")
+            .arg("-X")
+            .arg("faulthandler")
+            .arg(script)
+            .arg("--socket")
+            .arg(self.view(socket))
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONPYCACHEPREFIX", pycache);
+        if self.bwrap.is_none() {
+            c.env("TMPDIR", &self.dir.tmp);
+        }
+        c
+    }
+
     /// hello, load, then resume or reset; each answer awaited until `deadline`.
     fn bring_up(&mut self, deadline: Instant) -> Result<bool, String> {
-        let refused = |v: &Value| v["message"].as_str().unwrap_or("it failed").to_owned();
         let hello = self.await_reply(deadline, "say hello")?;
-        if hello["op"] != "hello" || hello["protocol"].as_u64() != Some(protocol::PROTOCOL) {
+        if hello
+            != (Reply::Hello {
+                protocol: protocol::PROTOCOL,
+            })
+        {
             return Err(format!(
-                "it does not speak worker protocol {}: {hello}",
+                "it does not speak worker protocol {}: {hello:?}",
                 protocol::PROTOCOL
             ));
         }
@@ -1163,34 +1500,32 @@ impl Supervisor {
             "vram_gb": self.package.vram_gb,
             "threads": self.threads,
             "config": self.package.config,
-            "shm": {"path": self.shm.path, "bytes": l.bytes},
+            "shm": {"fd": self.shm.fd(), "bytes": l.bytes},
         });
         self.write_now(&load)?;
-        let loaded = self.await_reply(deadline, "load the model")?;
-        if loaded["op"] != "loaded" {
-            return Err(refused(&loaded));
+        match self.await_reply(deadline, "load the model")? {
+            Reply::Loaded => {}
+            other => return Err(refused(other)),
         }
         let resume = self.state_file.clone();
         if let Some(path) = &resume {
-            self.write_now(&json!({"op": "load_state", "path": path}))?;
-            let r = self.await_reply(deadline, "load its saved state")?;
-            if r["op"] == "done" {
-                return Ok(true);
+            self.write_now(&json!({"op": "load_state", "path": self.view(path)}))?;
+            match self.await_reply(deadline, "load its saved state")? {
+                Reply::Done(_) => return Ok(true),
+                other => tracing::warn!(
+                    "model {}: its saved state did not load ({}): reset instead",
+                    self.name(),
+                    refused(other)
+                ),
             }
-            tracing::warn!(
-                "model {}: its saved state did not load ({}): reset instead",
-                self.name(),
-                r["message"].as_str().unwrap_or("")
-            );
             self.state_file = None;
         }
         let reset = self.reset_message();
         self.write_now(&reset)?;
-        let r = self.await_reply(deadline, "reset")?;
-        if r["op"] != "done" {
-            return Err(format!("reset() failed: {}", refused(&r)));
+        match self.await_reply(deadline, "reset")? {
+            Reply::Done(_) => Ok(false),
+            other => Err(format!("reset() failed: {}", refused(other))),
         }
-        Ok(false)
     }
 
     fn write_now(&mut self, m: &Value) -> Result<(), String> {
@@ -1201,7 +1536,7 @@ impl Supervisor {
 
     /// The next message from the current process other than a heartbeat; commands that
     /// arrive meanwhile wait their turn.
-    fn await_reply(&mut self, deadline: Instant, what: &str) -> Result<Value, String> {
+    fn await_reply(&mut self, deadline: Instant, what: &str) -> Result<Reply, String> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -1217,7 +1552,7 @@ impl Supervisor {
                 }
                 Ok(Inbound::Command(c)) => self.pending.push_back(c),
                 Ok(Inbound::Worker(g, m)) if g == self.generation => match m {
-                    Ok(v) if v["op"] == "alive" => {}
+                    Ok(Reply::Alive) => {}
                     Ok(v) => return Ok(v),
                     Err(e) => return Err(e),
                 },

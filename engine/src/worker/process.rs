@@ -1,13 +1,19 @@
-//! One worker process: started in a process group of its own (so a kill reaches any
-//! children it made), killed with the parent (`PR_SET_PDEATHSIG`), with only the
-//! environment it is given (never cuecast's secrets), its output sent to cuecast's log
-//! under the model's name, and the reason it ended put in words.
+//! One worker process: started in a process group of its own, killed with the parent
+//! (`PR_SET_PDEATHSIG`), first in line for the kernel's out-of-memory killer
+//! (`oom_score_adj` 1000: the model dies, never the show), files it makes readable by
+//! cuecast's user only (umask 077), with only the environment it is given (never
+//! cuecast's secrets), its output sent to cuecast's log under the model's name, and the
+//! reason it ended put in words.
+//!
+//! A kill reaches every process the model started: the group, every descendant found in
+//! `/proc`, and, in the sandbox, the whole PID namespace (which ends with bubblewrap's
+//! init). Its exit is seen by waiting on the process, not by its socket closing: helpers
+//! it forked may hold the socket open after it died.
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,51 +21,55 @@ use std::time::{Duration, Instant};
 /// The last lines the worker wrote on stderr: what a crash at import is told with.
 const TAIL_LINES: usize = 20;
 /// The longest log line kept, in bytes.
-const MAX_LINE: usize = 2000;
+pub const MAX_LINE: usize = 2000;
 /// Lines a second a model may log before lines are dropped (and counted).
 const LINES_PER_S: u32 = 50;
+/// How long a kill waits for the model's processes to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Process {
     child: Child,
+    /// The process cuecast started: the interpreter, or bubblewrap around it.
     pub pid: u32,
+    /// The process runs in bubblewrap: its exit code is the model's, 128 + N for a
+    /// signal N.
+    sandboxed: bool,
     tail: Arc<Mutex<VecDeque<String>>>,
     pub started: Instant,
 }
 
 impl Process {
-    /// Starts `python -u script --socket socket` in `cwd`; its output is logged as `name`.
+    /// Starts `command` (the interpreter, or bubblewrap around it); its output is logged
+    /// as `name`. `keep_fd` is handed to the process open (the shared memory).
     pub fn spawn(
-        python: &Path,
-        script: &Path,
-        socket: &Path,
-        cwd: &Path,
-        pycache: &Path,
+        mut command: Command,
+        sandboxed: bool,
         name: &str,
-        env: &[(std::ffi::OsString, std::ffi::OsString)],
+        keep_fd: i32,
     ) -> std::io::Result<Process> {
-        let mut command = Command::new(python);
         command
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .arg("-u")
-            .arg("-X")
-            .arg("faulthandler")
-            .arg(script)
-            .arg("--socket")
-            .arg(socket)
-            .current_dir(cwd)
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONPYCACHEPREFIX", pycache)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches nothing of this process's
-        // memory: it asks the kernel to kill the child when its parent thread ends, so a
-        // worker never outlives a cuecast that was killed.
+        // SAFETY: between fork and exec only async-signal-safe calls, on nothing of this
+        // process's memory but a static string: the kernel kills the child when the
+        // thread that started it ends (a worker never outlives a cuecast that was
+        // killed); files it makes are its user's alone; the out-of-memory killer takes
+        // it first (raising the score needs no privilege); the shared memory's
+        // descriptor stays open across exec.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::umask(0o077);
+                let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+                if fd >= 0 {
+                    libc::write(fd, b"1000".as_ptr().cast(), 4);
+                    libc::close(fd);
+                }
+                if keep_fd >= 0 && libc::fcntl(keep_fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -77,47 +87,118 @@ impl Process {
         Ok(Process {
             child,
             pid,
+            sandboxed,
             tail,
             started: Instant::now(),
         })
     }
 
-    /// The exit status, if it has exited.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+    /// Whether it has exited, without reaping it: while its zombie stands, its process
+    /// group id cannot be taken by another process, so a kill of the group is safe.
+    pub fn has_exited(&self) -> bool {
+        // SAFETY: waitid writes only into `info`; WNOWAIT leaves the child reapable.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                self.pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            r == 0 && info.si_pid() != 0
+        }
     }
 
-    /// Kills the whole process group at once (no grace: a hung or crashed model gets
-    /// none), and reaps it. Returns how it ended.
+    /// The model's own process: the interpreter (inside the sandbox, the child of
+    /// bubblewrap's init), as the host numbers it.
+    pub fn model_pid(&self) -> u32 {
+        if !self.sandboxed {
+            return self.pid;
+        }
+        let init = children(self.pid).into_iter().min();
+        init.and_then(|i| children(i).into_iter().min())
+            .unwrap_or(self.pid)
+    }
+
+    /// Every process the model started and is still running, this one included.
+    pub fn tree(&self) -> Vec<u32> {
+        let mut all = vec![self.pid];
+        let mut i = 0;
+        let table = parents();
+        while i < all.len() {
+            let p = all[i];
+            all.extend(table.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+            i += 1;
+        }
+        all
+    }
+
+    /// Memory the model's processes hold, in bytes (proportional set size: a page two
+    /// processes share counts half to each).
+    pub fn memory(&self) -> u64 {
+        self.tree().into_iter().map(pss_bytes).sum()
+    }
+
+    /// Kills the process, its group and every process it started, at once (no grace: a
+    /// hung or crashed model gets none), reaps it, and waits (bounded) for the others
+    /// to be gone. Returns how it ended.
     pub fn kill(&mut self) -> String {
-        if self.exited().is_none() {
-            // SAFETY: a plain syscall; the group id is the child's pid (process_group(0)).
-            unsafe {
-                libc::kill(-(self.pid as i32), libc::SIGKILL);
+        let tree = self.tree();
+        // SAFETY: plain syscalls. The group id is the child's pid (process_group(0)),
+        // still ours: the child is not reaped before this.
+        unsafe {
+            libc::kill(-(self.pid as i32), libc::SIGKILL);
+            for p in &tree {
+                libc::kill(*p as i32, libc::SIGKILL);
             }
         }
-        self.reap(Duration::from_secs(2))
+        let how = self.reap(KILL_WAIT);
+        let deadline = Instant::now() + KILL_WAIT;
+        while tree.iter().any(|p| running(*p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        how
     }
 
     /// Waits up to `within` for the process to end, kills it if it has not, and says how
     /// it ended, with the last thing it wrote on stderr when it failed.
-    pub fn reap(&mut self, within: Duration) -> String {
+    fn reap(&mut self, within: Duration) -> String {
         let deadline = Instant::now() + within;
         let status = loop {
-            if let Some(s) = self.exited() {
+            if let Ok(Some(s)) = self.child.try_wait() {
                 break Some(s);
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
                 break self.child.wait().ok();
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         };
         // Give the stderr reader a moment to take the last lines of a crash.
         std::thread::sleep(Duration::from_millis(20));
         match status {
-            Some(s) => describe_exit(s, self.last_error().as_deref()),
+            Some(s) => describe_exit(self.model_status(s), self.last_error().as_deref()),
             None => "its exit status could not be read".into(),
+        }
+    }
+
+    /// Asks it to end by itself for `grace`, then kills what is left (helpers too).
+    pub fn stop(&mut self, grace: Duration) -> String {
+        let deadline = Instant::now() + grace;
+        while !self.has_exited() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.kill()
+    }
+
+    /// The model's exit status: bubblewrap exits with the model's code, or 128 + N when
+    /// signal N ended it.
+    fn model_status(&self, s: ExitStatus) -> ExitStatus {
+        match s.code() {
+            Some(c) if self.sandboxed && (129..=128 + 64).contains(&c) => {
+                ExitStatus::from_raw(c - 128)
+            }
+            _ => s,
         }
     }
 
@@ -135,14 +216,69 @@ impl Process {
             .or(tail.back())
             .cloned()
     }
+
+    /// How it ended, once it has (reaped).
+    pub fn exit(&mut self) -> Option<String> {
+        let s = self.child.try_wait().ok().flatten()?;
+        Some(describe_exit(
+            self.model_status(s),
+            self.last_error().as_deref(),
+        ))
+    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if self.exited().is_none() {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
             self.kill();
         }
     }
+}
+
+/// `(pid, parent pid)` of every process on the machine.
+fn parents() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    parents()
+        .into_iter()
+        .filter(|(_, pp)| *pp == pid)
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// Whether `pid` is a process that still runs (not gone, not a zombie).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// A process's proportional set size, in bytes (0 when it is gone).
+fn pss_bytes(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// How a process ended, in words: `exited with status 1: ModuleNotFoundError: ...`,

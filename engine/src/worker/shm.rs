@@ -1,6 +1,12 @@
-//! The shared memory a worker writes its frames into: a file on tmpfs that cuecast
-//! creates, sizes and maps, and that every worker process it starts maps too. Frames
-//! never travel through the socket.
+//! The shared memory a worker writes its frames into: an anonymous memory file
+//! (`memfd_create`) that cuecast creates, sizes, seals and maps, and hands to every
+//! worker process it starts as an open descriptor. Frames never travel through the
+//! socket.
+//!
+//! The file is sealed at its size (`F_SEAL_SHRINK`, `F_SEAL_GROW`, `F_SEAL_SEAL`): a model
+//! that truncates it to make cuecast's reads fault (SIGBUS) gets `EPERM` instead. It has
+//! no name in any folder, so no other user can open it, and it is gone with its last
+//! descriptor.
 //!
 //! Layout, at the model's native size, for the largest chunk it makes:
 //!
@@ -14,7 +20,7 @@
 //! asked for, so one region of each kind is enough.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, FromRawFd};
 
 use memmap2::MmapMut;
 
@@ -58,31 +64,40 @@ impl Layout {
 
 pub struct Shm {
     pub layout: Layout,
-    pub path: PathBuf,
     map: MmapMut,
-    _file: File,
+    file: File,
 }
 
 impl Shm {
-    /// Creates the file `path` (which must not exist) and maps it.
-    pub fn create(path: &Path, layout: Layout) -> std::io::Result<Shm> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+    /// Creates the memory file, sized for `layout` and sealed, and maps it.
+    pub fn create(layout: Layout) -> std::io::Result<Shm> {
+        let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+        // SAFETY: a plain syscall with a static name; the descriptor is owned by `file`.
+        let file = unsafe {
+            let fd = libc::memfd_create(c"cuecast-frames".as_ptr(), flags);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            File::from_raw_fd(fd)
+        };
         file.set_len(layout.bytes as u64)?;
-        // SAFETY: the file is ours (created above, 0600 in a 0700 folder); the worker
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: a plain syscall on a descriptor this function owns.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the memory is sealed at its size, so no access can fault; the worker
         // writes only the region a step names while cuecast reads none of it, and
         // cuecast reads it only after the worker has said the step is done, so no
-        // reference into the map is ever read while it is being written.
+        // reference into the map is read while the worker is meant to write it. (A model
+        // that writes anyway makes only its own frames wrong: bytes are bytes.)
         let map = unsafe { MmapMut::map_mut(&file)? };
-        Ok(Shm {
-            layout,
-            path: path.to_owned(),
-            map,
-            _file: file,
-        })
+        Ok(Shm { layout, map, file })
+    }
+
+    /// The descriptor a worker process maps.
+    pub fn fd(&self) -> i32 {
+        self.file.as_raw_fd()
     }
 
     pub fn bytes(&self, offset: usize, len: usize) -> &[u8] {
@@ -99,7 +114,8 @@ impl Shm {
         self.bytes(i * n, n)
     }
 
-    /// Depth of frame `i` of the last chunk.
+    /// Depth of frame `i` of the last chunk, in metres: what is not a finite distance
+    /// (the worker checks, but the memory is the model's to write) reads as 0.
     pub fn depth(&self, i: usize) -> Option<Vec<f32>> {
         let at = self.layout.depth?;
         let n = self.layout.width * self.layout.height;
@@ -108,6 +124,7 @@ impl Shm {
             bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                .map(|d| if d.is_finite() { d } else { 0.0 })
                 .collect(),
         )
     }
@@ -116,6 +133,19 @@ impl Shm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_cannot_be_shrunk_under_a_reader() {
+        let shm = Shm::create(Layout::new(16, 8, 2, false)).unwrap();
+        // SAFETY: plain syscalls on the descriptor `shm` owns.
+        let r = unsafe { libc::ftruncate(shm.fd(), 0) };
+        assert_eq!(r, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EPERM)
+        );
+        assert_eq!(shm.frame(1).len(), 16 * 8 * 3);
+    }
 
     #[test]
     fn regions_do_not_overlap_and_are_aligned() {

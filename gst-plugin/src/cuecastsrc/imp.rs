@@ -43,6 +43,7 @@ type Control = ControlServer;
 enum Control {}
 use cuecast_engine::engine::{Counters, FailureAction, FailurePolicy, Fallback};
 use cuecast_engine::generator::{backend_names, Fps};
+use cuecast_engine::worker::sandbox::ModelFolder;
 use cuecast_engine::{
     Cue, CueError, CueFile, CueKind, DeviceSpec, Engine, EngineConfig, Picture, Rendered, Scene,
     ShowHandle,
@@ -104,6 +105,10 @@ struct Settings {
     frame_blend: bool,
     /// Environment variables a python model's process gets beside the usual ones.
     model_env: Vec<String>,
+    /// A python model may reach the network.
+    model_network: bool,
+    /// Folders beyond its package a python model may read (or write, `:rw`).
+    model_folders: Vec<ModelFolder>,
 }
 
 impl Default for Settings {
@@ -130,6 +135,8 @@ impl Default for Settings {
             restart_max_s: DEFAULT_RESTART_MAX_S,
             frame_blend: false,
             model_env: Vec::new(),
+            model_network: false,
+            model_folders: Vec::new(),
         }
     }
 }
@@ -261,6 +268,17 @@ impl ObjectImpl for CuecastSrc {
                 glib::ParamSpecString::builder("model-env")
                     .nick("Model environment")
                     .blurb("Comma-separated names of environment variables a python model's process gets beside PATH, HOME, the locale and CUDA's and PyTorch's own (HF_TOKEN, say); nothing else of this process's environment reaches it")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("model-network")
+                    .nick("Model network")
+                    .blurb("A python model may reach the network (one that fetches its weights); off, its sandbox has none")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model-folders")
+                    .nick("Model folders")
+                    .blurb("Comma-separated absolute folders beyond its package a python model may read (its weights), each PATH or PATH:rw to let it write; nothing else of the machine's files but the system's")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("frame-blend")
@@ -467,6 +485,20 @@ impl ObjectImpl for CuecastSrc {
                     None => settings.model_env = names,
                 }
             }
+            "model-network" => settings.model_network = value.get().unwrap(),
+            "model-folders" => {
+                let folders: Result<Vec<ModelFolder>, String> = opt(value)
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::parse)
+                    .collect();
+                match folders {
+                    Ok(f) => settings.model_folders = f,
+                    Err(e) => gst::warning!(CAT, imp = self, "model-folders: {e}; kept the last"),
+                }
+            }
             "media" => settings.media = opt(value),
             "image" => settings.image = opt(value),
             "fallback" => {
@@ -520,6 +552,15 @@ impl ObjectImpl for CuecastSrc {
             "restart-max-s" => settings.restart_max_s.to_value(),
             "frame-blend" => settings.frame_blend.to_value(),
             "model-env" => settings.model_env.join(",").to_value(),
+            "model-network" => settings.model_network.to_value(),
+            "model-folders" => {
+                let f: Vec<String> = settings
+                    .model_folders
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect();
+                f.join(",").to_value()
+            }
             "media" => settings.media.to_value(),
             "image" => settings.image.to_value(),
             "fallback" => settings.fallback.to_string().to_value(),
@@ -838,6 +879,8 @@ impl BaseSrcImpl for CuecastSrc {
             frame_blend: settings.frame_blend,
             live: self.obj().is_live(),
             model_env: settings.model_env.clone(),
+            model_network: settings.model_network,
+            model_folders: settings.model_folders.clone(),
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();

@@ -37,11 +37,14 @@ use super::*;
 use crate::cue::ACTION_AXES;
 use crate::generator::package::{Package, StateRollback};
 use crate::generator::{write_image, PromptMode};
+use crate::media::Images;
 use crate::take::Size;
 use crate::worker::{FrameInputs, RgbImage, Worker, WorkerEvent};
 
 /// Chunk times kept for the lead.
 const WALLS: usize = 32;
+/// The least height of the procedural fallback's camera above its ground, in metres.
+const FALLBACK_CLEARANCE_M: f64 = 2.0;
 
 /// A model frame made and not yet shown.
 struct Made {
@@ -49,16 +52,22 @@ struct Made {
     frame: Frame,
     depth: Option<Vec<f32>>,
     pose: Pose,
+    /// The first frame after the model started over (what its take record says).
+    reset: bool,
 }
 
 /// The chunk in flight: its slots and their poses.
 struct Asked {
     id: u64,
     slots: Vec<(u64, Pose)>,
+    /// The model starts over before it.
+    reset: bool,
 }
 
 pub(in crate::engine) struct Chunked {
     worker: Worker,
+    /// Images the model starts from, decoded off this thread.
+    images: Images,
     package: Package,
     /// Made frames, oldest first, at the model's native size.
     buffer: VecDeque<Made>,
@@ -76,6 +85,9 @@ pub(in crate::engine) struct Chunked {
     /// A seed, scene or image cue applied inside a chunk (or a checkpoint without
     /// compact state restored): the model starts over before the next chunk.
     pub(super) reset_pending: bool,
+    /// The process came back reset (it had no state to resume): the next chunk is the
+    /// first of a new start.
+    restarted_fresh: bool,
     /// Cues waiting for the slot that shows them.
     cues: BTreeMap<u64, Vec<InFlight>>,
     /// The slot on air, its frame at the show's size, pose and depth.
@@ -97,6 +109,7 @@ pub(in crate::engine) struct Chunked {
 impl Chunked {
     pub(super) fn new(
         worker: Worker,
+        images: Images,
         package: Package,
         fallback: Fallback,
         device: tch::Device,
@@ -112,6 +125,7 @@ impl Chunked {
         let native = FramePool::keeping(info.width as usize, info.height as usize, keep);
         Chunked {
             worker,
+            images,
             buffer: VecDeque::new(),
             in_flight: None,
             next_slot: 0,
@@ -121,6 +135,7 @@ impl Chunked {
             walls: VecDeque::new(),
             sent_prompt: prompt.to_owned(),
             reset_pending: false,
+            restarted_fresh: false,
             cues: BTreeMap::new(),
             shown: None,
             native,
@@ -161,13 +176,20 @@ impl Chunked {
         self.still = Some(still);
     }
 
-    /// Forgets what was made ahead (a checkpoint restored, the output resized): the
-    /// next chunk starts the model's new stretch.
-    pub(super) fn clear(&mut self) {
+    /// Forgets what was made ahead (a checkpoint restored, the show's rate changed):
+    /// the next chunk starts the model's new stretch, at the slot then on air. Returns
+    /// the cues applied and waiting for a slot that will not be shown now: they are told
+    /// as shown with the next frame.
+    pub(super) fn clear(&mut self) -> Vec<InFlight> {
         self.buffer.clear();
         self.in_flight = None;
         self.shown = None;
         self.fresh = true;
+        self.next_slot = 0;
+        std::mem::take(&mut self.cues)
+            .into_values()
+            .flatten()
+            .collect()
     }
 
     /// A chunk that will not come: its slots are asked for again (with the inputs the
@@ -291,13 +313,18 @@ impl ModelThread {
                 );
                 None
             });
-        if let Some(rendered) = rendered {
-            self.chunks().pending = None;
-            self.update_status(status, rendered.frame, rendered.step_time);
-            for (watcher, record) in std::mem::take(&mut self.to_tell) {
-                watcher(&record);
+        match rendered {
+            Some(rendered) => {
+                self.chunks().pending = None;
+                self.update_status(status, rendered.frame, rendered.step_time);
+                for (watcher, record) in std::mem::take(&mut self.to_tell) {
+                    watcher(&record);
+                }
+                (self.deliver)(rendered);
             }
-            (self.deliver)(rendered);
+            // Nothing new to show (a late chunk, a model failing every step): the show
+            // repeats its last frame, and the status still says where it is.
+            None => self.update_status(status, n, Duration::ZERO),
         }
         self.maybe_ask(n);
     }
@@ -325,7 +352,12 @@ impl ModelThread {
             let mut older = std::mem::replace(&mut c.buffer, newer);
             fresh = older.pop_back();
             c.skipped += older.len() as u64;
+            // A start-over mark on a skipped frame goes to the one shown.
+            if let Some(f) = fresh.as_mut() {
+                f.reset |= older.iter().any(|m| m.reset);
+            }
         }
+        self.did_reset = fresh.as_ref().is_some_and(|m| m.reset);
         let started = Instant::now();
         let frame_and_pose = match fresh {
             Some(m) => {
@@ -508,11 +540,18 @@ impl ModelThread {
                 };
                 let g = c.fallback_gen.as_mut()?;
                 let params: Vec<f64> = g.info().params.iter().map(|p| p.default).collect();
+                // The model's camera goes where it is steered, through the fallback's
+                // hills too: lifted above them, the fallback never draws the inside of
+                // a hill (a blank frame).
+                let mut camera = world.camera();
+                if let Some(ground) = g.ground_height(camera.pos[0], camera.pos[2]) {
+                    camera.pos[1] = camera.pos[1].max(ground + FALLBACK_CLEARANCE_M);
+                }
                 let input = StepInput {
                     frame: wf,
                     time_s: wf as f64 / world.fps().as_f64(),
                     fps: world.fps(),
-                    camera: world.camera(),
+                    camera,
                     action: world.action(),
                     prompt: &prompt,
                     params: &params,
@@ -542,9 +581,19 @@ impl ModelThread {
         let fps = self.world.fps();
         let first = self.last_frame.map_or(0, |f| f + 1);
         let mut reset = false;
+        // An image cue waits (with the cues after it) until its image is decoded, off
+        // this thread: it then starts the model over without a stall.
+        let images = match &self.model {
+            Model::Chunks(c) => Some(c.images.clone()),
+            Model::Frames(_) => None,
+        };
+        let hold = |cue: &crate::cue::Cue| match (&cue.kind, &images) {
+            (crate::cue::CueKind::Image { name }, Some(images)) => images.poll(name).is_none(),
+            _ => false,
+        };
         for f in first..=to {
             let wf = self.world_frame(f);
-            for cue in self.scheduler.due(&self.inbox, f, fps) {
+            for cue in self.scheduler.due_unless(&self.inbox, f, fps, hold) {
                 reset |= self.world.apply(cue.cue(), wf).reset;
                 match (slot, &mut self.model) {
                     (Some(s), Model::Chunks(c)) => c.cues.entry(s).or_default().push(cue),
@@ -644,7 +693,6 @@ impl ModelThread {
                 .reset(self.world.seed(), self.world.prompt(), image);
             c.sent_prompt = self.world.prompt().to_owned();
             c.fresh = true;
-            self.did_reset = true;
         }
         let Model::Chunks(c) = &mut self.model else {
             return;
@@ -664,7 +712,8 @@ impl ModelThread {
         };
         let c = self.chunks();
         let id = c.worker.step(frames, prompt, c.native.clone());
-        c.in_flight = Some(Asked { id, slots });
+        let reset = reset || std::mem::take(&mut c.restarted_fresh);
+        c.in_flight = Some(Asked { id, slots, reset });
         c.next_slot = first + count;
     }
 
@@ -712,16 +761,18 @@ impl ModelThread {
         }
     }
 
-    /// The image the model starts from now: the world's, read from the media folder.
-    pub(super) fn start_image(&mut self) -> Option<RgbImage> {
+    /// The image the model starts from now: the world's, decoded once (off this
+    /// thread: its cue waited for it) and kept.
+    pub(super) fn start_image(&mut self) -> Option<Arc<RgbImage>> {
         let name = self.world.image()?.to_owned();
-        let media = self.inbox.context().media?;
-        let info = self.chunks().info();
-        let (w, h) = (info.width as usize, info.height as usize);
-        match crate::media::load(&media, &name, w, h) {
-            Ok(image) => Some(image),
-            Err(e) => {
+        match self.chunks().images.poll(&name) {
+            Some(Ok(image)) => Some(image),
+            Some(Err(e)) => {
                 tracing::error!("image {name:?} could not be read: {e}; starting without it");
+                None
+            }
+            None => {
+                tracing::error!("image {name:?} is still being read; starting without it");
                 None
             }
         }
@@ -742,12 +793,14 @@ impl ModelThread {
                 c.fresh = false;
                 let made = chunk.frames.len() as u64;
                 let mut depth = chunk.depth.into_iter();
-                for ((slot, pose), frame) in asked.slots.into_iter().zip(chunk.frames) {
+                let slots = asked.slots.into_iter().zip(chunk.frames).enumerate();
+                for (i, ((slot, pose), frame)) in slots {
                     c.buffer.push_back(Made {
                         slot,
                         frame,
                         depth: depth.next(),
                         pose,
+                        reset: asked.reset && i == 0,
                     });
                 }
                 self.failing = 0;
@@ -805,9 +858,7 @@ impl ModelThread {
                 let c = self.chunks();
                 c.up = true;
                 c.fresh = true;
-                if !resumed {
-                    self.did_reset = true;
-                }
+                c.restarted_fresh = !resumed;
             }
         }
     }

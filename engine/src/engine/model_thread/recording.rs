@@ -97,6 +97,8 @@ impl ModelThread {
         let writer =
             TakeWriter::create(dir, manifest.clone(), |d| checkpoint.save(&d.join("start")))?;
         *self.take.lock() = Some(writer);
+        // A restore kept for a take that ended before its next frame is not this take's.
+        self.restored = None;
         Ok(manifest)
     }
 
@@ -190,13 +192,13 @@ impl ModelThread {
                 if c.has_state() && !checkpoint.state.is_empty() {
                     let state = checkpoint.state_on(tch::Device::Cpu);
                     c.worker().load_state(state).map_err(refused)?;
-                    c.clear();
                 } else {
                     // No compact state: the model starts over from the checkpoint's
                     // seed, prompt and image (read below, once the world is restored).
-                    c.clear();
                     c.reset_pending = true;
                 }
+                let cues = c.clear();
+                self.unshown.extend(cues);
             }
         }
         if !show_clock {
