@@ -31,6 +31,13 @@ pub const MAX_IMAGE_SIDE: usize = 8192;
 
 /// Held while an image is decoded: one at a time in the process.
 static DECODING: Mutex<()> = Mutex::new(());
+/// Images decoded since the process started.
+static DECODED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many images this process has decoded (each costs a decoder's time and memory).
+pub fn decoded() -> u64 {
+    DECODED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Opens `name` in `media` as a plain file (not a link, not a device), and reads it up to
 /// [`MAX_IMAGE_BYTES`]; the error says what was wrong.
@@ -117,6 +124,7 @@ pub fn decode(data: &[u8]) -> Result<RgbImage, String> {
 }
 
 fn decode_unlocked(data: &[u8]) -> Result<RgbImage, String> {
+    DECODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if data.starts_with(b"\x89PNG\r\n\x1a\n") {
         decode_png(data)
     } else if data.starts_with(&[0xff, 0xd8, 0xff]) {

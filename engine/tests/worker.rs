@@ -131,75 +131,18 @@ fn a_16_fps_model_in_a_30_fps_show_moves_at_its_own_speed() {
     assert!(s.model_process.as_ref().unwrap().pid.is_some());
 }
 
-fn probe_show(package: &std::path::Path) -> cuecast_engine::EngineConfig {
-    cuecast_engine::EngineConfig {
-        backend: "python".into(),
-        model: Some(package.to_owned()),
-        device: cuecast_engine::DeviceSpec::Cpu,
-        model_threads: Some(1),
-        restart_max_s: Some(0.05),
-        ..Default::default()
-    }
-}
-
-fn started(
-    config: cuecast_engine::EngineConfig,
-) -> (
-    cuecast_engine::Engine,
-    mpsc::Receiver<cuecast_engine::Rendered>,
-) {
-    let (engine, rx) = cuecast_engine::Engine::start_with_channel(config).unwrap();
-    engine.set_output(64, 36, cuecast_engine::Fps::new(30, 1));
-    (engine, rx)
-}
-
-/// Renders show frames `from..to` as a non-live pipeline does.
-fn render_range(
-    engine: &cuecast_engine::Engine,
-    rx: &mpsc::Receiver<cuecast_engine::Rendered>,
-    frames: std::ops::Range<u64>,
-) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for f in frames {
-        engine.render(f).unwrap();
-        loop {
-            let r = rx.recv_timeout(Duration::from_secs(30)).expect("a frame");
-            if r.frame < f {
-                continue;
-            }
-            if let cuecast_engine::Picture::New(p) | cuecast_engine::Picture::Held(p) = r.picture {
-                out.push(p.data().to_vec());
-            }
-            break;
-        }
-    }
-    out
-}
-
-fn process(engine: &cuecast_engine::Engine) -> cuecast_engine::worker::ModelProcess {
-    engine
-        .status()
-        .model_process
-        .expect("a python model has a process")
-}
-
-fn kill(pid: u32) {
-    // SAFETY: a plain syscall on a pid the engine reported as its worker's.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
-}
-
 #[test]
 fn a_worker_killed_mid_show_is_started_again_and_resumes_from_its_saved_state() {
     let dir = support::tempdir("worker-kill");
     let pkg = support::probe_package(&dir, "probe", "", "");
-    let (engine, rx) = started(probe_show(&pkg));
-    let before = render_range(&engine, &rx, 0..60);
+    let (engine, rx) = support::started(support::probe_show(&pkg));
+    let before = support::render_range(&engine, &rx, 0..60);
     let last = support::probe_pixel(before.last().unwrap()).0;
-    let p = process(&engine);
+    let p = support::process(&engine);
     assert_eq!((p.restarts, p.saved_state_bytes > 0), (0, true), "{p:?}");
-    kill(p.pid.unwrap());
-    let after = render_range(&engine, &rx, 60..100);
-    let p = process(&engine);
+    support::kill(p.pid.unwrap());
+    let after = support::render_range(&engine, &rx, 60..100);
+    let p = support::process(&engine);
     assert_eq!(p.restarts, 1, "{p:?}");
     assert!(
         p.last_exit
@@ -222,11 +165,11 @@ fn a_worker_killed_mid_show_is_started_again_and_resumes_from_its_saved_state() 
 fn a_hung_step_is_killed_at_its_deadline_and_the_model_started_again() {
     let dir = support::tempdir("worker-hang");
     let pkg = support::probe_package(&dir, "probe", "", "hang_at: 3, once: true");
-    let (engine, rx) = started(probe_show(&pkg));
+    let (engine, rx) = support::started(support::probe_show(&pkg));
     let t = std::time::Instant::now();
-    let frames = render_range(&engine, &rx, 0..40);
+    let frames = support::render_range(&engine, &rx, 0..40);
     assert_eq!(frames.len(), 40);
-    let p = process(&engine);
+    let p = support::process(&engine);
     assert_eq!(p.restarts, 1, "{p:?}");
     assert!(
         p.last_exit.as_deref().unwrap().contains("deadline"),
@@ -244,14 +187,14 @@ fn a_worker_that_dies_at_import_is_refused_at_start_with_the_reason() {
         "import os\nprint('loading', flush=True)\nos._exit(7)\n",
     )
     .unwrap();
-    let e = cuecast_engine::Engine::start(probe_show(&pkg), |_| {})
+    let e = cuecast_engine::Engine::start(support::probe_show(&pkg), |_| {})
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("exited with status 7"), "{e}");
     let pkg = support::probe_package(&dir, "missing", "", "");
     std::fs::write(pkg.join("model.py"), "import flash_attn_not_here\n").unwrap();
-    let e = cuecast_engine::Engine::start(probe_show(&pkg), |_| {})
+    let e = cuecast_engine::Engine::start(support::probe_show(&pkg), |_| {})
         .err()
         .unwrap()
         .to_string();
@@ -260,7 +203,7 @@ fn a_worker_that_dies_at_import_is_refused_at_start_with_the_reason() {
         "{e}"
     );
     let pkg = support::probe_package(&dir, "no-class", "entry: model:Nope", "");
-    let e = cuecast_engine::Engine::start(probe_show(&pkg), |_| {})
+    let e = cuecast_engine::Engine::start(support::probe_show(&pkg), |_| {})
         .err()
         .unwrap()
         .to_string();
@@ -271,8 +214,8 @@ fn a_worker_that_dies_at_import_is_refused_at_start_with_the_reason() {
 fn a_wrong_shape_or_nan_fails_its_step_and_a_model_whose_state_changes_in_place_starts_over() {
     let dir = support::tempdir("worker-bad-output");
     let pkg = support::probe_package(&dir, "probe", "", "wrong_shape_at: 2, nan_at: 5");
-    let (engine, rx) = started(probe_show(&pkg));
-    let frames = render_range(&engine, &rx, 0..60);
+    let (engine, rx) = support::started(support::probe_show(&pkg));
+    let frames = support::render_range(&engine, &rx, 0..60);
     assert_eq!(frames.len(), 60);
     let s = engine.status();
     assert_eq!(s.steps_failed, 2, "{s:?}");
@@ -280,7 +223,7 @@ fn a_wrong_shape_or_nan_fails_its_step_and_a_model_whose_state_changes_in_place_
     let why = s.last_reset.unwrap();
     assert!(why.contains("NaN") || why.contains("rgb must be"), "{why}");
     assert_eq!(
-        process(&engine).restarts,
+        support::process(&engine).restarts,
         0,
         "a bad step is not a dead process"
     );
@@ -290,7 +233,7 @@ fn a_wrong_shape_or_nan_fails_its_step_and_a_model_whose_state_changes_in_place_
 fn a_model_that_needs_more_memory_than_there_is_is_refused_before_it_loads() {
     let dir = support::tempdir("worker-vram");
     let pkg = support::probe_package(&dir, "huge", "vram_gb: 4000", "");
-    let e = cuecast_engine::Engine::start(probe_show(&pkg), |_| {})
+    let e = cuecast_engine::Engine::start(support::probe_show(&pkg), |_| {})
         .err()
         .unwrap()
         .to_string();
@@ -314,14 +257,14 @@ fn rss_kb() -> u64 {
 fn twenty_restarts_in_a_row_leave_memory_and_open_files_flat() {
     let dir = support::tempdir("worker-restarts");
     let pkg = support::probe_package(&dir, "probe", "", "");
-    let (engine, rx) = started(probe_show(&pkg));
+    let (engine, rx) = support::started(support::probe_show(&pkg));
     let mut next = 0;
     let mut restart = |engine: &cuecast_engine::Engine| {
-        let pid = process(engine).pid.unwrap();
-        kill(pid);
-        render_range(engine, &rx, next..next + 12);
+        let pid = support::process(engine).pid.unwrap();
+        support::kill(pid);
+        support::render_range(engine, &rx, next..next + 12);
         next += 12;
-        let p = process(engine);
+        let p = support::process(engine);
         assert!(p.pid.is_some_and(|p| p != pid), "{p:?}");
     };
     restart(&engine);
@@ -329,7 +272,7 @@ fn twenty_restarts_in_a_row_leave_memory_and_open_files_flat() {
     for _ in 0..20 {
         restart(&engine);
     }
-    assert_eq!(process(&engine).restarts, 21);
+    assert_eq!(support::process(&engine).restarts, 21);
     // Other tests in this binary run beside this one: allow them a few files.
     assert!(
         open_files() <= files + 4,

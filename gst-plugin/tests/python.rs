@@ -30,10 +30,11 @@ fn slot(n: u64) -> u64 {
     n * 16 / 30
 }
 
-fn live_harness(package: &Path, caps: &str) -> Harness {
+/// A live element of `package`, with `extra` properties.
+fn live_harness(package: &Path, caps: &str, extra: &str) -> Harness {
     init();
     let mut h = Harness::new_parse(&format!(
-        "cuecastsrc backend=python model={} python={} model-threads=1",
+        "cuecastsrc backend=python model={} python={} model-threads=1 {extra}",
         package.display(),
         python()
     ));
@@ -71,9 +72,11 @@ fn a_late_chunk_is_repeated_and_counted_the_cadence_holds_and_the_next_chunk_is_
     let pkg = support::probe_package(&dir, "gated", "", &format!("gate: {}", gate.display()));
     // The third chunk (slots 8 to 11, first on air at show frame 15) is late.
     std::fs::write(gate.join("hold-3"), "").unwrap();
+    // The model sees the gate only because the show gives it the folder.
     let mut h = live_harness(
         &pkg,
         "video/x-raw,format=RGBx,width=64,height=36,framerate=30/1,pixel-aspect-ratio=1/1",
+        &format!("model-folders={}", gate.display()),
     );
     for n in 0..15u64 {
         assert!(h.crank_single_clock_wait().is_ok());
@@ -118,6 +121,7 @@ fn a_16_fps_model_is_on_air_at_its_own_rate_in_a_25_fps_show_too() {
     let mut h = live_harness(
         &pkg,
         "video/x-raw,format=RGBx,width=64,height=36,framerate=25/1,pixel-aspect-ratio=1/1",
+        "",
     );
     for n in 0..60u64 {
         std::thread::sleep(Duration::from_millis(5));

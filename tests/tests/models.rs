@@ -189,19 +189,31 @@ fn a_model_that_returns_nan_fails_the_step_starts_over_and_the_broadcast_keeps_i
     );
 }
 
-/// A model's code runs with cuecast's environment cut down to what models need: the
-/// show's stream keys and token never reach it, a name the show lists does.
+/// A model's code runs with cuecast's environment cut down to what models need, in a
+/// sandbox of its own: the show's stream keys and token reach it neither through its
+/// environment nor through cuecast's (`/proc` of the daemon, which it cannot see); a
+/// name the show lists does; it writes only where the show lets it.
 #[test]
 fn the_model_process_gets_none_of_the_shows_secrets() {
     let _turn = serial();
     let dir = std::env::temp_dir().join(format!("cuecast-e2e-env-package-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let dump = dir.join("env.txt");
-    let pkg = probe(&dir, &format!("env_dump: {}", dump.display()));
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let (dump, report) = (out.join("env.txt"), out.join("hunt.json"));
+    let pkg = probe(
+        &dir,
+        &format!(
+            "env_dump: {}, hunt: {{report: {}, needles: [live-secret, t0ken-0123456789abcdef]}}",
+            dump.display(),
+            report.display()
+        ),
+    );
     let show = format!(
-        "name: probe\nbackend: python\nmodel: {}\ndevice: cpu\nmodel_env: [MODEL_WEIGHTS_TOKEN]\n",
-        pkg.display()
+        "name: probe\nbackend: python\nmodel: {}\ndevice: cpu\nmodel_env: [MODEL_WEIGHTS_TOKEN]\n\
+         model_folders: [\"{}:rw\"]\n",
+        pkg.display(),
+        out.display()
     );
     let d = Daemon::start_with_show(
         "probe-env",
@@ -209,7 +221,7 @@ fn the_model_process_gets_none_of_the_shows_secrets() {
         "media: media\n",
         &[
             ("YOUTUBE_STREAM_KEY", "live-secret"),
-            ("CUECAST_TOKEN", "t0ken"),
+            ("CUECAST_TOKEN", "t0ken-0123456789abcdef"),
             ("MODEL_WEIGHTS_TOKEN", "w"),
         ],
     );
@@ -225,6 +237,14 @@ fn the_model_process_gets_none_of_the_shows_secrets() {
             "{secret} reached the model: {names:?}"
         );
     }
+    let hunt: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(hunt["found"], json!([]), "{hunt}");
+    assert!(
+        hunt["processes"].as_array().unwrap().len() <= 1,
+        "it saw processes beside its own: {hunt}"
+    );
+    let status = d.get("/api/v1/status");
+    assert_eq!(status["model_process"]["sandbox"], "bubblewrap", "{status}");
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -71,7 +71,7 @@ impl Reply {
                 for (name, v) in [("step_ms", d.step_ms), ("write_ms", d.write_ms)] {
                     if v.is_some_and(|ms| !(0.0..=MAX_MS).contains(&ms)) {
                         return Err(format!(
-                            "it said {name} was {}, outside 0 to {MAX_MS}",
+                            "it said {name} was {:e}, outside 0 to {MAX_MS}",
                             v.unwrap_or_default()
                         ));
                     }

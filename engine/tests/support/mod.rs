@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use cuecast_engine::{Cue, Engine, EngineConfig, Fps, Picture};
 
@@ -152,4 +154,62 @@ pub fn probe_pixel(rgbx: &[u8]) -> (u64, u8, u8, i32, i32) {
         i32::from(rgbx[5]) - 128,
         i32::from(rgbx[6]) - 128,
     )
+}
+
+/// A show of a probe package (`probe_package`): CPU, one thread, quick restarts.
+pub fn probe_show(package: &std::path::Path) -> cuecast_engine::EngineConfig {
+    cuecast_engine::EngineConfig {
+        backend: "python".into(),
+        model: Some(package.to_owned()),
+        device: cuecast_engine::DeviceSpec::Cpu,
+        model_threads: Some(1),
+        restart_max_s: Some(0.05),
+        ..Default::default()
+    }
+}
+
+pub fn started(
+    config: cuecast_engine::EngineConfig,
+) -> (
+    cuecast_engine::Engine,
+    mpsc::Receiver<cuecast_engine::Rendered>,
+) {
+    let (engine, rx) = cuecast_engine::Engine::start_with_channel(config).unwrap();
+    engine.set_output(64, 36, cuecast_engine::Fps::new(30, 1));
+    (engine, rx)
+}
+
+/// Renders show frames `from..to` as a non-live pipeline does.
+pub fn render_range(
+    engine: &cuecast_engine::Engine,
+    rx: &mpsc::Receiver<cuecast_engine::Rendered>,
+    frames: std::ops::Range<u64>,
+) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for f in frames {
+        engine.render(f).unwrap();
+        loop {
+            let r = rx.recv_timeout(Duration::from_secs(30)).expect("a frame");
+            if r.frame < f {
+                continue;
+            }
+            if let cuecast_engine::Picture::New(p) | cuecast_engine::Picture::Held(p) = r.picture {
+                out.push(p.data().to_vec());
+            }
+            break;
+        }
+    }
+    out
+}
+
+pub fn process(engine: &cuecast_engine::Engine) -> cuecast_engine::worker::ModelProcess {
+    engine
+        .status()
+        .model_process
+        .expect("a python model has a process")
+}
+
+pub fn kill(pid: u32) {
+    // SAFETY: a plain syscall on a pid the engine reported as its worker's.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
 }
