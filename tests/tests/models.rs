@@ -408,10 +408,19 @@ fn uploads_take_only_images_under_a_plain_name_and_refuse_web_pages() {
             400,
             "invalid_image",
         ),
+        // What a file is, its bytes say: a PNG sent as a JPEG is refused.
         (
             "/api/v1/media?name=a.png",
             "image/jpeg",
             image[..40].to_vec(),
+            None,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "/api/v1/media?name=a.jpg",
+            "image/jpeg",
+            [0xff, 0xd8, 0xff, 0xe0, 0, 0].to_vec(),
             None,
             400,
             "invalid_image",
@@ -734,4 +743,145 @@ fn the_chunked_reference_model_plays_at_16_fps_and_every_input_changes_it() {
 #[test]
 fn the_one_frame_reference_model_plays_at_20_fps_and_every_input_changes_it() {
     on_air_at_its_rate_and_steered_by_every_input("latent-window", 20);
+}
+
+/// An 8192 x 8192 16-bit RGB PNG of one colour: 400 MB of pixels in a small file.
+fn huge_png(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("huge-upload.png");
+    {
+        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut e = png::Encoder::new(file, 8192, 8192);
+        e.set_color(png::ColorType::Rgb);
+        e.set_depth(png::BitDepth::Sixteen);
+        let mut w = e.write_header().unwrap().into_stream_writer().unwrap();
+        let row: Vec<u8> = [0xc0u8, 0x00, 0x40, 0x00, 0x20, 0x00].repeat(8192);
+        for _ in 0..8192 {
+            w.write_all(&row).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let data = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    data
+}
+
+/// The media folder is a door from outside into the show: a name is checked before
+/// anything is decoded, the folder has a quota, an image can be removed, a link in it
+/// is never followed, and a huge picture uploaded and cued leaves the broadcast at its
+/// rate.
+#[test]
+fn the_media_folder_checks_names_first_keeps_a_quota_follows_no_link_and_decodes_off_air() {
+    let _turn = serial();
+    let d = Daemon::start_with_show(
+        "python-media-quota",
+        &kv_show("hold"),
+        "media: media\nmedia_quota_mb: 1\n",
+        &[],
+    );
+    let media = d.dir.join("media");
+    // Noise, so that it does not compress: about 270 KB a file.
+    let small = {
+        let mut out = Vec::new();
+        let mut e = png::Encoder::new(&mut out, 300, 300);
+        e.set_color(png::ColorType::Rgb);
+        e.set_depth(png::BitDepth::Eight);
+        let mut x = 12345u32;
+        let data: Vec<u8> = (0..300 * 300 * 3)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        e.write_header().unwrap().write_image_data(&data).unwrap();
+        out
+    };
+    let (got, v) = upload(
+        &d.api,
+        "/api/v1/media?name=one.png",
+        "image/png",
+        &small,
+        None,
+    );
+    assert_eq!(got, 201, "{v}");
+    // Taken: 409 before the body is even decoded (it is not an image at all).
+    let (got, v) = upload(
+        &d.api,
+        "/api/v1/media?name=one.png",
+        "image/png",
+        b"\x89PNG\r\n\x1a\nbroken",
+        None,
+    );
+    assert_eq!((got, v["error"].as_str()), (409, Some("exists")), "{v}");
+    // The quota: 1 MB.
+    let mut n = 0;
+    let refused = loop {
+        n += 1;
+        let (got, v) = upload(
+            &d.api,
+            &format!("/api/v1/media?name=more-{n}.png"),
+            "image/png",
+            &small,
+            None,
+        );
+        if got != 201 {
+            break (got, v);
+        }
+        assert!(n < 20, "the quota never refused an upload");
+    };
+    assert_eq!(refused.0, 507, "{}", refused.1);
+    assert_eq!(refused.1["error"], "quota", "{}", refused.1);
+    // Removing makes room.
+    let (got, v) = d.call("DELETE", "/api/v1/media/more-1.png", None, None);
+    assert_eq!(got, 204, "{v}");
+    assert!(!media.join("more-1.png").exists());
+    let (got, v) = d.call("DELETE", "/api/v1/media/more-1.png", None, None);
+    assert_eq!((got, v["error"].as_str()), (404, Some("not_found")), "{v}");
+    let (got, _) = d.call("DELETE", "/api/v1/media/..%2Fconfig.yaml", None, None);
+    assert_eq!(got, 422);
+    for n in 2..n {
+        d.call("DELETE", &format!("/api/v1/media/more-{n}.png"), None, None);
+    }
+    // A link in the folder: refused as a cue (an endless file, a picture elsewhere);
+    // removing it removes the link only.
+    std::os::unix::fs::symlink("/proc/self/pagemap", media.join("endless.png")).unwrap();
+    let (got, v) = cue(&d, json!({"type": "image", "name": "endless.png"}));
+    assert_eq!((got, v["field"].as_str()), (422, Some("name")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("a link"), "{v}");
+    std::os::unix::fs::symlink(media.join("one.png"), media.join("alias.png")).unwrap();
+    let (got, _) = d.call("DELETE", "/api/v1/media/alias.png", None, None);
+    assert_eq!(got, 204);
+    assert!(media.join("one.png").is_file(), "the link's target stays");
+    // A 16-bit 8192 x 8192 picture: uploaded and cued, the show keeps its rate.
+    d.call("DELETE", "/api/v1/media/one.png", None, None);
+    let events = follow_events(&d.api);
+    let huge = huge_png(&d.dir);
+    let (got, v) = upload(
+        &d.api,
+        "/api/v1/media?name=huge.png",
+        "image/png",
+        &huge,
+        None,
+    );
+    assert_eq!(got, 201, "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(8192), Some(8192))
+    );
+    let (got, v) = cue(&d, json!({"type": "image", "name": "huge.png"}));
+    assert_eq!(got, 200, "{v}");
+    let (got, v) = cue(&d, json!({"type": "seed", "value": 4}));
+    assert_eq!(got, 200, "{v}");
+    let mut fps = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fps.len() < 3 {
+        assert!(Instant::now() < deadline, "fps {fps:?}");
+        if let Ok(e) = events.recv_timeout(Duration::from_secs(5)) {
+            if e["type"] == "stats" {
+                fps.push(e["stats"]["fps"].as_f64().unwrap_or(0.0));
+            }
+        }
+    }
+    assert!(fps.iter().all(|f| (29.0..=31.0).contains(f)), "fps {fps:?}");
+    let s = d.get("/api/v1/status");
+    assert_eq!(s["model_process"]["restarts"], 0, "{s}");
 }

@@ -1,12 +1,16 @@
 //! The model and its media: what the running model takes (so a control surface offers
 //! keys and mouse, or images, only to a model that uses them), and the media folder that
-//! `image` cues read from, with uploads into it.
+//! `image` cues read from, with uploads into it and removals from it.
 //!
 //! An upload is the image file itself as the body (`image/png` or `image/jpeg`, at most
-//! [`MAX_IMAGE_BYTES`]), decoded before it is kept, so a file that is not the image it
-//! claims to be is refused with the reason and never reaches the model. It is written
-//! atomically under a name the cue language allows (no folders), so nothing is written
-//! outside the media folder.
+//! [`MAX_IMAGE_BYTES`]). Everything cheap is checked first, in this order: the type, the
+//! bytes' signature (a PNG sent as `image/jpeg` is refused, and the file's extension is
+//! what the bytes are), the name, whether it exists, the folder's quota. Only then is it
+//! decoded, one upload at a time in the whole process, a PNG a row at a time (its
+//! pixels are checked, not kept), so a file that is not the image it claims to be is
+//! refused with the reason and never reaches the model, and no number of large uploads
+//! at once can exhaust memory. It is written atomically under a name the cue language
+//! allows (no folders), so nothing is written outside the media folder.
 
 #[allow(unused_imports)]
 use super::*;
@@ -65,14 +69,18 @@ pub(super) async fn post_media(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
-    let ext = match kind.as_deref() {
-        Some("image/png") => "png",
-        Some("image/jpeg") => "jpg",
+    let unsupported = |detail: String| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            detail,
+        )
+    };
+    let said = match kind.as_deref() {
+        Some(k @ ("image/png" | "image/jpeg")) => k,
         _ => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the image as Content-Type: image/png or image/jpeg",
+            return Err(unsupported(
+                "send the image as Content-Type: image/png or image/jpeg".into(),
             ))
         }
     };
@@ -83,11 +91,23 @@ pub(super) async fn post_media(
             format!("an image may be at most {} MB ({e})", MAX_IMAGE_BYTES >> 20),
         )
     })?;
-    let data = body.to_vec();
-    let image = blocking(move || media::decode(&data).map(|i| (i, data)))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_image", e))?;
-    let (image, data) = image;
+    // What the file is, is what its bytes say.
+    let (ext, is) = if body.starts_with(b"\x89PNG\r\n\x1a\n") {
+        ("png", "image/png")
+    } else if body.starts_with(&[0xff, 0xd8, 0xff]) {
+        ("jpg", "image/jpeg")
+    } else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_image",
+            "not a PNG or JPEG image",
+        ));
+    };
+    if said != is {
+        return Err(unsupported(format!(
+            "the body is {is}, sent as {said}: send it as {is}"
+        )));
+    }
     let name = match q.name {
         Some(n) => {
             let matches = n.rsplit_once('.').is_some_and(|(_, e)| {
@@ -106,20 +126,43 @@ pub(super) async fn post_media(
             n
         }
         None => {
-            let digest = Sha256::digest(&data);
+            let digest = Sha256::digest(&body);
             format!("upload-{}.{ext}", &format!("{digest:x}")[..12])
         }
     };
     let dir = s.media.clone();
     create_folder(&dir)?;
     let path = dir.join(&name);
-    if path.exists() && !q.force {
+    let existing = std::fs::symlink_metadata(&path).ok();
+    if existing.is_some() && !q.force {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "exists",
             format!("{name} is in the media folder already (force=true replaces it)"),
         ));
     }
+    let replaced = existing.filter(|m| m.is_file()).map_or(0, |m| m.len());
+    let held = {
+        let dir = dir.clone();
+        blocking(move || folder_bytes(&dir)).await
+    };
+    let after = held.saturating_sub(replaced) + body.len() as u64;
+    if after > s.media_quota {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "quota",
+            format!(
+                "the media folder holds {:.1} MB of its {} MB (media_quota_mb); this image needs {:.1} MB more: remove some first",
+                held as f64 / 1e6,
+                s.media_quota >> 20,
+                body.len() as f64 / 1e6
+            ),
+        ));
+    }
+    let data = body.to_vec();
+    let (width, height, data) = blocking(move || media::check(&data).map(|(w, h)| (w, h, data)))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_image", e))?;
     let bytes = data.len();
     blocking(move || cuecast_engine::files::write(&path, &data))
         .await
@@ -131,14 +174,61 @@ pub(super) async fn post_media(
                 format!("{name} could not be written"),
             )
         })?;
-    tracing::info!(
-        "media: {name} uploaded ({}x{}, {bytes} bytes)",
-        image.width,
-        image.height
-    );
+    tracing::info!("media: {name} uploaded ({width}x{height}, {bytes} bytes)");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"name": name, "width": image.width, "height": image.height, "bytes": bytes})),
+        Json(json!({"name": name, "width": width, "height": height, "bytes": bytes})),
     )
         .into_response())
+}
+
+/// Bytes the media folder's images hold (what its quota counts).
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok().filter(std::fs::Metadata::is_file))
+        .map(|m| m.len())
+        .sum()
+}
+
+pub(super) async fn delete_media(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !is_image_name(&name) {
+        return Err(ApiError {
+            field: Some("name".into()),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_name",
+                format!(
+                    "expected the name of a .png or .jpg file in the media folder, got {name:?}"
+                ),
+            )
+        });
+    }
+    let path = s.media.join(&name);
+    // A link is removed itself, never what it names.
+    let removed = blocking(move || std::fs::remove_file(&path)).await;
+    match removed {
+        Ok(()) => {
+            tracing::info!("media: {name} removed");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no image {name} in the media folder"),
+        )),
+        Err(e) => {
+            tracing::error!("media: {name} could not be removed: {e}");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "io",
+                format!("{name} could not be removed"),
+            ))
+        }
+    }
 }

@@ -64,6 +64,8 @@ pub struct AppState {
     pub recordings: std::path::PathBuf,
     /// The only folder images are read from and uploaded to.
     pub media: std::path::PathBuf,
+    /// The most it may hold, in bytes.
+    pub media_quota: u64,
     /// The environment variables outputs added over the API may read (`api.output_secrets`).
     pub output_secrets: Arc<[String]>,
     /// Host names and origins answered beyond loopback and the API's own page.
@@ -116,6 +118,7 @@ impl AppState {
             presets: config.presets.clone(),
             recordings: config.recordings.clone(),
             media: config.media.clone(),
+            media_quota: config.media_quota_bytes,
             output_secrets: config.api_output_secrets.clone().into(),
             access: Arc::new(config.api_access.clone()),
             wrong_tokens: Arc::default(),
@@ -223,7 +226,8 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/api/v1/auth", "Check a token: 204 when it is accepted, 401 when not (status.auth says whether one is needed)", None, (204, Value::Null), post(post_auth)),
         route(Method::GET, "/api/v1/model", "The running model: native size and rate, how it chunks, the inputs it takes (axes, keys, mouse, camera pose, image), its params and prompt", None, (200, schema_ref("Model")), get(get_model)),
         route(Method::GET, "/api/v1/media", "The images in the media folder, which image cues name", None, (200, json!({"type": "array", "items": {"type": "object", "required": ["name", "bytes"], "properties": {"name": {"type": "string"}, "bytes": {"type": "integer"}}}})), get(get_media)),
-        route(Method::POST, "/api/v1/media", "Upload an image into the media folder: the file itself as the body (image/png or image/jpeg, at most 32 MB), decoded before it is kept; ?name=NAME (else upload-<digest>), &force=true replaces one of that name", Some(json!({"type": "string", "format": "binary", "x-content-types": cuecast_http::access::FILE_ROUTES[0].1})), (201, json!({"type": "object", "properties": {"name": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"}}})), post(post_media).layer(DefaultBodyLimit::max(cuecast_engine::media::MAX_IMAGE_BYTES as usize))),
+        route(Method::POST, "/api/v1/media", "Upload an image into the media folder: the file itself as the body (image/png or image/jpeg, as its bytes say, at most 32 MB), decoded before it is kept, within the folder's quota (media_quota_mb); ?name=NAME (else upload-<digest>), &force=true replaces one of that name", Some(json!({"type": "string", "format": "binary", "x-content-types": cuecast_http::access::FILE_ROUTES[0].1})), (201, json!({"type": "object", "properties": {"name": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"}}})), post(post_media).layer(DefaultBodyLimit::max(cuecast_engine::media::MAX_IMAGE_BYTES as usize))),
+        route(Method::DELETE, "/api/v1/media/{name}", "Remove an image from the media folder", None, (204, Value::Null), delete(delete_media)),
         route(Method::GET, "/api/v1/openapi.json", "This document", None, (200, object), get(get_openapi)),
         route(Method::GET, "/metrics", "Prometheus metrics", None, (200, json!({"type": "string", "format": metrics::CONTENT_TYPE})), get(get_metrics)),
     ]

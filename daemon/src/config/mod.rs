@@ -23,6 +23,9 @@ mod output;
 mod profile;
 mod show;
 
+/// The media folder's default quota, in MB.
+pub const DEFAULT_MEDIA_QUOTA_MB: u64 = 1024;
+
 pub use output::*;
 pub use profile::*;
 pub use show::*;
@@ -111,6 +114,9 @@ pub struct Config {
     /// The folder `image` cues, the start image and uploads use (`media`, default
     /// `../media` beside the config): nothing outside it is read for an image.
     pub media: PathBuf,
+    /// The most the media folder may hold, in bytes (`media_quota_mb`, default 1024):
+    /// an upload that would pass it is refused.
+    pub media_quota_bytes: u64,
     /// What `api.output_secrets` allows outputs added over the API to read.
     pub api_output_secrets: Vec<String>,
     /// `api.hosts` and `api.origins`.
@@ -147,6 +153,8 @@ struct RawConfig {
     /// Images for image cues and uploads.
     #[serde(default)]
     media: Option<String>,
+    #[serde(default)]
+    media_quota_mb: Option<u64>,
     #[serde(default)]
     outputs: Vec<serde_yaml::Value>,
 }
@@ -379,6 +387,14 @@ impl Config {
         let exports = beside(path, raw.exports.as_deref().unwrap_or("../exports"));
         let recordings = beside(path, raw.recordings.as_deref().unwrap_or("../recordings"));
         let media = beside(path, raw.media.as_deref().unwrap_or("../media"));
+        let media_quota_mb = raw.media_quota_mb.unwrap_or(DEFAULT_MEDIA_QUOTA_MB);
+        if !(1..=1 << 20).contains(&media_quota_mb) {
+            return Err(ConfigError::new(
+                path,
+                "media_quota_mb".to_owned(),
+                format!("must be 1 to 1048576 MB, got {media_quota_mb}"),
+            ));
+        }
         if raw.outputs.len() > MAX_OUTPUTS {
             return Err(ConfigError::new(
                 path,
@@ -414,6 +430,7 @@ impl Config {
             exports,
             recordings,
             media,
+            media_quota_bytes: media_quota_mb << 20,
             api_output_secrets: raw.api.output_secrets,
             api_access: cuecast_http::Access {
                 hosts: raw.api.hosts,

@@ -735,14 +735,5 @@ fn load_chunked(
     let worker = Worker::start(&package, options, move |e| {
         let _ = requests.send(Request::Worker(e));
     })?;
-    Ok(Chunked::new(
-        worker,
-        images,
-        package,
-        config.fallback.clone(),
-        device,
-        &config.prompt,
-        config.frame_blend,
-        config.live,
-    ))
+    Ok(Chunked::new(worker, images, package, config, device))
 }

@@ -107,16 +107,17 @@ pub(in crate::engine) struct Chunked {
 }
 
 impl Chunked {
+    /// The show's pacing of `worker`'s chunks, as `config` says (prompt, fallback,
+    /// frame blend, live).
     pub(super) fn new(
         worker: Worker,
         images: Images,
         package: Package,
-        fallback: Fallback,
+        config: &EngineConfig,
         device: tch::Device,
-        prompt: &str,
-        blend: bool,
-        live: bool,
     ) -> Chunked {
+        let (fallback, prompt) = (config.fallback.clone(), config.prompt.as_str());
+        let (blend, live) = (config.frame_blend, config.live);
         let info = &package.info;
         // Room for the buffer, the chunk in flight and what is on its way downstream, so
         // that steady chunks reuse memory instead of faulting in fresh pages.
