@@ -1112,6 +1112,34 @@ fn models_section(d: &mut String, m: &Value) -> Result<()> {
     let l = &m["latency"];
     let bound = f(&l["bound_ms"]);
     writeln!(d, "| cue arrival to the first frame showing it: p50, p99 ({} cues) | {:.0} ms, {:.0} ms | ≤ chunk + step + frame = {bound:.0} ms: **{}** |\n", l["shown"], f(&l["p50_ms"]), f(&l["p99_ms"]), verdict(f(&l["p99_ms"]) <= bound))?;
+    let sb = &m["sandbox"];
+    writeln!(d, "### The sandbox's cost\n")?;
+    if sb.is_null() {
+        writeln!(d, "Not in this run.\n")?;
+    } else if let Some(why) = sb["unavailable"].as_str() {
+        writeln!(
+            d,
+            "Not measured: no sandbox could be made on this machine ({why}).\n"
+        )?;
+    } else {
+        writeln!(d, "`models/kv-chunks` started and stepped {} chunks a round in the sandbox (bubblewrap) and without it, alternating, {} rounds: the worker's start (process, imports, load, reset, until it can step) and each chunk's overhead (its wall time less the model's own step: the socket, the two processes' turns, the copy). Medians, and the median of each adjacent pair's ratio.\n", sb["chunks"], sb["start_ratios"].as_array().map_or(0, Vec::len))?;
+        writeln!(d, "| | worker start | per-chunk overhead |")?;
+        writeln!(d, "|---|---|---|")?;
+        for (label, key) in [("in the sandbox", "sandboxed"), ("without it", "bare")] {
+            writeln!(
+                d,
+                "| {label} | {:.0} ms | {:.2} ms |",
+                f(&sb[key]["start_ms"]),
+                f(&sb[key]["chunk_overhead_ms"])
+            )?;
+        }
+        writeln!(
+            d,
+            "| ratio | {:.3}× | {:.3}× |\n",
+            f(&sb["start_ratio"]),
+            f(&sb["chunk_ratio"])
+        )?;
+    }
     writeln!(d, "### On a GPU\n")?;
     let g = &m["gpu"];
     if g.is_null() {

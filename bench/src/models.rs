@@ -8,6 +8,8 @@
 //! - Pacing: the element live at 30 fps for a minute with the reference model.
 //! - Restart: `kill -9` of the worker to the first chunk of the next one.
 //! - Cue latency: cue arrival to the first frame showing it.
+//! - The sandbox's cost: worker start-up and the per-chunk overhead (a chunk's wall time
+//!   less the model's step) with the sandbox and without it, alternating.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -31,6 +33,10 @@ fn repo() -> PathBuf {
 }
 
 fn options(python: &str) -> WorkerOptions {
+    options_in(python, true)
+}
+
+fn options_in(python: &str, sandbox: bool) -> WorkerOptions {
     WorkerOptions {
         python: Some(python.into()),
         device: tch::Device::Cpu,
@@ -39,6 +45,7 @@ fn options(python: &str) -> WorkerOptions {
         prompt: "a quiet valley".into(),
         image: None,
         restart_max_s: 0.0,
+        sandbox,
         ..WorkerOptions::default()
     }
 }
@@ -82,9 +89,13 @@ struct Hosted {
 
 impl Hosted {
     fn start(python: &str, dir: &Path) -> Result<Hosted> {
+        Hosted::start_in(python, dir, true)
+    }
+
+    fn start_in(python: &str, dir: &Path, sandbox: bool) -> Result<Hosted> {
         let package = Package::load(dir)?;
         let (tx, events) = mpsc::channel();
-        let worker = Worker::start(&package, options(python), move |e| {
+        let worker = Worker::start(&package, options_in(python, sandbox), move |e| {
             let _ = tx.send(e);
         })?;
         let c = package.info.chunking;
@@ -340,6 +351,49 @@ fn cue_latency(python: &str, seconds: u64) -> Result<Value> {
     }))
 }
 
+/// The sandbox's cost, with it and without it in alternating rounds: the start of the
+/// worker (process, import, load, reset: `Worker::start`) and each chunk's overhead
+/// (its wall time less the model's own step), medians; and the ratio of each adjacent
+/// pair.
+fn sandbox(python: &str, rounds: usize, chunks: usize) -> Result<Value> {
+    let pkg = repo().join("models/kv-chunks");
+    if let Err(why) = cuecast_engine::worker::sandbox::bwrap() {
+        return Ok(json!({"unavailable": why}));
+    }
+    let mut rows = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+    let (mut start_ratios, mut chunk_ratios) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let mut pair = [(0.0, 0.0); 2];
+        for (i, sandboxed) in [true, false].into_iter().enumerate() {
+            let t = Instant::now();
+            let mut h = Hosted::start_in(python, &pkg, sandboxed)?;
+            let start_ms = t.elapsed().as_secs_f64() * 1e3;
+            let mut over = Vec::new();
+            for c in 0..chunks {
+                let chunk = h.chunk(c == 0)?;
+                if c >= 3 {
+                    over.push((chunk.wall.saturating_sub(chunk.step)).as_secs_f64() * 1e3);
+                }
+            }
+            pair[i] = (start_ms, median(&mut over));
+            rows[i].0.push(start_ms);
+            rows[i].1.push(pair[i].1);
+        }
+        start_ratios.push(pair[0].0 / pair[1].0);
+        chunk_ratios.push(pair[0].1 / pair[1].1);
+    }
+    let row = |(start, chunk): &(Vec<f64>, Vec<f64>)| {
+        json!({"start_ms": median(&mut start.clone()), "chunk_overhead_ms": median(&mut chunk.clone()),
+               "start_rounds": start, "chunk_rounds": chunk})
+    };
+    Ok(json!({
+        "model": "kv-chunks", "chunks": chunks,
+        "sandboxed": row(&rows[0]), "bare": row(&rows[1]),
+        "start_ratio": median(&mut start_ratios.clone()), "chunk_ratio": median(&mut chunk_ratios.clone()),
+        "start_ratios": start_ratios, "chunk_ratios": chunk_ratios,
+    }))
+}
+
 /// Section 8's figures.
 pub fn measure(python: &str, work: &Path, quick: bool) -> Result<Value> {
     let overhead = overhead(
@@ -361,9 +415,16 @@ pub fn measure(python: &str, work: &Path, quick: bool) -> Result<Value> {
     eprintln!("python restart: {restart}");
     let latency = cue_latency(python, if quick { 10 } else { 30 })?;
     eprintln!("python cue latency: {latency}");
+    let sandbox = sandbox(
+        python,
+        if quick { 3 } else { 9 },
+        if quick { 15 } else { 30 },
+    )?;
+    eprintln!("python sandbox: {sandbox}");
     Ok(json!({
         "machine": crate::machine(), "date": crate::today(),
         "overhead": overhead, "transfer": transfer, "pacing": pacing, "restart": restart, "latency": latency,
+        "sandbox": sandbox,
         "gpu": if tch::Cuda::is_available() { gpu(python, work, quick)? } else { Value::Null },
     }))
 }
