@@ -482,3 +482,45 @@ fn a_huge_image_is_decoded_off_the_model_thread_once_and_its_cue_waits_for_it() 
     assert!(e.message.contains("a link"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_procedural_fallback_draws_the_world_from_above_its_hills() {
+    use cuecast_engine::generator::Generator;
+    // A seed whose hills rise above the camera's start (60 m): drawn from there, the
+    // fallback would show the inside of a hill, one flat colour.
+    let prompt = "snowy mountains";
+    let seed = (0..500u64)
+        .find(|&s| {
+            let p = cuecast_engine::generator::procedural::Procedural::new(
+                tch::Device::Cpu,
+                s,
+                prompt,
+                false,
+            );
+            p.ground_height(0.0, 0.0).is_some_and(|g| g > 65.0)
+        })
+        .expect("a seed with a hill above the camera");
+    let dir = support::tempdir("hostile-fallback");
+    // No saved state, and from its second start on it dies in reset: down for good.
+    let pkg = support::probe_package(&dir, "dier", "save_state: false", "die_in_reset: 2");
+    let mut config = support::probe_show(&pkg);
+    config.seed = seed;
+    config.prompt = prompt.into();
+    config.fallback = cuecast_engine::engine::Fallback::Procedural;
+    let (engine, rx) = support::started(config);
+    support::render_range(&engine, &rx, 0..8);
+    support::kill(support::process(&engine).pid.unwrap());
+    wait_for("the model down", Duration::from_secs(5), || {
+        support::process(&engine).restarts >= 1
+    });
+    let frames = support::render_range(&engine, &rx, 8..20);
+    assert!(engine.status().fallback_frames > 0);
+    let last = frames.last().unwrap();
+    let colours: std::collections::HashSet<&[u8]> = last.chunks(4).collect();
+    assert!(
+        colours.len() > 50,
+        "the fallback drew {} colours: the inside of a hill",
+        colours.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -516,11 +516,18 @@ pub(crate) fn parse_fps(f: &FpsField) -> Result<Fps, String> {
 
 /// What identifies a Python package's model for checkpoints: its manifest and its
 /// Python sources (weights it downloads or names in `config` are the model's to
-/// version). Bounded, so a package beside a large tree cannot stall a start.
+/// version). Links are followed, as Python's imports follow them (a folder once, so a
+/// loop ends). Bounded, so a package beside a large tree cannot stall a start: at most
+/// 1000 files and 64 MiB of them are read, each file's size checked before it is read;
+/// a file past the budget counts by its size and time instead of its bytes.
 fn code_hash(dir: &Path, manifest: &str) -> String {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
+    let mut seen = BTreeSet::new();
     while let Some(d) = stack.pop() {
+        if !seen.insert(std::fs::canonicalize(&d).unwrap_or_else(|_| d.clone())) {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
         };
@@ -531,29 +538,53 @@ fn code_hash(dir: &Path, manifest: &str) -> String {
             if name.starts_with('.') || name == "__pycache__" || name.ends_with("venv") {
                 continue;
             }
-            match e.file_type() {
-                Ok(t) if t.is_dir() && stack.len() < 256 => stack.push(path),
-                Ok(t) if t.is_file() && name.ends_with(".py") && files.len() < 1000 => {
-                    files.push(path)
-                }
-                _ => {}
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() && seen.len() + stack.len() < 256 {
+                stack.push(path);
+            } else if meta.is_file() && name.ends_with(".py") && files.len() < 1000 {
+                files.push((path, meta));
             }
         }
     }
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = Sha256::new().chain_update(manifest.as_bytes());
     let mut budget: u64 = 64 << 20;
-    for f in files {
+    for (f, meta) in files {
         let rel = f
             .strip_prefix(dir)
             .unwrap_or(&f)
             .to_string_lossy()
             .into_owned();
         h.update(rel.as_bytes());
-        if let Ok(bytes) = std::fs::read(&f) {
-            if (bytes.len() as u64) <= budget {
+        h.update(meta.len().to_le_bytes());
+        let read = (meta.len() <= budget)
+            .then(|| {
+                let mut bytes = Vec::with_capacity(meta.len() as usize);
+                std::fs::File::open(&f)
+                    .and_then(|file| {
+                        std::io::Read::read_to_end(
+                            &mut std::io::Read::take(file, budget),
+                            &mut bytes,
+                        )
+                    })
+                    .ok()
+                    .map(|_| bytes)
+            })
+            .flatten();
+        match read {
+            Some(bytes) => {
                 budget -= bytes.len() as u64;
                 h.update(&bytes);
+            }
+            None => {
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                h.update(modified.to_le_bytes());
             }
         }
     }
@@ -563,6 +594,25 @@ fn code_hash(dir: &Path, manifest: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_code_hash_follows_links_and_reads_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = dir.path().join("pkg");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(pkg.join("model.py"), "import helper\n").unwrap();
+        std::fs::write(elsewhere.join("helper.py"), "X = 1\n").unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("helper.py"), pkg.join("helper.py")).unwrap();
+        // A folder that links to itself ends.
+        std::os::unix::fs::symlink(&pkg, pkg.join("again")).unwrap();
+        let before = code_hash(&pkg, "m");
+        std::fs::write(elsewhere.join("helper.py"), "X = 2\n").unwrap();
+        let after = code_hash(&pkg, "m");
+        assert_ne!(before, after, "the linked file's code is the model's too");
+        assert_eq!(after, code_hash(&pkg, "m"));
+    }
 
     const BASE: &str = "contract: 2\nname: kv\nruntime: python\nentry: model:Kv\nwidth: 256\nheight: 144\nfps: 16\n";
 

@@ -228,10 +228,9 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// Whatever the process did, nothing it started outlives it.
     fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            self.kill();
-        }
+        self.kill();
     }
 }
 
