@@ -514,7 +514,21 @@ fn killing_the_model_process_keeps_the_broadcast_at_its_rate_and_says_so() {
             .contains("cuecast_model_restarts_total 1"),
         "{metrics}"
     );
+    let pid = d.pid();
     assert_eq!(d.terminate(), 0);
+    // The worker (and all it started) ended with the show, within the stop's wait.
+    assert!(!d.log().contains("left behind"), "{}", d.log());
+    let worker_dirs = std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("cuecast-worker-{pid}-"))
+        })
+        .count();
+    assert_eq!(worker_dirs, 0, "the worker's folder is removed at stop");
 }
 
 /// A python model's show has every feature of any other: a take records what it made

@@ -203,7 +203,10 @@ impl Jail<'_> {
             }
         }
         a.three("--setenv", "TMPDIR", "/tmp");
-        a.two("--chdir", self.package);
+        a.two(
+            "--chdir",
+            std::fs::canonicalize(self.package).unwrap_or_else(|_| self.package.into()),
+        );
         a.flag("--");
         a.0
     }
@@ -220,7 +223,12 @@ impl Jail<'_> {
     fn read_only_trees(&self, system: &[PathBuf]) -> Vec<(PathBuf, bool)> {
         let mut trees: Vec<(PathBuf, bool)> = Vec::new();
         let mut add = |p: PathBuf, writable: bool| {
-            let ok = p.is_absolute() && p != Path::new("/") && !covered(&p, system);
+            // As the kernel resolves it (`..` after a link, links themselves): the
+            // sandbox holds the folder itself, not the way to it.
+            let Ok(p) = std::fs::canonicalize(&p) else {
+                return;
+            };
+            let ok = p != Path::new("/") && !covered(&p, system);
             if ok && !trees.iter().any(|(t, _)| *t == p) {
                 trees.push((p, writable));
             }
@@ -231,8 +239,7 @@ impl Jail<'_> {
             }
             add(prefix, false);
         }
-        let package = std::fs::canonicalize(self.package).unwrap_or_else(|_| self.package.into());
-        add(package, false);
+        add(self.package.to_owned(), false);
         for name in ["PYTHONPATH", "LD_LIBRARY_PATH"] {
             if let Some(v) = self.var(name) {
                 for p in std::env::split_paths(v) {
@@ -352,10 +359,17 @@ fn gpu_devices() -> Vec<PathBuf> {
     out
 }
 
-/// Finds `name` on `PATH` (or the path itself when it names a folder).
+/// Finds `name` on `PATH`, or, when it names a folder, the file in that folder as the
+/// kernel finds it (its folder resolved, `..` included; the file itself not, for a
+/// virtualenv's `python` is a link its interpreter must be called by).
 pub fn which(name: &Path, path: Option<&OsStr>) -> Option<PathBuf> {
     if name.components().count() > 1 {
-        return std::path::absolute(name).ok();
+        let name = std::path::absolute(name).ok()?;
+        let folder = name.parent().and_then(|d| std::fs::canonicalize(d).ok());
+        return Some(match (folder, name.file_name()) {
+            (Some(d), Some(f)) => d.join(f),
+            _ => name,
+        });
     }
     let path = path
         .map(OsStr::to_owned)

@@ -213,6 +213,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id (0 once it has been stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// SIGTERM, then waits for the exit; returns the exit code.
     pub fn terminate(&mut self) -> i32 {
         self.stop_with(libc::SIGTERM)
