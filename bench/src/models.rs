@@ -357,7 +357,7 @@ fn cue_latency(python: &str, seconds: u64) -> Result<Value> {
 /// pair.
 fn sandbox(python: &str, rounds: usize, chunks: usize) -> Result<Value> {
     let pkg = repo().join("models/kv-chunks");
-    if let Err(why) = cuecast_engine::worker::sandbox::bwrap() {
+    if let Err(why) = cuecast_engine::worker::sandbox::sandbox() {
         return Ok(json!({"unavailable": why}));
     }
     let mut rows = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];

@@ -219,20 +219,23 @@ impl Scheduler {
     /// A cue without `at` is due now. `in_s` counts from `frame`, the first boundary after
     /// arrival. A frame or timecode already past is due now; its record says so.
     pub fn due(&mut self, inbox: &CueInbox, frame: u64, fps: Fps) -> Vec<InFlight> {
-        self.due_unless(inbox, frame, fps, |_| false)
+        self.due_unless(inbox, frame, fps, |_| {}, |_| false)
     }
 
-    /// As [`Scheduler::due`], but a cue `hold` says is not ready yet (an image still
-    /// being decoded) waits for a later frame, and so do the cues due after it: cues
-    /// apply in the order they were given.
+    /// As [`Scheduler::due`], telling `arrived` of each cue as it comes in (so what it
+    /// needs, an image, can be made ready before it is due), and holding back a cue
+    /// `hold` says is not ready yet (an image still being decoded) for a later frame,
+    /// with the cues due after it: cues apply in the order they were given.
     pub fn due_unless(
         &mut self,
         inbox: &CueInbox,
         frame: u64,
         fps: Fps,
+        mut arrived: impl FnMut(&Cue),
         mut hold: impl FnMut(&Cue) -> bool,
     ) -> Vec<InFlight> {
         for p in inbox.take_arrived() {
+            arrived(&p.cue);
             let target = match p.cue.at {
                 None => frame,
                 Some(At::Frame(n)) => n,
@@ -360,7 +363,7 @@ mod tests {
         let mut ready = false;
         let mut applied = Vec::new();
         for f in 10..14 {
-            for c in s.due_unless(&inbox, f, FPS, |c| !ready && label(c) == "held") {
+            for c in s.due_unless(&inbox, f, FPS, |_| {}, |c| !ready && label(c) == "held") {
                 applied.push((f, c.record.id));
             }
             ready = f == 11;

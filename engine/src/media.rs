@@ -327,9 +327,13 @@ pub struct Images {
 
 /// The most images kept (each at the model's size).
 const KEPT: usize = 16;
+/// The longest a cue waits for its image: past it, the cue applies and the model starts
+/// without the image (it is kept for the next start once it is read).
+pub const MAX_IMAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 enum Entry {
-    Decoding,
+    /// Being decoded since then.
+    Decoding(std::time::Instant),
     Done {
         /// The version decoded (`None`: there was no plain file to read).
         id: Option<FileId>,
@@ -374,6 +378,20 @@ impl Images {
         Ok(image)
     }
 
+    /// Image `name` at the model's size, waited for (at most [`MAX_IMAGE_WAIT`]).
+    pub fn wait(&self, name: &str) -> Result<Arc<RgbImage>, String> {
+        let deadline = std::time::Instant::now() + MAX_IMAGE_WAIT;
+        loop {
+            if let Some(r) = self.poll(name) {
+                return r;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{name}: still being read"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// Image `name` at the model's size: `None` while it is being decoded. A file
     /// replaced since it was decoded is decoded again, and meanwhile the version
     /// decoded before is given.
@@ -391,7 +409,13 @@ impl Images {
                 }
                 image.as_ref().ok().cloned()
             }
-            Some(Entry::Decoding) => return None,
+            Some(Entry::Decoding(since)) if since.elapsed() > MAX_IMAGE_WAIT => {
+                return Some(Err(format!(
+                    "{name}: still being read after {} s",
+                    MAX_IMAGE_WAIT.as_secs()
+                )))
+            }
+            Some(Entry::Decoding(_)) => return None,
             None => None,
         };
         if inner.len() >= KEPT {
@@ -399,14 +423,14 @@ impl Images {
                 .iter()
                 .filter_map(|(k, e)| match e {
                     Entry::Done { used, .. } => Some((*used, k.clone())),
-                    Entry::Decoding => None,
+                    Entry::Decoding(_) => None,
                 })
                 .min();
             if let Some((_, k)) = oldest {
                 inner.remove(&k);
             }
         }
-        inner.insert(name.to_owned(), Entry::Decoding);
+        inner.insert(name.to_owned(), Entry::Decoding(std::time::Instant::now()));
         drop(inner);
         let (this, name_owned, media) = (self.clone(), name.to_owned(), media.clone());
         let started = std::thread::Builder::new()
@@ -419,7 +443,10 @@ impl Images {
                     Err(_) => FileId::now(&media.join(&name_owned)),
                 };
                 let image = read.and_then(|(data, _)| {
-                    decode_to(&data, w, h)
+                    // A decoder or scaler that panics is a picture that cannot be read,
+                    // not an entry decoding for ever.
+                    std::panic::catch_unwind(|| decode_to(&data, w, h))
+                        .unwrap_or_else(|_| Err("the decoder failed on it".into()))
                         .map(Arc::new)
                         .map_err(|e| format!("{name_owned}: {e}"))
                 });

@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 /// The most images the media folder lists.
 const MAX_LISTED: usize = 1000;
 
+/// Held from an upload's quota check to its write: uploads at once cannot all pass the
+/// quota before any of them is written.
+static UPLOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub(super) async fn get_model(State(s): State<AppState>) -> Json<Value> {
     Json(json!(s.show.info()))
 }
@@ -133,6 +137,7 @@ pub(super) async fn post_media(
     let dir = s.media.clone();
     create_folder(&dir)?;
     let path = dir.join(&name);
+    let _one = UPLOADING.lock().await;
     let existing = std::fs::symlink_metadata(&path).ok();
     if existing.is_some() && !q.force {
         return Err(ApiError::new(

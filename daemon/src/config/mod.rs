@@ -381,6 +381,15 @@ impl Config {
             }
             None => (Show::default(), None),
         };
+        if show.model_network && api_token.is_none() {
+            // With the network, the model reaches the API on loopback like any local
+            // program: then changes must need the token, which the model never sees.
+            return Err(ConfigError::new(
+                path,
+                "show.model_network".to_owned(),
+                "a model given the network can reach this API on loopback: set api.token_env (or api.token) so changes need a bearer token",
+            ));
+        }
         let presets = beside(path, raw.presets.as_deref().unwrap_or("../presets"));
         let takes = beside(path, raw.takes.as_deref().unwrap_or("../takes"));
         let checkpoints = beside(path, raw.checkpoints.as_deref().unwrap_or("../checkpoints"));

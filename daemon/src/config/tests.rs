@@ -260,3 +260,34 @@ fn backoff_grows_by_the_multiplier_up_to_the_cap() {
     assert_eq!(&delays[..3], &[2.0, 3.0, 4.5]);
     assert_eq!(delays[9], 30.0);
 }
+
+#[test]
+fn a_model_given_the_network_needs_the_api_token_and_folders_are_checked() {
+    let d = Dir::new("model-network");
+    d.write("show.yaml", "model_network: true\n");
+    let e = load(&d, "show: show.yaml\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("show.model_network"), "{e}");
+    assert!(e.to_string().contains("api.token"), "{e}");
+    let c = load(&d, "show: show.yaml\napi: {token_env: KEY}\n").unwrap();
+    assert!(c.show.model_network);
+    for (text, field) in [
+        ("model_folders: [/]\n", "model_folders[0]"),
+        ("model_folders: [/a/../etc]\n", "model_folders[0]"),
+    ] {
+        let e = Show::load(&d.write("s.yaml", text)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
+    }
+    // Relative folders are beside the preset; `:rw` lets the model write.
+    let ok =
+        Show::load(&d.write("s.yaml", "model_folders: [weights, \"/data/cache:rw\"]\n")).unwrap();
+    assert_eq!(
+        ok.model_folders
+            .iter()
+            .map(|f| (f.path.clone(), f.writable))
+            .collect::<Vec<_>>(),
+        vec![
+            (d.0.join("weights"), false),
+            (PathBuf::from("/data/cache"), true)
+        ]
+    );
+}

@@ -60,7 +60,7 @@ use crate::generator::{write_image, Image, ModelInfo, PromptMode, StepError};
 use crate::EngineError;
 use process::Process;
 use protocol::{Done, Reply};
-use sandbox::{ModelFolder, VIEW};
+use sandbox::{ModelFolder, Sandbox, VIEW};
 use shm::{Layout, Shm};
 
 const WORKER_PY: &str = include_str!("../../../python/cuecast_worker.py");
@@ -356,8 +356,14 @@ impl Worker {
         let info = package.info.clone();
         let c = info.chunking;
         let frames = c.frames_per_step.max(c.first_step_frames) as usize;
-        let dir =
-            RuntimeDir::new().map_err(|e| fail(format!("cannot make its runtime folder: {e}")))?;
+        let confinement = if options.sandbox {
+            sandbox::sandbox()
+        } else {
+            Err("turned off for this worker".to_owned())
+        };
+        let model_uid = confinement.as_ref().ok().and_then(Sandbox::model_uid);
+        let dir = RuntimeDir::new(model_uid)
+            .map_err(|e| fail(format!("cannot make its runtime folder: {e}")))?;
         let layout = Layout::new(
             info.width as usize,
             info.height as usize,
@@ -368,11 +374,6 @@ impl Worker {
             Shm::create(layout).map_err(|e| fail(format!("cannot make its shared memory: {e}")))?;
         std::fs::write(dir.model.join("cuecast_worker.py"), WORKER_PY)
             .map_err(|e| fail(format!("cannot write the worker: {e}")))?;
-        let confinement = if options.sandbox {
-            sandbox::bwrap().map(Path::to_owned).map_err(str::to_owned)
-        } else {
-            Err("turned off for this worker".to_owned())
-        };
         if let Err(why) = &confinement {
             tracing::warn!("model {}: {}", info.name, sandbox::unavailable_warning(why));
         }
@@ -388,6 +389,7 @@ impl Worker {
             last_transfer_ms: 0.0,
             saved_state_bytes: 0,
             sandbox: match &confinement {
+                Ok(s) if s.setpriv.is_some() => "bubblewrap, as nobody".into(),
                 Ok(_) => "bubblewrap".into(),
                 Err(why) => format!("none: {why}"),
             },
@@ -424,7 +426,7 @@ impl Worker {
             attempt: 0,
             restart_max_s: options.restart_max_s,
             env,
-            bwrap: confinement.ok(),
+            sandbox: confinement.ok(),
             network: options.network,
             folders: options.folders.clone(),
             memory_cap,
@@ -588,18 +590,36 @@ struct RuntimeDir {
     root: tempfile::TempDir,
     model: PathBuf,
     tmp: PathBuf,
+    /// The user the model runs as, when not cuecast's: its folders are that user's.
+    uid: Option<u32>,
 }
 
 impl RuntimeDir {
-    fn new() -> std::io::Result<RuntimeDir> {
+    fn new(uid: Option<u32>) -> std::io::Result<RuntimeDir> {
         let root = runtime_dir()?;
         let sub = |name: &str| -> std::io::Result<PathBuf> {
             let p = root.path().join(name);
             std::fs::DirBuilder::new().mode(0o700).create(&p)?;
+            if let Some(uid) = uid {
+                std::os::unix::fs::chown(&p, Some(uid), Some(uid))?;
+            }
             Ok(p)
         };
         let (model, tmp) = (sub("model")?, sub("tmp")?);
-        Ok(RuntimeDir { root, model, tmp })
+        Ok(RuntimeDir {
+            root,
+            model,
+            tmp,
+            uid,
+        })
+    }
+
+    /// Gives a file cuecast made in the model's folder to the model's user.
+    fn hand(&self, path: &Path) -> std::io::Result<()> {
+        match self.uid {
+            Some(uid) => std::os::unix::fs::chown(path, Some(uid), Some(uid)),
+            None => Ok(()),
+        }
     }
 
     /// cuecast's own folder (the model cannot reach it).
@@ -624,8 +644,13 @@ fn runtime_dir() -> std::io::Result<tempfile::TempDir> {
                 .strip_prefix("cuecast-worker-")
                 .and_then(|r| r.split('-').next())
                 .and_then(|p| p.parse::<i32>().ok());
-            // SAFETY: kill with signal 0 only asks whether the process exists.
-            if pid.is_some_and(|p| unsafe { libc::kill(p, 0) } != 0) {
+            // SAFETY: kill with signal 0 only asks whether the process exists (ESRCH: it
+            // does not; EPERM: it does, another user's).
+            let gone = pid.is_some_and(|p| {
+                let r = unsafe { libc::kill(p, 0) };
+                r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+            });
+            if gone {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -695,8 +720,8 @@ struct Supervisor {
     restart_max_s: f64,
     /// The model's process's environment: [`PASSED_ENV`] and what the show names.
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-    /// bubblewrap, when the process runs in the sandbox.
-    bwrap: Option<PathBuf>,
+    /// The sandbox the process runs in, if one could be made.
+    sandbox: Option<Sandbox>,
     network: bool,
     folders: Vec<ModelFolder>,
     memory_cap: Option<u64>,
@@ -946,7 +971,7 @@ impl Supervisor {
 
     /// Where the model's process sees `path` (a file in its folder).
     fn view(&self, path: &Path) -> PathBuf {
-        match (&self.bwrap, path.strip_prefix(&self.dir.model)) {
+        match (&self.sandbox, path.strip_prefix(&self.dir.model)) {
             (Some(_), Ok(rel)) => Path::new(VIEW).join(rel),
             _ => path.to_owned(),
         }
@@ -959,7 +984,10 @@ impl Supervisor {
         let private = self.dir.private().join(name);
         let target = self.dir.model.join(name);
         Tensor::write_safetensors(state, &private)
-            .and_then(|()| std::fs::rename(&private, &target).map_err(Into::into))
+            .and_then(|()| {
+                self.dir.hand(&private)?;
+                std::fs::rename(&private, &target).map_err(Into::into)
+            })
             .map_err(|e| StepError(format!("cannot hand over the state: {e}")))?;
         Ok(target)
     }
@@ -986,7 +1014,9 @@ impl Supervisor {
             Tensor::read_safetensors(&private).map_err(|e| e.to_string())
         };
         let r = read().map_err(|e| StepError(format!("its state file could not be read: {e}")));
+        // What the model left there, a folder too.
         let _ = std::fs::remove_file(&private);
+        let _ = std::fs::remove_dir_all(&private);
         r
     }
 
@@ -1076,7 +1106,7 @@ impl Supervisor {
             }
         };
         let Some(inflight) = self.op.take() else {
-            tracing::warn!("model {}: an answer to no request", self.name());
+            self.down("it answered a request it was not asked: killed".into());
             return;
         };
         match inflight {
@@ -1348,13 +1378,18 @@ impl Supervisor {
         self.generation += 1;
         let generation = self.generation;
         let socket = self.dir.model.join("control.sock");
+        // Whatever the last process left under the socket's name (a folder too).
         let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_dir_all(&socket);
         let listener =
             UnixListener::bind(&socket).map_err(|e| format!("cannot listen on its socket: {e}"))?;
+        self.dir
+            .hand(&socket)
+            .map_err(|e| format!("cannot give its socket to the model's user: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let mut p = Process::spawn(
             self.start_command(&socket),
-            self.bwrap.is_some(),
+            self.sandbox.is_some(),
             self.name(),
             self.shm.fd(),
         )
@@ -1389,19 +1424,30 @@ impl Supervisor {
         let tx = self.inbound_tx.clone();
         std::thread::Builder::new()
             .name("cuecast-worker-read".into())
-            .spawn(move || loop {
-                let m = protocol::read(&mut reader);
-                let closed = m.is_err();
-                let m = match m {
-                    Ok(v) => Reply::from_value(v).map_err(|e| format!("{e}: killed")),
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        Err("its socket closed".to_owned())
+            .spawn(move || {
+                // Heartbeats are passed on at most every 50 ms: a worker that floods
+                // them cannot grow cuecast's queue or delay its commands.
+                let mut last_alive: Option<Instant> = None;
+                loop {
+                    let m = protocol::read(&mut reader);
+                    let closed = m.is_err();
+                    let m = match m {
+                        Ok(v) => Reply::from_value(v).map_err(|e| format!("{e}: killed")),
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            Err("its socket closed".to_owned())
+                        }
+                        Err(e) => Err(format!("its socket failed: {e}")),
+                    };
+                    if matches!(m, Ok(Reply::Alive)) {
+                        if last_alive.is_some_and(|t| t.elapsed() < Duration::from_millis(50)) {
+                            continue;
+                        }
+                        last_alive = Some(Instant::now());
                     }
-                    Err(e) => Err(format!("its socket failed: {e}")),
-                };
-                let broken = m.is_err();
-                if tx.send(Inbound::Worker(generation, m)).is_err() || closed || broken {
-                    break;
+                    let broken = m.is_err();
+                    if tx.send(Inbound::Worker(generation, m)).is_err() || closed || broken {
+                        break;
+                    }
                 }
             })
             .map_err(|e| e.to_string())?;
@@ -1434,8 +1480,8 @@ impl Supervisor {
     fn start_command(&self, socket: &Path) -> std::process::Command {
         let script = self.view(&self.dir.model.join("cuecast_worker.py"));
         let pycache = self.view(&self.dir.model.join("pycache"));
-        let mut c = match &self.bwrap {
-            Some(bwrap) => {
+        let mut c = match &self.sandbox {
+            Some(sandbox) => {
                 let jail = sandbox::Jail {
                     python: &self.python,
                     package: &self.package.dir,
@@ -1445,9 +1491,10 @@ impl Supervisor {
                     network: self.network,
                     folders: &self.folders,
                     env: &self.env,
+                    tmpfs_bytes: self.memory_cap,
                 };
-                let mut c = std::process::Command::new(bwrap);
-                c.args(jail.args()).arg(&self.python);
+                let mut c = std::process::Command::new(&sandbox.bwrap);
+                c.args(jail.args(sandbox)).arg(&self.python);
                 c
             }
             None => {
@@ -1466,7 +1513,7 @@ impl Supervisor {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONPYCACHEPREFIX", pycache);
-        if self.bwrap.is_none() {
+        if self.sandbox.is_none() {
             c.env("TMPDIR", &self.dir.tmp);
         }
         c

@@ -28,7 +28,11 @@ const LINES_PER_S: u32 = 50;
 const KILL_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Process {
-    child: Child,
+    /// `None` once it would not be reaped and was left to a thread of its own.
+    child: Option<Child>,
+    /// How it ended, once it has been reaped: no signal is sent to its pid after that
+    /// (the number may be another process's by then).
+    ended: Option<String>,
     /// The process cuecast started: the interpreter, or bubblewrap around it.
     pub pid: u32,
     /// The process runs in bubblewrap: its exit code is the model's, 128 + N for a
@@ -69,6 +73,9 @@ impl Process {
                     libc::write(fd, b"1000".as_ptr().cast(), 4);
                     libc::close(fd);
                 }
+                // Nothing but stdio and the shared memory crosses into the model: any
+                // descriptor a library opened without close-on-exec gets it here.
+                libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32);
                 if keep_fd >= 0 && libc::fcntl(keep_fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -85,7 +92,8 @@ impl Process {
             forward(err, name.to_owned(), Some(tail.clone()));
         }
         Ok(Process {
-            child,
+            child: Some(child),
+            ended: None,
             pid,
             sandboxed,
             tail,
@@ -96,6 +104,9 @@ impl Process {
     /// Whether it has exited, without reaping it: while its zombie stands, its process
     /// group id cannot be taken by another process, so a kill of the group is safe.
     pub fn has_exited(&self) -> bool {
+        if self.ended.is_some() {
+            return true;
+        }
         // SAFETY: waitid writes only into `info`; WNOWAIT leaves the child reapable.
         unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -143,6 +154,9 @@ impl Process {
     /// hung or crashed model gets none), reaps it, and waits (bounded) for the others
     /// to be gone. Returns how it ended.
     pub fn kill(&mut self) -> String {
+        if let Some(how) = &self.ended {
+            return how.clone();
+        }
         let tree = self.tree();
         // SAFETY: plain syscalls. The group id is the child's pid (process_group(0)),
         // still ours: the child is not reaped before this.
@@ -160,26 +174,40 @@ impl Process {
         how
     }
 
-    /// Waits up to `within` for the process to end, kills it if it has not, and says how
-    /// it ended, with the last thing it wrote on stderr when it failed.
+    /// Waits up to `within` for the process to end (it has been sent SIGKILL), and says
+    /// how it ended, with the last thing it wrote on stderr when it failed. One that
+    /// still has not ended (stuck in the kernel: a GPU driver's call) is left to a
+    /// thread of its own to reap, so that nothing waits on it without bound.
     fn reap(&mut self, within: Duration) -> String {
         let deadline = Instant::now() + within;
         let status = loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
+            let Some(child) = self.child.as_mut() else {
+                break None;
+            };
+            if let Ok(Some(s)) = child.try_wait() {
                 break Some(s);
             }
             if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                break self.child.wait().ok();
+                if let Some(mut child) = self.child.take() {
+                    let _ = std::thread::Builder::new()
+                        .name("cuecast-model-reap".into())
+                        .spawn(move || child.wait());
+                }
+                break None;
             }
             std::thread::sleep(Duration::from_millis(2));
         };
         // Give the stderr reader a moment to take the last lines of a crash.
         std::thread::sleep(Duration::from_millis(20));
-        match status {
+        let how = match status {
             Some(s) => describe_exit(self.model_status(s), self.last_error().as_deref()),
-            None => "its exit status could not be read".into(),
-        }
+            None => format!(
+                "would not end within {:.0} s of SIGKILL (stuck in the kernel): left to end by itself",
+                within.as_secs_f64()
+            ),
+        };
+        self.ended = Some(how.clone());
+        how
     }
 
     /// Asks it to end by itself for `grace`, then kills what is left (helpers too).
@@ -217,13 +245,9 @@ impl Process {
             .cloned()
     }
 
-    /// How it ended, once it has (reaped).
+    /// How it ended, once it has: reaped, with what it started ended too.
     pub fn exit(&mut self) -> Option<String> {
-        let s = self.child.try_wait().ok().flatten()?;
-        Some(describe_exit(
-            self.model_status(s),
-            self.last_error().as_deref(),
-        ))
+        self.has_exited().then(|| self.kill())
     }
 }
 
@@ -329,14 +353,7 @@ fn forward(
                     Ok(_) => {}
                 }
                 let mut text = String::from_utf8_lossy(&line).trim_end().to_owned();
-                if text.len() > MAX_LINE {
-                    let mut cut = MAX_LINE;
-                    while !text.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    text.truncate(cut);
-                    text.push('…');
-                }
+                super::protocol::truncate(&mut text, MAX_LINE);
                 if text.is_empty() {
                     continue;
                 }

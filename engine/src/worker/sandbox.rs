@@ -13,17 +13,24 @@
 //!   its own; its own IPC and UTS namespaces; a new session (no terminal to write to);
 //! - no network (an empty network namespace) unless the show says `model_network: true`
 //!   (a model that fetches its weights);
-//! - no capabilities, as root too, and `no_new_privs` (bubblewrap sets it);
-//! - read-only: the system (`/usr`, `/etc`, `/sys`), its interpreter's installation and
-//!   the folders the installation's `.pth` files name, its package, the folders in
-//!   `PYTHONPATH`, `LD_LIBRARY_PATH`, `VIRTUAL_ENV` and `HF_HOME`, and the show's
-//!   `model_folders`;
+//! - no capabilities and `no_new_privs`; and where cuecast runs as root, not root
+//!   either: the model runs as `nobody` ([`MODEL_UID`], switched to by `setpriv` inside
+//!   the sandbox), so no file of root's (`/etc/shadow`, host keys) is its to read;
+//! - read-only: the system (`/usr`, `/etc`, `/sys`), its interpreter's installation (and,
+//!   for an interpreter outside the package, the folders its virtualenv's `pyvenv.cfg`
+//!   and `.pth` files name), its package, the folders in `PYTHONPATH`,
+//!   `LD_LIBRARY_PATH` and `VIRTUAL_ENV`, and the show's `model_folders`;
 //! - read-write: its worker folder (at [`VIEW`]: the socket, state files), a `/tmp` that
 //!   outlives a restart of the process (compile caches), the `model_folders` marked
-//!   `:rw`; an empty `HOME` and `/dev/shm`;
+//!   `:rw`; an empty `HOME` and `/dev/shm` (tmpfs, no larger than its memory cap);
 //! - the GPU's device nodes (`/dev/nvidia*`) when it runs on CUDA;
-//! - files cuecast holds secrets in ([`keep_secret`]: the daemon's config) masked
-//!   wherever a bound folder would show them.
+//! - files cuecast holds secrets in ([`keep_secret`]: the daemon's config) hidden, their
+//!   whole folder, wherever a bound folder would show them.
+//!
+//! A folder is never given if it is or holds the operator's home, or is `/`, `/tmp`,
+//! `/var/tmp`, or under `/proc`, `/dev` or `/run`, whatever names it (a package's own
+//! virtualenv could name anything in its `.pth` files, which is why those are read only
+//! for an interpreter outside the package).
 //!
 //! Every process the model starts lives in its PID namespace. bubblewrap runs the model
 //! under a small init of its own (PID 1 there) that dies with bubblewrap
@@ -32,17 +39,21 @@
 //!
 //! Where bubblewrap is missing or cannot make namespaces (a container that forbids
 //! them), the model runs without it and the show says what is not protected
-//! ([`unavailable_warning`]).
+//! ([`unavailable_warning`]); the next model started tries again.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
 /// Where the worker folder appears inside the sandbox.
 pub const VIEW: &str = "/run/cuecast";
+/// Who the model runs as where cuecast runs as root: `nobody`.
+pub const MODEL_UID: u32 = 65534;
+/// Folders never given to a model, whatever names them (nor anything under the first
+/// three).
+const NEVER: [&str; 6] = ["/proc", "/dev", "/run", "/", "/tmp", "/var/tmp"];
 
 /// The system's folders, read-only in every sandbox.
 const SYSTEM: [&str; 3] = ["/usr", "/etc", "/sys"];
@@ -103,6 +114,22 @@ impl std::fmt::Display for ModelFolder {
     }
 }
 
+/// A sandbox that can be made here: bubblewrap, and (as root) how the model is made
+/// another user.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub bwrap: PathBuf,
+    /// `setpriv`, to run the model as [`MODEL_UID`], where cuecast runs as root.
+    pub setpriv: Option<PathBuf>,
+}
+
+impl Sandbox {
+    /// The user the model's files must belong to (its worker folder, its `/tmp`).
+    pub fn model_uid(&self) -> Option<u32> {
+        self.setpriv.as_ref().map(|_| MODEL_UID)
+    }
+}
+
 /// What one model's sandbox is made of.
 pub struct Jail<'a> {
     /// The interpreter, an absolute path.
@@ -117,11 +144,14 @@ pub struct Jail<'a> {
     pub folders: &'a [ModelFolder],
     /// The environment the process gets (already filtered).
     pub env: &'a [(OsString, OsString)],
+    /// The most its tmpfs folders (`HOME`, `/dev/shm`) may hold, in bytes.
+    pub tmpfs_bytes: Option<u64>,
 }
 
 impl Jail<'_> {
-    /// `bwrap`'s arguments, up to and including `--`; the command follows.
-    pub fn args(&self) -> Vec<OsString> {
+    /// `bwrap`'s arguments and, as root, `setpriv`'s after `--`: the interpreter and its
+    /// arguments follow.
+    pub fn args(&self, sandbox: &Sandbox) -> Vec<OsString> {
         let mut a = Args::default();
         a.flag("--die-with-parent");
         a.flag("--new-session");
@@ -132,10 +162,12 @@ impl Jail<'_> {
         if !self.network {
             a.flag("--unshare-net");
         }
+        // Unprivileged, bubblewrap keeps no capabilities for the command; as root it
+        // keeps them for `setpriv`, which gives them all up as it becomes the model's
+        // user. As root without `setpriv`, at least no capability: root reading every
+        // file is what that stops.
         // SAFETY: a plain syscall.
-        if unsafe { libc::geteuid() } == 0 {
-            // Unprivileged, bubblewrap keeps no capabilities anyway; as root, dropping
-            // them is what stops root from reading every file and process.
+        if unsafe { libc::geteuid() } == 0 && sandbox.setpriv.is_none() {
             a.two("--cap-drop", "ALL");
         }
         let mut bound: Vec<PathBuf> = Vec::new();
@@ -161,30 +193,29 @@ impl Jail<'_> {
         }
         a.two("--proc", "/proc");
         a.two("--dev", "/dev");
-        a.two("--tmpfs", "/dev/shm");
-        let home = self.var("HOME").map(PathBuf::from);
-        if let Some(home) = home.filter(|h| h.is_absolute() && !covered(h, &bound)) {
-            a.two("--tmpfs", home);
+        let tmpfs = |a: &mut Args, at: &Path| {
+            a.two("--perms", "1777");
+            if let Some(n) = self.tmpfs_bytes {
+                a.two("--size", n.to_string());
+            }
+            a.two("--tmpfs", at);
+        };
+        tmpfs(&mut a, Path::new("/dev/shm"));
+        if let Some(home) = self.home().filter(|h| !covered(h, &bound)) {
+            a.parents(&home, &bound);
+            tmpfs(&mut a, &home);
         }
         // Before the folders below: a package under /tmp is shown on top of it.
         a.three("--bind", self.tmp, "/tmp");
+        a.parents(Path::new(VIEW), &bound);
         a.three("--bind", self.dir, VIEW);
         // Parents before their children, so a folder inside another stays visible.
-        let mut trees = self.read_only_trees(&bound);
-        for f in self.folders {
-            trees.push((f.path.clone(), f.writable));
-        }
+        let mut trees = self.trees(&bound);
         trees.sort_by_key(|(p, _)| p.components().count());
         for (p, writable) in &trees {
-            a.three(
-                if *writable {
-                    "--bind-try"
-                } else {
-                    "--ro-bind-try"
-                },
-                p,
-                p,
-            );
+            a.parents(p, &bound);
+            let how = if *writable { "--bind" } else { "--ro-bind" };
+            a.three(how, p, p);
             bound.push(p.clone());
         }
         if self.cuda {
@@ -192,13 +223,22 @@ impl Jail<'_> {
                 a.three("--dev-bind", &dev, &dev);
             }
         }
+        // The secret's whole folder, so that a file saved over it (an editor's save, a
+        // config map's swap), or an editor's copy beside it, is hidden too; the file
+        // alone where its folder is one of the system's.
         for secret in SECRETS.lock().iter() {
-            if !covered(secret, &bound) {
+            let folder = secret.parent().unwrap_or(secret);
+            let hide = if SYSTEM.iter().any(|s| folder == Path::new(s)) {
+                secret.as_path()
+            } else {
+                folder
+            };
+            if !covered(hide, &bound) {
                 continue;
             }
-            match std::fs::metadata(secret) {
-                Ok(m) if m.is_dir() => a.two("--tmpfs", secret),
-                Ok(_) => a.three("--ro-bind", "/dev/null", secret),
+            match std::fs::metadata(hide) {
+                Ok(m) if m.is_dir() => a.two("--tmpfs", hide),
+                Ok(_) => a.three("--ro-bind", "/dev/null", hide),
                 Err(_) => {}
             }
         }
@@ -208,6 +248,19 @@ impl Jail<'_> {
             std::fs::canonicalize(self.package).unwrap_or_else(|_| self.package.into()),
         );
         a.flag("--");
+        if let Some(setpriv) = &sandbox.setpriv {
+            a.0.push(setpriv.into());
+            for f in [
+                format!("--reuid={MODEL_UID}"),
+                format!("--regid={MODEL_UID}"),
+                "--clear-groups".into(),
+                "--inh-caps=-all".into(),
+                "--bounding-set=-all".into(),
+                "--no-new-privs".into(),
+            ] {
+                a.0.push(f.into());
+            }
+        }
         a.0
     }
 
@@ -218,40 +271,67 @@ impl Jail<'_> {
             .map(|(_, v)| v.as_os_str())
     }
 
-    /// Folders the model reads, beyond the system's: its interpreter, package, library
-    /// paths and caches. `(path, writable)`, each once, none the system already shows.
-    fn read_only_trees(&self, system: &[PathBuf]) -> Vec<(PathBuf, bool)> {
+    /// The operator's home as the model's environment names it.
+    fn home(&self) -> Option<PathBuf> {
+        self.var("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute() && h != Path::new("/"))
+    }
+
+    /// Whether `p` (resolved) may be given to the model at all: not the operator's home
+    /// or a folder holding it, not `/`, `/tmp` or `/var/tmp`, nothing under `/proc`,
+    /// `/dev` or `/run`.
+    fn allowed(&self, p: &Path) -> bool {
+        let home = self.home().map(|h| std::fs::canonicalize(&h).unwrap_or(h));
+        !NEVER.iter().any(|n| p == Path::new(n))
+            && !NEVER[..3].iter().any(|n| p.starts_with(n))
+            && !home.is_some_and(|h| h.starts_with(p))
+    }
+
+    /// Folders the model reaches beyond the system's: its interpreter, package, library
+    /// paths and the show's folders. `(path, writable)`, each once, resolved as the
+    /// kernel resolves them (the sandbox holds the folder itself, not the way to it),
+    /// none the system already shows, none that may never be given.
+    fn trees(&self, system: &[PathBuf]) -> Vec<(PathBuf, bool)> {
         let mut trees: Vec<(PathBuf, bool)> = Vec::new();
-        let mut add = |p: PathBuf, writable: bool| {
-            // As the kernel resolves it (`..` after a link, links themselves): the
-            // sandbox holds the folder itself, not the way to it.
-            let Ok(p) = std::fs::canonicalize(&p) else {
+        let mut add = |p: &Path, writable: bool| {
+            let Ok(p) = std::fs::canonicalize(p) else {
                 return;
             };
-            let ok = p != Path::new("/") && !covered(&p, system);
-            if ok && !trees.iter().any(|(t, _)| *t == p) {
+            if p.is_dir()
+                && self.allowed(&p)
+                && !covered(&p, system)
+                && !trees.iter().any(|(t, _)| *t == p)
+            {
                 trees.push((p, writable));
             }
         };
-        for prefix in interpreter_prefixes(self.python) {
-            for pth in pth_folders(&prefix) {
-                add(pth, false);
+        let package = std::fs::canonicalize(self.package).unwrap_or_else(|_| self.package.into());
+        // An interpreter in the package is the package's: the folders its virtualenv
+        // names are not followed (a package could name any folder there).
+        let own = !self.python.starts_with(&package)
+            && !std::fs::canonicalize(self.python).is_ok_and(|p| p.starts_with(&package));
+        for prefix in interpreter_prefixes(self.python, own) {
+            if own {
+                for pth in pth_folders(&prefix) {
+                    add(&pth, false);
+                }
             }
-            add(prefix, false);
+            add(&prefix, false);
         }
-        add(self.package.to_owned(), false);
+        add(&package, false);
         for name in ["PYTHONPATH", "LD_LIBRARY_PATH"] {
             if let Some(v) = self.var(name) {
-                for p in std::env::split_paths(v) {
-                    add(p, false);
+                for p in std::env::split_paths(v).filter(|p| p.is_absolute()) {
+                    add(&p, false);
                 }
             }
         }
-        for name in ["VIRTUAL_ENV", "HF_HOME"] {
-            if let Some(v) = self.var(name) {
-                // A model allowed the network may fill its model cache.
-                add(PathBuf::from(v), name == "HF_HOME" && self.network);
-            }
+        if let Some(v) = self.var("VIRTUAL_ENV") {
+            add(Path::new(v), false);
+        }
+        for f in self.folders {
+            add(&f.path, f.writable);
         }
         trees
     }
@@ -261,6 +341,23 @@ impl Jail<'_> {
 struct Args(Vec<OsString>);
 
 impl Args {
+    /// The folders on the way to `p` that the sandbox has not got yet, made readable
+    /// (bubblewrap makes them 0700, which the model's user, as root, could not cross).
+    fn parents(&mut self, p: &Path, bound: &[PathBuf]) {
+        let mut ancestors: Vec<&Path> = p.ancestors().skip(1).collect();
+        ancestors.reverse();
+        for d in ancestors {
+            if d == Path::new("/") || covered(d, bound) {
+                continue;
+            }
+            let d = d.as_os_str().to_owned();
+            if !self.0.windows(2).any(|w| w[0] == "--dir" && w[1] == d) {
+                self.two("--perms", "0755");
+                self.two("--dir", d);
+            }
+        }
+    }
+
     fn flag(&mut self, f: &str) {
         self.0.push(f.into());
     }
@@ -279,8 +376,9 @@ fn covered(p: &Path, trees: &[PathBuf]) -> bool {
 }
 
 /// The installation an interpreter belongs to: the folder above its `bin`, as named and
-/// with links resolved, and for a virtualenv the installation it was made from.
-fn interpreter_prefixes(python: &Path) -> Vec<PathBuf> {
+/// with links resolved, and (when `follow`) for a virtualenv the installation it was made
+/// from.
+fn interpreter_prefixes(python: &Path, follow: bool) -> Vec<PathBuf> {
     let prefix = |p: &Path| -> Option<PathBuf> {
         let bin = p.parent()?;
         Some(if bin.file_name() == Some(OsStr::new("bin")) {
@@ -298,7 +396,7 @@ fn interpreter_prefixes(python: &Path) -> Vec<PathBuf> {
         }
     };
     let first = prefix(python);
-    let venv_home = first.as_ref().and_then(|p| {
+    let venv_home = first.as_ref().filter(|_| follow).and_then(|p| {
         let cfg = std::fs::read_to_string(p.join("pyvenv.cfg")).ok()?;
         cfg.lines().find_map(|l| {
             let (k, v) = l.split_once('=')?;
@@ -384,21 +482,38 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// bubblewrap, if it is here and can make a sandbox on this machine; else why not.
-/// Tried once per process (a sandbox around `true`, a few milliseconds).
-pub fn bwrap() -> Result<&'static Path, &'static str> {
-    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    FOUND
-        .get_or_init(probe)
-        .as_ref()
-        .map(PathBuf::as_path)
-        .map_err(String::as_str)
+/// The sandbox, if bubblewrap is here and can make one on this machine; else why not.
+/// Tried (a sandbox around `true`, a few milliseconds) until it works once.
+pub fn sandbox() -> Result<Sandbox, String> {
+    static FOUND: Mutex<Option<Sandbox>> = Mutex::new(None);
+    let mut found = FOUND.lock();
+    if let Some(s) = found.as_ref() {
+        return Ok(s.clone());
+    }
+    let s = probe()?;
+    *found = Some(s.clone());
+    Ok(s)
 }
 
-fn probe() -> Result<PathBuf, String> {
+fn probe() -> Result<Sandbox, String> {
     let bwrap = which(Path::new("bwrap"), None)
         .ok_or("bubblewrap (bwrap) is not installed (Debian: apt-get install bubblewrap)")?;
+    // SAFETY: a plain syscall.
+    let root = unsafe { libc::geteuid() } == 0;
+    let setpriv = if root {
+        Some(which(Path::new("setpriv"), None).ok_or(
+            "cuecast runs as root and setpriv (util-linux) is not here to run the model as \
+             another user",
+        )?)
+    } else {
+        None
+    };
+    let sandbox = Sandbox { bwrap, setpriv };
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a folder to try it: {e}"))?;
+    if let Some(uid) = sandbox.model_uid() {
+        std::os::unix::fs::chown(tmp.path(), Some(uid), Some(uid))
+            .map_err(|e| format!("cannot give a folder to the model's user: {e}"))?;
+    }
     let truth = which(Path::new("true"), None).unwrap_or_else(|| "/usr/bin/true".into());
     let jail = Jail {
         python: &truth,
@@ -409,23 +524,24 @@ fn probe() -> Result<PathBuf, String> {
         network: false,
         folders: &[],
         env: &[],
+        tmpfs_bytes: Some(1 << 20),
     };
-    let out = Command::new(&bwrap)
-        .args(jail.args())
+    let out = Command::new(&sandbox.bwrap)
+        .args(jail.args(&sandbox))
         .arg(&truth)
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("{} could not run: {e}", bwrap.display()))?;
+        .map_err(|e| format!("{} could not run: {e}", sandbox.bwrap.display()))?;
     if out.status.success() {
-        Ok(bwrap)
+        Ok(sandbox)
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
         Err(format!(
             "{} cannot make a sandbox here ({}): user namespaces may be disabled",
-            bwrap.display(),
+            sandbox.bwrap.display(),
             err.trim().lines().next().unwrap_or("no reason given")
         ))
     }
@@ -465,6 +581,73 @@ mod tests {
     }
 
     #[test]
+    fn no_folder_a_package_names_opens_the_home_the_machine_or_other_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let (pkg, home, secret) = (root.join("pkg"), root.join("home"), root.join("secret"));
+        let site = pkg.join("venv/lib/python3.11/site-packages");
+        for d in [&site, &pkg.join("venv/bin"), &home, &secret] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::os::unix::fs::symlink("/usr/bin/python3", pkg.join("venv/bin/python")).unwrap();
+        std::fs::write(
+            pkg.join("venv/pyvenv.cfg"),
+            format!("home = {}/bin\n", secret.display()),
+        )
+        .unwrap();
+        std::fs::write(
+            site.join("evil.pth"),
+            format!("/proc\n/run\n/\n{}\n{}\n", home.display(), secret.display()),
+        )
+        .unwrap();
+        let env = [
+            (OsString::from("HOME"), home.clone().into_os_string()),
+            (
+                OsString::from("PYTHONPATH"),
+                OsString::from("/proc:/tmp:/dev/shm"),
+            ),
+        ];
+        let jail = Jail {
+            python: &pkg.join("venv/bin/python"),
+            package: &pkg,
+            dir: &pkg,
+            tmp: &pkg,
+            cuda: false,
+            network: false,
+            // The folder that holds the home: never given.
+            folders: &[ModelFolder {
+                path: root.clone(),
+                writable: false,
+            }],
+            env: &env,
+            tmpfs_bytes: None,
+        };
+        let sandbox = Sandbox {
+            bwrap: "bwrap".into(),
+            setpriv: None,
+        };
+        let args: Vec<String> = jail
+            .args(&sandbox)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let binds: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "--ro-bind" || w[0] == "--bind")
+            .map(|w| w[1].as_str())
+            .collect();
+        let pkg = pkg.display().to_string();
+        for never in ["/proc", "/run", "/", "/tmp", "/dev/shm"] {
+            assert!(!binds.contains(&never), "{never} given: {binds:?}");
+        }
+        for never in [&home, &secret, &root] {
+            let never = never.display().to_string();
+            assert!(!binds.contains(&never.as_str()), "{never} given: {binds:?}");
+        }
+        assert!(binds.contains(&pkg.as_str()), "{binds:?}");
+    }
+
+    #[test]
     fn a_jail_shows_the_system_read_only_and_the_worker_folder_writable() {
         let dir = tempfile::tempdir().unwrap();
         let env = [(OsString::from("HOME"), OsString::from("/home/someone"))];
@@ -475,11 +658,20 @@ mod tests {
             tmp: dir.path(),
             cuda: false,
             network: false,
-            folders: &["/data/w".parse().unwrap()],
+            folders: &[ModelFolder {
+                path: dir.path().join("weights"),
+                writable: false,
+            }],
             env: &env,
+            tmpfs_bytes: Some(1 << 30),
+        };
+        std::fs::create_dir_all(dir.path().join("weights")).unwrap();
+        let sandbox = Sandbox {
+            bwrap: "bwrap".into(),
+            setpriv: None,
         };
         let args: Vec<String> = jail
-            .args()
+            .args(&sandbox)
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
@@ -488,7 +680,12 @@ mod tests {
         assert!(joined.contains("--unshare-net"), "{joined}");
         assert!(joined.contains("--unshare-pid"), "{joined}");
         assert!(joined.contains("--tmpfs /home/someone"), "{joined}");
-        assert!(joined.contains("--ro-bind-try /data/w /data/w"), "{joined}");
+        assert!(joined.contains("--size 1073741824"), "{joined}");
+        let weights = std::fs::canonicalize(dir.path().join("weights")).unwrap();
+        assert!(
+            joined.contains(&format!("--ro-bind {0} {0}", weights.display())),
+            "{joined}"
+        );
         assert!(
             joined.contains(&format!("--bind {} {VIEW}", dir.path().display())),
             "{joined}"
@@ -498,6 +695,6 @@ mod tests {
             network: true,
             ..jail
         };
-        assert!(!open.args().iter().any(|a| a == "--unshare-net"));
+        assert!(!open.args(&sandbox).iter().any(|a| a == "--unshare-net"));
     }
 }

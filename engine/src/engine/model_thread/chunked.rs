@@ -582,19 +582,37 @@ impl ModelThread {
         let fps = self.world.fps();
         let first = self.last_frame.map_or(0, |f| f + 1);
         let mut reset = false;
-        // An image cue waits (with the cues after it) until its image is decoded, off
-        // this thread: it then starts the model over without a stall.
-        let images = match &self.model {
-            Model::Chunks(c) => Some(c.images.clone()),
-            Model::Frames(_) => None,
+        // An image is decoded off this thread, from when its cue arrives; a live show's
+        // cue then waits (with the cues after it) until its image is ready, and starts
+        // the model over without a stall; a show that is not live waits for it, so that
+        // the cue lands on its frame every run.
+        let (images, live) = match &self.model {
+            Model::Chunks(c) => (Some(c.images.clone()), c.live),
+            Model::Frames(_) => (None, true),
         };
-        let hold = |cue: &crate::cue::Cue| match (&cue.kind, &images) {
-            (crate::cue::CueKind::Image { name }, Some(images)) => images.poll(name).is_none(),
-            _ => false,
+        let image_of = |cue: &crate::cue::Cue| match (&cue.kind, &images) {
+            (crate::cue::CueKind::Image { name }, Some(images)) => Some((images, name.clone())),
+            _ => None,
+        };
+        let arrived = |cue: &crate::cue::Cue| {
+            if let Some((images, name)) = image_of(cue) {
+                let _ = images.poll(&name);
+            }
+        };
+        let hold = |cue: &crate::cue::Cue| match image_of(cue) {
+            Some((images, name)) if live => images.poll(&name).is_none(),
+            Some((images, name)) => {
+                let _ = images.wait(&name);
+                false
+            }
+            None => false,
         };
         for f in first..=to {
             let wf = self.world_frame(f);
-            for cue in self.scheduler.due_unless(&self.inbox, f, fps, hold) {
+            for cue in self
+                .scheduler
+                .due_unless(&self.inbox, f, fps, arrived, hold)
+            {
                 reset |= self.world.apply(cue.cue(), wf).reset;
                 match (slot, &mut self.model) {
                     (Some(s), Model::Chunks(c)) => c.cues.entry(s).or_default().push(cue),
