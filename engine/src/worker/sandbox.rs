@@ -550,11 +550,11 @@ fn probe() -> Result<Sandbox, String> {
 /// What a model's process can reach when it runs without the sandbox, for the warning.
 pub fn unavailable_warning(why: &str) -> String {
     format!(
-        "python models run without a sandbox: {why}. Their code runs as cuecast's user, \
-         can read every file that user can, reach the network, and start processes that \
-         outlive the worker if they leave its process group; the show's secrets stay \
-         out of its environment and cuecast's memory (it is not dumpable) only against \
-         a model not running as root"
+        "python models run without a sandbox: {why}. Their code runs as cuecast's user: \
+         it can read every file that user can (the config and the stream keys in it \
+         included), read cuecast's /proc files where that user is root, reach the \
+         network and the API, and leave processes behind that leave its process group; \
+         only its environment is filtered"
     )
 }
 
