@@ -344,6 +344,22 @@ fn a_model_that_outgrows_its_memory_cap_is_killed_and_started_again() {
     let p = support::process(&engine);
     let exit = p.last_exit.unwrap_or_default();
     assert!(exit.contains("over its cap"), "{exit}");
+    drop(engine);
+    // Files in its /tmp are memory too (tmpfs), and outlive its processes.
+    let pkg = support::probe_package(&dir, "filler", "memory_gb: 0.1", "tmp_mb: 256");
+    let (engine, rx) = support::started(support::probe_show(&pkg));
+    let mut next = 0;
+    wait_for(
+        "the model killed at its cap",
+        Duration::from_secs(60),
+        || {
+            support::render_range(&engine, &rx, next..next + 4);
+            next += 4;
+            support::process(&engine).restarts >= 1
+        },
+    );
+    let exit = support::process(&engine).last_exit.unwrap_or_default();
+    assert!(exit.contains("over its cap"), "{exit}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

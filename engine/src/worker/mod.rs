@@ -661,6 +661,29 @@ fn runtime_dir() -> std::io::Result<tempfile::TempDir> {
         .tempdir_in(base)
 }
 
+/// Bytes the files under `dir` take (blocks, not lengths), links not followed; at most
+/// the first 10,000 entries are looked at, so a model that makes a million files costs
+/// a bounded walk.
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let (mut total, mut seen, mut stack) = (0u64, 0usize, vec![dir.to_path_buf()]);
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            seen += 1;
+            if seen > 10_000 {
+                return total;
+            }
+            if let Ok(m) = e.metadata() {
+                total += m.blocks() * 512;
+                if m.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    total
+}
+
 /// The request in flight, and when it must be answered by.
 enum Op {
     Step {
@@ -1281,7 +1304,10 @@ impl Supervisor {
         let now = Instant::now();
         if now.duration_since(self.memory_checked) >= MEMORY_EVERY {
             self.memory_checked = now;
-            let (bytes, processes) = (p.memory(), p.tree().len());
+            // Its files in its folders count too: they are memory (tmpfs) that outlives
+            // its processes.
+            let files = disk_bytes(&self.dir.tmp) + disk_bytes(&self.dir.model);
+            let (bytes, processes) = (p.memory() + files, p.tree().len());
             {
                 let mut s = self.status.lock();
                 s.memory_bytes = bytes;
@@ -1289,11 +1315,24 @@ impl Supervisor {
             }
             if let Some(cap) = self.memory_cap.filter(|c| bytes > *c) {
                 self.down(format!(
-                    "its processes held {:.2} GB, over its cap of {:.2} GB (what its manifest \
-                     says it needs, with a margin): killed",
+                    "it held {:.2} GB ({:.2} GB of it in files in its /tmp and folder), over \
+                     its cap of {:.2} GB (what its manifest says it needs, with a margin): killed",
                     bytes as f64 / 1e9,
+                    files as f64 / 1e9,
                     cap as f64 / 1e9
                 ));
+                // What its files held would still be held: the next process starts with
+                // an empty /tmp.
+                if files > 0 {
+                    for e in std::fs::read_dir(&self.dir.tmp)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        let _ = std::fs::remove_dir_all(e.path());
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
                 return;
             }
         }
