@@ -30,7 +30,21 @@ gst::plugin_define!(
 
 /// Registers `cuecastsrc` in this process, without a plugin file. Call after
 /// `gst::init()`; calling it again is harmless.
+///
+/// A program that links this crate (the daemon) must use this copy of the element: its
+/// Rust type is this copy's. The plugin file GStreamer may also know (through
+/// `GST_PLUGIN_PATH`, in a shell set up for `gst-launch-1.0`) holds another copy of the
+/// same type, which, loaded, would register the same GType name a second time. So the
+/// file's plugin is taken out of this process's registry (it is never loaded), and this
+/// copy registered in its place.
 pub fn register_static() -> Result<(), glib::BoolError> {
+    let registry = gst::Registry::get();
+    if let Some(file) = registry
+        .find_plugin("cuecast")
+        .filter(|p| p.filename().is_some())
+    {
+        registry.remove_plugin(&file);
+    }
     if gst::ElementFactory::find("cuecastsrc").is_some() {
         return Ok(());
     }

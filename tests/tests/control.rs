@@ -428,3 +428,33 @@ fn check_config_names_a_bad_device_backend_and_codec() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// In a shell set up for `gst-launch-1.0` (`GST_PLUGIN_PATH` naming the plugin file),
+/// the daemon still starts, with its own copy of the element, and makes frames.
+#[test]
+fn the_daemon_starts_where_gst_plugin_path_names_the_plugin() {
+    let _turn = serial();
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().and_then(|d| d.parent()).unwrap();
+    let built = target.join("libgstcuecast.so");
+    assert!(
+        built.exists(),
+        "{} is built with the workspace (the cdylib of gst-plugin-cuecast: cargo build -p gst-plugin-cuecast)",
+        built.display()
+    );
+    let plugins = std::env::temp_dir().join(format!("cuecast-plugin-path-{}", std::process::id()));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&built, plugins.join("libgstcuecast.so")).unwrap();
+    let d = Daemon::start(
+        "plugin-path",
+        "",
+        &[("GST_PLUGIN_PATH", plugins.to_str().unwrap())],
+    );
+    let first = d.frame();
+    wait_until(Duration::from_secs(10), "frames flow", || {
+        d.frame() > first + 10
+    });
+    assert!(!d.log().contains("already been registered"), "{}", d.log());
+    drop(d);
+    let _ = std::fs::remove_dir_all(&plugins);
+}
