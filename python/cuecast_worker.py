@@ -13,10 +13,13 @@ returns torch tensors (it has imported torch itself by then).
 Protocol (docs/model-contract.md, "The worker protocol"): each message is a 4-byte
 little-endian length and that many bytes of UTF-8 JSON. Frames never cross the socket:
 the host creates a shared-memory file, hands it to this process as an open descriptor
-named in `load`, and tells each `step` where to write; the worker writes the chunk there as RGB bytes at the native size (and depth
-as float32 after it) and answers with a short `chunk` message. A thread sends `alive`
-every quarter second, so a process that stops between requests (a deadlock, SIGSTOP) is
-noticed; during a step, its deadline (`step_timeout_s`) is what the host watches.
+named in `load`, and tells each `step` where to write; the worker writes the chunk
+there as RGB bytes at the native size (and depth as float32 after it) and answers with
+a short `done` message. `protocol.golden.json` beside this file holds one message of
+each kind, which cuecast's tests and this worker's (`test_worker.py`) read alike. A
+thread sends `alive` every quarter second, so a process that stops between requests (a
+deadlock, SIGSTOP) is noticed; during a step, its deadline (`step_timeout_s`) is what
+the host watches.
 """
 
 import argparse
@@ -170,6 +173,28 @@ class Worker:
             )
 
     # -- requests ----------------------------------------------------------------------
+
+    def handle(self, m):
+        """Answers a request (any but `load` and `quit`): `done` with what it gives, or
+        `error` with the model's exception (or the contract it broke)."""
+        op = m.get("op")
+        handler = {
+            "reset": self.reset,
+            "set_prompt": self.set_prompt,
+            "step": self.step,
+            "save_state": self.save_state,
+            "load_state": self.load_state,
+        }.get(op)
+        reply = {"op": "done", "id": m.get("id")}
+        try:
+            if handler is None:
+                raise Refused(f"unknown request {op!r}")
+            reply.update(handler(m))
+        except Refused as e:
+            reply = {"op": "error", "id": m.get("id"), "stage": op, "message": str(e)}
+        except Exception as e:
+            reply = {"op": "error", "id": m.get("id"), "stage": op, "message": error_text(e), "traceback": traceback.format_exc()}
+        return reply
 
     def reset(self, m):
         image = None
@@ -374,29 +399,11 @@ def main():
         return 2
     torch = sys.modules.get("torch")
     channel.send({"op": "loaded", "torch": getattr(torch, "__version__", None)})
-    handlers = {
-        "reset": worker.reset,
-        "set_prompt": worker.set_prompt,
-        "step": worker.step,
-        "save_state": worker.save_state,
-        "load_state": worker.load_state,
-    }
     while True:
         m = channel.recv()
-        op = m.get("op")
-        if op == "quit":
+        if m.get("op") == "quit":
             return 0
-        handler = handlers.get(op)
-        reply = {"op": "done", "id": m.get("id")}
-        try:
-            if handler is None:
-                raise Refused(f"unknown request {op!r}")
-            reply.update(handler(m))
-        except Refused as e:
-            reply = {"op": "error", "id": m.get("id"), "stage": op, "message": str(e)}
-        except Exception as e:
-            reply = {"op": "error", "id": m.get("id"), "stage": op, "message": error_text(e), "traceback": traceback.format_exc()}
-        channel.send(reply)
+        channel.send(worker.handle(m))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,31 @@ pub enum PromptMode {
     None,
 }
 
+impl PromptMode {
+    /// The modes as a package's manifest (and the worker protocol) names them.
+    pub const MANIFEST_NAMES: [(&'static str, PromptMode); 3] = [
+        ("every_step", PromptMode::Text),
+        ("set_prompt", PromptMode::SetPrompt),
+        ("none", PromptMode::None),
+    ];
+
+    /// The manifest's name for this mode.
+    pub fn manifest_name(self) -> &'static str {
+        Self::MANIFEST_NAMES
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("none", |(n, _)| n)
+    }
+
+    /// The mode a manifest names, if it is one.
+    pub fn from_manifest_name(name: &str) -> Option<PromptMode> {
+        Self::MANIFEST_NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| *m)
+    }
+}
+
 /// Whether a model is conditioned on an image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

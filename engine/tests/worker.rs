@@ -300,3 +300,18 @@ fn the_reference_models_pass_their_own_tests() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("OK"), "{err}");
 }
+
+/// The Python end of the worker protocol handles the golden requests
+/// (`python/protocol.golden.json`, which `worker::protocol`'s tests write and read too)
+/// and answers as the golden replies say.
+#[test]
+fn the_python_worker_speaks_the_golden_messages() {
+    let out = support::python()
+        .args(["-m", "unittest", "discover", "-s", "python", "-p", "test_*.py"])
+        .current_dir(support::repo())
+        .output()
+        .expect("the project's Python runs (scripts/setup)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Ran 2 tests") && err.contains("OK"), "{err}");
+}

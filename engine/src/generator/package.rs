@@ -142,6 +142,16 @@ pub enum StateRollback {
     None,
 }
 
+impl StateRollback {
+    /// As a manifest (and the worker protocol) names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateRollback::Copy => "copy",
+            StateRollback::None => "none",
+        }
+    }
+}
+
 /// How the model's code is run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Runtime {
@@ -331,16 +341,12 @@ impl Package {
                 )
             }
         };
-        let prompt = match m.prompt.as_str() {
-            "every_step" => PromptMode::Text,
-            "set_prompt" => PromptMode::SetPrompt,
-            "none" => PromptMode::None,
-            other => {
-                return bad(
-                    "prompt",
-                    format!("expected every_step, set_prompt or none, got {other:?}"),
-                )
-            }
+        let Some(prompt) = PromptMode::from_manifest_name(&m.prompt) else {
+            let names: Vec<&str> = PromptMode::MANIFEST_NAMES.iter().map(|(n, _)| *n).collect();
+            return bad(
+                "prompt",
+                format!("expected {}, got {:?}", names.join(", "), m.prompt),
+            );
         };
         let state_rollback = match m.state_rollback.as_str() {
             "copy" => StateRollback::Copy,

@@ -2,14 +2,18 @@
 //! UTF-8 JSON. Written by hand because it is eight lines on each side and the Python
 //! end must need nothing beyond the standard library.
 //!
-//! What the worker sends is read as a [`Reply`] and checked like any input from outside:
-//! the process runs a model's code, which may write anything on its socket. A message
-//! that is not a reply of the protocol, or carries a number out of its range, is a
-//! broken worker (killed and started again), never a panic or a wrong figure.
+//! The messages are types: cuecast sends a [`Request`] and reads what the worker sends
+//! as a [`Reply`], checked like any input from outside (the process runs a model's code,
+//! which may write anything on its socket). A message that is not a reply of the
+//! protocol, or carries a number out of its range, is a broken worker (killed and
+//! started again), never a panic or a wrong figure. `python/protocol.golden.json` holds
+//! one message of each kind, which this module's tests and the Python worker's read
+//! alike, so the two ends cannot drift apart.
 
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The longest error message kept from a worker, in bytes (the log's line limit).
@@ -18,6 +22,115 @@ pub const MAX_ERROR: usize = super::process::MAX_LINE;
 const MAX_TRACEBACK: usize = 16 << 10;
 /// The longest a step or its write may say it took, in milliseconds (an hour).
 const MAX_MS: f64 = 3_600_000.0;
+
+/// A message from cuecast to the worker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Import the model and make it (the first request, once).
+    Load(Load),
+    /// Start over: `reset(seed, prompt, image)`; the image, if any, is in shared memory.
+    Reset {
+        seed: u64,
+        prompt: String,
+        image: Option<ImageAt>,
+    },
+    /// `set_prompt(text, transition_s)`, for models that take prompts that way.
+    SetPrompt { text: String, transition_s: f64 },
+    /// Make a chunk of `frames` frames into shared memory at `out`.
+    Step {
+        id: u64,
+        frames: usize,
+        inputs: StepInputs,
+        out: Out,
+    },
+    /// Write the compact state to `path` (as the worker sees it), at most
+    /// `state_limit_bytes`.
+    SaveState {
+        path: PathBuf,
+        state_limit_bytes: u64,
+    },
+    /// Read the compact state from `path`.
+    LoadState { path: PathBuf },
+    /// End: nothing more will be asked.
+    Quit,
+}
+
+/// What `load` says: the package, its entry, and how to run it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Load {
+    pub package: PathBuf,
+    pub entry: String,
+    pub device: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    /// `every_step`, `set_prompt` or `none`: the manifest's names.
+    pub prompt: &'static str,
+    /// `copy` or `none`.
+    pub state_rollback: &'static str,
+    pub save_state: bool,
+    pub state_limit_bytes: u64,
+    pub vram_gb: f64,
+    pub threads: usize,
+    pub config: Value,
+    pub shm: ShmAt,
+}
+
+/// The shared memory: an open descriptor of the worker's, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ShmAt {
+    pub fd: i32,
+    pub bytes: usize,
+}
+
+/// Where the start image lies in shared memory (RGB u8, row-major).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ImageAt {
+    pub offset: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Where a step's frames go in shared memory: RGB at `rgb`, depth (when the model
+/// makes it) at `depth`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Out {
+    pub rgb: usize,
+    pub depth: Option<usize>,
+}
+
+/// A step's inputs, a row per frame, as `step` receives them; only those the model
+/// takes are sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StepInputs {
+    pub frame: Vec<u64>,
+    pub time_s: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub axes: Option<Vec<Vec<f32>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<Vec<f32>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mouse: Option<Vec<[f32; 2]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buttons: Option<Vec<[f32; 3]>>,
+    /// World-to-camera, row-major 4x4, flat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera_pose: Option<Vec<[f32; 16]>>,
+    /// Row-major 3x3, flat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intrinsics: Option<Vec<[f32; 9]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<Vec<Vec<f32>>>,
+    /// `every_step` prompts: the text, the one before it, and how far each frame is
+    /// from the one to the other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_previous: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_mix: Option<Vec<f32>>,
+}
 
 /// A message from the worker.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -108,7 +221,7 @@ pub const MAX_MESSAGE: usize = 16 << 20;
 /// The protocol version the worker must speak.
 pub const PROTOCOL: u64 = 1;
 
-pub fn write(w: &mut impl Write, message: &Value) -> io::Result<()> {
+pub fn write(w: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
     let data = serde_json::to_vec(message).map_err(io::Error::other)?;
     let mut framed = Vec::with_capacity(4 + data.len());
     framed.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -135,6 +248,127 @@ pub fn read(r: &mut impl Read) -> io::Result<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The golden messages, which the Python worker's test reads too.
+    fn golden() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../python/protocol.golden.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// One request of each kind, as cuecast makes them.
+    fn requests() -> Vec<Request> {
+        vec![
+            Request::Load(Load {
+                package: "/models/kv".into(),
+                entry: "model:Kv".into(),
+                device: "cpu".into(),
+                width: 64,
+                height: 36,
+                fps: 16.0,
+                prompt: "every_step",
+                state_rollback: "copy",
+                save_state: true,
+                state_limit_bytes: 256_000_000,
+                vram_gb: 0.5,
+                threads: 1,
+                config: json!({"layers": 2}),
+                shm: ShmAt {
+                    fd: 5,
+                    bytes: 41_536,
+                },
+            }),
+            Request::Reset {
+                seed: 7,
+                prompt: "a quiet valley".into(),
+                image: Some(ImageAt {
+                    offset: 27_648,
+                    width: 64,
+                    height: 36,
+                }),
+            },
+            Request::SetPrompt {
+                text: "snow".into(),
+                transition_s: 1.5,
+            },
+            Request::Step {
+                id: 3,
+                frames: 2,
+                inputs: StepInputs {
+                    frame: vec![8, 9],
+                    time_s: vec![0.5, 0.5625],
+                    axes: Some(vec![vec![1.0], vec![0.5]]),
+                    keys: Some(vec![vec![1.0, 0.0], vec![0.0, 0.0]]),
+                    mouse: Some(vec![[3.0, -2.0], [0.0, 0.0]]),
+                    buttons: Some(vec![[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
+                    camera_pose: Some(vec![
+                        [
+                            1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.
+                        ];
+                        2
+                    ]),
+                    intrinsics: Some(vec![[50., 0., 32., 0., 50., 18., 0., 0., 1.]; 2]),
+                    params: Some(vec![vec![0.25], vec![0.25]]),
+                    prompt: Some("snow".into()),
+                    prompt_previous: Some(None),
+                    prompt_mix: Some(vec![0.5, 1.0]),
+                },
+                out: Out {
+                    rgb: 0,
+                    depth: None,
+                },
+            },
+            Request::SaveState {
+                path: "/run/cuecast/checkpoint.safetensors".into(),
+                state_limit_bytes: 256_000_000,
+            },
+            Request::LoadState {
+                path: "/run/cuecast/load.safetensors".into(),
+            },
+            Request::Quit,
+        ]
+    }
+
+    #[test]
+    fn requests_are_written_as_the_golden_messages_say() {
+        let golden = golden();
+        let want = golden["requests"].as_array().unwrap();
+        let made: Vec<Value> = requests()
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect();
+        assert_eq!(made.len(), want.len());
+        for (m, w) in made.iter().zip(want) {
+            assert_eq!(m, w);
+        }
+    }
+
+    #[test]
+    fn the_golden_replies_read_as_replies() {
+        let golden = golden();
+        let replies: Vec<Reply> = golden["replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| Reply::from_value(v.clone()).unwrap())
+            .collect();
+        assert_eq!(replies[0], Reply::Hello { protocol: PROTOCOL });
+        assert!(replies.contains(&Reply::Alive));
+        assert!(replies.contains(&Reply::Loaded));
+        assert!(replies.iter().any(|r| matches!(
+            r,
+            Reply::Done(Done {
+                frames: Some(2),
+                step_ms: Some(_),
+                ..
+            })
+        )));
+        assert!(replies
+            .iter()
+            .any(|r| matches!(r, Reply::Error { message, .. } if !message.is_empty())));
+    }
 
     #[test]
     fn replies_are_checked_like_any_input() {

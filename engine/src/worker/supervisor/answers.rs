@@ -1,0 +1,328 @@
+//! What the supervisor sends and what it does with the answers: requests built from a
+//! chunk's inputs, replies matched to the request in flight, chunks copied out of shared
+//! memory, and state files handed over and taken back without following the model's
+//! links.
+
+use super::*;
+
+impl Supervisor {
+    /// Where the model's process sees `path` (a file in its folder).
+    pub(super) fn view(&self, path: &Path) -> PathBuf {
+        match (&self.sandbox, path.strip_prefix(&self.dir.model)) {
+            (Some(_), Ok(rel)) => Path::new(VIEW).join(rel),
+            _ => path.to_owned(),
+        }
+    }
+
+    /// Writes a state for the model to read as `name` in its folder: written in
+    /// cuecast's own folder, then moved there (a move replaces whatever the model left
+    /// under that name, a link too, and never writes through it).
+    pub(super) fn hand_over(
+        &self,
+        state: &[(String, Tensor)],
+        name: &str,
+    ) -> Result<PathBuf, StepError> {
+        let private = self.dir.private().join(name);
+        let target = self.dir.model.join(name);
+        Tensor::write_safetensors(state, &private)
+            .and_then(|()| {
+                self.dir.hand(&private)?;
+                std::fs::rename(&private, &target).map_err(Into::into)
+            })
+            .map_err(|e| StepError(format!("cannot hand over the state: {e}")))?;
+        Ok(target)
+    }
+
+    /// Reads a state the model wrote as `path` in its folder: moved into cuecast's own
+    /// folder first, so the model can no longer change it, then read only if it is a
+    /// plain file of at most [`MAX_STATE_BYTES`] and a header.
+    pub(super) fn take_over(&self, path: &Path) -> Result<Vec<(String, Tensor)>, StepError> {
+        let name = path.file_name().unwrap_or_default();
+        let private = self.dir.private().join(name);
+        let read = || -> Result<Vec<(String, Tensor)>, String> {
+            std::fs::rename(path, &private).map_err(|e| e.to_string())?;
+            let meta = std::fs::symlink_metadata(&private).map_err(|e| e.to_string())?;
+            if !meta.file_type().is_file() {
+                return Err("it is not a plain file".into());
+            }
+            if meta.len() > MAX_STATE_BYTES + (1 << 20) {
+                return Err(format!(
+                    "{} MB, over the {} MB a state may be",
+                    meta.len() >> 20,
+                    MAX_STATE_BYTES >> 20
+                ));
+            }
+            Tensor::read_safetensors(&private).map_err(|e| e.to_string())
+        };
+        let r = read().map_err(|e| StepError(format!("its state file could not be read: {e}")));
+        // What the model left there, a folder too.
+        let _ = std::fs::remove_file(&private);
+        let _ = std::fs::remove_dir_all(&private);
+        r
+    }
+
+    pub(super) fn step_message(
+        &self,
+        id: u64,
+        frames: &[FrameInputs],
+        prompt: Option<(String, Option<String>)>,
+    ) -> Request {
+        let info = &self.package.info;
+        let col = |taken: bool, f: &dyn Fn(&FrameInputs) -> Vec<f32>| {
+            taken.then(|| frames.iter().map(f).collect::<Vec<_>>())
+        };
+        let (prompt, prompt_previous, prompt_mix) = match (info.prompt, prompt) {
+            (PromptMode::Text, Some((text, previous))) => (
+                Some(text),
+                Some(previous),
+                Some(frames.iter().map(|f| f.prompt_mix).collect()),
+            ),
+            _ => (None, None, None),
+        };
+        let (mouse, camera) = (info.inputs.mouse, info.inputs.camera_pose);
+        let inputs = protocol::StepInputs {
+            frame: frames.iter().map(|f| f.frame).collect(),
+            time_s: frames.iter().map(|f| f.time_s).collect(),
+            axes: col(!info.actions.is_empty(), &|f| f.axes.clone()),
+            keys: col(!info.inputs.keys.is_empty(), &|f| f.keys.clone()),
+            mouse: mouse.then(|| frames.iter().map(|f| f.mouse).collect()),
+            buttons: mouse.then(|| frames.iter().map(|f| f.buttons).collect()),
+            camera_pose: camera.then(|| frames.iter().map(|f| f.camera_pose).collect()),
+            intrinsics: camera.then(|| frames.iter().map(|f| f.intrinsics).collect()),
+            params: col(!info.params.is_empty(), &|f| f.params.clone()),
+            prompt,
+            prompt_previous,
+            prompt_mix,
+        };
+        Request::Step {
+            id,
+            frames: frames.len(),
+            inputs,
+            out: protocol::Out {
+                rgb: 0,
+                depth: self.shm.layout.depth,
+            },
+        }
+    }
+
+    /// `reset` with the image (if any) written into shared memory first.
+    pub(super) fn reset_message(&mut self) -> Request {
+        let l = self.shm.layout;
+        let image = self.image.clone().filter(|i| {
+            i.width == l.width && i.height == l.height && i.data.len() == l.width * l.height * 3
+        });
+        let image = image.map(|i| {
+            self.shm
+                .bytes_mut(l.image, i.data.len())
+                .copy_from_slice(&i.data);
+            protocol::ImageAt {
+                offset: l.image,
+                width: i.width,
+                height: i.height,
+            }
+        });
+        Request::Reset {
+            seed: self.seed,
+            prompt: self.prompt.clone(),
+            image,
+        }
+    }
+
+    /// A message from the worker, or why none can be read (its socket closed, or it
+    /// broke the protocol).
+    pub(super) fn message(&mut self, m: Result<Reply, Down>) {
+        let m = match m {
+            Ok(m) => m,
+            Err(reason) => {
+                self.down(reason);
+                return;
+            }
+        };
+        self.last_alive = Instant::now();
+        let (done, error) = match m {
+            Reply::Alive => return,
+            Reply::Done(d) => (d, None),
+            Reply::Error { message, traceback } => {
+                if let Some(tb) = traceback {
+                    tracing::debug!("model {}: {tb}", self.name());
+                }
+                let message = if message.is_empty() {
+                    "failed".to_owned()
+                } else {
+                    message
+                };
+                (Done::default(), Some(StepError(message)))
+            }
+            other => {
+                self.down(Down::Kill(format!(
+                    "it sent {other:?} where an answer was due: killed"
+                )));
+                return;
+            }
+        };
+        let Some(inflight) = self.op.take() else {
+            self.down(Down::Kill(
+                "it answered a request it was not asked: killed".into(),
+            ));
+            return;
+        };
+        match inflight {
+            Op::Step {
+                id,
+                frames,
+                pool,
+                sent,
+                ..
+            } => {
+                let result = match error {
+                    Some(e) => Err((id, e)),
+                    None => self.take_chunk(id, frames, &done, &pool, sent),
+                };
+                match &result {
+                    Ok(_) => {
+                        self.step_not_before = None;
+                        self.steps_since_save += 1;
+                        if self.package.save_state && self.steps_since_save >= self.save_every {
+                            self.steps_since_save = 0;
+                            let path = self.dir.model.join("autosave.safetensors");
+                            let m = Request::SaveState {
+                                path: self.view(&path),
+                                state_limit_bytes: MAX_STATE_BYTES,
+                            };
+                            self.send(m, Op::AutoSave(Instant::now() + REQUEST_LIMIT));
+                        }
+                    }
+                    Err(_) => {
+                        // The next step no sooner than this one's frames would have
+                        // taken to play.
+                        let fps = self.package.info.fps.as_f64();
+                        let chunk = Duration::from_secs_f64(frames as f64 / fps.max(1.0));
+                        self.step_not_before = Some(sent + chunk);
+                    }
+                }
+                (self.events)(WorkerEvent::Chunk(result));
+            }
+            Op::Reset(_) | Op::SetPrompt(_) => {
+                if let Some(error) = error {
+                    let request = if matches!(inflight, Op::Reset(_)) {
+                        "reset"
+                    } else {
+                        "set_prompt"
+                    };
+                    (self.events)(WorkerEvent::Failed { request, error });
+                }
+            }
+            Op::AutoSave(_) => match error {
+                None => {
+                    let saved = self.dir.model.join("autosave.safetensors");
+                    let kept = self.dir.model.join("state.safetensors");
+                    if std::fs::rename(&saved, &kept).is_ok() {
+                        self.state_file = Some(kept);
+                        self.status.lock().saved_state_bytes =
+                            done.bytes.unwrap_or(0).min(MAX_STATE_BYTES);
+                    }
+                }
+                Some(e) => tracing::warn!(
+                    "model {}: its state could not be saved for a restart: {e}",
+                    self.name()
+                ),
+            },
+            Op::Save(_, path, reply) => {
+                let r = match error {
+                    Some(e) => Err(e),
+                    None => self.take_over(&path),
+                };
+                let _ = reply.send(r);
+            }
+            Op::Load(_, path, reply) => {
+                let r = match error {
+                    Some(e) => Err(e),
+                    None => {
+                        // A restart resumes from the state just loaded.
+                        let kept = self.dir.model.join("state.safetensors");
+                        if std::fs::rename(&path, &kept).is_ok() {
+                            self.state_file = Some(kept);
+                        }
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// Copies the chunk the worker wrote into frames of the pool's size.
+    pub(super) fn take_chunk(
+        &mut self,
+        id: u64,
+        asked: usize,
+        m: &Done,
+        pool: &FramePool,
+        sent: Instant,
+    ) -> Result<Chunk, (u64, StepError)> {
+        let fail = |e: String| Err((id, StepError(e)));
+        let frames = m.frames.unwrap_or(0).min(u64::from(u32::MAX)) as usize;
+        if frames != asked || frames > self.shm.layout.frames {
+            return fail(format!(
+                "the worker wrote {frames} frames, {asked} were asked for"
+            ));
+        }
+        let copy_started = Instant::now();
+        let l = self.shm.layout;
+        let (w, h) = pool.size();
+        let mut out = Vec::with_capacity(frames);
+        for i in 0..frames {
+            let mut buf = pool.take();
+            let src = self.shm.frame(i);
+            if (w, h) == (l.width, l.height) {
+                crate::generator::rgb_to_rgbx(src, buf.data_mut());
+            } else {
+                let mut image = Image {
+                    width: w,
+                    height: h,
+                    data: buf.data_mut(),
+                };
+                // SAFETY: the view borrows the mapped frame, which is not written while
+                // it lives (the next step is asked for after this returns).
+                let t = unsafe {
+                    Tensor::from_blob(
+                        src.as_ptr(),
+                        &[l.height as i64, l.width as i64, 3],
+                        &[l.width as i64 * 3, 3, 1],
+                        tch::Kind::Uint8,
+                        Device::Cpu,
+                    )
+                };
+                if let Err(e) = write_image(&mut image, &t) {
+                    return Err((id, e));
+                }
+            }
+            out.push(buf.freeze());
+        }
+        let depth = if m.depth == Some(true) {
+            (0..frames).filter_map(|i| self.shm.depth(i)).collect()
+        } else {
+            Vec::new()
+        };
+        // In range: checked when the reply was read.
+        let ms = |v: Option<f64>| Duration::from_secs_f64(v.unwrap_or(0.0) / 1e3);
+        let (write, copy) = (ms(m.write_ms), copy_started.elapsed());
+        let transfer = write + copy;
+        let step = ms(m.step_ms);
+        {
+            let mut s = self.status.lock();
+            s.last_step_ms = step.as_secs_f64() * 1e3;
+            s.last_transfer_ms = transfer.as_secs_f64() * 1e3;
+        }
+        Ok(Chunk {
+            id,
+            frames: out,
+            depth,
+            step,
+            transfer,
+            write,
+            copy,
+            wall: sent.elapsed(),
+        })
+    }
+}
