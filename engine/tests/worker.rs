@@ -307,7 +307,15 @@ fn the_reference_models_pass_their_own_tests() {
 #[test]
 fn the_python_worker_speaks_the_golden_messages() {
     let out = support::python()
-        .args(["-m", "unittest", "discover", "-s", "python", "-p", "test_*.py"])
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "python",
+            "-p",
+            "test_*.py",
+        ])
         .current_dir(support::repo())
         .output()
         .expect("the project's Python runs (scripts/setup)");
