@@ -8,7 +8,10 @@ use cuecast_engine::{Cue, DeviceSpec, Engine, EngineConfig, Fps, Picture};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = EngineConfig {
-        device: DeviceSpec::Cpu,
+        settings: cuecast_engine::engine::ModelSettings {
+            device: DeviceSpec::Cpu,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (mut w, mut h, mut frames, mut out) = (640usize, 360usize, 30u64, None);
@@ -17,11 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(a) = args.next() {
         let mut v = || args.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
-            "--backend" => config.backend = v()?,
-            "--prompt" => config.prompt = v()?,
-            "--model" => config.model = Some(v()?.into()),
-            "--seed" => config.seed = v()?.parse()?,
-            "--device" => config.device = v()?.parse()?,
+            "--backend" => config.settings.backend = v()?.parse()?,
+            "--prompt" => config.settings.prompt = v()?,
+            "--model" => config.settings.model = Some(v()?.into()),
+            "--seed" => config.settings.seed = v()?.parse()?,
+            "--device" => config.settings.device = v()?.parse()?,
             "--frames" => frames = v()?.parse()?,
             "--out" => out = Some(v()?),
             "--cue" => cues.push(Cue::from_json(&v()?)?),

@@ -35,6 +35,8 @@ impl FromStr for DeviceSpec {
     }
 }
 
+crate::serde_as_string!(DeviceSpec);
+
 impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -13,6 +13,25 @@
 //! The GStreamer element (`gst-plugin-cuecast`) and the daemon (`cuecast`) are built on
 //! [`Engine`]; anything else that wants frames from cues can be too.
 
+/// Reads and writes a type as the string its `Display` writes and its `FromStr` reads
+/// (a setting's one form, in files and properties alike).
+macro_rules! serde_as_string {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(|e| serde::de::Error::custom(e))
+            }
+        }
+    };
+}
+pub(crate) use serde_as_string;
+
 pub use cuecast_cue::{camera, cue, cuefile, schedule, schema, world};
 pub mod checkpoint;
 pub mod detail;

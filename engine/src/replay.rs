@@ -63,32 +63,33 @@ pub fn replay(
     let checkpoint = Checkpoint::load(&take.start_checkpoint())?;
     // The log's cues were checked when the take was opened.
     let cues: Vec<_> = take.cues.iter().map(|c| c.replayable()).collect();
+    let backend = m
+        .model
+        .backend
+        .parse()
+        .map_err(|message| EngineError::Config {
+            what: "backend".into(),
+            message,
+        })?;
     let config = EngineConfig {
-        backend: m.model.backend.clone(),
-        model: m.model.package.clone(),
-        device: options.device,
-        seed: checkpoint.manifest.seed,
-        prompt: checkpoint.manifest.prompt.clone(),
+        settings: crate::engine::ModelSettings {
+            backend,
+            model: m.model.package.clone(),
+            device: options.device,
+            seed: checkpoint.manifest.seed,
+            prompt: checkpoint.manifest.prompt.clone(),
+            // Only the resets the take recorded, where it recorded them.
+            on_failure: crate::engine::FailurePolicy {
+                after: u32::MAX,
+                action: crate::engine::FailureAction::Hold,
+            },
+            ..Default::default()
+        },
         scenes: checkpoint.manifest.world.scenes().to_vec(),
         camera: Some(checkpoint.manifest.camera),
         adaptive_detail: false,
-        model_threads: None,
-        // Only the resets the take recorded, where it recorded them.
-        on_failure: crate::engine::FailurePolicy {
-            after: u32::MAX,
-            action: crate::engine::FailureAction::Hold,
-        },
-        state_limit_bytes: None,
         media: None,
-        image: None,
-        python: None,
-        fallback: Default::default(),
-        restart_max_s: None,
-        frame_blend: false,
         live: false,
-        model_env: Vec::new(),
-        model_network: false,
-        model_folders: Vec::new(),
     };
     let (engine, frames) = Engine::start_with_channel(config)?;
     let (width, height) = options.size.unwrap_or((m.width, m.height));

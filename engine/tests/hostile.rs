@@ -94,7 +94,7 @@ fn a_model_finds_none_of_the_shows_secrets_and_reaches_nothing() {
     let report = out.join("sandboxed.json");
     let pkg = support::probe_package(&dir, "hunter", "", &hunt(&report));
     let mut config = support::probe_show(&pkg);
-    config.model_folders = vec![
+    config.settings.model_folders = vec![
         folder(format!("{}:rw", out.display())),
         folder(shared.display().to_string()),
     ];
@@ -375,7 +375,7 @@ fn a_model_that_dies_at_every_start_is_tried_at_most_once_a_second_and_each_try_
     // No saved state: a restart resets, and from the second process on, reset dies.
     let pkg = support::probe_package(&dir, "dier", "save_state: false", "die_in_reset: 2");
     let mut config = support::probe_show(&pkg);
-    config.restart_max_s = Some(0.0);
+    config.settings.restart_max_s = Some(0.0);
     let (engine, rx) = support::started(config);
     support::render_range(&engine, &rx, 0..8);
     support::kill(support::process(&engine).pid.unwrap());
@@ -535,9 +535,9 @@ fn the_procedural_fallback_draws_the_world_from_above_its_hills() {
     // No saved state, and from its second start on it dies in reset: down for good.
     let pkg = support::probe_package(&dir, "dier", "save_state: false", "die_in_reset: 2");
     let mut config = support::probe_show(&pkg);
-    config.seed = seed;
-    config.prompt = prompt.into();
-    config.fallback = cuecast_engine::engine::Fallback::Procedural;
+    config.settings.seed = seed;
+    config.settings.prompt = prompt.into();
+    config.settings.fallback = cuecast_engine::engine::Fallback::Procedural;
     let (engine, rx) = support::started(config);
     support::render_range(&engine, &rx, 0..8);
     support::kill(support::process(&engine).pid.unwrap());

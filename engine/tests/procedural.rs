@@ -11,9 +11,12 @@ use serde_json::json;
 
 fn run(seed: u64, cues: &[serde_json::Value], frames: u64) -> Vec<Vec<u8>> {
     let config = EngineConfig {
-        device: DeviceSpec::Cpu,
-        seed,
-        prompt: "rolling green hills".into(),
+        settings: cuecast_engine::engine::ModelSettings {
+            device: DeviceSpec::Cpu,
+            seed,
+            prompt: "rolling green hills".into(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     support::frames(config, (160, 90), cues, frames)

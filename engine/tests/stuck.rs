@@ -55,8 +55,11 @@ fn a_hung_step_makes_requests_fail_fast_and_stopping_return() {
         }) as Box<dyn Generator>)
     });
     let config = EngineConfig {
-        backend: "stuck-test".into(),
-        device: DeviceSpec::Cpu,
+        settings: cuecast_engine::engine::ModelSettings {
+            backend: "stuck-test".parse().unwrap(),
+            device: DeviceSpec::Cpu,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (engine, frames) = Engine::start_with_channel(config).unwrap();

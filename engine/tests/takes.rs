@@ -17,9 +17,12 @@ const SIZE: (usize, usize) = (160, 90);
 
 fn procedural() -> EngineConfig {
     EngineConfig {
-        device: DeviceSpec::Cpu,
-        seed: 7,
-        prompt: "rolling green hills".into(),
+        settings: cuecast_engine::engine::ModelSettings {
+            device: DeviceSpec::Cpu,
+            seed: 7,
+            prompt: "rolling green hills".into(),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -188,8 +191,11 @@ fn a_torchscript_replay_is_bit_identical_to_its_take() {
     let dir = support::tempdir("replay-ts-package");
     let pkg = support::example_package(&dir);
     let config = EngineConfig {
-        backend: "torchscript".into(),
-        model: Some(pkg),
+        settings: cuecast_engine::engine::ModelSettings {
+            backend: "torchscript".parse().unwrap(),
+            model: Some(pkg),
+            ..Default::default()
+        },
         ..procedural()
     };
     replays_identically(config, (256, 144), "replay-torchscript");
@@ -233,8 +239,11 @@ fn frames_after_a_restore_equal_the_frames_that_followed_the_checkpoint() {
         ("torchscript", ("brightness", 1.6), {
             let pkg = support::example_package(&support::tempdir("restore-ts-package"));
             EngineConfig {
-                backend: "torchscript".into(),
-                model: Some(pkg),
+                settings: cuecast_engine::engine::ModelSettings {
+                    backend: "torchscript".parse().unwrap(),
+                    model: Some(pkg),
+                    ..Default::default()
+                },
                 ..procedural()
             }
         }),
@@ -245,8 +254,11 @@ fn frames_after_a_restore_equal_the_frames_that_followed_the_checkpoint() {
         // Another show of the same model, elsewhere and later, restores it live.
         let (engine, rx) = start(
             EngineConfig {
-                seed: 3,
-                prompt: "night coast".into(),
+                settings: cuecast_engine::engine::ModelSettings {
+                    seed: 3,
+                    prompt: "night coast".into(),
+                    ..Default::default()
+                },
                 ..config
             },
             SIZE,
@@ -276,7 +288,10 @@ fn a_checkpoint_of_another_model_is_refused_naming_both_hashes() {
     engine.handle().save_checkpoint(&dir.join("c")).unwrap();
     let (pattern, _rx) = start(
         EngineConfig {
-            backend: "pattern".into(),
+            settings: cuecast_engine::engine::ModelSettings {
+                backend: "pattern".parse().unwrap(),
+                ..Default::default()
+            },
             ..procedural()
         },
         SIZE,
@@ -486,11 +501,14 @@ fn a_take_with_a_live_restore_and_a_reset_replays_identically() {
     let dir = support::tempdir("replay-restore");
     let packages = support::broken_packages(&dir.join("packages"));
     let config = EngineConfig {
-        backend: "torchscript".into(),
-        model: Some(packages.join("state-nan-after-five")),
-        on_failure: FailurePolicy {
-            after: 2,
-            action: FailureAction::Reset,
+        settings: cuecast_engine::engine::ModelSettings {
+            backend: "torchscript".parse().unwrap(),
+            model: Some(packages.join("state-nan-after-five")),
+            on_failure: FailurePolicy {
+                after: 2,
+                action: FailureAction::Reset,
+            },
+            ..Default::default()
         },
         ..procedural()
     };

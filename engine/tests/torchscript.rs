@@ -11,11 +11,14 @@ use serde_json::json;
 
 fn config(model: &std::path::Path) -> EngineConfig {
     EngineConfig {
-        backend: "torchscript".into(),
-        model: Some(model.to_path_buf()),
-        device: DeviceSpec::Cpu,
-        seed: 1,
-        prompt: "a quiet field".into(),
+        settings: cuecast_engine::engine::ModelSettings {
+            backend: "torchscript".parse().unwrap(),
+            model: Some(model.to_path_buf()),
+            device: DeviceSpec::Cpu,
+            seed: 1,
+            prompt: "a quiet field".into(),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -47,7 +50,10 @@ fn the_example_package_runs_and_responds_to_state_action_params_and_prompt() {
     );
     assert_ne!(bright[5], still[5]);
     let other = EngineConfig {
-        prompt: "a neon city".into(),
+        settings: cuecast_engine::engine::ModelSettings {
+            prompt: "a neon city".into(),
+            ..Default::default()
+        },
         ..config(&pkg)
     };
     assert_ne!(frames(other, &[], 1)[0], still[0]);
@@ -150,7 +156,10 @@ fn a_model_that_keeps_failing_is_started_over_or_held_as_configured() {
     let dir = support::broken_packages(&support::tempdir("ts-policy"));
     for action in [FailureAction::Reset, FailureAction::Hold] {
         let config = EngineConfig {
-            on_failure: FailurePolicy { after: 3, action },
+            settings: cuecast_engine::engine::ModelSettings {
+                on_failure: FailurePolicy { after: 3, action },
+                ..Default::default()
+            },
             ..config(&dir.join("state-nan-after-five"))
         };
         let (engine, rx) = Engine::start_with_channel(config).unwrap();
@@ -192,7 +201,10 @@ fn a_model_that_keeps_failing_is_started_over_or_held_as_configured() {
 fn a_state_past_its_limit_starts_the_model_over() {
     let dir = support::broken_packages(&support::tempdir("ts-grows"));
     let config = EngineConfig {
-        state_limit_bytes: Some(20 * 4096),
+        settings: cuecast_engine::engine::ModelSettings {
+            state_limit_mb: (Some(20 * 4096)).map(|b: u64| (b >> 20) as u32),
+            ..Default::default()
+        },
         ..config(&dir.join("grows-state"))
     };
     let (engine, rx) = Engine::start_with_channel(config).unwrap();

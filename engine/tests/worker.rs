@@ -74,11 +74,14 @@ fn the_chunked_reference_model_steps_through_the_worker() {
 
 fn python_show(model: &str) -> cuecast_engine::EngineConfig {
     cuecast_engine::EngineConfig {
-        backend: "python".into(),
-        model: Some(support::repo().join("models").join(model)),
-        device: cuecast_engine::DeviceSpec::Cpu,
-        seed: 7,
-        model_threads: Some(1),
+        settings: cuecast_engine::engine::ModelSettings {
+            backend: "python".parse().unwrap(),
+            model: Some(support::repo().join("models").join(model)),
+            device: cuecast_engine::DeviceSpec::Cpu,
+            seed: 7,
+            model_threads: Some(1),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

@@ -11,7 +11,7 @@ use gst::glib;
 
 mod cuecastsrc;
 
-pub use cuecastsrc::CuecastSrc;
+pub use cuecastsrc::{CuecastSrc, FailureActionProp};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     cuecastsrc::register(Some(plugin))

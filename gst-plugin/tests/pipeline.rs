@@ -298,3 +298,42 @@ fn a_model_that_starts_failing_never_stalls_the_live_output() {
     assert!(warning.contains("the model gave up"), "{warning}");
     p.set_state(gst::State::Null).unwrap();
 }
+
+/// `gst-inspect-1.0 cuecastsrc` lists the values a choice property takes, and a
+/// `gst-launch-1.0` user sets it by its name.
+#[test]
+fn gst_inspect_lists_the_values_of_the_choice_properties() {
+    let dir = tempdir("inspect");
+    let plugins = plugin_dir(&dir);
+    let out = Command::new("gst-inspect-1.0")
+        .env("GST_PLUGIN_PATH", &plugins)
+        .env("GST_REGISTRY", dir.join("registry.bin"))
+        .arg("cuecastsrc")
+        .output()
+        .expect("gst-inspect-1.0 (scripts/setup installs gstreamer1.0-tools)");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let section = text
+        .split("failure-action")
+        .nth(1)
+        .expect("a failure-action property");
+    let section = &section[..section.len().min(800)];
+    assert!(section.contains("GstCuecastFailureAction"), "{section}");
+    for value in ["(0): reset", "(1): hold"] {
+        assert!(section.contains(value), "{value} in {section}");
+    }
+    let status = Command::new("gst-launch-1.0")
+        .env("GST_PLUGIN_PATH", &plugins)
+        .env("GST_REGISTRY", dir.join("registry.bin"))
+        .args([
+            "-q",
+            "cuecastsrc",
+            "failure-action=hold",
+            "num-buffers=3",
+            "!",
+        ])
+        .args(["video/x-raw,width=64,height=36", "!", "fakesink"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -386,8 +386,11 @@ mod tests {
 
     fn engine() -> Engine {
         let config = EngineConfig {
-            backend: "pattern".into(),
-            device: DeviceSpec::Cpu,
+            settings: cuecast_engine::engine::ModelSettings {
+                backend: "pattern".parse().unwrap(),
+                device: DeviceSpec::Cpu,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let engine = Engine::start(config, |_| {}).unwrap();

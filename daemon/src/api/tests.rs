@@ -115,8 +115,11 @@ fn harness(config: &str) -> Harness {
     let config = Config::load(&path).unwrap();
     let engine = Engine::start(
         EngineConfig {
-            backend: "pattern".into(),
-            device: DeviceSpec::Cpu,
+            settings: cuecast_engine::engine::ModelSettings {
+                backend: "pattern".parse().unwrap(),
+                device: DeviceSpec::Cpu,
+                ..Default::default()
+            },
             ..Default::default()
         },
         |_| {},

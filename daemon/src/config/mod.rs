@@ -12,8 +12,6 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
-use cuecast_engine::engine::{FailurePolicy, Fallback};
-use cuecast_engine::worker::sandbox::ModelFolder;
 use cuecast_engine::{Cue, Scene};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -381,7 +379,7 @@ impl Config {
             }
             None => (Show::default(), None),
         };
-        if show.model_network && api_token.is_none() {
+        if show.settings.model_network && api_token.is_none() {
             // With the network, the model reaches the API on loopback like any local
             // program: then changes must need the token, which the model never sees.
             return Err(ConfigError::new(
@@ -451,9 +449,13 @@ impl Config {
 
     /// One line per part, for `check-config` and the start-up log. No secrets.
     pub fn summary(&self) -> Vec<String> {
-        let model = match &self.show.model {
-            Some(m) => format!("{} model {}", self.show.backend, crate::user_path(m)),
-            None => format!("{} world", self.show.backend),
+        let model = match &self.show.settings.model {
+            Some(m) => format!(
+                "{} model {}",
+                self.show.settings.backend,
+                crate::user_path(m)
+            ),
+            None => format!("{} world", self.show.settings.backend),
         };
         let mut lines = vec![format!(
             "show {:?}: {model}, {}x{} at {} fps, {} scenes, {} rundown steps",

@@ -222,10 +222,10 @@ fn show_presets_refuse_an_unknown_backend_a_device_and_bad_limits_by_name() {
     .unwrap();
     assert_eq!(
         (
-            ok.model_threads,
-            ok.on_failure.after,
-            ok.on_failure.action,
-            ok.state_limit_mb
+            ok.settings.model_threads,
+            ok.settings.on_failure.after,
+            ok.settings.on_failure.action,
+            ok.settings.state_limit_mb
         ),
         (
             Some(2),
@@ -269,7 +269,7 @@ fn a_model_given_the_network_needs_the_api_token_and_folders_are_checked() {
     assert_eq!(e.field.as_deref(), Some("show.model_network"), "{e}");
     assert!(e.to_string().contains("api.token"), "{e}");
     let c = load(&d, "show: show.yaml\napi: {token_env: KEY}\n").unwrap();
-    assert!(c.show.model_network);
+    assert!(c.show.settings.model_network);
     for (text, field) in [
         ("model_folders: [/]\n", "model_folders[0]"),
         ("model_folders: [/a/../etc]\n", "model_folders[0]"),
@@ -281,7 +281,8 @@ fn a_model_given_the_network_needs_the_api_token_and_folders_are_checked() {
     let ok =
         Show::load(&d.write("s.yaml", "model_folders: [weights, \"/data/cache:rw\"]\n")).unwrap();
     assert_eq!(
-        ok.model_folders
+        ok.settings
+            .model_folders
             .iter()
             .map(|f| (f.path.clone(), f.writable))
             .collect::<Vec<_>>(),
@@ -290,4 +291,86 @@ fn a_model_given_the_network_needs_the_api_token_and_folders_are_checked() {
             (PathBuf::from("/data/cache"), true)
         ]
     );
+}
+
+/// Every model setting a show preset gives reaches the element as it was given: the
+/// preset is the settings serialized, with every field away from its default, and each
+/// field reads back from the element (whole, and as its property).
+#[test]
+fn every_model_setting_in_a_preset_reaches_the_element() {
+    use cuecast_engine::engine::{Backend, FailureAction, FailurePolicy, Fallback, ModelSettings};
+    use gst::prelude::*;
+    let d = Dir::new("settings");
+    let folder = d.0.join("weights");
+    std::fs::create_dir_all(&folder).unwrap();
+    let given = ModelSettings {
+        backend: Backend::Pattern,
+        model: Some(d.0.join("pkg")),
+        device: cuecast_engine::DeviceSpec::Cpu,
+        seed: 11,
+        prompt: "a red desert".into(),
+        model_threads: Some(3),
+        on_failure: FailurePolicy {
+            after: 7,
+            action: FailureAction::Hold,
+        },
+        state_limit_mb: Some(64),
+        python: Some("/opt/venv/bin/python".into()),
+        fallback: Fallback::Still("still.png".into()),
+        image: Some("start.png".into()),
+        restart_max_s: Some(2.5),
+        frame_blend: true,
+        model_env: vec!["HF_TOKEN".into()],
+        model_network: true,
+        model_folders: vec![format!("{}:rw", folder.display()).parse().unwrap()],
+    };
+    // Every field differs from its default: a field the preset dropped would show.
+    let defaults = serde_yaml::to_value(ModelSettings::default()).unwrap();
+    let mapping = serde_yaml::to_value(&given).unwrap();
+    for (k, v) in mapping.as_mapping().unwrap() {
+        assert_ne!(Some(v), defaults.get(k), "{k:?} is its default in the test");
+    }
+    let text = format!("name: all\n{}", serde_yaml::to_string(&mapping).unwrap());
+    let show = Show::load(&d.write("all.yaml", &text)).unwrap();
+    assert_eq!(show.settings, given);
+
+    gst::init().unwrap();
+    gstcuecast::register_static().unwrap();
+    let src = gst::ElementFactory::make("cuecastsrc")
+        .build()
+        .unwrap()
+        .downcast::<gstcuecast::CuecastSrc>()
+        .unwrap();
+    src.set_model_settings(show.settings.clone()).unwrap();
+    assert_eq!(src.model_settings(), given);
+    assert_eq!(src.property::<String>("backend"), "pattern");
+    assert_eq!(src.property::<String>("device"), "cpu");
+    assert_eq!(src.property::<u64>("seed"), 11);
+    assert_eq!(src.property::<String>("prompt"), "a red desert");
+    assert_eq!(src.property::<u32>("model-threads"), 3);
+    assert_eq!(
+        src.property::<gstcuecast::FailureActionProp>("failure-action"),
+        gstcuecast::FailureActionProp::Hold
+    );
+    assert_eq!(src.property::<u32>("failure-after"), 7);
+    assert_eq!(src.property::<u32>("state-limit-mb"), 64);
+    assert_eq!(src.property::<String>("python"), "/opt/venv/bin/python");
+    assert_eq!(src.property::<String>("fallback"), "still:still.png");
+    assert_eq!(src.property::<String>("image"), "start.png");
+    assert_eq!(src.property::<f64>("restart-max-s"), 2.5);
+    assert!(src.property::<bool>("frame-blend"));
+    assert_eq!(src.property::<String>("model-env"), "HF_TOKEN");
+    assert!(src.property::<bool>("model-network"));
+    assert_eq!(
+        src.property::<String>("model-folders"),
+        format!("{}:rw", folder.display())
+    );
+    // And a wrong value is refused whole, by its field.
+    let e = src
+        .set_model_settings(ModelSettings {
+            model_threads: Some(0),
+            ..given
+        })
+        .unwrap_err();
+    assert_eq!(e.field, "model_threads");
 }

@@ -67,46 +67,16 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     let show = &config.show;
     let src = gst::ElementFactory::make("cuecastsrc")
         .name("src")
-        .property("backend", &show.backend)
-        .property("device", &show.device)
-        .property("seed", show.seed)
-        .property("prompt", &show.prompt)
         .build()?;
-    if let Some(m) = &show.model {
-        src.set_property("model", m.to_string_lossy().as_ref());
-    }
-    if let Some(n) = show.model_threads {
-        src.set_property("model-threads", n);
-    }
-    src.set_property("failure-action", show.on_failure.action.as_str());
-    src.set_property("failure-after", show.on_failure.after);
-    if let Some(mb) = show.state_limit_mb {
-        src.set_property("state-limit-mb", mb);
-    }
-    if let Some(p) = &show.python {
-        src.set_property("python", p.to_string_lossy().as_ref());
-    }
-    if let Some(image) = &show.image {
-        src.set_property("image", image);
-    }
-    src.set_property("fallback", show.fallback.to_string());
-    if let Some(s) = show.restart_max_s {
-        src.set_property("restart-max-s", s);
-    }
-    src.set_property("frame-blend", show.frame_blend);
-    if !show.model_env.is_empty() {
-        src.set_property("model-env", show.model_env.join(","));
-    }
-    src.set_property("model-network", show.model_network);
-    if !show.model_folders.is_empty() {
-        let folders: Vec<String> = show.model_folders.iter().map(|f| f.to_string()).collect();
-        src.set_property("model-folders", folders.join(","));
-    }
     src.set_property("media", config.media.to_string_lossy().as_ref());
     let cuecastsrc = src
         .clone()
         .downcast::<gstcuecast::CuecastSrc>()
         .map_err(|_| anyhow!("cuecastsrc is not ours"))?;
+    // The model's settings in one typed call, as the show preset read them.
+    cuecastsrc
+        .set_model_settings(show.settings.clone())
+        .map_err(|e| anyhow!("show {}: {e}", show.name))?;
     cuecastsrc
         .set_scenes(show.scenes.clone())
         .map_err(|e| anyhow!("{e}"))?;

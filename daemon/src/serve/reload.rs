@@ -19,29 +19,7 @@ pub(super) struct Reloader {
 struct RestartOnly {
     video: crate::config::Video,
     api: (SocketAddr, Option<crate::config::Secret>),
-    model: ModelSettings,
-}
-
-/// The show's model settings: the element loads them once, at the start.
-#[derive(Debug, Clone, PartialEq)]
-struct ModelSettings {
-    backend: String,
-    model: Option<PathBuf>,
-    device: String,
-    seed: u64,
-    prompt: String,
-    model_threads: Option<u32>,
-    on_failure: cuecast_engine::engine::FailurePolicy,
-    state_limit_mb: Option<u32>,
-    python: Option<PathBuf>,
-    fallback: cuecast_engine::engine::Fallback,
-    image: Option<String>,
-    restart_max_s: Option<f64>,
-    frame_blend: bool,
-    model_env: Vec<String>,
-    model_network: bool,
-    model_folders: Vec<cuecast_engine::worker::sandbox::ModelFolder>,
-    media: PathBuf,
+    model: (cuecast_engine::engine::ModelSettings, PathBuf),
 }
 
 impl RestartOnly {
@@ -50,25 +28,9 @@ impl RestartOnly {
         RestartOnly {
             video: c.video,
             api: (c.api_listen, c.api_token.clone()),
-            model: ModelSettings {
-                backend: s.backend.clone(),
-                model: s.model.clone(),
-                device: s.device.clone(),
-                seed: s.seed,
-                prompt: s.prompt.clone(),
-                model_threads: s.model_threads,
-                on_failure: s.on_failure,
-                state_limit_mb: s.state_limit_mb,
-                python: s.python.clone(),
-                fallback: s.fallback.clone(),
-                image: s.image.clone(),
-                restart_max_s: s.restart_max_s,
-                frame_blend: s.frame_blend,
-                model_env: s.model_env.clone(),
-                model_network: s.model_network,
-                model_folders: s.model_folders.clone(),
-                media: c.media.clone(),
-            },
+            // The element loads the model's settings, and the media folder, once, at
+            // the start: compared whole.
+            model: (s.settings.clone(), c.media.clone()),
         }
     }
 
@@ -77,24 +39,7 @@ impl RestartOnly {
         let m = self.model;
         c.video = self.video;
         (c.api_listen, c.api_token) = self.api;
-        let s = &mut c.show;
-        s.backend = m.backend;
-        s.model = m.model;
-        s.device = m.device;
-        s.seed = m.seed;
-        s.prompt = m.prompt;
-        s.model_threads = m.model_threads;
-        s.on_failure = m.on_failure;
-        s.state_limit_mb = m.state_limit_mb;
-        s.python = m.python;
-        s.fallback = m.fallback;
-        s.image = m.image;
-        s.restart_max_s = m.restart_max_s;
-        s.frame_blend = m.frame_blend;
-        s.model_env = m.model_env;
-        s.model_network = m.model_network;
-        s.model_folders = m.model_folders;
-        c.media = m.media;
+        (c.show.settings, c.media) = m;
     }
 
     /// What differs from `new`, in the words status and events use.

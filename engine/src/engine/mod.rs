@@ -46,9 +46,11 @@ use crate::{CueError, EngineError};
 
 mod config;
 mod model_thread;
+mod settings;
 
 pub use config::*;
 use model_thread::ModelThread;
+pub use settings::*;
 
 /// What one render produced.
 #[derive(Debug)]
@@ -292,7 +294,10 @@ impl Engine {
             .name("cuecast-model".into())
             .spawn(move || {
                 let _no_grad = tch::no_grad_guard();
-                let threads = config.model_threads.unwrap_or_else(default_model_threads);
+                let threads = config
+                    .settings
+                    .model_threads
+                    .map_or_else(default_model_threads, |n| n as usize);
                 tch::set_num_threads(threads.clamp(1, MAX_MODEL_THREADS) as i32);
                 let (inbox, log, counters, take) = shared;
                 let loaded = ModelThread::load(

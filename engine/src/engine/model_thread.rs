@@ -78,23 +78,23 @@ impl ModelThread {
         requests: mpsc::Sender<Request>,
     ) -> Result<(Self, Arc<Mutex<Status>>), EngineError> {
         let (inbox, log, counters, take) = shared;
-        let device = config.device.resolve()?;
-        let mut model = if config.backend == "python" {
+        let device = config.settings.device.resolve()?;
+        let mut model = if config.settings.backend == Backend::Python {
             Model::Chunks(Box::new(load_chunked(&config, device, requests)?))
         } else {
             let backend_config = BackendConfig {
-                backend: config.backend.clone(),
-                model: config.model.clone(),
+                backend: config.settings.backend.to_string(),
+                model: config.settings.model.clone(),
                 device,
-                seed: config.seed,
-                prompt: config.prompt.clone(),
+                seed: config.settings.seed,
+                prompt: config.settings.prompt.clone(),
             };
             let gen = catch_unwind(AssertUnwindSafe(|| create_generator(&backend_config)))
                 .map_err(|p| EngineError::Config {
                     what: "backend".into(),
                     message: format!(
                         "{} panicked while loading: {}",
-                        config.backend,
+                        config.settings.backend,
                         panic_message(p.as_ref())
                     ),
                 })??;
@@ -122,16 +122,16 @@ impl ModelThread {
         let mut world = World::new(
             &info,
             info.fps,
-            config.seed,
-            &config.prompt,
+            config.settings.seed,
+            &config.settings.prompt,
             config.scenes,
             camera,
         );
-        world.set_image(config.image.clone());
+        world.set_image(config.settings.image.clone());
         match &mut model {
             Model::Frames(gen) => warm_up(gen.as_mut(), &world)?,
             Model::Chunks(c) => {
-                if let Fallback::Still(name) = &config.fallback {
+                if let Fallback::Still(name) = &config.settings.fallback {
                     let media = config.media.as_deref().ok_or_else(|| EngineError::Config {
                         what: "fallback".into(),
                         message: "a still fallback needs the show's media folder".into(),
@@ -158,7 +158,7 @@ impl ModelThread {
         }
         let pool = FramePool::new(info.width as usize, info.height as usize);
         let status = Arc::new(Mutex::new(Status {
-            backend: config.backend.clone(),
+            backend: config.settings.backend.to_string(),
             model: info.name.clone(),
             device: device_name(device),
             model_threads: tch::get_num_threads().max(1) as usize,
@@ -193,8 +193,9 @@ impl ModelThread {
         let model_id = ModelId {
             name: info.name.clone(),
             hash: info.hash.clone(),
-            backend: config.backend.clone(),
+            backend: config.settings.backend.to_string(),
             package: config
+                .settings
                 .model
                 .as_ref()
                 .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
@@ -214,7 +215,7 @@ impl ModelThread {
             log,
             counters,
             deliver,
-            backend: config.backend,
+            backend: config.settings.backend.to_string(),
             model_id,
             shift: 0,
             take,
@@ -222,8 +223,8 @@ impl ModelThread {
             adapts,
             drawn_detail: 1.0,
             take_ended: None,
-            policy: config.on_failure,
-            state_limit: config.state_limit_bytes,
+            policy: config.settings.on_failure,
+            state_limit: config.settings.state_limit_bytes(),
             failing: 0,
             reset_next: None,
             resets: 0,
@@ -680,10 +681,14 @@ fn load_chunked(
     device: tch::Device,
     requests: mpsc::Sender<Request>,
 ) -> Result<Chunked, EngineError> {
-    let dir = config.model.as_deref().ok_or_else(|| EngineError::Config {
-        what: "model".into(),
-        message: "the python backend needs a model package folder".into(),
-    })?;
+    let dir = config
+        .settings
+        .model
+        .as_deref()
+        .ok_or_else(|| EngineError::Config {
+            what: "model".into(),
+            message: "the python backend needs a model package folder".into(),
+        })?;
     let package = Package::load(dir)?;
     if !matches!(package.runtime, Runtime::Python { .. }) {
         return Err(EngineError::Model {
@@ -697,7 +702,7 @@ fn load_chunked(
     let images = crate::media::Images::new(config.media.clone(), w, h, move || {
         let _ = wake.send(Request::Wake);
     });
-    let image = match &config.image {
+    let image = match &config.settings.image {
         Some(name) => Some(images.load(name).map_err(|m| EngineError::Config {
             what: "image".into(),
             message: m,
@@ -720,16 +725,23 @@ fn load_chunked(
         });
     }
     let options = WorkerOptions {
-        python: config.python.clone(),
+        python: config.settings.python.clone(),
         device,
-        threads: config.model_threads.unwrap_or_else(default_model_threads),
-        seed: config.seed,
-        prompt: config.prompt.clone(),
+        threads: config
+            .settings
+            .model_threads
+            .map_or_else(default_model_threads, |n| n as usize),
+        seed: config.settings.seed,
+        prompt: config.settings.prompt.clone(),
         image,
-        restart_max_s: config.restart_max_s.unwrap_or(10.0).clamp(0.0, 3600.0),
-        env: config.model_env.clone(),
-        network: config.model_network,
-        folders: config.model_folders.clone(),
+        restart_max_s: config
+            .settings
+            .restart_max_s
+            .unwrap_or(10.0)
+            .clamp(0.0, 3600.0),
+        env: config.settings.model_env.clone(),
+        network: config.settings.model_network,
+        folders: config.settings.model_folders.clone(),
         sandbox: true,
     };
     let worker = Worker::start(&package, options, move |e| {

@@ -104,6 +104,8 @@ impl std::str::FromStr for ModelFolder {
     }
 }
 
+crate::serde_as_string!(ModelFolder);
+
 impl std::fmt::Display for ModelFolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.path.display())?;

@@ -159,11 +159,14 @@ pub fn probe_pixel(rgbx: &[u8]) -> (u64, u8, u8, i32, i32) {
 /// A show of a probe package (`probe_package`): CPU, one thread, quick restarts.
 pub fn probe_show(package: &std::path::Path) -> cuecast_engine::EngineConfig {
     cuecast_engine::EngineConfig {
-        backend: "python".into(),
-        model: Some(package.to_owned()),
-        device: cuecast_engine::DeviceSpec::Cpu,
-        model_threads: Some(1),
-        restart_max_s: Some(0.05),
+        settings: cuecast_engine::engine::ModelSettings {
+            backend: "python".parse().unwrap(),
+            model: Some(package.to_owned()),
+            device: cuecast_engine::DeviceSpec::Cpu,
+            model_threads: Some(1),
+            restart_max_s: Some(0.05),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

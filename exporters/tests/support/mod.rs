@@ -41,9 +41,12 @@ pub fn record_take(dir: &Path) -> Take {
 /// frames are skipped.
 pub fn record_take_at(dir: &Path, fps: Fps) -> Take {
     let (engine, rx) = Engine::start_with_channel(EngineConfig {
-        backend: "procedural".into(),
-        device: DeviceSpec::Cpu,
-        seed: 3,
+        settings: cuecast_engine::engine::ModelSettings {
+            backend: "procedural".parse().unwrap(),
+            device: DeviceSpec::Cpu,
+            seed: 3,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .unwrap();

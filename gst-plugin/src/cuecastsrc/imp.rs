@@ -41,12 +41,11 @@ type Control = ControlServer;
 /// Built without the `control` feature: there is never a server.
 #[cfg(not(feature = "control"))]
 enum Control {}
-use cuecast_engine::engine::{Counters, FailureAction, FailurePolicy, Fallback};
-use cuecast_engine::generator::{backend_names, Fps};
-use cuecast_engine::worker::sandbox::ModelFolder;
+use super::settings::{self, Settings};
+use cuecast_engine::engine::{Counters, ModelSettings, SettingError};
+use cuecast_engine::generator::Fps;
 use cuecast_engine::{
-    Cue, CueError, CueFile, CueKind, DeviceSpec, Engine, EngineConfig, Picture, Rendered, Scene,
-    ShowHandle,
+    Cue, CueError, CueFile, CueKind, Engine, EngineConfig, Picture, Rendered, Scene, ShowHandle,
 };
 use gst::glib;
 use gst::prelude::*;
@@ -63,92 +62,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_BACKEND: &str = "procedural";
-const DEFAULT_DEVICE: &str = "auto";
 /// The longest the element waits for its model at stop.
 const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-const DEFAULT_SEED: u64 = 0;
-const DEFAULT_PROMPT: &str = "rolling green hills";
-const DEFAULT_IS_LIVE: bool = true;
-const DEFAULT_RESTART_MAX_S: f64 = 10.0;
 /// The longest a live element waits for the model's first frame before its clock starts.
 const FIRST_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Property values; copied at the top of `start()`.
-#[derive(Debug, Clone)]
-struct Settings {
-    backend: String,
-    model: Option<String>,
-    device: String,
-    seed: u64,
-    prompt: String,
-    cues: Option<String>,
-    control_address: Option<String>,
-    control_token: Option<String>,
-    /// Scenes given by an application (a show preset), beside a cue file's.
-    scenes: Vec<Scene>,
-    adaptive_detail: bool,
-    /// libtorch threads; 0: the engine's default.
-    model_threads: u32,
-    failure_action: FailureAction,
-    failure_after: u32,
-    /// 0: no limit.
-    state_limit_mb: u32,
-    /// The folder image cues (and `image`) read from.
-    media: Option<String>,
-    /// The image a model that takes one starts from (a file in `media`).
-    image: Option<String>,
-    /// The interpreter of a python model.
-    python: Option<String>,
-    fallback: Fallback,
-    restart_max_s: f64,
-    frame_blend: bool,
-    /// Environment variables a python model's process gets beside the usual ones.
-    model_env: Vec<String>,
-    /// A python model may reach the network.
-    model_network: bool,
-    /// Folders beyond its package a python model may read (or write, `:rw`).
-    model_folders: Vec<ModelFolder>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            backend: DEFAULT_BACKEND.into(),
-            model: None,
-            device: DEFAULT_DEVICE.into(),
-            seed: DEFAULT_SEED,
-            prompt: DEFAULT_PROMPT.into(),
-            cues: None,
-            control_address: None,
-            control_token: None,
-            scenes: Vec::new(),
-            adaptive_detail: true,
-            model_threads: 0,
-            failure_action: FailureAction::Reset,
-            failure_after: FailurePolicy::default().after,
-            state_limit_mb: 0,
-            media: None,
-            image: None,
-            python: None,
-            fallback: Fallback::Hold,
-            restart_max_s: DEFAULT_RESTART_MAX_S,
-            frame_blend: false,
-            model_env: Vec::new(),
-            model_network: false,
-            model_folders: Vec::new(),
-        }
-    }
-}
-
-/// `NAME`: letters, digits and `_`, not starting with a digit (what a shell exports).
-pub(crate) fn is_env_name(n: &str) -> bool {
-    n.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && n.len() <= 128
-}
 
 /// What wakes the streaming thread while it waits for a frame.
 enum Wake {
@@ -237,292 +154,49 @@ impl ObjectSubclass for CuecastSrc {
 
 impl ObjectImpl for CuecastSrc {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let backends = format!(
-                "Generator backend: {} (procedural needs no weights; torchscript loads `model`)",
-                backend_names().join(", ")
-            );
-            vec![
-                glib::ParamSpecString::builder("backend")
-                    .nick("Backend")
-                    .blurb(&backends)
-                    .default_value(Some(DEFAULT_BACKEND))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("model")
-                    .nick("Model package")
-                    .blurb("Folder with cuecast-model.yaml: model.pt (torchscript backend) or the model's Python (python backend)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("python")
-                    .nick("Python")
-                    .blurb("Interpreter a python model runs in (its own venv's python); unset: the package's, else CUECAST_PYTHON, else python3")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("fallback")
-                    .nick("Fallback")
-                    .blurb("While a python model's process is down and restarting: \"hold\" the last frame, \"procedural\" world from the same camera, or \"still:NAME\" (an image in media)")
-                    .default_value(Some("hold"))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("model-env")
-                    .nick("Model environment")
-                    .blurb("Comma-separated names of environment variables a python model's process gets beside PATH, HOME, the locale and CUDA's and PyTorch's own (HF_TOKEN, say); nothing else of this process's environment reaches it")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("model-network")
-                    .nick("Model network")
-                    .blurb("A python model may reach the network (one that fetches its weights); off, its sandbox has none")
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("model-folders")
-                    .nick("Model folders")
-                    .blurb("Comma-separated absolute folders beyond its package a python model may read (its weights), each PATH or PATH:rw to let it write; nothing else of the machine's files but the system's")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("frame-blend")
-                    .nick("Frame blend")
-                    .blurb("A python model slower than the show (16 fps in a 30 fps show): frames between two of its frames mix them instead of repeating the first")
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecDouble::builder("restart-max-s")
-                    .nick("Restart backoff (s)")
-                    .blurb("The longest wait between restarts of a python model's process: at once, then 0.5, 1, 2, 4, 8 s, capped here")
-                    .minimum(0.0)
-                    .maximum(3600.0)
-                    .default_value(DEFAULT_RESTART_MAX_S)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("media")
-                    .nick("Media folder")
-                    .blurb("Folder image cues and the start image are read from (nothing outside it); unset: image cues are refused")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("image")
-                    .nick("Start image")
-                    .blurb("Image (a .png or .jpg in media) a model that takes images starts from")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("device")
-                    .nick("Device")
-                    .blurb("Where the model runs: auto (CUDA when present, else CPU), cpu, cuda:N")
-                    .default_value(Some(DEFAULT_DEVICE))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("seed")
-                    .nick("Seed")
-                    .blurb("World seed; changing it while playing reseeds the world")
-                    .default_value(DEFAULT_SEED)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder("prompt")
-                    .nick("Prompt")
-                    .blurb("Scene description; changing it while playing blends to the new prompt over 1 s")
-                    .default_value(Some(DEFAULT_PROMPT))
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder("cues")
-                    .nick("Cue file")
-                    .blurb("YAML file of scenes and cues played on schedule from the first frame")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("control-address")
-                    .nick("Control address")
-                    .blurb("host:port to serve the cue API on (POST /api/v1/cues, GET /api/v1/status); unset: no server")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("control-token")
-                    .nick("Control token")
-                    .blurb("Bearer token for the cue API; required when control-address is not loopback (write-only)")
-                    .write_only()
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("adaptive-detail")
-                    .nick("Adaptive detail")
-                    .blurb("Live only: while steps run late, a model that can draw cheaper frames (the procedural world) draws at 75 % or 50 % detail, and at full detail again once there is room; the frame size stays the same")
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("model-threads")
-                    .nick("Model threads")
-                    .blurb("libtorch threads for the model's step; 0: half the cores, at most 8 (one on a machine of up to three cores)")
-                    .maximum(cuecast_engine::engine::MAX_MODEL_THREADS as u32)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("failure-action")
-                    .nick("Failure action")
-                    .blurb("When failure-after steps in a row fail: \"reset\" starts the model over (its reset, the show's seed and prompt), \"hold\" keeps the last good picture")
-                    .default_value(Some("reset"))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("failure-after")
-                    .nick("Failure after")
-                    .blurb("Failed steps in a row that make a failing model: an error, and failure-action")
-                    .minimum(1)
-                    .maximum(1_000_000)
-                    .default_value(FailurePolicy::default().after)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("state-limit-mb")
-                    .nick("State limit (MB)")
-                    .blurb("The most the model's state may hold; a state past it starts the model over. 0: no limit")
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("frames")
-                    .nick("Frames")
-                    .blurb("Frames pushed since the element started (rendered, held or repeated)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("rendered")
-                    .nick("Rendered")
-                    .blurb("Frames the model made since the element started")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("repeated")
-                    .nick("Repeated")
-                    .blurb("Frames sent again because the model's was not ready in time (or its step failed)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("failed")
-                    .nick("Failed")
-                    .blurb("Model steps that failed")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecBoolean::builder("is-live")
-                    .nick("Is live")
-                    .blurb("Live: frames on the pipeline clock at a constant rate, late steps repeat the last frame. Not live: every frame rendered, as fast as possible")
-                    .default_value(DEFAULT_IS_LIVE)
-                    .mutable_ready()
-                    .build(),
-            ]
-        });
-        PROPERTIES.as_ref()
+        settings::specs()
     }
 
     fn constructed(&self) {
         self.parent_constructed();
         let obj = self.obj();
-        obj.set_live(DEFAULT_IS_LIVE);
+        obj.set_live(settings::DEFAULT_IS_LIVE);
         obj.set_format(gst::Format::Time);
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let opt = |v: &glib::Value| {
-            v.get::<Option<String>>()
-                .unwrap()
-                .filter(|s| !s.trim().is_empty())
-        };
-        let mut settings = self.settings.lock();
-        match pspec.name() {
-            "backend" => settings.backend = opt(value).unwrap_or_else(|| DEFAULT_BACKEND.into()),
-            "model" => settings.model = opt(value),
-            "device" => {
-                let wanted = opt(value).unwrap_or_else(|| DEFAULT_DEVICE.into());
-                match wanted.parse::<DeviceSpec>() {
-                    Ok(_) => settings.device = wanted,
-                    Err(e) => gst::error!(
-                        CAT,
-                        imp = self,
-                        "device {wanted:?}: {e}; kept {:?}",
-                        settings.device
-                    ),
-                }
+        let name = pspec.name();
+        if name == "is-live" {
+            self.obj().set_live(value.get().unwrap());
+            return;
+        }
+        let set = self.settings.lock().set(name, value);
+        match set {
+            Ok(true) => {}
+            Ok(false) => unreachable!("unknown property {name}"),
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "{name}: {e}; kept the last");
+                return;
             }
-            "seed" => {
-                settings.seed = value.get().unwrap();
-                drop(settings);
-                self.cue_if_running(CueKind::Seed {
-                    value: value.get().unwrap(),
-                });
-            }
+        }
+        // Changed while playing: the show is told by a cue.
+        match name {
+            "seed" => self.cue_if_running(CueKind::Seed {
+                value: value.get().unwrap(),
+            }),
             "prompt" => {
-                let text = opt(value).unwrap_or_else(|| DEFAULT_PROMPT.into());
-                settings.prompt = text.clone();
-                drop(settings);
+                let text = self.settings.lock().model.prompt.clone();
                 self.cue_if_running(CueKind::Prompt {
                     text,
                     transition_s: 1.0,
                 });
             }
-            "cues" => settings.cues = opt(value),
-            "control-address" => settings.control_address = opt(value),
-            "control-token" => settings.control_token = opt(value),
-            "adaptive-detail" => settings.adaptive_detail = value.get().unwrap(),
-            "model-threads" => settings.model_threads = value.get().unwrap(),
-            "failure-action" => {
-                let v: Option<String> = value.get().unwrap();
-                match v.as_deref().unwrap_or("reset").parse() {
-                    Ok(action) => settings.failure_action = action,
-                    Err(e) => gst::warning!(
-                        CAT,
-                        imp = self,
-                        "failure-action {e}: kept {:?}",
-                        settings.failure_action.as_str()
-                    ),
-                }
-            }
-            "failure-after" => settings.failure_after = value.get().unwrap(),
-            "python" => settings.python = opt(value),
-            "restart-max-s" => settings.restart_max_s = value.get().unwrap(),
-            "frame-blend" => settings.frame_blend = value.get().unwrap(),
-            "model-env" => {
-                let names: Vec<String> = opt(value)
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|n| n.trim().to_owned())
-                    .filter(|n| !n.is_empty())
-                    .collect();
-                match names.iter().find(|n| !is_env_name(n)) {
-                    Some(bad) => gst::warning!(
-                        CAT,
-                        imp = self,
-                        "model-env: {bad:?} is not an environment variable name; kept the last"
-                    ),
-                    None => settings.model_env = names,
-                }
-            }
-            "model-network" => settings.model_network = value.get().unwrap(),
-            "model-folders" => {
-                let folders: Result<Vec<ModelFolder>, String> = opt(value)
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|f| !f.is_empty())
-                    .map(str::parse)
-                    .collect();
-                match folders {
-                    Ok(f) => settings.model_folders = f,
-                    Err(e) => gst::warning!(CAT, imp = self, "model-folders: {e}; kept the last"),
-                }
-            }
-            "media" => settings.media = opt(value),
-            "image" => settings.image = opt(value),
-            "fallback" => {
-                let v = opt(value).unwrap_or_else(|| "hold".into());
-                match v.parse() {
-                    Ok(f) => settings.fallback = f,
-                    Err(e) => gst::warning!(CAT, imp = self, "fallback {e}: kept the last"),
-                }
-            }
-            "state-limit-mb" => settings.state_limit_mb = value.get().unwrap(),
-            "is-live" => {
-                drop(settings);
-                self.obj().set_live(value.get().unwrap());
-            }
-            other => unreachable!("unknown property {other}"),
+            _ => {}
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = self.settings.lock();
         match pspec.name() {
-            "backend" => settings.backend.to_value(),
-            "model" => settings.model.to_value(),
-            "device" => settings.device.to_value(),
             "frames" => self.frames.load(Ordering::Relaxed).to_value(),
             "rendered" | "repeated" | "failed" => {
                 let counters = self.counters.lock();
@@ -537,34 +211,12 @@ impl ObjectImpl for CuecastSrc {
                 .load(Ordering::Relaxed)
                 .to_value()
             }
-            "seed" => settings.seed.to_value(),
-            "prompt" => settings.prompt.to_value(),
-            "cues" => settings.cues.to_value(),
-            "control-address" => settings.control_address.to_value(),
-            "control-token" => None::<String>.to_value(),
             "is-live" => self.obj().is_live().to_value(),
-            "adaptive-detail" => settings.adaptive_detail.to_value(),
-            "model-threads" => settings.model_threads.to_value(),
-            "failure-action" => settings.failure_action.as_str().to_value(),
-            "failure-after" => settings.failure_after.to_value(),
-            "state-limit-mb" => settings.state_limit_mb.to_value(),
-            "python" => settings.python.to_value(),
-            "restart-max-s" => settings.restart_max_s.to_value(),
-            "frame-blend" => settings.frame_blend.to_value(),
-            "model-env" => settings.model_env.join(",").to_value(),
-            "model-network" => settings.model_network.to_value(),
-            "model-folders" => {
-                let f: Vec<String> = settings
-                    .model_folders
-                    .iter()
-                    .map(|f| f.to_string())
-                    .collect();
-                f.join(",").to_value()
-            }
-            "media" => settings.media.to_value(),
-            "image" => settings.image.to_value(),
-            "fallback" => settings.fallback.to_string().to_value(),
-            other => unreachable!("unknown property {other}"),
+            name => self
+                .settings
+                .lock()
+                .get(name)
+                .unwrap_or_else(|| unreachable!("unknown property {name}")),
         }
     }
 }
@@ -661,6 +313,17 @@ impl CuecastSrc {
         }
         self.settings.lock().scenes = scenes;
         Ok(())
+    }
+
+    /// The model's settings, whole (what an application hands over in one call).
+    pub(super) fn set_model_settings(&self, model: ModelSettings) -> Result<(), SettingError> {
+        model.check()?;
+        self.settings.lock().model = model;
+        Ok(())
+    }
+
+    pub(super) fn model_settings(&self) -> ModelSettings {
+        self.settings.lock().model.clone()
     }
 
     /// Sends a cue when the show is running (a property changed while playing).
@@ -851,36 +514,13 @@ impl BaseSrcImpl for CuecastSrc {
                 .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("cues: {e}")))?,
             None => CueFile::default(),
         };
-        let device: DeviceSpec = settings
-            .device
-            .parse()
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         let config = EngineConfig {
-            backend: settings.backend.clone(),
-            model: settings.model.as_ref().map(PathBuf::from),
-            device,
-            seed: settings.seed,
-            prompt: settings.prompt.clone(),
+            settings: settings.model.clone(),
             scenes: cue_file.scenes.into_iter().chain(settings.scenes).collect(),
             camera: None,
             adaptive_detail: settings.adaptive_detail && self.obj().is_live(),
-            model_threads: (settings.model_threads > 0).then_some(settings.model_threads as usize),
-            on_failure: FailurePolicy {
-                after: settings.failure_after,
-                action: settings.failure_action,
-            },
-            state_limit_bytes: (settings.state_limit_mb > 0)
-                .then_some(u64::from(settings.state_limit_mb) << 20),
             media: settings.media.as_ref().map(PathBuf::from),
-            image: settings.image.clone(),
-            python: settings.python.as_ref().map(PathBuf::from),
-            fallback: settings.fallback.clone(),
-            restart_max_s: Some(settings.restart_max_s),
-            frame_blend: settings.frame_blend,
             live: self.obj().is_live(),
-            model_env: settings.model_env.clone(),
-            model_network: settings.model_network,
-            model_folders: settings.model_folders.clone(),
         };
         let (tx, rx) = mpsc::channel();
         let deliver = tx.clone();
@@ -890,7 +530,7 @@ impl BaseSrcImpl for CuecastSrc {
         .map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
-                ("cannot start the {} backend: {e}", settings.backend)
+                ("cannot start the {} backend: {e}", settings.model.backend)
             )
         })?;
         // Cues in the file are checked against the model now, so a bad file fails here.

@@ -1,11 +1,15 @@
 //! The `cuecastsrc` element's public type and registration; the behaviour is in `imp`.
 
+use cuecast_engine::engine::{ModelSettings, SettingError};
 use cuecast_engine::{CueError, Scene, ShowHandle};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 mod imp;
+mod settings;
+
+pub use settings::FailureActionProp;
 
 glib::wrapper! {
     /// A live video source that renders a world model, steered by cues.
@@ -25,6 +29,19 @@ impl CuecastSrc {
     /// model when running, and nothing changes on error.
     pub fn set_scenes(&self, scenes: Vec<Scene>) -> Result<(), CueError> {
         self.imp().set_scenes(scenes)
+    }
+
+    /// The model's settings, whole and typed (what a show preset says), checked first:
+    /// a wrong value is refused by its field and nothing changes. Takes effect at the
+    /// next start, as the properties do.
+    pub fn set_model_settings(&self, settings: ModelSettings) -> Result<(), SettingError> {
+        self.imp().set_model_settings(settings)
+    }
+
+    /// The model's settings as the element holds them (from the properties or
+    /// [`CuecastSrc::set_model_settings`]).
+    pub fn model_settings(&self) -> ModelSettings {
+        self.imp().model_settings()
     }
 }
 

@@ -116,8 +116,11 @@ impl Chunked {
         config: &EngineConfig,
         device: tch::Device,
     ) -> Chunked {
-        let (fallback, prompt) = (config.fallback.clone(), config.prompt.as_str());
-        let (blend, live) = (config.frame_blend, config.live);
+        let (fallback, prompt) = (
+            config.settings.fallback.clone(),
+            config.settings.prompt.as_str(),
+        );
+        let (blend, live) = (config.settings.frame_blend, config.live);
         let info = &package.info;
         // Room for the buffer, the chunk in flight and what is on its way downstream, so
         // that steady chunks reuse memory instead of faulting in fresh pages.
