@@ -194,7 +194,7 @@ fn a_torchscript_replay_is_bit_identical_to_its_take() {
         settings: cuecast_engine::engine::ModelSettings {
             backend: "torchscript".parse().unwrap(),
             model: Some(pkg),
-            ..Default::default()
+            ..procedural().settings
         },
         ..procedural()
     };
@@ -242,7 +242,7 @@ fn frames_after_a_restore_equal_the_frames_that_followed_the_checkpoint() {
                 settings: cuecast_engine::engine::ModelSettings {
                     backend: "torchscript".parse().unwrap(),
                     model: Some(pkg),
-                    ..Default::default()
+                    ..procedural().settings
                 },
                 ..procedural()
             }
@@ -257,7 +257,7 @@ fn frames_after_a_restore_equal_the_frames_that_followed_the_checkpoint() {
                 settings: cuecast_engine::engine::ModelSettings {
                     seed: 3,
                     prompt: "night coast".into(),
-                    ..Default::default()
+                    ..config.settings.clone()
                 },
                 ..config
             },
@@ -290,7 +290,7 @@ fn a_checkpoint_of_another_model_is_refused_naming_both_hashes() {
         EngineConfig {
             settings: cuecast_engine::engine::ModelSettings {
                 backend: "pattern".parse().unwrap(),
-                ..Default::default()
+                ..procedural().settings
             },
             ..procedural()
         },
@@ -508,7 +508,7 @@ fn a_take_with_a_live_restore_and_a_reset_replays_identically() {
                 after: 2,
                 action: FailureAction::Reset,
             },
-            ..Default::default()
+            ..procedural().settings
         },
         ..procedural()
     };

@@ -52,7 +52,7 @@ fn the_example_package_runs_and_responds_to_state_action_params_and_prompt() {
     let other = EngineConfig {
         settings: cuecast_engine::engine::ModelSettings {
             prompt: "a neon city".into(),
-            ..Default::default()
+            ..config(&pkg).settings
         },
         ..config(&pkg)
     };
@@ -158,7 +158,7 @@ fn a_model_that_keeps_failing_is_started_over_or_held_as_configured() {
         let config = EngineConfig {
             settings: cuecast_engine::engine::ModelSettings {
                 on_failure: FailurePolicy { after: 3, action },
-                ..Default::default()
+                ..config(&dir.join("state-nan-after-five")).settings
             },
             ..config(&dir.join("state-nan-after-five"))
         };
@@ -202,8 +202,8 @@ fn a_state_past_its_limit_starts_the_model_over() {
     let dir = support::broken_packages(&support::tempdir("ts-grows"));
     let config = EngineConfig {
         settings: cuecast_engine::engine::ModelSettings {
-            state_limit_mb: (Some(20 * 4096)).map(|b: u64| (b >> 20) as u32),
-            ..Default::default()
+            state_limit_mb: Some(20.0 * 4096.0 / 1_048_576.0),
+            ..config(&dir.join("grows-state")).settings
         },
         ..config(&dir.join("grows-state"))
     };

@@ -231,7 +231,7 @@ fn show_presets_refuse_an_unknown_backend_a_device_and_bad_limits_by_name() {
             Some(2),
             5,
             cuecast_engine::engine::FailureAction::Hold,
-            Some(512)
+            Some(512.0)
         )
     );
 }
@@ -314,7 +314,7 @@ fn every_model_setting_in_a_preset_reaches_the_element() {
             after: 7,
             action: FailureAction::Hold,
         },
-        state_limit_mb: Some(64),
+        state_limit_mb: Some(64.0),
         python: Some("/opt/venv/bin/python".into()),
         fallback: Fallback::Still("still.png".into()),
         image: Some("start.png".into()),

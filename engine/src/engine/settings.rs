@@ -27,8 +27,9 @@ pub struct ModelSettings {
     pub model_threads: Option<u32>,
     /// What happens when steps keep failing.
     pub on_failure: FailurePolicy,
-    /// The most the model's state may hold, in MB; beyond it the model is reset.
-    pub state_limit_mb: Option<u32>,
+    /// The most the model's state may hold, in MB (2^20 bytes); beyond it the model is
+    /// reset.
+    pub state_limit_mb: Option<f64>,
     /// The interpreter a `python` model runs in (else its manifest's, else
     /// `CUECAST_PYTHON`, else `python3`).
     pub python: Option<PathBuf>,
@@ -123,11 +124,20 @@ impl ModelSettings {
                 ),
             ));
         }
-        if self.state_limit_mb == Some(0) {
-            return Err(SettingError::new(
-                "state_limit_mb",
-                "0 MB leaves no room for any state; leave it out for no limit",
-            ));
+        match self.state_limit_mb {
+            Some(mb) if mb <= 0.0 => {
+                return Err(SettingError::new(
+                    "state_limit_mb",
+                    format!("{mb} MB leaves no room for any state; leave it out for no limit"),
+                ))
+            }
+            Some(mb) if !mb.is_finite() || mb > 1e9 => {
+                return Err(SettingError::new(
+                    "state_limit_mb",
+                    format!("{mb} is not a number of MB up to 1000000000"),
+                ))
+            }
+            _ => {}
         }
         if let Some(s) = self.restart_max_s.filter(|s| !(0.0..=3600.0).contains(s)) {
             return Err(SettingError::new(
@@ -173,7 +183,7 @@ impl ModelSettings {
 
     /// The state limit in bytes.
     pub fn state_limit_bytes(&self) -> Option<u64> {
-        self.state_limit_mb.map(|mb| u64::from(mb) << 20)
+        self.state_limit_mb.map(|mb| (mb * 1_048_576.0) as u64)
     }
 }
 
@@ -277,7 +287,7 @@ mod tests {
             ),
             (
                 ModelSettings {
-                    state_limit_mb: Some(0),
+                    state_limit_mb: Some(0.0),
                     ..ok.clone()
                 },
                 "state_limit_mb",

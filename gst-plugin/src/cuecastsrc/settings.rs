@@ -291,7 +291,7 @@ impl Settings {
             "failure-after" => m.on_failure.after = v.get().unwrap(),
             "state-limit-mb" => {
                 let mb: u32 = v.get().unwrap();
-                m.state_limit_mb = (mb > 0).then_some(mb);
+                m.state_limit_mb = (mb > 0).then_some(f64::from(mb));
             }
             "python" => m.python = opt(v).map(PathBuf::from),
             "fallback" => m.fallback = opt(v).unwrap_or_else(|| "hold".into()).parse()?,
@@ -332,7 +332,7 @@ impl Settings {
             "model-threads" => m.model_threads.unwrap_or(0).to_value(),
             "failure-action" => FailureActionProp::from(m.on_failure.action).to_value(),
             "failure-after" => m.on_failure.after.to_value(),
-            "state-limit-mb" => m.state_limit_mb.unwrap_or(0).to_value(),
+            "state-limit-mb" => (m.state_limit_mb.unwrap_or(0.0).ceil() as u32).to_value(),
             "python" => path(&m.python).to_value(),
             "fallback" => m.fallback.to_string().to_value(),
             "image" => m.image.to_value(),
