@@ -175,7 +175,7 @@ impl ObjectImpl for CuecastSrc {
             Ok(true) => {}
             Ok(false) => unreachable!("unknown property {name}"),
             Err(e) => {
-                gst::warning!(CAT, imp = self, "{name}: {e}; kept the last");
+                gst::warning!(CAT, imp = self, "{name}: {e}; the element will not start until it is set to a value it can be");
                 return;
             }
         }
@@ -318,7 +318,10 @@ impl CuecastSrc {
     /// The model's settings, whole (what an application hands over in one call).
     pub(super) fn set_model_settings(&self, model: ModelSettings) -> Result<(), SettingError> {
         model.check()?;
-        self.settings.lock().model = model;
+        let mut settings = self.settings.lock();
+        settings.model = model;
+        // Every model property is now as given.
+        settings.refused.clear();
         Ok(())
     }
 
@@ -509,6 +512,9 @@ impl CuecastSrc {
 impl BaseSrcImpl for CuecastSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().clone();
+        if let Some(why) = settings.refusal() {
+            return Err(gst::error_msg!(gst::ResourceError::Settings, ("{why}")));
+        }
         let cue_file = match settings.cues.as_deref() {
             Some(path) => CueFile::load(path.as_ref())
                 .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("cues: {e}")))?,

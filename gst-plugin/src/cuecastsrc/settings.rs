@@ -29,6 +29,9 @@ pub(super) struct Settings {
     pub adaptive_detail: bool,
     /// The folder image cues (and `image`) read from.
     pub media: Option<String>,
+    /// Properties last set to a value that could not be, and why: the element does not
+    /// start with a setting other than the one asked for.
+    pub refused: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Settings {
@@ -41,6 +44,7 @@ impl Default for Settings {
             scenes: Vec::new(),
             adaptive_detail: true,
             media: None,
+            refused: Default::default(),
         }
     }
 }
@@ -271,6 +275,23 @@ impl Settings {
     /// refused with why (the last good one kept). `false` when the property is not one
     /// of the settings'.
     pub(super) fn set(&mut self, name: &str, v: &glib::Value) -> Result<bool, String> {
+        let r = self.apply(name, v);
+        match &r {
+            Err(e) => self.refused.insert(name.to_owned(), e.clone()),
+            Ok(_) => self.refused.remove(name),
+        };
+        r
+    }
+
+    /// Why the element cannot start with these settings: a property refused.
+    pub(super) fn refusal(&self) -> Option<String> {
+        self.refused
+            .iter()
+            .next()
+            .map(|(name, why)| format!("{name}: {why}"))
+    }
+
+    fn apply(&mut self, name: &str, v: &glib::Value) -> Result<bool, String> {
         let m = &mut self.model;
         match name {
             "backend" => m.backend = opt(v).unwrap_or_else(|| "procedural".into()).parse()?,
