@@ -175,7 +175,11 @@ impl ObjectImpl for CuecastSrc {
             Ok(true) => {}
             Ok(false) => unreachable!("unknown property {name}"),
             Err(e) => {
-                gst::warning!(CAT, imp = self, "{name}: {e}; the element will not start until it is set to a value it can be");
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "{name}: {e}; the element will not start until it is set to a value it can be"
+                );
                 return;
             }
         }
