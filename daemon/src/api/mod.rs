@@ -74,13 +74,8 @@ pub struct AppState {
     pub wrong_tokens: Arc<Mutex<WrongTokens>>,
     /// Whether the model's step has been reported stuck (told once per hang).
     pub model_stuck: Arc<std::sync::atomic::AtomicBool>,
-    /// Model resets told of, and whether a run of failed steps has been told.
-    pub model_resets_told: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether a run of failed steps has been told.
     pub model_failing: Arc<std::sync::atomic::AtomicBool>,
-    /// The last take that ended by itself and has been told of.
-    pub take_ended: Arc<Mutex<Option<String>>>,
-    /// A python model's restarts told of, and whether it was last told down.
-    pub model_process_told: Arc<Mutex<(u64, bool)>>,
     pub video: Video,
     pub token: Option<Arc<str>>,
     /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.
@@ -123,10 +118,7 @@ impl AppState {
             access: Arc::new(config.api_access.clone()),
             wrong_tokens: Arc::default(),
             model_stuck: Arc::default(),
-            model_resets_told: Arc::default(),
             model_failing: Arc::default(),
-            take_ended: Arc::default(),
-            model_process_told: Arc::default(),
             video: config.video,
             token,
             live: Arc::new(Mutex::new(json!({}))),

@@ -1,6 +1,7 @@
-//! The show pipeline's bus: cue reports become events, once-a-second stats become
-//! metrics and log lines, a stuck or failing model is told once, the generator's errors
-//! end the show and anything else is a warning.
+//! What the show tells: the engine's typed events become the event stream's
+//! ([`follow_engine`]); on the pipeline's bus, once-a-second stats become metrics and log
+//! lines, a stuck or failing model is told once, the generator's errors end the show and
+//! anything else is a warning.
 
 #[allow(unused_imports)]
 use super::*;
@@ -31,8 +32,9 @@ pub(super) fn report_stuck_model(state: &AppState, status: &cuecast_engine::Stat
     }
 }
 
-/// Tells, as `error` events, when the model's steps keep failing (once per run of
-/// failures, from a second of them on) and each time the model was started over.
+/// Tells, as an `error` event, when the model's steps keep failing (once per run of
+/// failures, from a second of them on). Each start over is told by the engine itself
+/// ([`follow_engine`]).
 pub(super) fn report_failing_model(state: &AppState, status: &cuecast_engine::Status) {
     use std::sync::atomic::Ordering;
     let fps = status.fps.as_f64().max(1.0);
@@ -45,70 +47,49 @@ pub(super) fn report_failing_model(state: &AppState, status: &cuecast_engine::St
     } else if !failing && status.failing_steps == 0 {
         state.model_failing.store(false, Ordering::Relaxed);
     }
-    let told = state
-        .model_resets_told
-        .swap(status.model_resets, Ordering::Relaxed);
-    if status.model_resets > told {
-        state.events.send(Event::Error {
-            message: format!(
-                "the model was started over: {}",
-                status.last_reset.as_deref().unwrap_or("")
-            ),
-            model_resets: Some(status.model_resets),
-        });
+}
+
+/// The engine's events, typed, as the daemon's event stream tells them: a cue applied,
+/// the model started over, a python model's process down and up, a take that ended by
+/// itself. Runs until the engine stops (its queue closes).
+pub(super) fn follow_engine(events: std::sync::mpsc::Receiver<EngineEvent>, state: AppState) {
+    for e in events {
+        let event = match e {
+            EngineEvent::CueApplied(a) => Event::CueApplied {
+                id: a.id,
+                cue: a.cue.to_value(),
+                frame: a.frame,
+                shown_frame: a.shown_frame,
+                latency_ms: a.latency_ms,
+            },
+            EngineEvent::ModelReset { resets, why } => Event::Error {
+                message: format!("the model was started over: {why}"),
+                model_resets: Some(resets),
+            },
+            EngineEvent::ProcessDown { restarts, reason } => Event::Model {
+                state: "restarting".into(),
+                restarts,
+                reason: Some(reason),
+            },
+            EngineEvent::ProcessUp { restarts, .. } => Event::Model {
+                state: "running".into(),
+                restarts,
+                reason: None,
+            },
+            EngineEvent::TakeEnded(ended) => Event::Take {
+                state: TakeState::Stopped,
+                take: ended.name,
+                start_frame: None,
+                frames: Some(ended.frames),
+                error: Some(ended.reason),
+            },
+        };
+        state.events.send(event);
     }
 }
 
-/// Tells, as `model` events, when a python model's process went down (each restart,
-/// with how it ended) and when it runs again.
-pub(super) fn report_model_process(state: &AppState, status: &cuecast_engine::Status) {
-    let Some(p) = &status.model_process else {
-        return;
-    };
-    use cuecast_engine::worker::ProcessState;
-    let mut told = state.model_process_told.lock();
-    let down = p.state != ProcessState::Running;
-    if p.restarts > told.0 {
-        state.events.send(Event::Model {
-            state: "restarting".into(),
-            restarts: p.restarts,
-            reason: p.last_exit.clone(),
-        });
-        told.1 = true;
-    }
-    if told.1 && !down {
-        state.events.send(Event::Model {
-            state: "running".into(),
-            restarts: p.restarts,
-            reason: None,
-        });
-        told.1 = false;
-    }
-    told.0 = p.restarts;
-}
-
-/// Tells once, as a `take` event, when a take ended by itself (its files could not be
-/// written: a full disk).
-pub(super) fn report_take_ended(state: &AppState, status: &cuecast_engine::Status) {
-    let Some(ended) = &status.take_ended else {
-        return;
-    };
-    let mut told = state.take_ended.lock();
-    if told.as_deref() == Some(ended.name.as_str()) {
-        return;
-    }
-    *told = Some(ended.name.clone());
-    state.events.send(Event::Take {
-        state: TakeState::Stopped,
-        take: ended.name.clone(),
-        start_frame: None,
-        frames: Some(ended.frames),
-        error: Some(ended.reason.clone()),
-    });
-}
-
-/// The show bus: cue reports become events, 1 Hz stats are kept for status and
-/// metrics, the generator's errors end the show, anything else is a warning.
+/// The show bus: 1 Hz stats are kept for status and metrics, the generator's errors end
+/// the show, anything else is a warning.
 pub(super) fn on_message(
     msg: &gst::Message,
     src: &gst::Element,
@@ -118,50 +99,31 @@ pub(super) fn on_message(
 ) {
     match msg.view() {
         gst::MessageView::Element(e) => {
-            let Some(s) = e.structure() else { return };
-            match s.name().as_str() {
-                "cuecast-cue-applied" => {
-                    let cue: Value = s
-                        .get::<String>("cue")
-                        .ok()
-                        .and_then(|c| serde_json::from_str(&c).ok())
-                        .unwrap_or(Value::Null);
-                    state.events.send(Event::CueApplied {
-                        id: s.get::<u64>("id").unwrap_or(0),
-                        cue,
-                        frame: s.get::<u64>("frame").unwrap_or(0),
-                        shown_frame: s.get::<u64>("shown-frame").unwrap_or(0),
-                        latency_ms: s.get::<f64>("latency-ms").unwrap_or(0.0),
-                    });
-                }
-                "cuecast-stats" => {
-                    let u = |f: &str| s.get::<u64>(f).unwrap_or(0);
-                    let f = |f: &str| s.get::<f64>(f).unwrap_or(0.0);
-                    let live = json!({
-                        "frames": u("frames"), "rendered": u("rendered"),
-                        "repeated": u("repeated"), "failed": u("failed"),
-                        "fps": f("fps"), "repeated_last_second": u("repeated-last-second"),
-                        "step_ms_mean": f("step-ms-mean"), "step_ms_max": f("step-ms-max"),
-                    });
-                    if u("repeated-last-second") > 0 {
-                        tracing::warn!(
-                            "{} frames repeated in the last second (step up to {:.1} ms)",
-                            u("repeated-last-second"),
-                            f("step-ms-max")
-                        );
-                    }
-                    state.events.send(Event::Stats {
-                        stats: live.clone(),
-                    });
-                    *state.live.lock() = live;
-                    let status = state.show.status();
-                    report_stuck_model(state, &status);
-                    report_failing_model(state, &status);
-                    report_take_ended(state, &status);
-                    report_model_process(state, &status);
-                }
-                _ => {}
+            let Some(s) = e.structure().filter(|s| s.name() == "cuecast-stats") else {
+                return;
+            };
+            let u = |f: &str| s.get::<u64>(f).unwrap_or(0);
+            let f = |f: &str| s.get::<f64>(f).unwrap_or(0.0);
+            let live = json!({
+                "frames": u("frames"), "rendered": u("rendered"),
+                "repeated": u("repeated"), "failed": u("failed"),
+                "fps": f("fps"), "repeated_last_second": u("repeated-last-second"),
+                "step_ms_mean": f("step-ms-mean"), "step_ms_max": f("step-ms-max"),
+            });
+            if u("repeated-last-second") > 0 {
+                tracing::warn!(
+                    "{} frames repeated in the last second (step up to {:.1} ms)",
+                    u("repeated-last-second"),
+                    f("step-ms-max")
+                );
             }
+            state.events.send(Event::Stats {
+                stats: live.clone(),
+            });
+            *state.live.lock() = live;
+            let status = state.show.status();
+            report_stuck_model(state, &status);
+            report_failing_model(state, &status);
         }
         gst::MessageView::Error(e) => {
             let from_source = msg

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use cuecast_engine::engine::EngineEvent;
 use cuecast_engine::world::ShowContext;
 use cuecast_engine::Cue;
 use gst::glib;
@@ -113,6 +114,8 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     let handle = cuecastsrc
         .show()
         .ok_or_else(|| anyhow!("the show did not start"))?;
+    // Before anything can happen on air: every engine event from the first frame.
+    let engine_events = handle.subscribe();
     // The rundown and OSC map must fit the model before anything goes on air.
     check_show(&handle.inbox().context(), show).map_err(|e| anyhow!("{e}"))?;
 
@@ -151,6 +154,12 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
         Arc::new(outputs.clone()),
         events.clone(),
     );
+    {
+        let state = state.clone();
+        std::thread::Builder::new()
+            .name("cuecast-engine-events".into())
+            .spawn(move || follow_engine(engine_events, state))?;
+    }
     let server = ApiServer::start(config.api_listen, state.clone())?;
     let osc = Arc::new(Mutex::new(None));
     if let Some(addr) = config.osc_listen {

@@ -45,10 +45,12 @@ use crate::world::{Scene, ShowContext, World};
 use crate::{CueError, EngineError};
 
 mod config;
+mod events;
 mod model_thread;
 mod settings;
 
 pub use config::*;
+pub use events::{EngineEvent, Subscribers};
 use model_thread::ModelThread;
 pub use settings::*;
 
@@ -263,6 +265,7 @@ pub struct Engine {
     /// The take being recorded, shared so that a model stuck in a step at shutdown
     /// cannot keep it from being finished.
     take: TakeSlot,
+    events: Subscribers,
 }
 
 /// The take being recorded. The model thread holds the lock only between steps.
@@ -287,7 +290,14 @@ impl Engine {
         let log = Arc::new(Mutex::new(CueLog::default()));
         let inbox = CueInbox::new(ShowContext::default());
         let take: TakeSlot = Arc::default();
-        let shared = (inbox.clone(), log.clone(), counters.clone(), take.clone());
+        let events = Subscribers::default();
+        let shared = (
+            inbox.clone(),
+            log.clone(),
+            counters.clone(),
+            take.clone(),
+            events.clone(),
+        );
         // A chunked model's worker tells the model thread through its own queue.
         let worker_events = req_tx.clone();
         let thread = std::thread::Builder::new()
@@ -299,13 +309,7 @@ impl Engine {
                     .model_threads
                     .map_or_else(default_model_threads, |n| n as usize);
                 tch::set_num_threads(threads.clamp(1, MAX_MODEL_THREADS) as i32);
-                let (inbox, log, counters, take) = shared;
-                let loaded = ModelThread::load(
-                    config,
-                    (inbox, log, counters, take),
-                    Box::new(deliver),
-                    worker_events,
-                );
+                let loaded = ModelThread::load(config, shared, Box::new(deliver), worker_events);
                 match loaded {
                     Ok((mut model, status)) => {
                         let process = match &model.model {
@@ -358,6 +362,7 @@ impl Engine {
             log,
             counters,
             take,
+            events,
         })
     }
 
@@ -410,6 +415,7 @@ impl Engine {
             log: self.log.clone(),
             info: self.info.clone(),
             requests: self.requests.clone(),
+            events: self.events.clone(),
         }
     }
 
@@ -526,9 +532,15 @@ pub struct ShowHandle {
     log: Arc<Mutex<CueLog>>,
     info: ModelInfo,
     requests: mpsc::Sender<Request>,
+    events: Subscribers,
 }
 
 impl ShowHandle {
+    /// Every event from now on, typed ([`EngineEvent`]), on a queue of its own.
+    pub fn subscribe(&self) -> mpsc::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
     pub fn inbox(&self) -> &CueInbox {
         &self.inbox
     }

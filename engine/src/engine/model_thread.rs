@@ -68,16 +68,24 @@ pub(super) struct ModelThread {
     did_reset: bool,
     /// The take's copy of a checkpoint restored live, for the next frame's record.
     restored: Option<String>,
+    /// Who is told what happens.
+    events: Subscribers,
 }
 
 impl ModelThread {
     pub(super) fn load(
         config: EngineConfig,
-        shared: (CueInbox, Arc<Mutex<CueLog>>, Arc<Counters>, TakeSlot),
+        shared: (
+            CueInbox,
+            Arc<Mutex<CueLog>>,
+            Arc<Counters>,
+            TakeSlot,
+            Subscribers,
+        ),
         deliver: Deliver,
         requests: mpsc::Sender<Request>,
     ) -> Result<(Self, Arc<Mutex<Status>>), EngineError> {
-        let (inbox, log, counters, take) = shared;
+        let (inbox, log, counters, take, events) = shared;
         let device = config.settings.device.resolve()?;
         let mut model = if config.settings.backend == Backend::Python {
             Model::Chunks(Box::new(load_chunked(&config, device, requests)?))
@@ -231,6 +239,7 @@ impl ModelThread {
             last_reset: None,
             did_reset: false,
             restored: None,
+            events,
         };
         Ok((model, status))
     }
@@ -392,8 +401,7 @@ impl ModelThread {
                 let policy_reset = self.reset_next.take();
                 if let Some(why) = &policy_reset {
                     self.did_reset = true;
-                    self.resets += 1;
-                    self.last_reset = Some(why.clone());
+                    self.count_reset(why.clone());
                 }
                 match self.step(world_target, reset || policy_reset.is_some(), forced) {
                     Ok(raw) => {
@@ -444,15 +452,7 @@ impl ModelThread {
                 }
             }
         }
-        for a in &applied {
-            self.counters.cue_latency_ms.observe(a.latency_ms);
-        }
-        if !applied.is_empty() {
-            let mut log = self.log.lock();
-            for a in &applied {
-                log.push(a.clone());
-            }
-        }
+        self.close_frame(&applied);
         if matches!(picture, Picture::New(_)) {
             self.counters.rendered.fetch_add(1, Ordering::Relaxed);
         }
@@ -468,6 +468,31 @@ impl ModelThread {
             applied,
             step_time,
         }
+    }
+
+    /// The cues a frame shows: their latency observed, logged, and told.
+    pub(super) fn close_frame(&mut self, applied: &[AppliedCue]) {
+        if applied.is_empty() {
+            return;
+        }
+        let mut log = self.log.lock();
+        for a in applied {
+            self.counters.cue_latency_ms.observe(a.latency_ms);
+            log.push(a.clone());
+            self.events
+                .emit(EngineEvent::CueApplied(Arc::new(a.clone())));
+        }
+    }
+
+    /// The model started over, by the failure policy or its state's size (not a cue):
+    /// counted, kept for the status, and told.
+    pub(super) fn count_reset(&mut self, why: String) {
+        self.resets += 1;
+        self.last_reset = Some(why.clone());
+        self.events.emit(EngineEvent::ModelReset {
+            resets: self.resets,
+            why,
+        });
     }
 
     /// After a failed step: at the policy's count, an error line and (with `reset`) a

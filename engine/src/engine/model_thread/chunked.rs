@@ -421,15 +421,7 @@ impl ModelThread {
             }
             applied.push(record);
         }
-        for a in &applied {
-            self.counters.cue_latency_ms.observe(a.latency_ms);
-        }
-        if !applied.is_empty() {
-            let mut log = self.log.lock();
-            for a in &applied {
-                log.push(a.clone());
-            }
-        }
+        self.close_frame(&applied);
         let (pose, depth) = match &self.chunks().shown {
             Some((_, _, pose, depth)) => (*pose, depth.clone()),
             None => (self.world.camera(), None),
@@ -673,8 +665,7 @@ impl ModelThread {
         let policy = self.reset_next.take();
         if let Some(why) = policy.as_ref() {
             // Started over by the failure policy (not by a cue): counted and told.
-            self.resets += 1;
-            self.last_reset = Some(why.clone());
+            self.count_reset(why.clone());
         }
         let mut reset = policy.is_some() || std::mem::take(&mut self.chunks().reset_pending);
         let mut count = if reset || self.chunks().fresh {
@@ -874,13 +865,19 @@ impl ModelThread {
                 if let Some(lost) = c.in_flight.take() {
                     c.rewind(&lost);
                 }
+                let restarts = c.worker().status().restarts;
                 tracing::warn!("the model is down ({reason}): the show goes on");
+                self.events
+                    .emit(EngineEvent::ProcessDown { restarts, reason });
             }
             WorkerEvent::Up { resumed } => {
                 let c = self.chunks();
                 c.up = true;
                 c.fresh = true;
                 c.restarted_fresh = !resumed;
+                let restarts = c.worker().status().restarts;
+                self.events
+                    .emit(EngineEvent::ProcessUp { restarts, resumed });
             }
         }
     }

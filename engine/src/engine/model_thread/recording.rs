@@ -58,11 +58,13 @@ impl ModelThread {
             }
         };
         tracing::warn!("take {name:?} ended by itself after {frames} frames: {reason}");
-        self.take_ended = Some(TakeEnded {
+        let ended = TakeEnded {
             name,
             reason,
             frames,
-        });
+        };
+        self.events.emit(EngineEvent::TakeEnded(ended.clone()));
+        self.take_ended = Some(ended);
     }
 
     pub(super) fn start_take(
