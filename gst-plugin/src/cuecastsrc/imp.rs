@@ -41,6 +41,8 @@ type Control = ControlServer;
 /// Built without the `control` feature: there is never a server.
 #[cfg(not(feature = "control"))]
 enum Control {}
+mod messages;
+
 use super::settings::{self, Settings};
 use cuecast_engine::engine::{Counters, ModelSettings, SettingError};
 use cuecast_engine::generator::Fps;
@@ -460,56 +462,6 @@ impl CuecastSrc {
         let mut buffer = gst::Buffer::with_size(video.width * video.height * 4).expect("buffer");
         buffer.get_mut().unwrap().map_writable().unwrap().fill(0);
         buffer
-    }
-
-    fn post_cue_applied(&self, rendered: &Rendered, t0: gst::ClockTime, video: &Video) {
-        for a in &rendered.applied {
-            let s = gst::Structure::builder("cuecast-cue-applied")
-                .field("id", a.id)
-                .field("type", a.cue.type_name())
-                .field("frame", a.frame)
-                .field("shown-frame", a.shown_frame)
-                .field("pts", t0 + video.offset(a.frame))
-                .field("latency-ms", a.latency_ms)
-                .field("cue", a.cue.to_value().to_string())
-                .build();
-            let _ = self
-                .obj()
-                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-        }
-    }
-
-    /// Posts the stats of the frames pushed in the second (or more) before `pts`, once a
-    /// second has passed, and starts the next window at `pts`.
-    fn maybe_post_stats(&self, state: &mut State, pts: gst::ClockTime) {
-        let start = *state.window.start.get_or_insert(pts);
-        let span = pts.saturating_sub(start);
-        if span < gst::ClockTime::SECOND {
-            return;
-        }
-        let Some(engine) = &state.engine else { return };
-        let counters = engine.counters();
-        let w = std::mem::take(&mut state.window);
-        let mean = if w.step_ms.is_empty() {
-            0.0
-        } else {
-            w.step_ms.iter().sum::<f64>() / w.step_ms.len() as f64
-        };
-        let max = w.step_ms.iter().copied().fold(0.0, f64::max);
-        let s = gst::Structure::builder("cuecast-stats")
-            .field("frames", state.pushed)
-            .field("rendered", counters.rendered.load(Ordering::Relaxed))
-            .field("repeated", counters.repeated.load(Ordering::Relaxed))
-            .field("failed", counters.failed.load(Ordering::Relaxed))
-            .field("fps", w.pushed as f64 / span.seconds_f64())
-            .field("repeated-last-second", w.repeated)
-            .field("step-ms-mean", mean)
-            .field("step-ms-max", max)
-            .build();
-        state.window.start = Some(pts);
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 }
 

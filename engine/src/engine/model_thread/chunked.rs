@@ -33,6 +33,9 @@
 //! is held (the element repeats it, counted), or the fallback draws: the procedural
 //! world from the same camera, or a still.
 
+mod clock;
+mod picture;
+
 use super::*;
 use crate::cue::ACTION_AXES;
 use crate::generator::package::{Package, StateRollback};
@@ -40,6 +43,8 @@ use crate::generator::{write_image, PromptMode};
 use crate::media::Images;
 use crate::take::Size;
 use crate::worker::{FrameInputs, RgbImage, Worker, WorkerEvent};
+pub(crate) use clock::pose_matrices;
+use clock::{slot_at, slot_frame};
 
 /// Chunk times kept for the lead.
 const WALLS: usize = 32;
@@ -226,72 +231,6 @@ impl Chunked {
     }
 }
 
-/// `a * b / c`, rounded down or up, without overflow.
-fn ratio(a: u64, b: u64, c: u64, up: bool) -> u64 {
-    let (n, d) = (u128::from(a) * u128::from(b), u128::from(c.max(1)));
-    (if up { n.div_ceil(d) } else { n / d }) as u64
-}
-
-/// The slot on air at world frame `f`: `floor(f * native / show)`.
-fn slot_at(f: u64, show: Fps, native: Fps) -> u64 {
-    ratio(
-        f,
-        u64::from(native.num) * u64::from(show.den),
-        u64::from(native.den) * u64::from(show.num),
-        false,
-    )
-}
-
-/// The first world frame that shows slot `k`: `ceil(k * show / native)`.
-fn slot_frame(k: u64, show: Fps, native: Fps) -> u64 {
-    ratio(
-        k,
-        u64::from(show.num) * u64::from(native.den),
-        u64::from(show.den) * u64::from(native.num),
-        true,
-    )
-}
-
-/// A pose as a world-to-camera matrix (row-major) in OpenCV's camera axes (x right,
-/// y down, z forward), and its intrinsics at `width` x `height` from the horizontal fov.
-pub(crate) fn pose_matrices(pose: &Pose, width: f64, height: f64) -> ([f32; 16], [f32; 9]) {
-    let (sy, cy) = pose.yaw.to_radians().sin_cos();
-    let (sp, cp) = pose.pitch.to_radians().sin_cos();
-    // Camera-to-world in cuecast's camera axes: R = Ry(yaw) * Rx(pitch).
-    let r = [
-        [cy, sy * sp, sy * cp],
-        [0.0, cp, -sp],
-        [-sy, cy * sp, cy * cp],
-    ];
-    // OpenCV's axes are cuecast's with y and z flipped: R_cv = R * diag(1, -1, -1);
-    // world-to-camera is its transpose.
-    let flip = [1.0, -1.0, -1.0];
-    let mut m = [0f32; 16];
-    for row in 0..3 {
-        let mut t = 0.0;
-        for col in 0..3 {
-            let v = r[col][row] * flip[row];
-            m[row * 4 + col] = v as f32;
-            t -= v * pose.pos[col];
-        }
-        m[row * 4 + 3] = t as f32;
-    }
-    m[15] = 1.0;
-    let fx = (width / 2.0) / (pose.fov.to_radians() / 2.0).tan();
-    let k = [
-        fx as f32,
-        0.0,
-        (width / 2.0) as f32,
-        0.0,
-        fx as f32,
-        (height / 2.0) as f32,
-        0.0,
-        0.0,
-        1.0,
-    ];
-    (m, k)
-}
-
 impl ModelThread {
     fn chunks(&mut self) -> &mut Chunked {
         match &mut self.model {
@@ -443,131 +382,6 @@ impl ModelThread {
             applied,
             step_time,
         })
-    }
-
-    /// `frame` (slot `k`'s) mixed with slot `k + 1`'s by how far world frame `wf` is
-    /// between them; `frame` itself when the next is not made yet or `wf` is on `k`.
-    fn blended(&mut self, frame: Frame, wf: u64, k: u64) -> Option<Frame> {
-        let (show, native) = (self.world.fps(), self.chunks().info().fps);
-        // Where `wf` falls on the model's clock, in slots: k + frac.
-        let num = u128::from(wf) * u128::from(native.num) * u128::from(show.den);
-        let den = u128::from(native.den) * u128::from(show.num);
-        let frac = (num % den) as f64 / den as f64;
-        let next = self
-            .chunks()
-            .buffer
-            .iter()
-            .find(|m| m.slot == k + 1)
-            .map(|m| m.frame.clone());
-        if frac == 0.0 {
-            return Some(frame);
-        }
-        let Some(next) = next else {
-            // Not made yet: live, the show cannot wait (the plain frame goes out); not
-            // live, it waits for the next, so the output is the same every run.
-            let c = self.chunks();
-            return (c.live || !c.up).then_some(frame);
-        };
-        let next = self.to_show_size(&next);
-        let w = (frac * 256.0).round() as u32;
-        let mut buf = self.pool.take();
-        for ((dst, a), b) in buf.data_mut().iter_mut().zip(frame.data()).zip(next.data()) {
-            *dst = ((u32::from(*a) * (256 - w) + u32::from(*b) * w + 128) >> 8) as u8;
-        }
-        Some(buf.freeze())
-    }
-
-    /// A native frame at the show's size (the same frame when the sizes agree).
-    fn to_show_size(&self, frame: &Frame) -> Frame {
-        if (frame.width(), frame.height()) == self.pool.size() {
-            return frame.clone();
-        }
-        let mut buf = self.pool.take();
-        let (w, h) = (buf.width(), buf.height());
-        let src = frame.data();
-        // SAFETY: the view borrows `frame`'s bytes, alive and unchanged for the call.
-        let t = unsafe {
-            Tensor::from_blob(
-                src.as_ptr(),
-                &[frame.height() as i64, frame.width() as i64, 4],
-                &[frame.width() as i64 * 4, 4, 1],
-                tch::Kind::Uint8,
-                tch::Device::Cpu,
-            )
-        };
-        let mut image = Image {
-            width: w,
-            height: h,
-            data: buf.data_mut(),
-        };
-        if let Err(e) = write_image(&mut image, &t) {
-            tracing::warn!("a frame could not be scaled to the show's size: {e}");
-        }
-        buf.freeze()
-    }
-
-    /// While the model's process is down: the fallback's frame, if it draws one.
-    fn fallback_picture(&mut self, wf: u64) -> Option<Frame> {
-        if self.chunks().up {
-            return None;
-        }
-        let (width, height) = self.pool.size();
-        let frame = match self.chunks().fallback.clone() {
-            Fallback::Hold => return None,
-            Fallback::Still(_) => {
-                let still = self.chunks().still.clone()?;
-                Some(self.to_show_size(&still))
-            }
-            Fallback::Procedural => {
-                if self.chunks().fallback_gen.is_none() {
-                    let g = crate::generator::procedural::Procedural::new(
-                        tch::Device::Cpu,
-                        self.world.seed(),
-                        self.world.prompt(),
-                        false,
-                    );
-                    self.chunks().fallback_gen = Some(Box::new(g));
-                }
-                let world = &self.world;
-                let prompt = world.prompt_state(wf);
-                let mut buf = self.pool.take();
-                let Model::Chunks(c) = &mut self.model else {
-                    return None;
-                };
-                let g = c.fallback_gen.as_mut()?;
-                let params: Vec<f64> = g.info().params.iter().map(|p| p.default).collect();
-                // The model's camera goes where it is steered, through the fallback's
-                // hills too: lifted above them, the fallback never draws the inside of
-                // a hill (a blank frame).
-                let mut camera = world.camera();
-                if let Some(ground) = g.ground_height(camera.pos[0], camera.pos[2]) {
-                    camera.pos[1] = camera.pos[1].max(ground + FALLBACK_CLEARANCE_M);
-                }
-                let input = StepInput {
-                    frame: wf,
-                    time_s: wf as f64 / world.fps().as_f64(),
-                    fps: world.fps(),
-                    camera,
-                    action: world.action(),
-                    prompt: &prompt,
-                    params: &params,
-                    seed: world.seed(),
-                    detail: 0.5,
-                };
-                let mut image = Image {
-                    width,
-                    height,
-                    data: buf.data_mut(),
-                };
-                let made = catch_unwind(AssertUnwindSafe(|| g.step(&input, &mut image)));
-                match made {
-                    Ok(Ok(())) => Some(buf.freeze()),
-                    _ => None,
-                }
-            }
-        }?;
-        self.chunks().fallback_frames += 1;
-        Some(frame)
     }
 
     /// Advances the world through show frame `to`, applying the cues due; with `slot`,
@@ -880,59 +694,5 @@ impl ModelThread {
                     .emit(EngineEvent::ProcessUp { restarts, resumed });
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_16_fps_model_in_a_30_fps_show_shows_frame_k_at_k_over_16_seconds() {
-        let (show, native) = (Fps::new(30, 1), Fps::new(16, 1));
-        for k in 0..200u64 {
-            let f = slot_frame(k, show, native);
-            // On air within one show frame of k/16 s, never before it.
-            let t = f as f64 / 30.0;
-            assert!(
-                t >= k as f64 / 16.0 - 1e-9 && t < k as f64 / 16.0 + 1.0 / 30.0,
-                "{k}"
-            );
-            assert_eq!(slot_at(f, show, native), k);
-            if f > 0 {
-                assert_eq!(slot_at(f - 1, show, native), k - 1);
-            }
-        }
-        let ntsc = Fps::new(30000, 1001);
-        assert_eq!(
-            slot_at(slot_frame(1_000_000, ntsc, native), ntsc, native),
-            1_000_000
-        );
-    }
-
-    #[test]
-    fn world_to_camera_sends_the_camera_to_the_origin_looking_down_z() {
-        let pose = Pose {
-            pos: [1.0, 2.0, 3.0],
-            yaw: 90.0,
-            pitch: 0.0,
-            fov: 90.0,
-        };
-        let (m, k) = pose_matrices(&pose, 200.0, 100.0);
-        let apply = |p: [f32; 3]| -> [f32; 3] {
-            let mut out = [0.0; 3];
-            for r in 0..3 {
-                out[r] = m[r * 4] * p[0] + m[r * 4 + 1] * p[1] + m[r * 4 + 2] * p[2] + m[r * 4 + 3];
-            }
-            out
-        };
-        let close = |a: [f32; 3], b: [f32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
-        assert!(close(apply([1.0, 2.0, 3.0]), [0.0, 0.0, 0.0]));
-        // At yaw 90 the camera looks down -X: a point 5 m along -X is 5 m ahead (+z).
-        assert!(close(apply([-4.0, 2.0, 3.0]), [0.0, 0.0, 5.0]));
-        // Up in the world is -y for OpenCV; its right (-Z in the world at yaw 90) is +x.
-        assert!(close(apply([1.0, 3.0, 3.0]), [0.0, -1.0, 0.0]));
-        assert!(close(apply([1.0, 2.0, 2.0]), [1.0, 0.0, 0.0]));
-        assert_eq!((k[0], k[2], k[5]), (100.0, 100.0, 50.0));
     }
 }
