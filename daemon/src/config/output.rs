@@ -358,14 +358,14 @@ pub fn output(
             let p = profile.unwrap_or_else(|| Profile {
                 name: "record".into(),
                 video: VideoProfile {
-                    codec: default_codec(),
+                    codec: Default::default(),
                     width: video.width,
                     height: video.height,
                     fps: video.fps,
                     bitrate_kbps: 8000,
                     keyframe_s: 2.0,
-                    preset: default_preset(),
-                    h264_profile: default_h264_profile(),
+                    preset: Default::default(),
+                    h264_profile: Default::default(),
                 },
                 audio: None,
             });

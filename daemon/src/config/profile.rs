@@ -18,8 +18,8 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VideoProfile {
-    #[serde(default = "default_codec")]
-    pub codec: String,
+    #[serde(default)]
+    pub codec: VideoCodec,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -27,19 +27,73 @@ pub struct VideoProfile {
     #[serde(default = "default_keyframe_s")]
     pub keyframe_s: f64,
     /// x264's speed preset.
-    #[serde(default = "default_preset")]
-    pub preset: String,
+    #[serde(default)]
+    pub preset: X264Preset,
     /// H.264 profile: baseline, main or high.
-    #[serde(default = "default_h264_profile")]
-    pub h264_profile: String,
+    #[serde(default)]
+    pub h264_profile: H264Profile,
 }
+
+/// Reads and writes a choice as its lowercase name, the word GStreamer's elements take.
+macro_rules! choice {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+choice!(
+    /// The video codec: H.264 is what every platform and peer takes.
+    VideoCodec { #[default] H264 => "h264" }
+);
+choice!(
+    /// x264's speed preset: faster presets cost less CPU for more bits.
+    X264Preset {
+        Ultrafast => "ultrafast",
+        Superfast => "superfast",
+        #[default]
+        Veryfast => "veryfast",
+        Faster => "faster",
+        Fast => "fast",
+        Medium => "medium",
+        Slow => "slow",
+        Slower => "slower",
+        Veryslow => "veryslow",
+    }
+);
+choice!(
+    /// The H.264 profile players are told to expect.
+    H264Profile { Baseline => "baseline", Main => "main", #[default] High => "high" }
+);
+choice!(
+    /// The audio codec.
+    AudioCodec { #[default] Aac => "aac" }
+);
 
 /// AAC audio. Silence unless the show has an audio source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioProfile {
-    #[serde(default = "default_audio_codec")]
-    pub codec: String,
+    #[serde(default)]
+    pub codec: AudioCodec,
     #[serde(default = "default_audio_bitrate")]
     pub bitrate_kbps: u32,
     #[serde(default = "default_audio_rate")]
@@ -51,7 +105,7 @@ pub struct AudioProfile {
 impl Default for AudioProfile {
     fn default() -> Self {
         AudioProfile {
-            codec: default_audio_codec(),
+            codec: AudioCodec::Aac,
             bitrate_kbps: default_audio_bitrate(),
             rate: default_audio_rate(),
             channels: default_audio_channels(),
@@ -59,20 +113,8 @@ impl Default for AudioProfile {
     }
 }
 
-pub(super) fn default_codec() -> String {
-    "h264".into()
-}
 pub(super) fn default_keyframe_s() -> f64 {
     2.0
-}
-pub(super) fn default_preset() -> String {
-    "veryfast".into()
-}
-pub(super) fn default_h264_profile() -> String {
-    "high".into()
-}
-pub(super) fn default_audio_codec() -> String {
-    "aac".into()
 }
 pub(super) fn default_audio_bitrate() -> u32 {
     128
@@ -84,28 +126,10 @@ pub(super) fn default_audio_channels() -> u32 {
     2
 }
 
-pub(super) const X264_PRESETS: &[&str] = &[
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-];
-
 impl Profile {
     pub(super) fn check(&self) -> Result<(), (String, String)> {
         let v = &self.video;
         let bad = |field: &str, message: String| Err((field.to_owned(), message));
-        if v.codec != "h264" {
-            return bad(
-                "video.codec",
-                format!("{:?}: only h264 is supported", v.codec),
-            );
-        }
         if !(16..=7680).contains(&v.width) || v.width % 2 != 0 {
             return bad(
                 "video.width",
@@ -133,29 +157,7 @@ impl Profile {
                 format!("{}: must be 0.1..20 seconds", v.keyframe_s),
             );
         }
-        if !X264_PRESETS.contains(&v.preset.as_str()) {
-            return bad(
-                "video.preset",
-                format!(
-                    "{:?}: expected one of {}",
-                    v.preset,
-                    X264_PRESETS.join(", ")
-                ),
-            );
-        }
-        if !["baseline", "main", "high"].contains(&v.h264_profile.as_str()) {
-            return bad(
-                "video.h264_profile",
-                format!("{:?}: expected baseline, main or high", v.h264_profile),
-            );
-        }
         if let Some(a) = &self.audio {
-            if a.codec != "aac" {
-                return bad(
-                    "audio.codec",
-                    format!("{:?}: only aac is supported", a.codec),
-                );
-            }
             if ![44100, 48000].contains(&a.rate) {
                 return bad("audio.rate", format!("{}: expected 44100 or 48000", a.rate));
             }
@@ -203,8 +205,11 @@ pub fn load_profile(presets: &Path, name: &str) -> Result<Profile, String> {
             }
         )
     })?;
-    let mut p: Profile =
+    let value: serde_yaml::Value =
         serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    // A wrong value is named by its field (`video.preset`) with what it may be.
+    let mut p: Profile = serde_path_to_error::deserialize(value)
+        .map_err(|e| format!("{}: {}: {}", file.display(), e.path(), e.inner()))?;
     p.check()
         .map_err(|(f, m)| format!("{}: {f}: {m}", file.display()))?;
     if p.name.is_empty() {
