@@ -333,7 +333,14 @@ fn a_model_that_fails_every_step_costs_at_most_its_step_rate_and_the_status_keep
 fn a_model_that_outgrows_its_memory_cap_is_killed_and_started_again() {
     let dir = support::tempdir("hostile-memory");
     // It says it needs 0.1 GB: its cap is 1.1 GB (a quarter more, at least 1 GB more).
-    let pkg = support::probe_package(&dir, "grower", "memory_gb: 0.1", "grow_mb: 256");
+    // A long step deadline: only its memory may end it (a loaded machine takes a while
+    // to fault in 256 MB).
+    let pkg = support::probe_package(
+        &dir,
+        "grower",
+        "memory_gb: 0.1\nstep_timeout_s: 30",
+        "grow_mb: 256",
+    );
     let (engine, rx) = support::started(support::probe_show(&pkg));
     let p = support::process(&engine);
     assert_eq!(p.memory_cap_bytes, Some(1_100_000_000), "{p:?}");
@@ -352,7 +359,12 @@ fn a_model_that_outgrows_its_memory_cap_is_killed_and_started_again() {
     assert!(exit.contains("over its cap"), "{exit}");
     drop(engine);
     // Files in its /tmp are memory too (tmpfs), and outlive its processes.
-    let pkg = support::probe_package(&dir, "filler", "memory_gb: 0.1", "tmp_mb: 256");
+    let pkg = support::probe_package(
+        &dir,
+        "filler",
+        "memory_gb: 0.1\nstep_timeout_s: 30",
+        "tmp_mb: 256",
+    );
     let (engine, rx) = support::started(support::probe_show(&pkg));
     let mut next = 0;
     wait_for(
