@@ -342,6 +342,15 @@ fn a_python_model_is_steered_over_the_api_with_keys_mouse_and_an_uploaded_image(
         (Some("running"), Some(0)),
         "{s}"
     );
+    // A python show's status is what the API's document says a status is.
+    let doc = d.get("/api/v1/openapi.json");
+    let components = doc["components"]["schemas"].as_object().unwrap();
+    let errors = cuecast_tests::schema::check(
+        &s,
+        &json!({"$ref": "#/components/schemas/Status"}),
+        components,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
     assert!(s["frames_rendered"].as_u64().unwrap() > 0, "{s}");
     let log = d.get("/api/v1/cues/log");
     let types: Vec<&str> = log

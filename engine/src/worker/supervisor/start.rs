@@ -70,10 +70,13 @@ impl Supervisor {
                         Ok(v) => {
                             Reply::from_value(v).map_err(|e| Down::Kill(format!("{e}: killed")))
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                            Err(Down::SocketClosed)
+                        // What it sent broke the framing (a message over the limit, or
+                        // not JSON): a broken worker.
+                        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                            Err(Down::Kill(format!("it sent {e}: killed")))
                         }
-                        Err(e) => Err(Down::Kill(format!("its socket failed: {e}: killed"))),
+                        // Closed or reset: it is ending (its exit says how).
+                        Err(_) => Err(Down::SocketClosed),
                     };
                     if matches!(m, Ok(Reply::Alive)) {
                         if last_alive.is_some_and(|t| t.elapsed() < Duration::from_millis(50)) {
