@@ -434,14 +434,17 @@ fn check_config_names_a_bad_device_backend_and_codec() {
 #[test]
 fn the_daemon_starts_where_gst_plugin_path_names_the_plugin() {
     let _turn = serial();
+    // `cargo test` leaves the cdylib in `deps` beside this test; `cargo build` puts it
+    // one folder up.
     let exe = std::env::current_exe().unwrap();
-    let target = exe.parent().and_then(|d| d.parent()).unwrap();
-    let built = target.join("libgstcuecast.so");
-    assert!(
-        built.exists(),
-        "{} is built with the workspace (the cdylib of gst-plugin-cuecast: cargo build -p gst-plugin-cuecast)",
-        built.display()
-    );
+    let deps = exe.parent().unwrap();
+    let built = [
+        deps.join("libgstcuecast.so"),
+        deps.parent().unwrap().join("libgstcuecast.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("libgstcuecast.so is built with the workspace (the cdylib of gst-plugin-cuecast)");
     let plugins = std::env::temp_dir().join(format!("cuecast-plugin-path-{}", std::process::id()));
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(&built, plugins.join("libgstcuecast.so")).unwrap();
