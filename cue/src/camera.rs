@@ -25,7 +25,7 @@ pub const PITCH_RATE: f64 = 40.0;
 pub const GROUND_CLEARANCE: f64 = 2.0;
 pub const DEFAULT_FOV: f64 = 70.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pose {
     /// Position in metres.
     pub pos: [f64; 3],

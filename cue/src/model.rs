@@ -5,7 +5,9 @@
 use serde::Serialize;
 
 /// A frame rate as a fraction, as GStreamer and broadcast gear give it (30000/1001).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Fps {
     pub num: u32,
     pub den: u32,
@@ -32,7 +34,7 @@ impl Fps {
 }
 
 /// A param a model understands, with its range and default.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ParamSpec {
     pub name: String,
     pub default: f64,
@@ -43,7 +45,7 @@ pub struct ParamSpec {
 }
 
 /// How a model takes prompts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PromptMode {
     /// The prompt text is passed to every step (contract 2 calls it `every_step`).
@@ -81,7 +83,7 @@ impl PromptMode {
 }
 
 /// Whether a model is conditioned on an image.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageInput {
     /// It takes none: `image` cues are refused.
@@ -94,7 +96,7 @@ pub enum ImageInput {
 }
 
 /// The per-frame inputs a model takes beside its action axes (contract 2).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ModelInputs {
     /// Keys, as W3C `KeyboardEvent.code` names, in the order the model takes them.
     pub keys: Vec<String>,
@@ -107,7 +109,7 @@ pub struct ModelInputs {
 
 /// How a model makes frames: how many a step gives, and how far its output lags the
 /// inputs that made it. A model of one frame per step with no lag is `Chunking::ONE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Chunking {
     pub frames_per_step: u32,
     /// Frames of the first step after a start (Wan-family models make fewer then).
@@ -132,7 +134,7 @@ impl Default for Chunking {
 
 /// What a model is and what it accepts: from a package's `cuecast-model.yaml`, or
 /// built in.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ModelInfo {
     pub name: String,
     /// The size and rate the model makes natively.

@@ -22,9 +22,10 @@ pub type Watcher = Arc<dyn Fn(&AppliedCue) + Send + Sync>;
 
 /// The record of one cue: when it arrived, the frame it took effect on and the frame
 /// that first showed it. This is the cue log's line, and what the API reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AppliedCue {
     pub id: CueId,
+    #[schemars(schema_with = "crate::schema::cue_ref")]
     pub cue: Cue,
     /// Wall-clock arrival, milliseconds since the Unix epoch.
     pub arrived_unix_ms: u64,

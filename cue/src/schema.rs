@@ -41,6 +41,12 @@ pub const CUE_TYPES: [&str; 12] = [
 /// against the show.
 pub const TIMECODE_PATTERN: &str = "^[0-9]{1,2}:[0-5]?[0-9]:[0-5]?[0-9]:[0-9]{1,2}$";
 
+/// Where a derived schema says "a cue": the document's `Cue`, which [`schema`] makes
+/// from the parser's own constants (not derived: the parser is the definition).
+pub fn cue_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"$ref": "#/components/schemas/Cue"})
+}
+
 /// The JSON Schema (2020-12, as OpenAPI 3.1 uses it) of one cue.
 pub fn schema() -> Value {
     let duration = |default: f64| {

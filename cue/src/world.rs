@@ -14,7 +14,7 @@ use crate::cue::{At, Cue, CueError, CueKind, FadeTarget, Input, MouseButton, Sce
 use crate::model::{Fps, ImageInput, ModelInfo, ModelInputs, PromptState};
 
 /// A scene from a show: what to load when a `scene` cue names it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scene {
     pub name: String,

@@ -8,27 +8,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use crate::library::Job;
 use crate::outputs::OutputState;
+use crate::rundown::RundownView;
 
 /// One thing that happened, as `/api/v1/events` sends it: `{"type": "<kind>", ...}`,
-/// plus `seq` and `time_unix_ms`. [`schema`] is its JSON Schema in the OpenAPI document.
-#[derive(Debug, Clone, Serialize)]
+/// plus the `seq` and `time_unix_ms` every event carries.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A cue took effect: on `frame`, first shown on `shown_frame`.
     CueApplied {
         id: u64,
+        #[schemars(schema_with = "cuecast_engine::schema::cue_ref")]
         cue: Value,
         frame: u64,
         shown_frame: u64,
         latency_ms: f64,
     },
     /// The element's counters, once a second.
-    Stats { stats: Value },
+    Stats { stats: LiveStats },
     /// An output changed state (and each retry); `error` is why it is not live.
     OutputState {
         output: String,
@@ -48,13 +52,14 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         pending_restart: Option<Vec<String>>,
     },
-    /// The rundown moved (`fired`: the item whose cues were sent) or was loaded.
+    /// The rundown moved (`fired`: the index of the item whose cues were sent) or was
+    /// loaded.
     Rundown {
         #[serde(skip_serializing_if = "Option::is_none")]
-        fired: Option<Value>,
+        fired: Option<usize>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cues: Option<Vec<u64>>,
-        rundown: Value,
+        rundown: RundownView,
     },
     /// A take started or stopped; `error` is why it ended by itself.
     Take {
@@ -77,11 +82,11 @@ pub enum Event {
         restored: Option<String>,
     },
     /// An export job moved on.
-    Export { job: Value },
+    Export { job: Job },
     /// A python model's process went down (`restarting`, with how it ended) or is
     /// running again; `restarts` counts its restarts.
     Model {
-        state: String,
+        state: ModelState,
         restarts: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -97,8 +102,34 @@ pub enum Event {
     },
 }
 
+/// A python model's process in an [`Event::Model`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelState {
+    Restarting,
+    Running,
+}
+
+/// The element's counters of the last second, as its `cuecast-stats` bus message
+/// tells them: in status (`live`) and in each [`Event::Stats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct LiveStats {
+    /// Frames the element has pushed.
+    pub frames: u64,
+    /// Frames the model made (the rest repeated the last one).
+    pub rendered: u64,
+    pub repeated: u64,
+    /// Model steps that failed.
+    pub failed: u64,
+    /// Frames pushed in the last second.
+    pub fps: f64,
+    pub repeated_last_second: u64,
+    pub step_ms_mean: f64,
+    pub step_ms_max: f64,
+}
+
 /// A take's state in a [`Event::Take`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TakeState {
     Recording,
@@ -120,44 +151,19 @@ impl Event {
     }
 }
 
-/// The JSON Schema of an event, written beside [`Event`] and held to it by the tests
-/// (each kind's JSON fits, and the schema has exactly the kinds there are).
-pub fn schema() -> Value {
-    let string = json!({"type": "string"});
-    let int = json!({"type": "integer", "minimum": 0});
-    let opt = |t: &str| json!({"type": [t, "null"]});
-    let strings = json!({"type": "array", "items": {"type": "string"}});
-    let kind = |ty: &str, required: &[&str], props: Value| {
-        let mut p = props;
-        p["type"] = json!({"const": ty});
-        p["seq"] = int.clone();
-        p["time_unix_ms"] = int.clone();
-        let mut req = vec!["type", "seq", "time_unix_ms"];
-        req.extend_from_slice(required);
-        json!({"type": "object", "title": ty, "required": req, "properties": p, "additionalProperties": false})
-    };
-    json!({"title": "Event", "oneOf": [
-        kind("cue_applied", &["id", "cue", "frame", "shown_frame", "latency_ms"], json!({
-            "id": int, "cue": {"$ref": "#/components/schemas/Cue"}, "frame": int, "shown_frame": int,
-            "latency_ms": {"type": "number"}})),
-        kind("stats", &["stats"], json!({"stats": {"type": "object"}})),
-        kind("output_state", &["output", "state", "attempt", "error"], json!({
-            "output": string, "state": {"enum": ["connecting", "live", "retrying", "failed", "stopped"]},
-            "attempt": int, "error": opt("string")})),
-        kind("output_removed", &["output"], json!({"output": string})),
-        kind("config", &["ok"], json!({"ok": {"type": "boolean"}, "error": string,
-            "changed": strings, "pending_restart": strings})),
-        kind("rundown", &["rundown"], json!({"fired": {}, "cues": {"type": "array", "items": int},
-            "rundown": {"$ref": "#/components/schemas/Rundown"}})),
-        kind("take", &["state", "take"], json!({"state": {"enum": ["recording", "stopped"]},
-            "take": string, "start_frame": int, "frames": int, "error": string})),
-        kind("checkpoint", &[], json!({"saved": string, "frame": int, "restored": string})),
-        kind("export", &["job"], json!({"job": {"$ref": "#/components/schemas/Job"}})),
-        kind("model", &["state", "restarts"], json!({"state": {"enum": ["restarting", "running"]},
-            "restarts": int, "reason": string})),
-        kind("warning", &["message"], json!({"message": string})),
-        kind("error", &["message"], json!({"message": string, "model_resets": int})),
-    ]})
+/// The JSON Schema of an event as it is sent: [`Event`]'s derived schema with the
+/// `seq` and `time_unix_ms` that [`Events::send`] adds to every kind.
+pub fn schema(generator: &mut schemars::SchemaGenerator) -> Value {
+    let mut schema = Event::json_schema(generator).to_value();
+    let stamp = json!({"type": "integer", "format": "uint64", "minimum": 0});
+    for kind in schema["oneOf"].as_array_mut().into_iter().flatten() {
+        kind["properties"]["seq"] = stamp.clone();
+        kind["properties"]["time_unix_ms"] = stamp.clone();
+        if let Some(required) = kind["required"].as_array_mut() {
+            required.extend([json!("seq"), json!("time_unix_ms")]);
+        }
+    }
+    schema
 }
 
 /// How many events a slow subscriber may lag behind before losing some.
@@ -205,7 +211,7 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::library::JobState;
 
     #[test]
     fn subscribers_get_numbered_events() {
@@ -231,7 +237,9 @@ mod tests {
                 shown_frame: 3,
                 latency_ms: 4.0,
             },
-            Event::Stats { stats: json!({}) },
+            Event::Stats {
+                stats: LiveStats::default(),
+            },
             Event::OutputState {
                 output: "o".into(),
                 state: OutputState::Live,
@@ -246,9 +254,13 @@ mod tests {
                 pending_restart: Some(vec![]),
             },
             Event::Rundown {
-                fired: Some(json!(0)),
+                fired: Some(0),
                 cues: Some(vec![1]),
-                rundown: json!({}),
+                rundown: RundownView {
+                    items: vec![],
+                    current: None,
+                    next: None,
+                },
             },
             Event::Take {
                 state: TakeState::Stopped,
@@ -262,9 +274,22 @@ mod tests {
                 frame: Some(1),
                 restored: Some("c".into()),
             },
-            Event::Export { job: json!({}) },
+            Event::Export {
+                job: Job {
+                    id: 1,
+                    take: "t".into(),
+                    out: "o".into(),
+                    state: JobState::Failed,
+                    stage: "s".into(),
+                    done: 1,
+                    total: 2,
+                    error: Some("e".into()),
+                    files: vec![],
+                    seconds: Some(1.0),
+                },
+            },
             Event::Model {
-                state: "restarting".into(),
+                state: ModelState::Restarting,
                 restarts: 1,
                 reason: Some("its process was killed by signal 9 (SIGKILL)".into()),
             },
@@ -274,7 +299,8 @@ mod tests {
                 model_resets: Some(1),
             },
         ];
-        let schema = schema();
+        let mut g = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+        let schema = schema(&mut g);
         let kinds = schema["oneOf"].as_array().unwrap();
         assert_eq!(kinds.len(), every.len());
         for e in every {

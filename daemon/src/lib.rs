@@ -10,9 +10,6 @@
 //! The binary is a thin `main` over [`run`], so the end-to-end tests can build the
 //! same entry point.
 
-// The OpenAPI schemas are `json!` literals deeper than the default limit allows.
-#![recursion_limit = "256"]
-
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -12,28 +12,105 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cuecast_engine::take::utc_stamp;
-use cuecast_engine::{check_name, Checkpoint, Take};
+use cuecast_engine::{check_name, Checkpoint, CheckpointManifest, Fps, Pose, Take};
 use cuecast_exporters::{ExportOptions, Format};
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::events::{Event, Events};
 
 /// An export running or done.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Job {
     pub id: u64,
     pub take: String,
     pub out: String,
-    /// `running`, `done` or `failed`.
-    pub state: &'static str,
+    pub state: JobState,
     pub stage: String,
     pub done: u64,
     pub total: u64,
     pub error: Option<String>,
     pub files: Vec<String>,
     pub seconds: Option<f64>,
+}
+
+/// Where an export job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Running,
+    Done,
+    Failed,
+}
+
+/// A take as the API lists it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TakeInfo {
+    pub name: String,
+    pub frames: u64,
+    /// Its files were finished (else it is being recorded or was cut short).
+    pub complete: bool,
+    /// It is the take being recorded now.
+    pub recording: bool,
+    pub width: usize,
+    pub height: usize,
+    pub fps: Fps,
+    pub duration_s: f64,
+    pub start_frame: u64,
+    pub started_utc: String,
+    pub stopped_utc: Option<String>,
+    /// Show frames the disk could not keep up with.
+    pub lost_frames: u64,
+    pub markers: u64,
+    pub model: String,
+}
+
+/// A checkpoint as the API lists it (and answers a new one).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CheckpointInfo {
+    pub name: String,
+    /// The last show frame made before it was saved (none: before the first).
+    pub frame: Option<u64>,
+    pub model: String,
+    pub hash: String,
+    pub prompt: String,
+    pub seed: u64,
+    pub camera: Pose,
+    pub created_utc: String,
+}
+
+impl CheckpointInfo {
+    pub fn new(name: String, m: &CheckpointManifest) -> Self {
+        CheckpointInfo {
+            name,
+            frame: m.frame,
+            model: m.model.name.clone(),
+            hash: m.model.hash.clone(),
+            prompt: m.prompt.clone(),
+            seed: m.seed,
+            camera: m.camera,
+            created_utc: m.created_utc.clone(),
+        }
+    }
+}
+
+/// A folder of the takes or checkpoints folder: what it holds, or why it cannot be read.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Listed{T}")]
+pub enum Listed<T> {
+    Read(T),
+    Unreadable { name: String, error: String },
+}
+
+impl<T> Listed<T> {
+    fn unreadable(name: String, e: impl std::fmt::Display) -> Self {
+        Listed::Unreadable {
+            name,
+            error: e.to_string(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -93,39 +170,40 @@ impl Library {
     }
 
     /// Every take: what it holds, or why it cannot be read.
-    pub fn list_takes(&self) -> Vec<Value> {
+    pub fn list_takes(&self) -> Vec<Listed<TakeInfo>> {
         folders(&self.takes)
             .into_iter()
             .map(|(name, dir)| match Take::open(&dir) {
                 Ok(t) => {
                     let m = &t.manifest;
-                    json!({
-                        "name": name, "frames": t.frames.len(), "complete": t.complete,
-                        "width": m.width, "height": m.height, "fps": m.fps,
-                        "duration_s": t.duration_frames() as f64 / m.fps.as_f64(),
-                        "start_frame": m.start_frame, "started_utc": m.started_utc,
-                        "stopped_utc": m.stopped_utc, "lost_frames": m.lost_frames.len(),
-                        "markers": t.markers().len(), "model": m.model.name,
+                    Listed::Read(TakeInfo {
+                        frames: t.frames.len() as u64,
+                        complete: t.complete,
+                        recording: false,
+                        width: m.width,
+                        height: m.height,
+                        fps: m.fps,
+                        duration_s: t.duration_frames() as f64 / m.fps.as_f64(),
+                        start_frame: m.start_frame,
+                        started_utc: m.started_utc.clone(),
+                        stopped_utc: m.stopped_utc.clone(),
+                        lost_frames: m.lost_frames.len() as u64,
+                        markers: t.markers().len() as u64,
+                        model: m.model.name.clone(),
+                        name,
                     })
                 }
-                Err(e) => json!({"name": name, "error": e.to_string()}),
+                Err(e) => Listed::unreadable(name, e),
             })
             .collect()
     }
 
-    pub fn list_checkpoints(&self) -> Vec<Value> {
+    pub fn list_checkpoints(&self) -> Vec<Listed<CheckpointInfo>> {
         folders(&self.checkpoints)
             .into_iter()
             .map(|(name, dir)| match Checkpoint::load(&dir) {
-                Ok(c) => {
-                    let m = &c.manifest;
-                    json!({
-                        "name": name, "frame": m.frame, "model": m.model.name,
-                        "hash": m.model.hash, "prompt": m.prompt, "seed": m.seed,
-                        "camera": m.camera, "created_utc": m.created_utc,
-                    })
-                }
-                Err(e) => json!({"name": name, "error": e.to_string()}),
+                Ok(c) => Listed::Read(CheckpointInfo::new(name, &c.manifest)),
+                Err(e) => Listed::unreadable(name, e),
             })
             .collect()
     }
@@ -160,7 +238,7 @@ impl Library {
             .jobs
             .lock()
             .iter()
-            .any(|j| j.state == "running" && j.out == out.display().to_string())
+            .any(|j| j.state == JobState::Running && j.out == out.display().to_string())
         {
             return Err(LibraryError::Exists(format!(
                 "{take:?} is being exported already"
@@ -170,7 +248,7 @@ impl Library {
             id: self.next_job.fetch_add(1, Ordering::Relaxed),
             take: take.to_owned(),
             out: crate::user_path(&out),
-            state: "running",
+            state: JobState::Running,
             stage: "starting".into(),
             done: 0,
             total: 0,
@@ -184,7 +262,7 @@ impl Library {
             let mut all = jobs.lock();
             if let Some(j) = all.iter_mut().find(|j| j.id == id) {
                 f(j);
-                events.send(Event::Export { job: json!(j) });
+                events.send(Event::Export { job: j.clone() });
             }
         };
         std::thread::Builder::new()
@@ -207,13 +285,13 @@ impl Library {
                 });
                 update(&mut |j| match &result {
                     Ok(summary) => {
-                        j.state = "done";
+                        j.state = JobState::Done;
                         j.stage = "done".into();
                         j.files = summary.files.clone();
                         j.seconds = Some(summary.seconds);
                     }
                     Err(e) => {
-                        j.state = "failed";
+                        j.state = JobState::Failed;
                         j.error = Some(e.to_string());
                     }
                 });

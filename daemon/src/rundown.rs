@@ -7,7 +7,8 @@
 //! no longer fits the model is refused whole and the position does not move.
 
 use cuecast_engine::{CueId, CueInbox};
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::config::RundownItem;
 
@@ -89,13 +90,23 @@ impl Rundown {
         Ok((i, ids))
     }
 
-    pub fn view(&self) -> Value {
-        json!({
-            "items": self.items,
-            "current": self.current,
-            "next": (self.next() < self.items.len()).then(|| self.next()),
-        })
+    pub fn view(&self) -> RundownView {
+        RundownView {
+            items: self.items.clone(),
+            current: self.current,
+            next: (self.next() < self.items.len()).then(|| self.next()),
+        }
     }
+}
+
+/// The rundown as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct RundownView {
+    pub items: Vec<RundownItem>,
+    /// The item GO or BACK fired last.
+    pub current: Option<usize>,
+    /// The item GO fires next (none past the end).
+    pub next: Option<usize>,
 }
 
 #[cfg(test)]

@@ -31,9 +31,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cuecast_engine::{AppliedCue, Cue, CueError, CueInbox, StatusHandle};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use cuecast_engine::{AppliedCue, Cue, CueError, CueId, CueInbox, StatusHandle};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -51,8 +52,11 @@ pub struct ControlState {
 
 /// A JSON error: `error` is a stable code, `detail` says what was wrong, `field` names
 /// the input at fault when there is one.
-#[derive(Debug)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
 pub struct ApiError {
+    #[serde(skip)]
+    #[schemars(skip)]
     pub status: StatusCode,
     pub error: &'static str,
     pub detail: String,
@@ -93,8 +97,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": self.error, "detail": self.detail, "field": self.field});
-        (self.status, Json(body)).into_response()
+        (self.status, Json(&self)).into_response()
     }
 }
 
@@ -176,8 +179,7 @@ pub async fn post_cues(
             .inbox
             .submit(cues, None)
             .map_err(ApiError::invalid_cue)?;
-        let list: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
-        return Ok((StatusCode::ACCEPTED, Json(json!({"cues": list}))).into_response());
+        return Ok((StatusCode::ACCEPTED, Json(CueIds::accepted(&ids))).into_response());
     }
     let timeout = query.timeout_s.unwrap_or(5.0);
     if !(0.0..=MAX_WAIT_S).contains(&timeout) {
@@ -219,21 +221,59 @@ pub async fn post_cues(
             format!("cues {ids:?} were accepted but not all applied within {timeout} s"),
         ));
     }
-    let list: Vec<Value> = ids
+    let cues = ids
         .iter()
         .map(|id| {
             let a = &applied[id];
-            json!({
-                "id": a.id,
-                "type": a.cue.type_name(),
-                "frame": a.frame,
-                "shown_frame": a.shown_frame,
-                "pts_ns": a.pts_ns,
-                "latency_ms": a.latency_ms,
-            })
+            CueAck {
+                id: a.id,
+                landed: Some(Landed {
+                    kind: a.cue.type_name(),
+                    frame: a.frame,
+                    shown_frame: a.shown_frame,
+                    pts_ns: a.pts_ns,
+                    latency_ms: a.latency_ms,
+                }),
+            }
         })
         .collect();
-    Ok((StatusCode::OK, Json(json!({"cues": list}))).into_response())
+    Ok((StatusCode::OK, Json(CueIds { cues })).into_response())
+}
+
+/// What a call that sends cues answers: each cue's id, in the order sent, and once they
+/// were applied (`?wait=true`) where each landed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CueIds {
+    pub cues: Vec<CueAck>,
+}
+
+impl CueIds {
+    /// Cues accepted and not yet applied.
+    pub fn accepted(ids: &[CueId]) -> Self {
+        CueIds {
+            cues: ids.iter().map(|&id| CueAck { id, landed: None }).collect(),
+        }
+    }
+}
+
+/// One cue of a [`CueIds`].
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CueAck {
+    pub id: CueId,
+    #[serde(flatten)]
+    pub landed: Option<Landed>,
+}
+
+/// Where an applied cue landed: the frame it took effect on, the frame that first
+/// showed it, and how long after it arrived.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Landed {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub frame: u64,
+    pub shown_frame: u64,
+    pub pts_ns: u64,
+    pub latency_ms: f64,
 }
 
 /// A request body as JSON, or the error that says why it is not.

@@ -2,7 +2,7 @@
 //!
 //! Written here rather than taken from a validator crate: the tests need the subset the
 //! document uses (`$ref`, `type`, `properties`, `required`, `additionalProperties`,
-//! `items`, `enum`, `const`, `oneOf`, `anyOf`, bounds and lengths), and one rule no
+//! `items`, `enum`, `const`, `oneOf`, `anyOf`, `allOf`, `true`/`false`, bounds and lengths), and one rule no
 //! validator applies by default: an object schema that lists `properties` is closed, so
 //! a field the API returns but the document does not list is an error. That is what
 //! keeps the document saying what the API returns. (`pattern` is not checked.)
@@ -19,6 +19,13 @@ pub fn check(value: &Value, schema: &Value, components: &Map<String, Value>) -> 
 
 fn walk(v: &Value, s: &Value, c: &Map<String, Value>, path: &str, errors: &mut Vec<String>) {
     let mut fail = |what: String| errors.push(format!("{path}: {what}"));
+    // `true` takes anything (a derived schema says so of free-form JSON), `false` nothing.
+    if let Value::Bool(any) = s {
+        if !any {
+            fail(format!("{v} is not allowed here"));
+        }
+        return;
+    }
     if let Some(r) = s["$ref"].as_str() {
         let name = r.trim_start_matches("#/components/schemas/");
         match c.get(name) {
@@ -110,6 +117,13 @@ fn walk(v: &Value, s: &Value, c: &Map<String, Value>, path: &str, errors: &mut V
                 (None, _) if props.is_some() => errors.push(format!("{here}: not in the schema")),
                 (None, _) => {}
             }
+        }
+    }
+    for (i, part) in s["allOf"].as_array().into_iter().flatten().enumerate() {
+        let mut e = Vec::new();
+        walk(v, part, c, path, &mut e);
+        if !e.is_empty() {
+            errors.push(format!("{path}: does not fit allOf[{i}]: {}", e.join("; ")));
         }
     }
     for (key, exactly_one) in [("oneOf", true), ("anyOf", false)] {

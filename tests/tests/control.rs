@@ -461,3 +461,72 @@ fn the_daemon_starts_where_gst_plugin_path_names_the_plugin() {
     drop(d);
     let _ = std::fs::remove_dir_all(&plugins);
 }
+
+/// The document's schemas are derived from the types the API answers with and parses
+/// with: every reference in it resolves, every route with a JSON body shows an example,
+/// and every example fits its body's schema (and a wrong one does not).
+#[test]
+fn every_request_body_example_fits_its_schema() {
+    let doc = cuecast::api::openapi();
+    let components = doc["components"]["schemas"].as_object().unwrap().clone();
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    for r in &refs {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(components.contains_key(name), "{r} does not resolve");
+    }
+    assert!(refs.len() > 20, "{} references", refs.len());
+    let mut examples = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(json) = op["requestBody"]["content"].get("application/json") else {
+                continue;
+            };
+            let listed = json["examples"].as_object().cloned().unwrap_or_default();
+            assert!(!listed.is_empty(), "{method} {path} shows no example");
+            for (name, example) in listed {
+                let errors =
+                    cuecast_tests::schema::check(&example["value"], &json["schema"], &components);
+                assert!(errors.is_empty(), "{method} {path} {name}: {errors:?}");
+                examples += 1;
+            }
+        }
+    }
+    assert!(examples >= 10, "{examples} examples");
+    // The schemas refuse what the API refuses: a field no type has, a wrong kind.
+    let body = |route: &str| {
+        doc["paths"][route]["post"]["requestBody"]["content"]["application/json"]["schema"].clone()
+    };
+    for (route, wrong) in [
+        ("/api/v1/takes", serde_json::json!({"nmae": "typo"})),
+        (
+            "/api/v1/takes/{name}/export",
+            serde_json::json!({"force": "yes"}),
+        ),
+        (
+            "/api/v1/outputs",
+            serde_json::json!({"name": "x", "type": "srt"}),
+        ),
+        (
+            "/api/v1/outputs",
+            serde_json::json!({"name": "x", "type": "ndi"}),
+        ),
+        ("/api/v1/params/{name}", serde_json::json!({"ramp_s": 1})),
+    ] {
+        let errors = cuecast_tests::schema::check(&wrong, &body(route), &components);
+        assert!(!errors.is_empty(), "{route} took {wrong}");
+    }
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                out.push(r.to_owned());
+            }
+            m.values().for_each(|x| collect_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}

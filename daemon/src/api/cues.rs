@@ -6,16 +6,23 @@ use super::*;
 
 // --- handlers ----------------------------------------------------------------------
 
-pub(super) async fn get_status(State(s): State<AppState>) -> Json<Value> {
-    let mut v = serde_json::to_value(s.show.status()).unwrap_or_else(|_| json!({}));
-    v["show"] = json!(s.config.lock().show);
-    v["outputs"] = json!(s.outputs.list());
-    v["encoders"] = json!(s.outputs.encoders());
-    v["rundown"] = s.rundown.lock().view();
-    v["config"] = json!(*s.config.lock());
-    v["live"] = s.live.lock().clone();
-    v["auth"] = json!(s.token.is_some());
-    Json(v)
+pub(super) async fn get_status(State(s): State<AppState>) -> Json<ShowStatus> {
+    Json(status_now(&s))
+}
+
+/// The show now, as `GET /api/v1/status` answers it.
+pub(super) fn status_now(s: &AppState) -> ShowStatus {
+    let config = s.config.lock().clone();
+    ShowStatus {
+        show: config.show.clone(),
+        engine: s.show.status(),
+        outputs: s.outputs.list(),
+        encoders: s.outputs.encoders(),
+        rundown: s.rundown.lock().view(),
+        config,
+        live: s.live.lock().clone(),
+        auth: s.token.is_some(),
+    }
 }
 
 /// The token check itself is the middleware's; reaching here means it passed.
@@ -70,8 +77,8 @@ pub(super) async fn get_cue_log(
     Ok(Json(Value::Array(entries)))
 }
 
-pub(super) async fn get_scenes(State(s): State<AppState>) -> Json<Value> {
-    Json(json!(*s.scenes.lock()))
+pub(super) async fn get_scenes(State(s): State<AppState>) -> Json<Vec<Scene>> {
+    Json(s.scenes.lock().clone())
 }
 
 pub(super) fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
@@ -80,8 +87,7 @@ pub(super) fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError>
         .inbox()
         .submit(cues, None)
         .map_err(ApiError::invalid_cue)?;
-    let list: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
-    Ok((StatusCode::ACCEPTED, Json(json!({"cues": list}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(CueIds::accepted(&ids))).into_response())
 }
 
 /// An optional JSON object body (absent or empty means `{}`).
@@ -124,17 +130,19 @@ pub(super) fn typed_body<T: serde::de::DeserializeOwned>(
 }
 
 /// `{name}`: what a new take or checkpoint is called (else `<kind>-<UTC time>`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NameBody {
     pub name: Option<String>,
 }
 
 /// `{formats, force}`: what an export makes, and whether it may replace a bundle.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExportBody {
+    /// Comma-separated: gltf, usd, ae, blender, png, exr, prores (else all).
     pub formats: Option<String>,
+    /// Replace an export bundle of the same take.
     pub force: Option<bool>,
 }
 
@@ -150,20 +158,29 @@ pub(super) async fn post_scene(
     submit(&s, vec![cue])
 }
 
-pub(super) async fn get_params(State(s): State<AppState>) -> Json<Value> {
+/// A model's param and its value now, as `GET /api/v1/params` lists it.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Param")]
+pub(super) struct ParamNow {
+    #[serde(flatten)]
+    spec: ParamSpec,
+    value: f64,
+}
+
+pub(super) async fn get_params(State(s): State<AppState>) -> Json<Vec<ParamNow>> {
     let now = s.show.status().params;
-    let list: Vec<Value> = s
+    let list = s
         .show
         .info()
         .params
         .iter()
-        .map(|p| {
-            json!({"name": p.name, "min": p.min, "max": p.max, "default": p.default,
-                   "description": p.description,
-                   "value": now.get(&p.name).copied().unwrap_or(p.default)})
+        .cloned()
+        .map(|p| ParamNow {
+            value: now.get(&p.name).copied().unwrap_or(p.default),
+            spec: p,
         })
         .collect();
-    Json(Value::Array(list))
+    Json(list)
 }
 
 pub(super) async fn post_param(
@@ -178,14 +195,14 @@ pub(super) async fn post_param(
     submit(&s, vec![cue])
 }
 
-pub(super) async fn get_rundown(State(s): State<AppState>) -> Json<Value> {
+pub(super) async fn get_rundown(State(s): State<AppState>) -> Json<RundownView> {
     Json(s.rundown.lock().view())
 }
 
 pub(super) async fn put_rundown(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RundownView>, ApiError> {
     let Value::Array(items) = json_body(body)? else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -252,7 +269,7 @@ pub(super) async fn put_rundown(
     Ok(Json(view))
 }
 
-pub(super) fn rundown_step(s: &AppState, go: bool) -> Result<Json<Value>, ApiError> {
+pub(super) fn rundown_step(s: &AppState, go: bool) -> Result<Json<RundownView>, ApiError> {
     match s.rundown_step(go) {
         Ok(view) => Ok(Json(view)),
         Err(RundownError::Cue(e)) => Err(ApiError::invalid_cue(e)),
@@ -264,10 +281,10 @@ pub(super) fn rundown_step(s: &AppState, go: bool) -> Result<Json<Value>, ApiErr
     }
 }
 
-pub(super) async fn post_go(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn post_go(State(s): State<AppState>) -> Result<Json<RundownView>, ApiError> {
     rundown_step(&s, true)
 }
 
-pub(super) async fn post_back(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn post_back(State(s): State<AppState>) -> Result<Json<RundownView>, ApiError> {
     rundown_step(&s, false)
 }

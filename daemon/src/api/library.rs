@@ -74,15 +74,17 @@ pub(super) fn create_folder(dir: &std::path::Path) -> Result<(), ApiError> {
     })
 }
 
-pub(super) async fn get_takes(State(s): State<AppState>) -> Json<Value> {
+pub(super) async fn get_takes(State(s): State<AppState>) -> Json<Vec<Listed<TakeInfo>>> {
     let library = s.library.clone();
     let mut takes = blocking(move || library.list_takes()).await;
     // Incomplete is either recording now or cut short by a crash; the show knows which.
     let recording = s.show.status().take;
     for t in &mut takes {
-        t["recording"] = json!(recording.is_some() && t["name"].as_str() == recording.as_deref());
+        if let Listed::Read(t) = t {
+            t.recording = recording.as_deref() == Some(t.name.as_str());
+        }
     }
-    Json(json!(takes))
+    Json(takes)
 }
 
 pub(super) async fn post_take(
@@ -105,10 +107,12 @@ pub(super) async fn post_take(
         frames: None,
         error: None,
     });
-    Ok((StatusCode::CREATED, Json(json!(manifest))).into_response())
+    Ok((StatusCode::CREATED, Json(manifest)).into_response())
 }
 
-pub(super) async fn post_take_stop(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn post_take_stop(
+    State(s): State<AppState>,
+) -> Result<Json<TakeSummary>, ApiError> {
     let show = s.show.clone();
     let summary = blocking(move || show.stop_take())
         .await
@@ -127,7 +131,7 @@ pub(super) async fn post_take_stop(State(s): State<AppState>) -> Result<Json<Val
         frames: Some(summary.frames),
         error: None,
     });
-    Ok(Json(json!(summary)))
+    Ok(Json(summary))
 }
 
 pub(super) async fn post_take_export(
@@ -141,23 +145,25 @@ pub(super) async fn post_take_export(
     let job = blocking(move || library.start_export(&name, formats.as_deref(), force, &events))
         .await
         .map_err(library_error)?;
-    Ok((StatusCode::ACCEPTED, Json(json!(job))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
 }
 
 pub(super) async fn get_job(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Job>, ApiError> {
     id.parse()
         .ok()
         .and_then(|id| s.library.job(id))
-        .map(|j| Json(json!(j)))
+        .map(Json)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}")))
 }
 
-pub(super) async fn get_checkpoints(State(s): State<AppState>) -> Json<Value> {
+pub(super) async fn get_checkpoints(
+    State(s): State<AppState>,
+) -> Json<Vec<Listed<CheckpointInfo>>> {
     let library = s.library.clone();
-    Json(json!(blocking(move || library.list_checkpoints()).await))
+    Json(blocking(move || library.list_checkpoints()).await)
 }
 
 pub(super) async fn post_checkpoint(
@@ -173,8 +179,7 @@ pub(super) async fn post_checkpoint(
         .await
         .map_err(engine_error)?;
     tracing::info!("checkpoint {name:?} saved → {}", dir.display());
-    let saved = json!({"name": name, "frame": m.frame, "model": m.model.name, "hash": m.model.hash,
-                       "prompt": m.prompt, "seed": m.seed, "camera": m.camera, "created_utc": m.created_utc});
+    let saved = CheckpointInfo::new(name.clone(), &m);
     s.events.send(Event::Checkpoint {
         saved: Some(name.clone()),
         frame: m.frame,
@@ -186,7 +191,7 @@ pub(super) async fn post_checkpoint(
 pub(super) async fn post_restore(
     State(s): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ShowStatus>, ApiError> {
     let dir = s.library.checkpoint_dir(&name).map_err(library_error)?;
     if !dir.is_dir() {
         return Err(ApiError::new(
@@ -205,9 +210,9 @@ pub(super) async fn post_restore(
         frame: None,
         restored: Some(name.clone()),
     });
-    Ok(Json(json!(s.show.status())))
+    Ok(Json(status_now(&s)))
 }
 
-pub(super) async fn get_outputs(State(s): State<AppState>) -> Json<Value> {
-    Json(json!(s.outputs.list()))
+pub(super) async fn get_outputs(State(s): State<AppState>) -> Json<Vec<OutputStatus>> {
+    Json(s.outputs.list())
 }

@@ -26,30 +26,48 @@ const MAX_LISTED: usize = 1000;
 /// quota before any of them is written.
 static UPLOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub(super) async fn get_model(State(s): State<AppState>) -> Json<Value> {
-    Json(json!(s.show.info()))
+pub(super) async fn get_model(State(s): State<AppState>) -> Json<ModelInfo> {
+    Json(s.show.info().clone())
 }
 
-pub(super) async fn get_media(State(s): State<AppState>) -> Json<Value> {
+/// An image in the media folder.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct MediaFile {
+    name: String,
+    bytes: u64,
+}
+
+/// An image as it was uploaded: its name and size.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct MediaUploaded {
+    name: String,
+    width: u32,
+    height: u32,
+    bytes: u64,
+}
+
+pub(super) async fn get_media(State(s): State<AppState>) -> Json<Vec<MediaFile>> {
     let dir = s.media.clone();
     let list = blocking(move || {
-        let mut items: Vec<Value> = std::fs::read_dir(&dir)
+        let mut items: Vec<MediaFile> = std::fs::read_dir(&dir)
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
                 let meta = e.metadata().ok()?;
-                (is_image_name(&name) && meta.is_file())
-                    .then(|| json!({"name": name, "bytes": meta.len()}))
+                (is_image_name(&name) && meta.is_file()).then_some(MediaFile {
+                    name,
+                    bytes: meta.len(),
+                })
             })
             .take(MAX_LISTED)
             .collect();
-        items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        items.sort_by(|a, b| a.name.cmp(&b.name));
         items
     })
     .await;
-    Json(json!(list))
+    Json(list)
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,7 +200,12 @@ pub(super) async fn post_media(
     tracing::info!("media: {name} uploaded ({width}x{height}, {bytes} bytes)");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"name": name, "width": width, "height": height, "bytes": bytes})),
+        Json(MediaUploaded {
+            name,
+            width: width as u32,
+            height: height as u32,
+            bytes: bytes as u64,
+        }),
     )
         .into_response())
 }

@@ -47,7 +47,7 @@ impl Collector for Show {
         let status = s.show.status();
         let c = s.show.counters();
         let cfg = s.config.lock().clone();
-        let frames_out = s.live.lock()["frames"].as_u64().unwrap_or(0);
+        let frames_out = s.live.lock().as_ref().map_or(0, |l| l.frames);
         for (name, help, v) in [
             (
                 "cuecast_frames_generated",

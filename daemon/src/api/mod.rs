@@ -22,21 +22,46 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Json, Router};
-use cuecast_engine::{Checkpoint, Cue, EngineError, Scene, ShowHandle};
-use cuecast_http::{authorize, json_body, post_cues, ApiError, ControlState, BODY_LIMIT};
+use cuecast_engine::generator::ParamSpec;
+use cuecast_engine::take::{TakeManifest, TakeSummary};
+use cuecast_engine::{
+    AppliedCue, Checkpoint, Cue, EngineError, ModelInfo, Scene, ShowHandle, Status,
+};
+use cuecast_http::{authorize, json_body, post_cues, ApiError, ControlState, CueIds, BODY_LIMIT};
 use futures_util::stream::{self, Stream};
-use serde::Deserialize;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::config::MAX_NAME_CHARS;
 use crate::config::{self, RundownItem, Video};
-use crate::events::{Event, Events, TakeState};
-use crate::library::{Library, LibraryError};
-use crate::outputs::{OutputControl, OutputError, OutputState};
-use crate::rundown::{Rundown, RundownError};
+use crate::events::{Event, Events, LiveStats, TakeState};
+use crate::library::{CheckpointInfo, Job, Library, LibraryError, Listed, TakeInfo};
+use crate::outputs::{EncoderStatus, OutputControl, OutputError, OutputState, OutputStatus};
+use crate::rundown::{Rundown, RundownError, RundownView};
+
+/// What `GET /api/v1/status` answers: the engine's [`Status`] and the daemon's own.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Status")]
+pub struct ShowStatus {
+    /// The show preset's name.
+    pub show: String,
+    #[serde(flatten)]
+    pub engine: Status,
+    pub outputs: Vec<OutputStatus>,
+    pub encoders: Vec<EncoderStatus>,
+    pub rundown: RundownView,
+    /// Config reloads: applied, rejected, the last error, what waits for a restart.
+    pub config: ConfigStatus,
+    /// The element's counters of the last second (null before the first).
+    pub live: Option<LiveStats>,
+    /// Whether changes need the bearer token.
+    pub auth: bool,
+}
 
 /// The config as the API reports it: where it came from and how the last reload went.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ConfigStatus {
     pub path: String,
     pub show: String,
@@ -79,7 +104,8 @@ pub struct AppState {
     pub video: Video,
     pub token: Option<Arc<str>>,
     /// The element's latest 1 Hz stats: frames out, fps, repeats, step times.
-    pub live: Arc<Mutex<Value>>,
+    /// The element's counters of the last second (none before the first).
+    pub live: Arc<Mutex<Option<LiveStats>>>,
     /// Takes, checkpoints and exports.
     pub library: Library,
 }
@@ -121,14 +147,14 @@ impl AppState {
             model_failing: Arc::default(),
             video: config.video,
             token,
-            live: Arc::new(Mutex::new(json!({}))),
+            live: Arc::default(),
             library: Library::new(config),
         }
     }
 
     /// GO (or BACK) through the rundown, from the API or OSC alike: fires the group,
     /// tells the event stream, and returns the rundown as it now is.
-    pub fn rundown_step(&self, go: bool) -> Result<Value, RundownError> {
+    pub fn rundown_step(&self, go: bool) -> Result<RundownView, RundownError> {
         let mut r = self.rundown.lock();
         let (fired, ids) = if go {
             r.go(self.show.inbox())
@@ -137,7 +163,7 @@ impl AppState {
         }?;
         let view = r.view();
         self.events.send(Event::Rundown {
-            fired: Some(json!(fired)),
+            fired: Some(fired),
             cues: Some(ids.clone()),
             rundown: view.clone(),
         });
@@ -157,18 +183,28 @@ pub struct Route {
     pub path: &'static str,
     pub summary: &'static str,
     /// The request body's schema, when there is one.
-    pub body: Option<Value>,
-    /// Success status and its schema (`null` for no body).
-    pub ok: (u16, Value),
+    pub body: Option<SchemaOf>,
+    /// Success status and its schema (none for no body).
+    pub ok: (u16, Option<SchemaOf>),
     pub handler: MethodRouter<AppState>,
+}
+
+/// Makes a schema in the document's generator: [`of`] for a Rust type, which lands in
+/// `components.schemas` and is referred to; a closure for what is not a type (streams,
+/// a cue's fields as a body).
+pub type SchemaOf = fn(&mut SchemaGenerator) -> Value;
+
+/// A type's schema, from its definition.
+fn of<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
+    g.subschema_for::<T>().to_value()
 }
 
 fn route(
     method: Method,
     path: &'static str,
     summary: &'static str,
-    body: Option<Value>,
-    ok: (u16, Value),
+    body: Option<SchemaOf>,
+    ok: (u16, Option<SchemaOf>),
     handler: MethodRouter<AppState>,
 ) -> Route {
     Route {
@@ -185,43 +221,113 @@ fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// One kind of cue's own fields, from the cue schema the parser's constants make, less
+/// those a route's path gives (`type` and `name`): the body of a route that sends one.
+fn cue_fields(kind: &str) -> Value {
+    let cue = cuecast_engine::schema::schema();
+    let mut branch = cue["oneOf"]
+        .as_array()
+        .and_then(|b| {
+            b.iter()
+                .find(|b| b["properties"]["type"]["const"] == kind)
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("the cue schema has a {kind} cue"));
+    for taken in ["type", "name"] {
+        if let Some(p) = branch["properties"].as_object_mut() {
+            p.remove(taken);
+        }
+        if let Some(r) = branch["required"].as_array_mut() {
+            r.retain(|f| f != taken);
+        }
+    }
+    branch
+}
+
+/// Request bodies as a user would send them, by `METHOD path`: shown in the document
+/// and held to the body's schema by the tests.
+pub const BODY_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "POST /api/v1/cues",
+        r#"{"type": "prompt", "text": "a misty harbour at dawn", "transition_s": 2}"#,
+    ),
+    (
+        "POST /api/v1/cues",
+        r#"[{"type": "scene", "name": "intro"}, {"type": "marker", "label": "open"}]"#,
+    ),
+    (
+        "POST /api/v1/scenes/{name}",
+        r#"{"transition": "fade", "transition_s": 1.5}"#,
+    ),
+    (
+        "POST /api/v1/params/{name}",
+        r#"{"value": 0.8, "ramp_s": 2}"#,
+    ),
+    (
+        "PUT /api/v1/rundown",
+        r#"[{"name": "open", "cues": [{"type": "scene", "name": "intro"}]}, {"name": "fly", "cues": [{"type": "camera_path", "points": [{"t": 0, "pos": [0, 1.6, 4], "yaw": 0, "pitch": 0}, {"t": 3, "pos": [2, 1.6, 0], "yaw": 45, "pitch": -5}]}]}]"#,
+    ),
+    (
+        "POST /api/v1/outputs",
+        r#"{"name": "backup", "type": "srt", "mode": "caller", "address": "10.0.0.5:9000", "profile": "youtube-1080p30"}"#,
+    ),
+    (
+        "POST /api/v1/outputs",
+        r#"{"name": "archive", "type": "record", "path": "archive.mkv", "profile": {"video": {"width": 1280, "height": 720, "fps": 30, "bitrate_kbps": 6000}}}"#,
+    ),
+    (
+        "POST /api/v1/outputs",
+        r#"{"name": "monitor", "type": "preview", "width": 480, "fps": 10}"#,
+    ),
+    ("POST /api/v1/takes", r#"{"name": "opening"}"#),
+    (
+        "POST /api/v1/takes/{name}/export",
+        r#"{"formats": "gltf,blender", "force": true}"#,
+    ),
+    (
+        "POST /api/v1/checkpoints",
+        r#"{"name": "before-the-storm"}"#,
+    ),
+];
+
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
-    let object = json!({"type": "object"});
+    let cues: SchemaOf =
+        |_| json!({"oneOf": [schema_ref("Cue"), {"type": "array", "items": schema_ref("Cue")}]});
     vec![
-        route(Method::GET, "/api/v1/status", "The show now: frame, camera, prompt, params, counters, outputs, rundown, config", None, (200, schema_ref("Status")), get(get_status)),
-        route(Method::POST, "/api/v1/cues", "Send one cue or a list (all or nothing); ?wait=true answers once applied, with frame and latency", Some(json!({"oneOf": [schema_ref("Cue"), {"type": "array", "items": schema_ref("Cue")}]})), (202, schema_ref("CueIds")), post(post_cues)),
-        route(Method::GET, "/api/v1/cues/log", "Applied cues, oldest first: arrival, frame, PTS, shown frame, latency. ?after=ID pages forward from a cue, ?limit=N (1..1000, default 1000); camera paths over 32 points show their first and last (points_total)", None, (200, json!({"type": "array", "items": schema_ref("AppliedCue")})), get(get_cue_log)),
-        route(Method::GET, "/api/v1/scenes", "The show's scenes", None, (200, json!({"type": "array", "items": schema_ref("Scene")})), get(get_scenes)),
-        route(Method::POST, "/api/v1/scenes/{name}", "Go to a scene (a scene cue); body optional: {transition: cut|fade, transition_s}", Some(object.clone()), (202, schema_ref("CueIds")), post(post_scene)),
-        route(Method::GET, "/api/v1/params", "The model's params: name, min, max, default, value now", None, (200, json!({"type": "array", "items": schema_ref("Param")})), get(get_params)),
-        route(Method::POST, "/api/v1/params/{name}", "Set a param (a param cue): {value, ramp_s}", Some(json!({"type": "object", "required": ["value"], "properties": {"value": {"type": "number"}, "ramp_s": {"type": "number"}}})), (202, schema_ref("CueIds")), post(post_param)),
-        route(Method::GET, "/api/v1/rundown", "The rundown: items, current and next", None, (200, schema_ref("Rundown")), get(get_rundown)),
-        route(Method::PUT, "/api/v1/rundown", "Load a rundown: [{name, cues}]", Some(json!({"type": "array", "items": schema_ref("RundownItem")})), (200, schema_ref("Rundown")), put(put_rundown)),
-        route(Method::POST, "/api/v1/rundown/go", "Fire the next group of cues", None, (200, schema_ref("Rundown")), post(post_go)),
-        route(Method::POST, "/api/v1/rundown/back", "Fire the group before the current one again", None, (200, schema_ref("Rundown")), post(post_back)),
-        route(Method::GET, "/api/v1/outputs", "Every output: state, target (no secrets), bytes, reconnects, last error", None, (200, json!({"type": "array", "items": schema_ref("Output")})), get(get_outputs)),
-        route(Method::POST, "/api/v1/outputs", "Add an output (the same fields as in the config file); it starts at once", Some(object.clone()), (201, schema_ref("Output")), post(post_output)),
-        route(Method::POST, "/api/v1/outputs/{name}/start", "Start (or restart) an output", None, (200, schema_ref("Output")), post(start_output)),
-        route(Method::POST, "/api/v1/outputs/{name}/stop", "Stop an output", None, (200, schema_ref("Output")), post(stop_output)),
-        route(Method::DELETE, "/api/v1/outputs/{name}", "Remove an output", None, (204, Value::Null), delete(remove_output)),
-        route(Method::GET, "/api/v1/takes", "Every take: frames, duration, markers, lost frames, or why it cannot be read", None, (200, json!({"type": "array", "items": schema_ref("Take")})), get(get_takes)),
-        route(Method::POST, "/api/v1/takes", "Start recording a take; body optional: {name}", Some(json!({"type": "object", "properties": {"name": {"type": "string"}}})), (201, object.clone()), post(post_take)),
-        route(Method::POST, "/api/v1/takes/stop", "Stop the take being recorded; answers once its files are complete", None, (200, object.clone()), post(post_take_stop)),
-        route(Method::POST, "/api/v1/takes/{name}/export", "Export a take as a job; body optional: {formats: \"gltf,usd,ae,blender,png,exr,prores\", force}", Some(json!({"type": "object", "properties": {"formats": {"type": "string"}, "force": {"type": "boolean"}}})), (202, schema_ref("Job")), post(post_take_export)),
-        route(Method::GET, "/api/v1/jobs/{id}", "An export job: stage, progress, files, error", None, (200, schema_ref("Job")), get(get_job)),
-        route(Method::GET, "/api/v1/checkpoints", "Every checkpoint: frame, model, prompt, camera", None, (200, json!({"type": "array", "items": object.clone()})), get(get_checkpoints)),
-        route(Method::POST, "/api/v1/checkpoints", "Save a checkpoint of the show now; body optional: {name}", Some(json!({"type": "object", "properties": {"name": {"type": "string"}}})), (201, object.clone()), post(post_checkpoint)),
-        route(Method::POST, "/api/v1/checkpoints/{name}/restore", "Resume the scene from a checkpoint (same model only)", None, (200, schema_ref("Status")), post(post_restore)),
-        route(Method::GET, "/api/v1/events", "Server-sent events: each data line is an Event (cue_applied, stats, output_state, output_removed, config, rundown, take, checkpoint, export, warning, error)", None, (200, json!({"type": "string", "format": "text/event-stream"})), get(get_events)),
-        route(Method::GET, "/api/v1/preview.mjpeg", "The preview output as multipart MJPEG (for <img>)", None, (200, json!({"type": "string", "format": "multipart/x-mixed-replace"})), get(get_preview)),
-        route(Method::POST, "/api/v1/auth", "Check a token: 204 when it is accepted, 401 when not (status.auth says whether one is needed)", None, (204, Value::Null), post(post_auth)),
-        route(Method::GET, "/api/v1/model", "The running model: native size and rate, how it chunks, the inputs it takes (axes, keys, mouse, camera pose, image), its params and prompt", None, (200, schema_ref("Model")), get(get_model)),
-        route(Method::GET, "/api/v1/media", "The images in the media folder, which image cues name", None, (200, json!({"type": "array", "items": {"type": "object", "required": ["name", "bytes"], "properties": {"name": {"type": "string"}, "bytes": {"type": "integer"}}}})), get(get_media)),
-        route(Method::POST, "/api/v1/media", "Upload an image into the media folder: the file itself as the body (image/png or image/jpeg, as its bytes say, at most 32 MB), decoded before it is kept, within the folder's quota (media_quota_mb); ?name=NAME (else upload-<digest>), &force=true replaces one of that name", Some(json!({"type": "string", "format": "binary", "x-content-types": cuecast_http::access::FILE_ROUTES[0].1})), (201, json!({"type": "object", "properties": {"name": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"}}})), post(post_media).layer(DefaultBodyLimit::max(cuecast_engine::media::MAX_IMAGE_BYTES as usize))),
-        route(Method::DELETE, "/api/v1/media/{name}", "Remove an image from the media folder", None, (204, Value::Null), delete(delete_media)),
-        route(Method::GET, "/api/v1/openapi.json", "This document", None, (200, object), get(get_openapi)),
-        route(Method::GET, "/metrics", "Prometheus metrics", None, (200, json!({"type": "string", "format": metrics::CONTENT_TYPE})), get(get_metrics)),
+        route(Method::GET, "/api/v1/status", "The show now: frame, camera, prompt, params, counters, outputs, rundown, config", None, (200, Some(of::<ShowStatus>)), get(get_status)),
+        route(Method::POST, "/api/v1/cues", "Send one cue or a list (all or nothing); ?wait=true answers once applied, with frame and latency", Some(cues), (202, Some(of::<CueIds>)), post(post_cues)),
+        route(Method::GET, "/api/v1/cues/log", "Applied cues, oldest first: arrival, frame, PTS, shown frame, latency. ?after=ID pages forward from a cue, ?limit=N (1..1000, default 1000); camera paths over 32 points show their first and last (points_total)", None, (200, Some(of::<Vec<AppliedCue>>)), get(get_cue_log)),
+        route(Method::GET, "/api/v1/scenes", "The show's scenes", None, (200, Some(of::<Vec<Scene>>)), get(get_scenes)),
+        route(Method::POST, "/api/v1/scenes/{name}", "Go to a scene (a scene cue); body optional: {transition: cut|fade, transition_s}", Some(|_| cue_fields("scene")), (202, Some(of::<CueIds>)), post(post_scene)),
+        route(Method::GET, "/api/v1/params", "The model's params: name, min, max, default, value now", None, (200, Some(of::<Vec<ParamNow>>)), get(get_params)),
+        route(Method::POST, "/api/v1/params/{name}", "Set a param (a param cue): {value, ramp_s}", Some(|_| cue_fields("param")), (202, Some(of::<CueIds>)), post(post_param)),
+        route(Method::GET, "/api/v1/rundown", "The rundown: items, current and next", None, (200, Some(of::<RundownView>)), get(get_rundown)),
+        route(Method::PUT, "/api/v1/rundown", "Load a rundown: [{name, cues}]", Some(of::<Vec<RundownItem>>), (200, Some(of::<RundownView>)), put(put_rundown)),
+        route(Method::POST, "/api/v1/rundown/go", "Fire the next group of cues", None, (200, Some(of::<RundownView>)), post(post_go)),
+        route(Method::POST, "/api/v1/rundown/back", "Fire the group before the current one again", None, (200, Some(of::<RundownView>)), post(post_back)),
+        route(Method::GET, "/api/v1/outputs", "Every output: state, target (no secrets), bytes, reconnects, last error", None, (200, Some(of::<Vec<OutputStatus>>)), get(get_outputs)),
+        route(Method::POST, "/api/v1/outputs", "Add an output (the same fields as in the config file; secrets only from the environment variables the config allows); it starts at once", Some(config::output_schema), (201, Some(of::<OutputStatus>)), post(post_output)),
+        route(Method::POST, "/api/v1/outputs/{name}/start", "Start (or restart) an output", None, (200, Some(of::<OutputStatus>)), post(start_output)),
+        route(Method::POST, "/api/v1/outputs/{name}/stop", "Stop an output", None, (200, Some(of::<OutputStatus>)), post(stop_output)),
+        route(Method::DELETE, "/api/v1/outputs/{name}", "Remove an output", None, (204, None), delete(remove_output)),
+        route(Method::GET, "/api/v1/takes", "Every take: frames, duration, markers, lost frames, or why it cannot be read", None, (200, Some(of::<Vec<Listed<TakeInfo>>>)), get(get_takes)),
+        route(Method::POST, "/api/v1/takes", "Start recording a take; body optional: {name}", Some(of::<NameBody>), (201, Some(of::<TakeManifest>)), post(post_take)),
+        route(Method::POST, "/api/v1/takes/stop", "Stop the take being recorded; answers once its files are complete", None, (200, Some(of::<TakeSummary>)), post(post_take_stop)),
+        route(Method::POST, "/api/v1/takes/{name}/export", "Export a take as a job; body optional: {formats: \"gltf,usd,ae,blender,png,exr,prores\", force}", Some(of::<ExportBody>), (202, Some(of::<Job>)), post(post_take_export)),
+        route(Method::GET, "/api/v1/jobs/{id}", "An export job: stage, progress, files, error", None, (200, Some(of::<Job>)), get(get_job)),
+        route(Method::GET, "/api/v1/checkpoints", "Every checkpoint: frame, model, prompt, camera", None, (200, Some(of::<Vec<Listed<CheckpointInfo>>>)), get(get_checkpoints)),
+        route(Method::POST, "/api/v1/checkpoints", "Save a checkpoint of the show now; body optional: {name}", Some(of::<NameBody>), (201, Some(of::<CheckpointInfo>)), post(post_checkpoint)),
+        route(Method::POST, "/api/v1/checkpoints/{name}/restore", "Resume the scene from a checkpoint (same model only)", None, (200, Some(of::<ShowStatus>)), post(post_restore)),
+        route(Method::GET, "/api/v1/events", "Server-sent events: each data line is an Event (cue_applied, stats, output_state, output_removed, config, rundown, take, checkpoint, export, model, warning, error)", None, (200, Some(|_| json!({"type": "string", "format": "text/event-stream"}))), get(get_events)),
+        route(Method::GET, "/api/v1/preview.mjpeg", "The preview output as multipart MJPEG (for <img>)", None, (200, Some(|_| json!({"type": "string", "format": "multipart/x-mixed-replace"}))), get(get_preview)),
+        route(Method::POST, "/api/v1/auth", "Check a token: 204 when it is accepted, 401 when not (status.auth says whether one is needed)", None, (204, None), post(post_auth)),
+        route(Method::GET, "/api/v1/model", "The running model: native size and rate, how it chunks, the inputs it takes (axes, keys, mouse, camera pose, image), its params and prompt", None, (200, Some(of::<ModelInfo>)), get(get_model)),
+        route(Method::GET, "/api/v1/media", "The images in the media folder, which image cues name", None, (200, Some(of::<Vec<MediaFile>>)), get(get_media)),
+        route(Method::POST, "/api/v1/media", "Upload an image into the media folder: the file itself as the body (image/png or image/jpeg, as its bytes say, at most 32 MB), decoded before it is kept, within the folder's quota (media_quota_mb); ?name=NAME (else upload-<digest>), &force=true replaces one of that name", Some(|_| json!({"type": "string", "format": "binary", "x-content-types": cuecast_http::access::FILE_ROUTES[0].1})), (201, Some(of::<MediaUploaded>)), post(post_media).layer(DefaultBodyLimit::max(cuecast_engine::media::MAX_IMAGE_BYTES as usize))),
+        route(Method::DELETE, "/api/v1/media/{name}", "Remove an image from the media folder", None, (204, None), delete(delete_media)),
+        route(Method::GET, "/api/v1/openapi.json", "This document", None, (200, Some(|_| json!({"type": "object"}))), get(get_openapi)),
+        route(Method::GET, "/metrics", "Prometheus metrics", None, (200, Some(|_| json!({"type": "string", "format": metrics::CONTENT_TYPE}))), get(get_metrics)),
     ]
 }
 
@@ -296,28 +402,37 @@ async fn require_token(
     Ok(next.run(request).await)
 }
 
-/// The OpenAPI 3.1 document, made from [`routes`].
+/// The OpenAPI 3.1 document: the route table, and the schemas of the types the routes
+/// take and answer, derived from their definitions.
 pub fn openapi() -> Value {
+    let mut g = SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
     let mut paths = Map::new();
     for r in routes() {
+        let ok = match r.ok.1 {
+            None => json!({"description": "done"}),
+            Some(schema) => {
+                let schema = schema(&mut g);
+                // Streams and text name their own media type in `format`.
+                let media = schema["format"]
+                    .as_str()
+                    .filter(|f| f.contains('/'))
+                    .unwrap_or("application/json")
+                    .to_owned();
+                json!({"description": "ok", "content": {media: {"schema": schema}}})
+            }
+        };
         let mut op = json!({
             "summary": r.summary,
             "operationId": format!("{} {}", r.method, r.path),
             "responses": {
-                r.ok.0.to_string(): if r.ok.1.is_null() {
-                    json!({"description": "done"})
-                } else {
-                    // Streams and text name their own media type in `format`.
-                    let media = r.ok.1["format"]
-                        .as_str()
-                        .filter(|f| f.contains('/'))
-                        .unwrap_or("application/json");
-                    json!({"description": "ok", "content": {media: {"schema": r.ok.1}}})
-                },
-                "4XX": {"description": "the request was wrong; nothing changed", "content": {"application/json": {"schema": schema_ref("Error")}}},
+                r.ok.0.to_string(): ok,
+                "4XX": {"description": "the request was wrong; nothing changed", "content": {"application/json": {"schema": of::<ApiError>(&mut g)}}},
             },
         });
         if let Some(body) = r.body {
+            let body = body(&mut g);
             let mut content = Map::new();
             match body["x-content-types"].as_array() {
                 Some(types) => {
@@ -329,7 +444,21 @@ pub fn openapi() -> Value {
                     }
                 }
                 None => {
-                    content.insert("application/json".into(), json!({"schema": body}));
+                    let at = format!("{} {}", r.method, r.path);
+                    let examples: Map<String, Value> = BODY_EXAMPLES
+                        .iter()
+                        .filter(|(route, _)| *route == at)
+                        .enumerate()
+                        .map(|(i, (_, text))| {
+                            let value: Value = serde_json::from_str(text)
+                                .unwrap_or_else(|e| panic!("the example for {at}: {e}"));
+                            (format!("example{}", i + 1), json!({"value": value}))
+                        })
+                        .collect();
+                    content.insert(
+                        "application/json".into(),
+                        json!({"schema": body, "examples": examples}),
+                    );
                 }
             }
             op["requestBody"] = json!({"required": true, "content": content});
@@ -355,6 +484,15 @@ pub fn openapi() -> Value {
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
+    // The events stream's data lines: not a route's body, but named in the document.
+    let event = crate::events::schema(&mut g);
+    let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    schemas.insert("Event".into(), event);
+    // The cue language's schema is made from the parser's own constants (and checked
+    // against it by property tests): the parser is its definition, not a Rust type.
+    schemas.insert("Cue".into(), cuecast_engine::schema::schema());
+    let mut schemas = Value::Object(schemas);
+    plain_descriptions(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "cuecast", "version": env!("CARGO_PKG_VERSION"),
@@ -362,78 +500,24 @@ pub fn openapi() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
+            "schemas": schemas,
         },
     })
 }
 
-/// What `GET /api/v1/status` answers.
-fn status_schema() -> Value {
-    let num = json!({"type": "number"});
-    json!({"type": "object", "properties": {
-            "show": {"type": "string", "description": "the show preset's name"},
-            "backend": {"type": "string"}, "model": {"type": "string"}, "device": {"type": "string"},
-            "model_threads": {"type": "integer", "description": "libtorch threads of the model's step"},
-            "state_bytes": {"type": "integer", "description": "bytes the model's state holds"},
-            "failing_steps": {"type": "integer", "description": "model steps failed in a row now"},
-            "model_resets": {"type": "integer", "description": "times the model was started over (failing steps, state over its limit)"},
-            "last_reset": {"type": ["string", "null"], "description": "why the model was last started over"},
-            "frame": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "fps": schema_ref("Fps"),
-            "camera": schema_ref("Pose"), "prompt": {"type": "string"}, "params": {"type": "object", "additionalProperties": num},
-            "seed": {"type": "integer"}, "frozen": {"type": "boolean"}, "fade": {"type": "number", "description": "0 program, 1 black"},
-            "cues_waiting": {"type": "integer"}, "last_step_ms": num, "frames_rendered": {"type": "integer"},
-            "steps_failed": {"type": "integer"}, "frames_repeated": {"type": "integer"},
-            "take": {"type": ["string", "null"], "description": "the take being recorded"},
-            "detail": {"type": "number", "description": "the detail frames are drawn at: 1 full, lower while steps run late"},
-            "take_ended": {"type": "object", "required": ["name", "reason", "frames"], "properties": {"name": {"type": "string"}, "reason": {"type": "string"}, "frames": {"type": "integer"}}, "description": "a take that ended by itself (a full disk), until the next starts"},
-            "step_running_s": {"type": "number", "description": "seconds the model's step in progress has run, once over a second (absent otherwise)"},
-            "model_process": {"type": "object", "description": "a python model's worker process (absent for other models)", "properties": {
-                "state": {"enum": ["starting", "running", "restarting", "stopped"]}, "pid": {"type": ["integer", "null"]},
-                "python": {"type": "string"}, "restarts": {"type": "integer", "description": "times it was started again after dying or hanging"},
-                "last_exit": {"type": ["string", "null"], "description": "how the last process ended"}, "up_s": num,
-                "last_step_ms": num, "last_transfer_ms": num, "saved_state_bytes": {"type": "integer"},
-                "sandbox": {"type": "string", "description": "how the process is confined: bubblewrap (as nobody where cuecast runs as root), or none: why"},
-                "network": {"type": "boolean", "description": "whether it may reach the network"},
-                "memory_bytes": {"type": "integer", "description": "memory its processes and its folder's files hold"},
-                "memory_cap_bytes": {"type": ["integer", "null"], "description": "the most they may hold (from the manifest's memory_gb)"},
-                "processes": {"type": "integer", "description": "its processes, the worker included"}}},
-            "frames_buffered": {"type": "integer", "description": "a chunked model's frames made ahead of the output"},
-            "frames_skipped": {"type": "integer", "description": "a chunked model's frames never shown: they came after their time"},
-            "fallback_frames": {"type": "integer", "description": "frames the fallback drew while a python model's process was down"},
-            "auth": {"type": "boolean", "description": "whether changes need the bearer token"},
-            "outputs": {"type": "array", "items": schema_ref("Output")},
-            "encoders": {"type": "array", "items": {"type": "object", "properties": {"profile": {"type": "string"}, "frames_in": {"type": "integer"}, "frames_out": {"type": "integer"}}}},
-            "rundown": schema_ref("Rundown"),
-            "live": {"description": "the element's counters of the last second (null before the first)", "type": ["object", "null"]},
-            "config": {"type": "object", "description": "config reloads: applied, rejected, last error, what waits for a restart"}}})
-}
-
-fn schemas() -> Value {
-    let num = json!({"type": "number"});
-    json!({
-        "Cue": cuecast_engine::schema::schema(),
-        "Event": crate::events::schema(),
-        "CueIds": {"type": "object", "properties": {"cues": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "frame": {"type": "integer"}, "latency_ms": num}}}}},
-        "AppliedCue": {"type": "object", "properties": {"id": {"type": "integer"}, "cue": schema_ref("Cue"), "arrived_unix_ms": {"type": "integer"}, "frame": {"type": "integer"}, "pts_ns": {"type": "integer"}, "shown_frame": {"type": "integer"}, "latency_ms": num}},
-        "Scene": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "prompt": {"type": "string"}, "seed": {"type": "integer"}, "camera": {"type": "object"}, "params": {"type": "object", "additionalProperties": num}}},
-        "Param": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "min": num, "max": num, "default": num, "value": num}},
-        "RundownItem": {"type": "object", "required": ["name", "cues"], "properties": {"name": {"type": "string"}, "cues": {"type": "array", "items": schema_ref("Cue")}}},
-        "Rundown": {"type": "object", "properties": {"items": {"type": "array", "items": schema_ref("RundownItem")}, "current": {"type": ["integer", "null"]}, "next": {"type": ["integer", "null"]}}},
-        "Output": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"enum": ["srt", "rtmp", "record", "preview"]}, "target": {"type": "string", "description": "where it goes, without secrets"}, "profile": {"type": ["string", "null"]}, "state": {"enum": ["connecting", "live", "retrying", "failed", "stopped"]}, "bytes": {"type": "integer", "description": "bytes delivered (acknowledged, for SRT)"}, "reconnects": {"type": "integer"}, "attempt": {"type": "integer"}, "last_error": {"type": ["string", "null"]}, "receivers": {"type": ["integer", "null"], "description": "SRT receivers connected"}, "retry_in_s": {"type": ["number", "null"]}, "file": {"type": ["string", "null"]}, "from_config": {"type": "boolean", "description": "from the config file (else added over the API)"}}},
-        "Pose": {"type": "object", "required": ["pos", "yaw", "pitch", "fov"], "properties": {"pos": {"type": "array", "items": num, "minItems": 3, "maxItems": 3}, "yaw": num, "pitch": num, "fov": num}},
-        "Fps": {"type": "object", "required": ["num", "den"], "properties": {"num": {"type": "integer"}, "den": {"type": "integer"}}},
-        "Status": status_schema(),
-        "Model": {"type": "object", "properties": {
-            "name": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "fps": schema_ref("Fps"),
-            "any_size": {"type": "boolean"}, "actions": {"type": "array", "items": {"type": "string"}},
-            "params": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "default": num, "min": num, "max": num, "description": {"type": "string"}}}},
-            "prompt": {"enum": ["text", "set_prompt", "none"]}, "pitch_limit": num, "depth": {"type": "boolean"}, "hash": {"type": "string"},
-            "inputs": {"type": "object", "properties": {"keys": {"type": "array", "items": {"type": "string"}}, "mouse": {"type": "boolean"}, "camera_pose": {"type": "boolean"}, "image": {"enum": ["none", "optional", "required"]}}},
-            "chunking": {"type": "object", "properties": {"frames_per_step": {"type": "integer"}, "first_step_frames": {"type": "integer"}, "latency_frames": {"type": "integer"}}}}},
-        "Take": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "frames": {"type": "integer"}, "complete": {"type": "boolean"}, "recording": {"type": "boolean"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "fps": schema_ref("Fps"), "duration_s": num, "start_frame": {"type": "integer"}, "started_utc": {"type": "string"}, "stopped_utc": {"type": ["string", "null"]}, "markers": {"type": "integer"}, "lost_frames": {"type": "integer"}, "model": {"type": "string"}, "error": {"type": "string", "description": "why the folder cannot be read as a take"}}},
-        "Job": {"type": "object", "properties": {"id": {"type": "integer"}, "take": {"type": "string"}, "out": {"type": "string"}, "state": {"enum": ["running", "done", "failed"]}, "stage": {"type": "string"}, "done": {"type": "integer"}, "total": {"type": "integer"}, "error": {"type": ["string", "null"]}, "files": {"type": "array", "items": {"type": "string"}}, "seconds": {"type": ["number", "null"]}}},
-        "Error": {"type": "object", "required": ["error", "detail"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "field": {"type": ["string", "null"]}}},
-    })
+/// Descriptions come from the types' doc comments: the document shows them as plain
+/// text, without rustdoc's links (`[`Status`]` becomes `` `Status` ``) or line wraps.
+fn plain_descriptions(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(d)) = m.get_mut("description") {
+                *d = d.replace("[`", "`").replace("`]", "`").replace('\n', " ");
+            }
+            m.values_mut().for_each(plain_descriptions);
+        }
+        Value::Array(a) => a.iter_mut().for_each(plain_descriptions),
+        _ => {}
+    }
 }
 
 mod cues;

@@ -5,7 +5,7 @@
 use super::*;
 
 /// SRT connection mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SrtMode {
     /// The daemon waits for receivers (OBS, ffplay) to connect.
@@ -72,7 +72,7 @@ impl OutputKind {
 }
 
 /// How an output retries after a failure: OBS-like exponential backoff with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reconnect {
     #[serde(default = "default_first_delay")]
@@ -129,7 +129,7 @@ pub struct Output {
     pub reconnect: Reconnect,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSrt {
     #[serde(default = "default_srt_mode")]
@@ -152,7 +152,7 @@ pub(super) fn default_srt_latency() -> u32 {
     120
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRtmp {
     url: String,
@@ -162,13 +162,13 @@ pub(super) struct RawRtmp {
     key_env: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRecord {
     path: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPreview {
     #[serde(default = "default_preview_width")]
@@ -193,6 +193,43 @@ pub(super) fn default_preview_quality() -> u32 {
 pub const MAX_OUTPUTS: usize = 64;
 /// The longest output name.
 pub const MAX_NAME_CHARS: usize = 64;
+
+/// The JSON Schema of one output as the config file and `POST /api/v1/outputs` take it:
+/// the fields every output has, and one type's own, from the types [`output`] parses
+/// them with (one `oneOf` branch per type).
+pub fn output_schema(g: &mut SchemaGenerator) -> Value {
+    let common = json!({
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS,
+                 "pattern": "^[A-Za-z0-9_-]+$"},
+        "enabled": {"type": "boolean", "default": true},
+        "reconnect": g.subschema_for::<Reconnect>(),
+        "profile": {"description": "a profile's name in presets/outputs, or one inline",
+                    "anyOf": [{"type": "string"}, g.subschema_for::<Profile>()]},
+    });
+    let kinds = [
+        ("srt", RawSrt::json_schema(g)),
+        ("rtmp", RawRtmp::json_schema(g)),
+        ("record", RawRecord::json_schema(g)),
+        ("preview", RawPreview::json_schema(g)),
+    ];
+    let branches: Vec<Value> = kinds
+        .into_iter()
+        .map(|(ty, own)| {
+            let own = own.to_value();
+            let mut properties = common.as_object().cloned().unwrap_or_default();
+            if ty == "preview" {
+                properties.remove("profile");
+            }
+            properties.insert("type".into(), json!({"const": ty}));
+            properties.extend(own["properties"].as_object().cloned().unwrap_or_default());
+            let mut required = vec![json!("name"), json!("type")];
+            required.extend(own["required"].as_array().cloned().unwrap_or_default());
+            json!({"type": "object", "title": ty, "properties": properties,
+                   "required": required, "additionalProperties": false})
+        })
+        .collect();
+    json!({"oneOf": branches})
+}
 
 /// Parses one output from the config: common fields, then the type's own.
 pub fn output(

@@ -34,10 +34,16 @@ impl Default for Show {
 }
 
 /// One step of a rundown: a named group of cues fired together by GO.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RundownItem {
     pub name: String,
+    #[schemars(schema_with = "cue_list")]
     pub cues: Vec<Cue>,
+}
+
+fn cue_list(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let cue = cuecast_engine::schema::cue_ref(generator);
+    schemars::json_schema!({"type": "array", "items": cue})
 }
 
 /// What a preset says beside the model's settings.

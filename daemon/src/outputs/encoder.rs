@@ -107,7 +107,7 @@ pub struct EncoderCounts {
 }
 
 /// An encoder as `/api/v1/status` and `/metrics` show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EncoderStatus {
     pub profile: String,
     pub frames_in: u64,

@@ -36,7 +36,7 @@ use crate::delivery::{Probe, Syncer, Tracker, Verdict};
 use crate::events::{Event, Events};
 
 /// Where an output is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputState {
     /// Started; the peer has taken nothing yet (or, for an SRT listener, no receiver
@@ -75,7 +75,7 @@ impl OutputState {
 }
 
 /// What the API and `/metrics` show of an output. No secrets.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct OutputStatus {
     pub name: String,
     #[serde(rename = "type")]

@@ -67,12 +67,12 @@ pub(super) fn follow_engine(events: std::sync::mpsc::Receiver<EngineEvent>, stat
                 model_resets: Some(resets),
             },
             EngineEvent::ProcessDown { restarts, reason } => Event::Model {
-                state: "restarting".into(),
+                state: ModelState::Restarting,
                 restarts,
                 reason: Some(reason),
             },
             EngineEvent::ProcessUp { restarts, .. } => Event::Model {
-                state: "running".into(),
+                state: ModelState::Running,
                 restarts,
                 reason: None,
             },
@@ -104,12 +104,16 @@ pub(super) fn on_message(
             };
             let u = |f: &str| s.get::<u64>(f).unwrap_or(0);
             let f = |f: &str| s.get::<f64>(f).unwrap_or(0.0);
-            let live = json!({
-                "frames": u("frames"), "rendered": u("rendered"),
-                "repeated": u("repeated"), "failed": u("failed"),
-                "fps": f("fps"), "repeated_last_second": u("repeated-last-second"),
-                "step_ms_mean": f("step-ms-mean"), "step_ms_max": f("step-ms-max"),
-            });
+            let live = LiveStats {
+                frames: u("frames"),
+                rendered: u("rendered"),
+                repeated: u("repeated"),
+                failed: u("failed"),
+                fps: f("fps"),
+                repeated_last_second: u("repeated-last-second"),
+                step_ms_mean: f("step-ms-mean"),
+                step_ms_max: f("step-ms-max"),
+            };
             if u("repeated-last-second") > 0 {
                 tracing::warn!(
                     "{} frames repeated in the last second (step up to {:.1} ms)",
@@ -120,7 +124,7 @@ pub(super) fn on_message(
             state.events.send(Event::Stats {
                 stats: live.clone(),
             });
-            *state.live.lock() = live;
+            *state.live.lock() = Some(live);
             let status = state.show.status();
             report_stuck_model(state, &status);
             report_failing_model(state, &status);

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::api::{self, AppState};
 use crate::config::{Config, OutputKind, Show};
-use crate::events::{Event, Events, TakeState};
+use crate::events::{Event, Events, LiveStats, ModelState, TakeState};
 use crate::osc::OscListener;
 use crate::outputs::Outputs;
 

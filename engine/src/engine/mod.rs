@@ -136,7 +136,7 @@ impl Default for Counters {
 }
 
 /// A snapshot of the show for status reports; updated every frame.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Status {
     pub backend: String,
     pub model: String,
@@ -192,7 +192,7 @@ pub struct Status {
 type Reply<T> = mpsc::Sender<Result<T, EngineError>>;
 
 /// A take that ended before it was stopped.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct TakeEnded {
     pub name: String,
     pub reason: String,

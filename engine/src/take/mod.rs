@@ -46,7 +46,7 @@ use crate::schedule::AppliedCue;
 pub const TAKE_FORMAT: &str = "cuecast-take/1";
 
 /// Which model made something, and how to load it again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelId {
     pub name: String,
     pub hash: String,
@@ -57,7 +57,7 @@ pub struct ModelId {
 }
 
 /// The software that made a take or checkpoint (replays are exact on the same).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Software {
     pub cuecast: String,
     pub tch: String,
@@ -74,14 +74,14 @@ impl Software {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Size {
     pub width: usize,
     pub height: usize,
 }
 
 /// `take.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TakeManifest {
     pub format: String,
     pub name: String,
@@ -191,7 +191,7 @@ pub struct Marker {
 }
 
 /// What a finished take holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TakeSummary {
     pub name: String,
     pub dir: PathBuf,

@@ -158,7 +158,7 @@ pub enum WorkerEvent {
 }
 
 /// Where the worker process stands, for status reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ModelProcess {
     pub state: ProcessState,
     pub pid: Option<u32>,
@@ -199,7 +199,7 @@ impl ProcessHandle {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessState {
     Starting,
