@@ -13,6 +13,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod control;
 mod delivery;
 pub mod events;
 pub mod library;

@@ -11,7 +11,7 @@ mod fuzz;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cuecast::osc::{encode_message, parse_packet, to_cue, OscArg, OscMessage};
+use cuecast::osc::{encode_message, parse_packet, to_command, OscArg, OscCommand, OscMessage};
 use fuzz::{cases, runner};
 use proptest::prelude::*;
 use serde_json::json;
@@ -83,7 +83,7 @@ fn damaged() -> impl Strategy<Value = Vec<u8>> {
                     p = b;
                 }
                 2 => p.extend_from_slice(&n.to_be_bytes()),
-                // Flips only (often none): packets that still decode reach to_cue.
+                // Flips only (often none): packets that still decode reach to_command.
                 _ => {}
             }
             p
@@ -98,10 +98,11 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
     let started = Instant::now();
     if let Ok(messages) = parse_packet(bytes) {
         for m in &messages {
-            match to_cue(m, "/cuecast", &aliases) {
-                Ok(cue) => {
+            match to_command(m, "/cuecast", &aliases) {
+                Ok(Some(OscCommand::Cues(cue))) => {
                     let _ = cuecast_engine::Cue::list_from_value(&cue);
                 }
+                Ok(_) => {}
                 Err(e) => prop_assert!(!e.to_string().is_empty()),
             }
         }

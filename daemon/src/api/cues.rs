@@ -81,12 +81,8 @@ pub(super) async fn get_scenes(State(s): State<AppState>) -> Json<Vec<Scene>> {
     Json(s.scenes.lock().clone())
 }
 
-pub(super) fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
-    let ids = s
-        .show
-        .inbox()
-        .submit(cues, None)
-        .map_err(ApiError::invalid_cue)?;
+pub(super) async fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
+    let ids = run(s, commands::Cues(cues)).await?;
     Ok((StatusCode::ACCEPTED, Json(CueIds::accepted(&ids))).into_response())
 }
 
@@ -155,7 +151,7 @@ pub(super) async fn post_scene(
     m.insert("type".into(), "scene".into());
     m.insert("name".into(), name.into());
     let cue = Cue::from_value(&Value::Object(m)).map_err(ApiError::invalid_cue)?;
-    submit(&s, vec![cue])
+    submit(&s, vec![cue]).await
 }
 
 /// A model's param and its value now, as `GET /api/v1/params` lists it.
@@ -192,7 +188,7 @@ pub(super) async fn post_param(
     m.insert("type".into(), "param".into());
     m.insert("name".into(), name.into());
     let cue = Cue::from_value(&Value::Object(m)).map_err(ApiError::invalid_cue)?;
-    submit(&s, vec![cue])
+    submit(&s, vec![cue]).await
 }
 
 pub(super) async fn get_rundown(State(s): State<AppState>) -> Json<RundownView> {
@@ -249,42 +245,18 @@ pub(super) async fn put_rundown(
         }
         let cues = Cue::list_from_value(&item["cues"])
             .map_err(|e| ApiError::invalid_cue(e.within(&format!("[{i}].cues"))))?;
-        s.show
-            .inbox()
-            .check(&cues)
-            .map_err(|e| ApiError::invalid_cue(e.within(&format!("[{i}].cues"))))?;
         rundown.push(RundownItem {
             name: name.to_owned(),
             cues,
         });
     }
-    let mut r = s.rundown.lock();
-    *r = Rundown::new(rundown);
-    let view = r.view();
-    s.events.send(Event::Rundown {
-        fired: None,
-        cues: None,
-        rundown: view.clone(),
-    });
-    Ok(Json(view))
-}
-
-pub(super) fn rundown_step(s: &AppState, go: bool) -> Result<Json<RundownView>, ApiError> {
-    match s.rundown_step(go) {
-        Ok(view) => Ok(Json(view)),
-        Err(RundownError::Cue(e)) => Err(ApiError::invalid_cue(e)),
-        Err(e) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "rundown",
-            e.to_string(),
-        )),
-    }
+    Ok(Json(run(&s, commands::LoadRundown(rundown)).await?))
 }
 
 pub(super) async fn post_go(State(s): State<AppState>) -> Result<Json<RundownView>, ApiError> {
-    rundown_step(&s, true)
+    Ok(Json(run(&s, commands::Step::Go).await?))
 }
 
 pub(super) async fn post_back(State(s): State<AppState>) -> Result<Json<RundownView>, ApiError> {
-    rundown_step(&s, false)
+    Ok(Json(run(&s, commands::Step::Back).await?))
 }

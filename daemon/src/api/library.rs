@@ -64,16 +64,6 @@ pub(super) fn engine_error(e: EngineError) -> ApiError {
 /// The most items a rundown may have.
 pub(super) const MAX_RUNDOWN_ITEMS: usize = 1000;
 
-pub(super) fn create_folder(dir: &std::path::Path) -> Result<(), ApiError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "io",
-            format!("cannot create {}: {e}", crate::user_path(dir)),
-        )
-    })
-}
-
 pub(super) async fn get_takes(State(s): State<AppState>) -> Json<Vec<Listed<TakeInfo>>> {
     let library = s.library.clone();
     let mut takes = blocking(move || library.list_takes()).await;
@@ -92,60 +82,28 @@ pub(super) async fn post_take(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let NameBody { name } = typed_body(body)?;
-    let name = Library::new_name("take", name.as_deref()).map_err(library_error)?;
-    let dir = s.library.take_dir(&name).map_err(library_error)?;
-    create_folder(&s.library.takes)?;
-    let (show, d) = (s.show.clone(), dir.clone());
-    let manifest = blocking(move || show.start_take(&d, &name))
-        .await
-        .map_err(engine_error)?;
-    tracing::info!("take {:?} recording → {}", manifest.name, dir.display());
-    s.events.send(Event::Take {
-        state: TakeState::Recording,
-        take: manifest.name.clone(),
-        start_frame: Some(manifest.start_frame),
-        frames: None,
-        error: None,
-    });
+    let manifest = run(&s, commands::StartTake { name }).await?;
     Ok((StatusCode::CREATED, Json(manifest)).into_response())
 }
 
 pub(super) async fn post_take_stop(
     State(s): State<AppState>,
 ) -> Result<Json<TakeSummary>, ApiError> {
-    let show = s.show.clone();
-    let summary = blocking(move || show.stop_take())
-        .await
-        .map_err(engine_error)?;
-    tracing::info!(
-        "take {:?} complete: {} frames ({} lost) in {}",
-        summary.name,
-        summary.frames,
-        summary.lost_frames.len(),
-        summary.dir.display()
-    );
-    s.events.send(Event::Take {
-        state: TakeState::Stopped,
-        take: summary.name.clone(),
-        start_frame: None,
-        frames: Some(summary.frames),
-        error: None,
-    });
-    Ok(Json(summary))
+    Ok(Json(run(&s, commands::StopTake).await?))
 }
 
 pub(super) async fn post_take_export(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Path(take): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let ExportBody { formats, force } = typed_body(body)?;
-    let force = force.unwrap_or(false);
-    let (library, events) = (s.library.clone(), s.events.clone());
-    let job = blocking(move || library.start_export(&name, formats.as_deref(), force, &events))
-        .await
-        .map_err(library_error)?;
-    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+    let export = commands::Export {
+        take,
+        formats,
+        force: force.unwrap_or(false),
+    };
+    Ok((StatusCode::ACCEPTED, Json(run(&s, export).await?)).into_response())
 }
 
 pub(super) async fn get_job(
@@ -171,20 +129,7 @@ pub(super) async fn post_checkpoint(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let NameBody { name } = typed_body(body)?;
-    let name = Library::new_name("checkpoint", name.as_deref()).map_err(library_error)?;
-    let dir = s.library.checkpoint_dir(&name).map_err(library_error)?;
-    create_folder(&s.library.checkpoints)?;
-    let (show, d) = (s.show.clone(), dir.clone());
-    let m = blocking(move || show.save_checkpoint(&d))
-        .await
-        .map_err(engine_error)?;
-    tracing::info!("checkpoint {name:?} saved → {}", dir.display());
-    let saved = CheckpointInfo::new(name.clone(), &m);
-    s.events.send(Event::Checkpoint {
-        saved: Some(name.clone()),
-        frame: m.frame,
-        restored: None,
-    });
+    let saved = run(&s, commands::SaveCheckpoint { name }).await?;
     Ok((StatusCode::CREATED, Json(saved)).into_response())
 }
 
@@ -192,24 +137,7 @@ pub(super) async fn post_restore(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ShowStatus>, ApiError> {
-    let dir = s.library.checkpoint_dir(&name).map_err(library_error)?;
-    if !dir.is_dir() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no checkpoint {name:?}"),
-        ));
-    }
-    let show = s.show.clone();
-    blocking(move || show.restore(Checkpoint::load(&dir)?))
-        .await
-        .map_err(engine_error)?;
-    tracing::info!("checkpoint {name:?} restored");
-    s.events.send(Event::Checkpoint {
-        saved: None,
-        frame: None,
-        restored: Some(name.clone()),
-    });
+    run(&s, commands::RestoreCheckpoint { name }).await?;
     Ok(Json(status_now(&s)))
 }
 

@@ -153,7 +153,7 @@ pub(super) async fn post_media(
         }
     };
     let dir = s.media.clone();
-    create_folder(&dir)?;
+    crate::control::create_folder(&dir)?;
     let path = dir.join(&name);
     let _one = UPLOADING.lock().await;
     let existing = std::fs::symlink_metadata(&path).ok();

@@ -24,9 +24,7 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Json, Router};
 use cuecast_engine::generator::ParamSpec;
 use cuecast_engine::take::{TakeManifest, TakeSummary};
-use cuecast_engine::{
-    AppliedCue, Checkpoint, Cue, EngineError, ModelInfo, Scene, ShowHandle, Status,
-};
+use cuecast_engine::{AppliedCue, Cue, EngineError, ModelInfo, Scene, ShowHandle, Status};
 use cuecast_http::{authorize, json_body, post_cues, ApiError, ControlState, CueIds, BODY_LIMIT};
 use futures_util::stream::{self, Stream};
 use schemars::generate::SchemaSettings;
@@ -36,10 +34,11 @@ use serde_json::{json, Map, Value};
 
 use crate::config::MAX_NAME_CHARS;
 use crate::config::{self, RundownItem, Video};
-use crate::events::{Event, Events, LiveStats, TakeState};
+use crate::control::{self as commands, Command, ControlError};
+use crate::events::{Events, LiveStats};
 use crate::library::{CheckpointInfo, Job, Library, LibraryError, Listed, TakeInfo};
 use crate::outputs::{EncoderStatus, OutputControl, OutputError, OutputState, OutputStatus};
-use crate::rundown::{Rundown, RundownError, RundownView};
+use crate::rundown::{Rundown, RundownView};
 
 /// What `GET /api/v1/status` answers: the engine's [`Status`] and the daemon's own.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -123,7 +122,10 @@ impl AppState {
         AppState {
             control: ControlState {
                 inbox: show.inbox().clone(),
-                status: show.status_handle().clone(),
+                status: {
+                    let status = show.status_handle().clone();
+                    cuecast_http::status_fn(move || status.get())
+                },
                 token: token.clone(),
             },
             show,
@@ -151,24 +153,33 @@ impl AppState {
             library: Library::new(config),
         }
     }
+}
 
-    /// GO (or BACK) through the rundown, from the API or OSC alike: fires the group,
-    /// tells the event stream, and returns the rundown as it now is.
-    pub fn rundown_step(&self, go: bool) -> Result<RundownView, RundownError> {
-        let mut r = self.rundown.lock();
-        let (fired, ids) = if go {
-            r.go(self.show.inbox())
-        } else {
-            r.back(self.show.inbox())
-        }?;
-        let view = r.view();
-        self.events.send(Event::Rundown {
-            fired: Some(fired),
-            cues: Some(ids.clone()),
-            rundown: view.clone(),
-        });
-        Ok(view)
+/// The HTTP adapter of the control service: a refusal's kind becomes its status code.
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Cue(e) => ApiError::invalid_cue(e),
+            ControlError::Rundown(e) => {
+                ApiError::new(StatusCode::CONFLICT, "rundown", e.to_string())
+            }
+            ControlError::Library(e) => library_error(e),
+            ControlError::Engine(e) => engine_error(e),
+            ControlError::Output(e) => output_error(e),
+            e @ ControlError::Folder { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string())
+            }
+        }
     }
+}
+
+/// Runs a command of the control service off the async workers (it may wait on the
+/// model thread, GStreamer or the disk).
+async fn run<C: Command>(s: &AppState, command: C) -> Result<C::Done, ApiError> {
+    let s = s.clone();
+    blocking(move || command.run(&s))
+        .await
+        .map_err(ApiError::from)
 }
 
 impl FromRef<AppState> for ControlState {

@@ -13,15 +13,6 @@ pub(super) fn output_error(e: OutputError) -> ApiError {
     ApiError::new(status, "output", e.to_string())
 }
 
-pub(super) fn one_output(s: &AppState, name: &str) -> Result<Json<Value>, ApiError> {
-    s.outputs
-        .list()
-        .into_iter()
-        .find(|o| o.name == name)
-        .map(|o| Json(json!(o)))
-        .ok_or_else(|| output_error(OutputError::Unknown(name.to_owned())))
-}
-
 /// Runs a command off the async workers: it may wait on GStreamer, the model thread or
 /// the disk.
 pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -65,13 +56,8 @@ pub(super) async fn post_output(
                 e.message.clone(),
             )
         })?;
-    let name = output.name.clone();
-    let outputs = s.outputs.clone();
-    blocking(move || outputs.add(output))
-        .await
-        .map_err(output_error)?;
-    let one = one_output(&s, &name)?;
-    Ok((StatusCode::CREATED, one).into_response())
+    let added = run(&s, commands::AddOutput(output)).await?;
+    Ok((StatusCode::CREATED, Json(added)).into_response())
 }
 
 /// What an output added over the API may not do that one in the config may: record
@@ -124,33 +110,22 @@ pub(super) fn check_api_output(value: &Value, secrets: &[String]) -> Result<(), 
 pub(super) async fn start_output(
     State(s): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let (outputs, n) = (s.outputs.clone(), name.clone());
-    blocking(move || outputs.start_output(&n))
-        .await
-        .map_err(output_error)?;
-    one_output(&s, &name)
+) -> Result<Json<OutputStatus>, ApiError> {
+    Ok(Json(run(&s, commands::StartOutput(name)).await?))
 }
 
 pub(super) async fn stop_output(
     State(s): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let (outputs, n) = (s.outputs.clone(), name.clone());
-    blocking(move || outputs.stop_output(&n))
-        .await
-        .map_err(output_error)?;
-    one_output(&s, &name)
+) -> Result<Json<OutputStatus>, ApiError> {
+    Ok(Json(run(&s, commands::StopOutput(name)).await?))
 }
 
 pub(super) async fn remove_output(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let outputs = s.outputs.clone();
-    blocking(move || outputs.remove(&name))
-        .await
-        .map_err(output_error)?;
+    run(&s, commands::RemoveOutput(name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

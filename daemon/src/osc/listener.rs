@@ -15,9 +15,9 @@ pub struct OscListener {
 }
 
 impl OscListener {
-    /// Binds `addr` now (error if taken) and calls `on_cue` on the listener thread for
-    /// each message: Ok(cue JSON) or Err(error naming the address). Releases (Null)
-    /// are not passed on. A packet that does not parse is reported with an empty
+    /// Binds `addr` now (error if taken) and calls `on_command` on the listener thread
+    /// for each message: what it asks, or an error naming the address. Releases are not
+    /// passed on. A packet that does not parse is reported with an empty
     /// OSC address and the sender in the message. Packets from senders other than
     /// loopback and those in `allow` are dropped unread (OSC has no authentication).
     pub fn start(
@@ -25,7 +25,7 @@ impl OscListener {
         prefix: String,
         aliases: BTreeMap<String, Value>,
         allow: Vec<std::net::IpAddr>,
-        on_cue: impl Fn(&str, Result<Value, OscError>) + Send + 'static,
+        on_command: impl Fn(&str, Result<OscCommand, OscError>) + Send + 'static,
     ) -> std::io::Result<OscListener> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_read_timeout(Some(POLL))?;
@@ -34,7 +34,7 @@ impl OscListener {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("osc".into())
-            .spawn(move || serve(&socket, &flag, &prefix, &aliases, &allow, on_cue))?;
+            .spawn(move || serve(&socket, &flag, &prefix, &aliases, &allow, on_command))?;
         Ok(OscListener {
             addr: local,
             stop,
@@ -63,7 +63,7 @@ pub(super) fn serve(
     prefix: &str,
     aliases: &BTreeMap<String, Value>,
     allow: &[std::net::IpAddr],
-    on_cue: impl Fn(&str, Result<Value, OscError>),
+    on_command: impl Fn(&str, Result<OscCommand, OscError>),
 ) {
     // The largest UDP payload, so no datagram is cut short.
     let mut buf = vec![0; 65536];
@@ -73,7 +73,7 @@ pub(super) fn serve(
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
-                on_cue("", fail(format!("OSC socket error: {e}")));
+                on_command("", fail(format!("OSC socket error: {e}")));
                 // Do not spin on an error that repeats.
                 std::thread::sleep(POLL);
                 continue;
@@ -83,12 +83,13 @@ pub(super) fn serve(
             continue;
         }
         match parse_packet(&buf[..n]) {
-            Err(e) => on_cue("", fail(format!("bad OSC packet from {peer}: {e}"))),
+            Err(e) => on_command("", fail(format!("bad OSC packet from {peer}: {e}"))),
             Ok(msgs) => {
                 for m in msgs {
-                    match to_cue(&m, prefix, aliases) {
-                        Ok(Value::Null) => {}
-                        got => on_cue(&m.address, got),
+                    match to_command(&m, prefix, aliases) {
+                        Ok(None) => {}
+                        Ok(Some(command)) => on_command(&m.address, Ok(command)),
+                        Err(e) => on_command(&m.address, Err(e)),
                     }
                 }
             }

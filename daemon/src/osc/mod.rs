@@ -31,11 +31,10 @@
 //!
 //! Any number type is accepted where a number is expected, and Nil where an
 //! optional argument may be skipped (`/scene intro N 2`); the `...` lists take any
-//! number of strings (Nil is not one). Two results are not cues:
-//! * `Value::Null` — a button release (0 or false sent to an address that takes none,
-//!   because Companion and TouchDesigner buttons send 1 on press and 0 on release);
-//!   skip it. [`OscListener`] never passes it on.
-//! * `{"type":"go"}` and `{"type":"back"}` — rundown steps, for the caller to handle.
+//! number of strings (Nil is not one). A message becomes an [`OscCommand`]: cues, or a
+//! rundown step (`/go`, `/back`). A button release (0 or false sent to an address that
+//! takes none, because Companion and TouchDesigner buttons send 1 on press and 0 on
+//! release) is no command at all; [`OscListener`] never passes it on.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,13 +78,25 @@ impl Slot<'_> {
     }
 }
 
-/// Maps one message to cue JSON (see the module doc for the address map). Aliases
-/// are looked up first, so a show preset may take over any address.
-pub fn to_cue(
+/// What one OSC message asks of the show.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OscCommand {
+    /// Cue JSON (one cue or a list), read by the cue language as any other.
+    Cues(Value),
+    /// GO: fire the rundown's next group.
+    Go,
+    /// BACK: fire the group before the current one again.
+    Back,
+}
+
+/// Maps one message to what it asks (see the module doc for the address map); `None`
+/// for a button release. Aliases are looked up first, so a show preset may take over
+/// any address, `/go` and `/back` included.
+pub fn to_command(
     msg: &OscMessage,
     prefix: &str,
     aliases: &BTreeMap<String, Value>,
-) -> Result<Value, OscError> {
+) -> Result<Option<OscCommand>, OscError> {
     use Slot::*;
     let addr = msg.address.as_str();
     let prefix = prefix.trim_end_matches('/');
@@ -98,7 +109,7 @@ pub fn to_cue(
     };
     if let Some(cue) = aliases.get(rest) {
         let pressed = a.pressed()?;
-        return Ok(if pressed { cue.clone() } else { Value::Null });
+        return Ok(pressed.then(|| OscCommand::Cues(cue.clone())));
     }
     let (head, tail) = match rest[1..].split_once('/') {
         Some((head, tail)) => (head, Some(tail)),
@@ -108,6 +119,7 @@ pub fn to_cue(
         a.at_most(1)?;
         let text = a.text(0, "json")?;
         return serde_json::from_str(&text)
+            .map(|cue| Some(OscCommand::Cues(cue)))
             .or_else(|e| fail(format!("{addr}: argument 1 (json) is not valid JSON: {e}")));
     }
     let Some((fixed, slots)) = form(head, tail) else {
@@ -119,7 +131,12 @@ pub fn to_cue(
     };
     if slots.is_empty() {
         if !a.pressed()? {
-            return Ok(Value::Null);
+            return Ok(None);
+        }
+        match head {
+            "go" => return Ok(Some(OscCommand::Go)),
+            "back" => return Ok(Some(OscCommand::Back)),
+            _ => {}
         }
     } else if !slots.iter().any(Slot::takes_the_rest) {
         a.at_most(slots.len())?;
@@ -147,7 +164,7 @@ pub fn to_cue(
             put(&mut cue, name, value);
         }
     }
-    Ok(Value::Object(cue))
+    Ok(Some(OscCommand::Cues(Value::Object(cue))))
 }
 
 /// Sets the field at `path` in `cue`; a dotted path (`mouse.dx`) names a field of a
@@ -352,9 +369,18 @@ mod tests {
             .0
     }
 
-    fn cue_of(address: &str, args: Vec<OscArg>) -> Result<Value, String> {
+    fn command_of(address: &str, args: Vec<OscArg>) -> Result<Option<OscCommand>, String> {
         let aliases = BTreeMap::from([("/dawn".into(), json!([{"type": "prompt", "text": "d"}]))]);
-        to_cue(&msg(address, args), "/cuecast", &aliases).map_err(|e| e.0)
+        to_command(&msg(address, args), "/cuecast", &aliases).map_err(|e| e.0)
+    }
+
+    /// The cue JSON a message makes (`null` for a release).
+    fn cue_of(address: &str, args: Vec<OscArg>) -> Result<Value, String> {
+        command_of(address, args).map(|c| match c {
+            None => Value::Null,
+            Some(OscCommand::Cues(cue)) => cue,
+            Some(step) => panic!("{address} is {step:?}, not cues"),
+        })
     }
 
     #[test]
@@ -474,8 +500,6 @@ mod tests {
              json!({"type": "input", "mouse": {"dx": 0.0, "dy": 0.0}})),
             ("/image", vec![s("start.png")], json!({"type": "image", "name": "start.png"})),
             ("/cue", vec![path], json!([{"type": "camera_path", "points": []}])),
-            ("/go", vec![Bool(true)], json!({"type": "go"})),
-            ("/back", vec![Nil], json!({"type": "back"})),
             ("/dawn", vec![Int(1)], json!([{"type": "prompt", "text": "d"}])),
         ];
         for (addr, args, want) in cases {
@@ -627,6 +651,25 @@ mod tests {
     }
 
     #[test]
+    fn go_and_back_are_rundown_steps_unless_an_alias_takes_them() {
+        assert_eq!(
+            command_of("/cuecast/go", vec![Bool(true)]),
+            Ok(Some(OscCommand::Go))
+        );
+        assert_eq!(
+            command_of("/cuecast/back", vec![Nil]),
+            Ok(Some(OscCommand::Back))
+        );
+        assert_eq!(command_of("/cuecast/back", vec![Int(0)]), Ok(None));
+        let aliases = BTreeMap::from([("/go".into(), json!({"type": "freeze"}))]);
+        let got = to_command(&msg("/cuecast/go", vec![]), "/cuecast", &aliases);
+        assert_eq!(
+            got.unwrap(),
+            Some(OscCommand::Cues(json!({"type": "freeze"})))
+        );
+    }
+
+    #[test]
     fn button_releases_give_null() {
         for arg in [Int(0), Float(0.0), Bool(false), Double(0.0), Long(0)] {
             for addr in ["/freeze", "/go", "/scene/intro", "/dawn"] {
@@ -713,7 +756,10 @@ mod tests {
         let got = rx.recv_timeout(wait).expect("a cue arrives");
         assert_eq!(
             got,
-            ("/cuecast/freeze".into(), Ok(json!({"type": "freeze"})))
+            (
+                "/cuecast/freeze".into(),
+                Ok(OscCommand::Cues(json!({"type": "freeze"})))
+            )
         );
         let (junk_addr, junk) = rx.recv_timeout(wait).expect("the bad packet is reported");
         assert_eq!(junk_addr, "");

@@ -88,10 +88,10 @@ pub(super) fn start_osc(
         show.osc_prefix.clone(),
         show.osc_map.clone(),
         allow,
-        move |address, cue| {
-            let result = cue
+        move |address, command| {
+            let result = command
                 .map_err(|e| e.to_string())
-                .and_then(|value| osc_cue(&state, &value));
+                .and_then(|command| osc_command(&state, command));
             if let Err(e) = result {
                 let Some(dropped) = warnings.lock().allow() else {
                     return;
@@ -114,20 +114,16 @@ pub(super) fn start_osc(
     Ok(listener)
 }
 
-pub(super) fn osc_cue(state: &AppState, value: &Value) -> Result<(), String> {
-    match value["type"].as_str() {
-        Some(step @ ("go" | "back")) => state
-            .rundown_step(step == "go")
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        _ => {
-            let cues = Cue::list_from_value(value).map_err(|e| e.to_string())?;
-            state
-                .show
-                .inbox()
-                .submit(cues, None)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+/// The OSC adapter of the control service: a message's command runs as the API's would;
+/// a refusal is a warning (OSC has no answer).
+pub(super) fn osc_command(state: &AppState, command: OscCommand) -> Result<(), String> {
+    let done = match command {
+        OscCommand::Go => Step::Go.run(state).map(drop),
+        OscCommand::Back => Step::Back.run(state).map(drop),
+        OscCommand::Cues(value) => {
+            let cues = Cue::list_from_value(&value).map_err(|e| e.to_string())?;
+            Cues(cues).run(state).map(drop)
         }
-    }
+    };
+    done.map_err(|e| e.to_string())
 }

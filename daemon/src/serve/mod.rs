@@ -19,12 +19,13 @@ use cuecast_engine::world::ShowContext;
 use cuecast_engine::Cue;
 use gst::glib;
 use gst::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, OutputKind, Show};
+use crate::control::{Command, Cues, Step};
 use crate::events::{Event, Events, LiveStats, ModelState, TakeState};
-use crate::osc::OscListener;
+use crate::osc::{OscCommand, OscListener};
 use crate::outputs::Outputs;
 
 mod bus;

@@ -279,7 +279,10 @@ impl CuecastSrc {
     ) -> Result<Control, gst::ErrorMessage> {
         let state = ControlState {
             inbox: engine.inbox().clone(),
-            status: engine.status_handle(),
+            status: {
+                let status = engine.status_handle();
+                cuecast_http::status_fn(move || status.get())
+            },
             token: token.map(Into::into),
         };
         let server = ControlServer::start(addr, state).map_err(|e| {
