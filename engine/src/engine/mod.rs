@@ -313,7 +313,7 @@ impl Engine {
                 match loaded {
                     Ok((mut model, status)) => {
                         let process = match &model.model {
-                            model_thread::Model::Chunks(c) => Some(c.worker().process_handle()),
+                            model_thread::Model::Chunks(c) => c.model().process(),
                             model_thread::Model::Frames(_) => None,
                         };
                         let ready = (

@@ -695,7 +695,7 @@ impl Model {
     pub(super) fn state_bytes(&self) -> u64 {
         match self {
             Model::Frames(g) => g.state_bytes(),
-            Model::Chunks(c) => c.worker().status().saved_state_bytes,
+            Model::Chunks(c) => c.model().saved_state_bytes(),
         }
     }
 }
@@ -772,5 +772,11 @@ fn load_chunked(
     let worker = Worker::start(&package, options, move |e| {
         let _ = requests.send(Request::Worker(e));
     })?;
-    Ok(Chunked::new(worker, images, package, config, device))
+    Ok(Chunked::new(
+        Box::new(worker),
+        images,
+        package,
+        config,
+        device,
+    ))
 }

@@ -35,6 +35,7 @@
 
 mod clock;
 mod picture;
+mod runtime;
 
 use super::*;
 use crate::cue::ACTION_AXES;
@@ -42,9 +43,10 @@ use crate::generator::package::{Package, StateRollback};
 use crate::generator::{write_image, PromptMode};
 use crate::media::Images;
 use crate::take::Size;
-use crate::worker::{FrameInputs, RgbImage, Worker, WorkerEvent};
+use crate::worker::{FrameInputs, RgbImage, WorkerEvent};
 pub(crate) use clock::pose_matrices;
 use clock::{slot_at, slot_frame};
+pub(crate) use runtime::ChunkModel;
 
 /// Chunk times kept for the lead.
 const WALLS: usize = 32;
@@ -70,7 +72,8 @@ struct Asked {
 }
 
 pub(in crate::engine) struct Chunked {
-    worker: Worker,
+    /// What makes the chunks: the python worker.
+    model: Box<dyn ChunkModel>,
     /// Images the model starts from, decoded off this thread.
     images: Images,
     package: Package,
@@ -115,7 +118,7 @@ impl Chunked {
     /// The show's pacing of `worker`'s chunks, as `config` says (prompt, fallback,
     /// frame blend, live).
     pub(super) fn new(
-        worker: Worker,
+        model: Box<dyn ChunkModel>,
         images: Images,
         package: Package,
         config: &EngineConfig,
@@ -133,7 +136,7 @@ impl Chunked {
         let keep = 3 * c.frames_per_step.max(c.first_step_frames) as usize + 8;
         let native = FramePool::keeping(info.width as usize, info.height as usize, keep);
         Chunked {
-            worker,
+            model,
             images,
             buffer: VecDeque::new(),
             in_flight: None,
@@ -169,8 +172,8 @@ impl Chunked {
         self.device
     }
 
-    pub(in crate::engine) fn worker(&self) -> &Worker {
-        &self.worker
+    pub(in crate::engine) fn model(&self) -> &dyn ChunkModel {
+        self.model.as_ref()
     }
 
     pub(super) fn has_state(&self) -> bool {
@@ -516,8 +519,7 @@ impl ModelThread {
             let Model::Chunks(c) = &mut self.model else {
                 return;
             };
-            c.worker
-                .reset(self.world.seed(), self.world.prompt(), image);
+            c.model.reset(self.world.seed(), self.world.prompt(), image);
             c.sent_prompt = self.world.prompt().to_owned();
             c.fresh = true;
         }
@@ -530,7 +532,7 @@ impl ModelThread {
                 Some((p.text, p.previous))
             }
             PromptMode::SetPrompt if c.sent_prompt != self.world.prompt() => {
-                c.worker
+                c.model
                     .set_prompt(self.world.prompt(), self.world.prompt_transition_s());
                 c.sent_prompt = self.world.prompt().to_owned();
                 None
@@ -538,7 +540,7 @@ impl ModelThread {
             _ => None,
         };
         let c = self.chunks();
-        let id = c.worker.step(frames, prompt, c.native.clone());
+        let id = c.model.step(frames, prompt, c.native.clone());
         let reset = reset || std::mem::take(&mut c.restarted_fresh);
         c.in_flight = Some(Asked { id, slots, reset });
         c.next_slot = first + count;
@@ -679,7 +681,7 @@ impl ModelThread {
                 if let Some(lost) = c.in_flight.take() {
                     c.rewind(&lost);
                 }
-                let restarts = c.worker().status().restarts;
+                let restarts = c.model.restarts();
                 tracing::warn!("the model is down ({reason}): the show goes on");
                 self.events
                     .emit(EngineEvent::ProcessDown { restarts, reason });
@@ -689,7 +691,7 @@ impl ModelThread {
                 c.up = true;
                 c.fresh = true;
                 c.restarted_fresh = !resumed;
-                let restarts = c.worker().status().restarts;
+                let restarts = c.model.restarts();
                 self.events
                     .emit(EngineEvent::ProcessUp { restarts, resumed });
             }

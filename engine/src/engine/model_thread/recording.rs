@@ -112,7 +112,7 @@ impl ModelThread {
         };
         let state = match &self.model {
             Model::Frames(gen) => gen.state(),
-            Model::Chunks(c) if c.has_state() => c.worker().save_state(),
+            Model::Chunks(c) if c.has_state() => c.model().save_state(),
             Model::Chunks(_) => Ok(Vec::new()),
         };
         let state: Vec<(String, Tensor)> = state
@@ -193,7 +193,7 @@ impl ModelThread {
             Model::Chunks(c) => {
                 if c.has_state() && !checkpoint.state.is_empty() {
                     let state = checkpoint.state_on(tch::Device::Cpu);
-                    c.worker().load_state(state).map_err(refused)?;
+                    c.model().load_state(state).map_err(refused)?;
                 } else {
                     // No compact state: the model starts over from the checkpoint's
                     // seed, prompt and image (read below, once the world is restored).
