@@ -1,7 +1,8 @@
 //! The control surface: the page at `/` for a producer on show day.
 //!
-//! Three files (HTML, CSS, one ES module) compiled into the binary, so the page works
-//! from `cuecast` alone, offline, with nothing to install or fetch. The page is a
+//! Its files (HTML, CSS, the ES module `surface.js` and the modules it imports from
+//! `/surface/`, one per concern) are compiled into the binary, so the page works from
+//! `cuecast` alone, offline, with nothing to install or fetch. The page is a
 //! client of the public API and nothing else: it has no routes of its own beyond its
 //! files. The Content-Security-Policy lets it talk to this daemon only, so a page that
 //! tried to load anything from elsewhere would fail in the browser, not quietly work.
@@ -13,6 +14,14 @@ use axum::Router;
 
 const INDEX: &str = include_str!("surface/index.html");
 const SCRIPT: &str = include_str!("surface/surface.js");
+/// The modules `surface.js` imports, served under `/surface/`.
+const MODULES: [(&str, &str); 5] = [
+    ("api.js", include_str!("surface/modules/api.js")),
+    ("events.js", include_str!("surface/modules/events.js")),
+    ("status.js", include_str!("surface/modules/status.js")),
+    ("steer.js", include_str!("surface/modules/steer.js")),
+    ("show.js", include_str!("surface/modules/show.js")),
+];
 const STYLE: &str = include_str!("surface/surface.css");
 
 /// Only this origin; `data:` for the blank favicon.
@@ -33,9 +42,16 @@ fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// `/`, `/surface.js` and `/surface.css`.
+/// `/`, `/surface.js`, its modules under `/surface/` and `/surface.css`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let mut router = Router::new();
+    for (name, body) in MODULES {
+        router = router.route(
+            &format!("/surface/{name}"),
+            get(move || async move { file("text/javascript; charset=utf-8", body) }),
+        );
+    }
+    router
         .route(
             "/",
             get(|| async { file("text/html; charset=utf-8", INDEX) }),
@@ -53,6 +69,37 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::LazyLock;
+
+    /// The whole script, its modules included, for the checks that read it.
+    static SCRIPT: LazyLock<String> = LazyLock::new(|| {
+        std::iter::once(super::SCRIPT)
+            .chain(MODULES.iter().map(|(_, body)| *body))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+
+    /// `surface.js` imports every module, each from where the router serves it, and
+    /// the modules import only each other.
+    #[test]
+    fn the_modules_are_served_where_they_are_imported_from() {
+        for (name, _) in MODULES {
+            assert!(
+                super::SCRIPT.contains(&format!("from './surface/{name}'")),
+                "surface.js does not import {name}"
+            );
+        }
+        for (name, body) in MODULES {
+            for line in body.lines().filter(|l| l.starts_with("import ")) {
+                let from = line.split('\'').nth(1).unwrap_or_default();
+                let target = from.trim_start_matches("./");
+                assert!(
+                    MODULES.iter().any(|(n, _)| *n == target),
+                    "{name} imports {from}, which is not served"
+                );
+            }
+        }
+    }
 
     /// Everything the page loads is served by [`router`], from this origin.
     #[test]
@@ -60,7 +107,7 @@ mod tests {
         for (attr, value) in [("src", "/surface.js"), ("href", "/surface.css")] {
             assert!(INDEX.contains(&format!("{attr}=\"{value}\"")), "{value}");
         }
-        for text in [INDEX, SCRIPT, STYLE] {
+        for text in [INDEX, SCRIPT.as_str(), STYLE] {
             assert!(!text.contains("http://") && !text.contains("https://"));
             assert!(!text.contains("@import") && !text.contains("url("));
         }
@@ -174,7 +221,7 @@ mod tests {
     /// Every element the script looks up by id exists in the page.
     #[test]
     fn the_script_finds_its_elements() {
-        let mut rest = SCRIPT;
+        let mut rest = SCRIPT.as_str();
         let mut n = 0;
         while let Some(at) = rest.find("$('") {
             rest = &rest[at + 3..];

@@ -22,6 +22,41 @@ fn shots() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("surface")
 }
 
+/// Every name the page's modules use is declared or imported (a missing import would
+/// fail only when its code runs); and the check finds one that is not.
+#[test]
+fn every_name_the_surface_uses_is_declared_or_imported() {
+    let tools = std::env::var("CUECAST_NODE_TOOLS").expect("CUECAST_NODE_TOOLS: run scripts/setup");
+    let check = |dirs: &[PathBuf]| {
+        Command::new("node")
+            .arg(repo().join("tests/browser/names.mjs"))
+            .args(dirs)
+            .env("CUECAST_NODE_TOOLS", &tools)
+            .output()
+            .expect("cannot run node: run scripts/setup")
+    };
+    let surface = repo().join("daemon/src/surface");
+    let out = check(&[surface.clone(), surface.join("modules")]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("6 modules"), "{said}");
+    // A module that uses another's function without importing it is caught.
+    let broken = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("names-check");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("a.js"),
+        "import { x } from './b.js';\nx();\nlog('hi');\n",
+    )
+    .unwrap();
+    let out = check(&[broken]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("log declared nowhere"));
+}
+
 /// Runs `case` in the browser against `daemon`; fails with what the case said.
 fn browser(case: &str, daemon: &Daemon, env: &[(&str, &str)]) {
     let tools = std::env::var("CUECAST_NODE_TOOLS").expect("CUECAST_NODE_TOOLS: run scripts/setup");
