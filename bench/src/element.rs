@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use cuecast_engine::generator::{
-    create_generator, register_backend, write_image, BackendConfig, Fps, Generator, Image,
-    ModelInfo, PromptState, StepError, StepInput,
+    create_generator, register_backend, write_image, BackendConfig, Fps, FrameInput, Generator,
+    Image, ModelInfo, PromptState, StepError,
 };
-use cuecast_engine::Pose;
 use gst::prelude::*;
 use serde_json::{json, Value};
 
@@ -36,7 +35,7 @@ impl Generator for NoModel {
     fn reset(&mut self, _: u64, _: &str) -> Result<(), StepError> {
         Ok(())
     }
-    fn step(&mut self, _: &StepInput, out: &mut Image) -> Result<(), StepError> {
+    fn step(&mut self, _: &FrameInput, out: &mut Image) -> Result<(), StepError> {
         match &self.1 {
             Some(frame) => write_image(out, frame),
             None => Ok(()),
@@ -176,16 +175,12 @@ fn cuecast_steps(
     };
     let mut times = Vec::new();
     for frame in 0..(warmup + steps) as u64 {
-        let input = StepInput {
-            frame,
-            time_s: frame as f64 / info.fps.as_f64(),
-            fps: info.fps,
-            camera: Pose::default(),
+        // Read each frame, as the model thread reads the world's.
+        let input = FrameInput {
             action: [0.5, 0.0, 0.0, 0.0, 0.0],
-            prompt: &prompt_state,
-            params: &params,
+            prompt: prompt_state.clone(),
             seed: 7,
-            detail: 1.0,
+            ..FrameInput::still(frame, info.fps, params.clone())
         };
         let mut image = Image {
             width: w,

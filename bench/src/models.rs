@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use cuecast_engine::frame::FramePool;
 use cuecast_engine::generator::package::Package;
-use cuecast_engine::worker::{FrameInputs, Worker, WorkerEvent, WorkerOptions};
+use cuecast_engine::generator::FrameInput;
+use cuecast_engine::worker::{Worker, WorkerEvent, WorkerOptions};
 use gst::prelude::*;
 use serde_json::{json, Value};
 
@@ -50,32 +51,13 @@ fn options_in(python: &str, sandbox: bool) -> WorkerOptions {
     }
 }
 
-/// Inputs of `n` frames shaped for `p`'s model: zeros, identity pose, default params.
-fn inputs(p: &Package, from: u64, n: u32) -> Vec<FrameInputs> {
+/// Inputs of `n` frames for `p`'s model: nothing held, the default camera, default
+/// params.
+fn inputs(p: &Package, from: u64, n: u32) -> Vec<FrameInput> {
     let i = &p.info;
+    let params: Vec<f64> = i.params.iter().map(|p| p.default).collect();
     (0..u64::from(n))
-        .map(|k| FrameInputs {
-            frame: from + k,
-            time_s: (from + k) as f64 / i.fps.as_f64(),
-            axes: vec![0.0; i.actions.len()],
-            keys: vec![0.0; i.inputs.keys.len()],
-            camera_pose: [
-                1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
-            ],
-            intrinsics: [
-                200.,
-                0.,
-                i.width as f32 / 2.,
-                0.,
-                200.,
-                i.height as f32 / 2.,
-                0.,
-                0.,
-                1.,
-            ],
-            params: i.params.iter().map(|p| p.default as f32).collect(),
-            ..Default::default()
-        })
+        .map(|k| FrameInput::still(from + k, i.fps, params.clone()))
         .collect()
 }
 
@@ -123,7 +105,7 @@ impl Hosted {
             c.frames_per_step
         };
         self.worker
-            .step(inputs(&self.package, self.next, n), None, self.pool.clone());
+            .step(inputs(&self.package, self.next, n), self.pool.clone());
         self.next += u64::from(n);
         loop {
             match self.events.recv_timeout(Duration::from_secs(60))? {

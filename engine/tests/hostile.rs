@@ -276,15 +276,11 @@ fn the_seal_is_what_refused_the_shrink() {
     })
     .unwrap();
     let pool = cuecast_engine::frame::FramePool::new(64, 36);
+    let fps = package.info.fps;
     let frames = (0..4)
-        .map(|i| cuecast_engine::worker::FrameInputs {
-            frame: i,
-            keys: vec![0.0; 4],
-            axes: vec![0.0],
-            ..Default::default()
-        })
+        .map(|i| cuecast_engine::generator::FrameInput::still(i, fps, vec![]))
         .collect();
-    worker.step(frames, None, pool);
+    worker.step(frames, pool);
     match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
         cuecast_engine::worker::WorkerEvent::Chunk(Err((_, e))) => {
             assert!(e.0.contains("Operation not permitted"), "{e}");

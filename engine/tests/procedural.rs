@@ -5,7 +5,7 @@ mod support;
 
 use cuecast_engine::camera::Pose;
 use cuecast_engine::generator::procedural::Procedural;
-use cuecast_engine::generator::{Fps, Generator, Image, PromptState, StepInput};
+use cuecast_engine::generator::{Fps, FrameInput, Generator, Image, PromptState};
 use cuecast_engine::{DeviceSpec, EngineConfig};
 use serde_json::json;
 
@@ -48,17 +48,12 @@ fn render(tensor: bool, pose: Pose, prompt: &str, tod: f64, detail: f32) -> (Vec
         previous: None,
         mix: 1.0,
     };
-    let params = [tod, 0.3, 1.0];
-    let input = StepInput {
-        frame: 0,
-        time_s: 0.0,
-        fps: Fps::new(30, 1),
+    let input = FrameInput {
         camera: pose,
-        action: [0.0; 5],
-        prompt: &prompt,
-        params: &params,
+        prompt,
         seed: 7,
         detail,
+        ..FrameInput::still(0, Fps::new(30, 1), vec![tod, 0.3, 1.0])
     };
     gen.step(
         &input,

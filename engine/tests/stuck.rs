@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cuecast_engine::engine::{STEP_STALL, STOP_GRACE};
 use cuecast_engine::generator::{
-    register_backend, BackendConfig, Fps, Generator, Image, ModelInfo, StepError, StepInput,
+    register_backend, BackendConfig, Fps, FrameInput, Generator, Image, ModelInfo, StepError,
 };
 use cuecast_engine::{DeviceSpec, Engine, EngineConfig, EngineError, Take};
 use tch::Device;
@@ -33,7 +33,7 @@ impl Generator for Stuck {
         Ok(())
     }
 
-    fn step(&mut self, _input: &StepInput, out: &mut Image) -> Result<(), StepError> {
+    fn step(&mut self, _input: &FrameInput, out: &mut Image) -> Result<(), StepError> {
         while self.hang.load(Ordering::Acquire) && !self.release.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use cuecast_engine::frame::FramePool;
 use cuecast_engine::generator::package::Package;
-use cuecast_engine::worker::{FrameInputs, Worker, WorkerEvent, WorkerOptions};
+use cuecast_engine::generator::{Fps, FrameInput};
+use cuecast_engine::worker::{Worker, WorkerEvent, WorkerOptions};
 
 fn options() -> WorkerOptions {
     WorkerOptions {
@@ -24,19 +25,9 @@ fn options() -> WorkerOptions {
     }
 }
 
-fn inputs(n: usize, from: u64, keys: usize) -> Vec<FrameInputs> {
+fn inputs(n: usize, from: u64) -> Vec<FrameInput> {
     (0..n as u64)
-        .map(|i| FrameInputs {
-            frame: from + i,
-            time_s: (from + i) as f64 / 16.0,
-            keys: vec![0.0; keys],
-            params: vec![0.2, 1.0],
-            camera_pose: [
-                1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
-            ],
-            intrinsics: [200., 0., 128., 0., 200., 72., 0., 0., 1.],
-            ..Default::default()
-        })
+        .map(|i| FrameInput::still(from + i, Fps::new(16, 1), vec![0.2, 1.0]))
         .collect()
 }
 
@@ -49,7 +40,7 @@ fn the_chunked_reference_model_steps_through_the_worker() {
     })
     .unwrap();
     let pool = FramePool::new(256, 144);
-    let id = worker.step(inputs(3, 0, 4), None, pool.clone());
+    let id = worker.step(inputs(3, 0), pool.clone());
     let chunk = match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
         WorkerEvent::Chunk(Ok(c)) => c,
         other => panic!("{other:?}"),
@@ -62,7 +53,7 @@ fn the_chunked_reference_model_steps_through_the_worker() {
         "step {:?} transfer {:?} wall {:?}",
         chunk.step, chunk.transfer, chunk.wall
     );
-    let id = worker.step(inputs(4, 3, 4), None, pool);
+    let id = worker.step(inputs(4, 3), pool);
     match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
         WorkerEvent::Chunk(Ok(c)) => assert_eq!((c.id, c.frames.len()), (id, 4)),
         other => panic!("{other:?}"),

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::{Condvar, LazyLock, Mutex};
 
 use cuecast_engine::generator::{
-    register_backend, Fps, Generator, Image, ModelInfo, StepError, StepInput,
+    register_backend, Fps, FrameInput, Generator, Image, ModelInfo, StepError,
 };
 use gst::prelude::*;
 use gst_check::Harness;
@@ -62,7 +62,7 @@ impl Generator for Gated {
     fn reset(&mut self, _: u64, _: &str) -> Result<(), StepError> {
         Ok(())
     }
-    fn step(&mut self, input: &StepInput, out: &mut Image) -> Result<(), StepError> {
+    fn step(&mut self, input: &FrameInput, out: &mut Image) -> Result<(), StepError> {
         let mut held = GATE.0.lock().unwrap();
         while held.contains(&(input.seed, input.frame)) {
             held = GATE.1.wait(held).unwrap();

@@ -33,7 +33,7 @@ use crate::detail::{self, DetailControl};
 use crate::device::device_name;
 use crate::frame::{Frame, FramePool};
 use crate::generator::{
-    create_generator, BackendConfig, Fps, Generator, Image, ModelInfo, StepError, StepInput,
+    create_generator, BackendConfig, Fps, FrameInput, Generator, Image, ModelInfo, StepError,
 };
 use crate::metrics::{Histogram, LATENCY_MS_BUCKETS, STEP_MS_BUCKETS};
 use crate::schedule::{AppliedCue, CueInbox, InFlight, Scheduler};

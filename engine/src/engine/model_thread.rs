@@ -544,25 +544,15 @@ impl ModelThread {
             _ => 1.0,
         };
         self.drawn_detail = detail;
-        let world = &self.world;
+        let fps = self.world.fps();
         let Model::Frames(gen) = &mut self.model else {
             return Err(StepError("a chunked model makes no single frames".into()));
         };
+        let mut input = FrameInput::read(&mut self.world, frame, fps, frame, gen.info());
+        input.detail = detail;
+        let world = &self.world;
         let mut buf = self.pool.take();
         let (width, height) = (buf.width(), buf.height());
-        let prompt = world.prompt_state(frame);
-        let params = world.params(frame);
-        let input = StepInput {
-            frame,
-            time_s: frame as f64 / world.fps().as_f64(),
-            fps: world.fps(),
-            camera: world.camera(),
-            action: world.action(),
-            prompt: &prompt,
-            params: &params,
-            seed: world.seed(),
-            detail,
-        };
         self.counters.step_begins();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             if reset {
@@ -612,20 +602,10 @@ impl ModelThread {
 pub(super) fn warm_up(gen: &mut dyn Generator, world: &World) -> Result<(), EngineError> {
     let info = gen.info().clone();
     let mut data = vec![0u8; info.width as usize * info.height as usize * 4];
-    let prompt = world.prompt_state(0);
-    let params = world.params(0);
+    // The show's first frames as they would be, on a copy: warming up changes nothing.
+    let mut ahead = world.clone();
     for frame in 0..3 {
-        let input = StepInput {
-            frame,
-            time_s: 0.0,
-            fps: world.fps(),
-            camera: world.camera(),
-            action: [0.0; 5],
-            prompt: &prompt,
-            params: &params,
-            seed: world.seed(),
-            detail: 1.0,
-        };
+        let input = FrameInput::read(&mut ahead, frame, world.fps(), 0, &info);
         let mut image = Image {
             width: info.width as usize,
             height: info.height as usize,

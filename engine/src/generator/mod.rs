@@ -22,30 +22,91 @@ use std::sync::{Arc, LazyLock};
 use tch::{Device, Kind, Tensor};
 
 use crate::camera::Pose;
+use crate::world::{InputState, World};
 use crate::EngineError;
 pub use cuecast_cue::model::{
     Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode, PromptState,
 };
 
-/// Everything a step may depend on. A generator's output must be a function of this
-/// input, its seed and its own state, so that runs are reproducible.
-#[derive(Debug)]
-pub struct StepInput<'a> {
+/// Everything one frame of a model may depend on, read from the show's world at that
+/// frame: one type for every kind of model. A model's output must be a function of its
+/// inputs, its seed and its own state, so that runs are reproducible. Each runtime gives
+/// it to its models in their own terms: a [`Generator`] reads it as it is; the python
+/// worker sends it as arrays in the model's declared order (axes, keys, pose matrices).
+#[derive(Debug, Clone)]
+pub struct FrameInput {
+    /// The frame's index on the model's clock: the show's frame for a model that draws
+    /// each show frame, the model's own for a chunked one.
     pub frame: u64,
-    /// Seconds since the show started (frame / fps).
+    /// Seconds since that clock started (`frame / fps`).
     pub time_s: f64,
+    /// The rate `frame` counts at.
     pub fps: Fps,
     pub camera: Pose,
     /// Action axes, `ACTION_AXES` order.
     pub action: [f64; 5],
-    pub prompt: &'a PromptState,
+    /// Keys and mouse buttons held, and the mouse movement this frame takes (zero for a
+    /// model that takes no mouse).
+    pub input: InputState,
+    pub prompt: PromptState,
     /// Current param values, in `ModelInfo::params` order.
-    pub params: &'a [f64],
+    pub params: Vec<f64>,
     pub seed: u64,
     /// How finely to draw, in (0, 1]: 1 is full detail. Below 1 only for a generator
     /// whose [`Generator::scales_detail`] says it can draw cheaper frames (see
     /// [`crate::detail`]); the frame is always of the output size.
     pub detail: f32,
+}
+
+impl FrameInput {
+    /// Frame `frame` at `fps` of a world where nothing happens: the default camera,
+    /// nothing held, an empty prompt, `params`, seed 0. For trying a model outside a
+    /// show (tests, the benchmark).
+    pub fn still(frame: u64, fps: Fps, params: Vec<f64>) -> Self {
+        FrameInput {
+            frame,
+            time_s: frame as f64 / fps.as_f64(),
+            fps,
+            camera: Pose::default(),
+            action: [0.0; 5],
+            input: InputState::default(),
+            prompt: PromptState {
+                text: String::new(),
+                previous: None,
+                mix: 1.0,
+            },
+            params,
+            seed: 0,
+            detail: 1.0,
+        }
+    }
+
+    /// Frame `frame` (at `fps`) of `world` as it is now, for `info`'s model: the mouse
+    /// movement is taken from the world if the model takes the mouse.
+    pub fn read(world: &mut World, frame: u64, fps: Fps, at: u64, info: &ModelInfo) -> Self {
+        let mouse = if info.inputs.mouse {
+            world.take_mouse()
+        } else {
+            [0.0; 2]
+        };
+        let held = world.input();
+        FrameInput {
+            frame,
+            time_s: frame as f64 / fps.as_f64(),
+            fps,
+            camera: world.camera(),
+            action: world.action(),
+            input: InputState {
+                keys: held.keys.clone(),
+                buttons: held.buttons.clone(),
+                mouse,
+            },
+            prompt: world.prompt_state(at),
+            params: world.params(at),
+            seed: world.seed(),
+            detail: 1.0,
+        }
+    }
 }
 
 /// The frame a step fills: RGBx, 4 bytes per pixel, rows `width * 4` bytes apart.
@@ -115,10 +176,10 @@ pub trait Generator {
     fn reset(&mut self, seed: u64, prompt: &str) -> Result<(), StepError>;
 
     /// Renders the frame for `input` into `out`.
-    fn step(&mut self, input: &StepInput, out: &mut Image) -> Result<(), StepError>;
+    fn step(&mut self, input: &FrameInput, out: &mut Image) -> Result<(), StepError>;
 
     /// Whether it draws a cheaper frame of the same size when
-    /// [`StepInput::detail`] is below 1 (the engine then lowers the detail while steps
+    /// [`FrameInput::detail`] is below 1 (the engine then lowers the detail while steps
     /// run late).
     fn scales_detail(&self) -> bool {
         false

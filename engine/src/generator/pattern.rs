@@ -8,8 +8,8 @@
 use tch::{Device, Tensor};
 
 use super::{
-    tensor_named, BackendConfig, Fps, Generator, Image, ModelInfo, PromptState, StepError,
-    StepInput,
+    tensor_named, BackendConfig, Fps, FrameInput, Generator, Image, ModelInfo, PromptState,
+    StepError,
 };
 use crate::EngineError;
 
@@ -69,7 +69,7 @@ impl Generator for Pattern {
         Ok(())
     }
 
-    fn step(&mut self, input: &StepInput, out: &mut Image) -> Result<(), StepError> {
+    fn step(&mut self, input: &FrameInput, out: &mut Image) -> Result<(), StepError> {
         let w = out.width;
         let cam = input.camera;
         // Stripes move with yaw and sideways position; the sweep marks time.

@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use super::{
-    first_line, write_image, BackendConfig, Generator, Image, ModelInfo, PromptMode, PromptState,
-    StepError, StepInput,
+    first_line, write_image, BackendConfig, FrameInput, Generator, Image, ModelInfo, PromptMode,
+    PromptState, StepError,
 };
 use crate::cue::ACTION_AXES;
 use crate::EngineError;
@@ -295,7 +295,7 @@ impl Generator for TorchScript {
         Ok(())
     }
 
-    fn step(&mut self, input: &StepInput, out: &mut Image) -> Result<(), StepError> {
+    fn step(&mut self, input: &FrameInput, out: &mut Image) -> Result<(), StepError> {
         let action: Vec<f32> = self
             .action_axes
             .iter()

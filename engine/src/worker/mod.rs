@@ -40,6 +40,7 @@ mod protocol;
 pub mod sandbox;
 mod shm;
 mod supervisor;
+mod terms;
 
 pub use env::{passes, PASSED_ENV};
 use folder::RuntimeDir;
@@ -63,7 +64,7 @@ use tch::{Device, Tensor};
 
 use crate::frame::{Frame, FramePool};
 use crate::generator::package::{Package, Runtime};
-use crate::generator::{write_image, Image, ModelInfo, PromptMode, StepError};
+use crate::generator::{write_image, FrameInput, Image, ModelInfo, StepError};
 use crate::EngineError;
 use process::Process;
 use protocol::{Done, Reply};
@@ -93,27 +94,6 @@ const FAILED_START_WAIT: Duration = Duration::from_secs(1);
 const MEMORY_EVERY: Duration = Duration::from_millis(500);
 /// How long a stopping worker may take to end by itself before it is killed.
 const QUIT_GRACE: Duration = Duration::from_millis(100);
-
-/// The inputs of one frame of a chunk, in the model's terms.
-#[derive(Debug, Clone, Default)]
-pub struct FrameInputs {
-    /// The frame's index on the model's own clock.
-    pub frame: u64,
-    pub time_s: f64,
-    /// Action axes, in the model's `inputs.axes` order.
-    pub axes: Vec<f32>,
-    /// 1 for each of the model's keys held.
-    pub keys: Vec<f32>,
-    pub mouse: [f32; 2],
-    pub buttons: [f32; 3],
-    /// World-to-camera, row-major (OpenCV axes: x right, y down, z forward).
-    pub camera_pose: [f32; 16],
-    /// Pixels at the native size, row-major.
-    pub intrinsics: [f32; 9],
-    pub params: Vec<f32>,
-    /// 0 = all the previous prompt, 1 = all the current one (`every_step` prompts).
-    pub prompt_mix: f32,
-}
 
 /// An RGB image at the model's native size: what `reset` starts from.
 #[derive(Debug, Clone)]
@@ -398,21 +378,12 @@ impl Worker {
         &self.info
     }
 
-    /// Asks for a chunk of `frames.len()` frames, copied into frames from `pool`; the
-    /// result comes as [`WorkerEvent::Chunk`] with the id returned here.
-    pub fn step(
-        &self,
-        frames: Vec<FrameInputs>,
-        prompt: Option<(String, Option<String>)>,
-        pool: FramePool,
-    ) -> u64 {
+    /// Asks for a chunk of `frames.len()` frames (each frame's inputs sent in the model's
+    /// terms: `terms`), copied into frames from `pool`; the result comes as
+    /// [`WorkerEvent::Chunk`] with the id returned here.
+    pub fn step(&self, frames: Vec<FrameInput>, pool: FramePool) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.send(Command::Step {
-            id,
-            frames,
-            prompt,
-            pool,
-        });
+        self.send(Command::Step { id, frames, pool });
         id
     }
 

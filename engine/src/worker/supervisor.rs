@@ -13,8 +13,7 @@ use protocol::Request;
 pub(super) enum Command {
     Step {
         id: u64,
-        frames: Vec<FrameInputs>,
-        prompt: Option<(String, Option<String>)>,
+        frames: Vec<FrameInput>,
         pool: FramePool,
     },
     Reset {
@@ -306,13 +305,8 @@ impl Supervisor {
                 self.quit = true;
                 return;
             }
-            Command::Step {
-                id,
-                frames,
-                prompt,
-                pool,
-            } => {
-                let m = self.step_message(id, &frames, prompt);
+            Command::Step { id, frames, pool } => {
+                let m = self.step_message(id, &frames);
                 let op = Op::Step {
                     id,
                     frames: frames.len(),

@@ -38,13 +38,12 @@ mod picture;
 mod runtime;
 
 use super::*;
-use crate::cue::ACTION_AXES;
 use crate::generator::package::{Package, StateRollback};
+use crate::generator::FrameInput;
 use crate::generator::{write_image, PromptMode};
 use crate::media::Images;
 use crate::take::Size;
-use crate::worker::{FrameInputs, RgbImage, WorkerEvent};
-pub(crate) use clock::pose_matrices;
+use crate::worker::{RgbImage, WorkerEvent};
 use clock::{slot_at, slot_frame};
 pub(crate) use runtime::ChunkModel;
 
@@ -510,7 +509,7 @@ impl ModelThread {
             if j == first && self.world.frozen() {
                 return;
             }
-            frames.push(self.inputs_at(j, wf, &info));
+            frames.push(FrameInput::read(&mut self.world, j, native, wf, &info));
             slots.push((j, self.world.camera()));
             j += 1;
         }
@@ -526,68 +525,27 @@ impl ModelThread {
         let Model::Chunks(c) = &mut self.model else {
             return;
         };
-        let prompt = match info.prompt {
+        match info.prompt {
+            // One prompt for the chunk, the world's newest: each frame says how far it
+            // is from the one before (a prompt cue inside the chunk lands on its slot).
             PromptMode::Text => {
-                let p = self.world.prompt_state(slot_frame(first, show, native));
-                Some((p.text, p.previous))
+                for f in &mut frames {
+                    let wf = slot_frame(f.frame, show, native);
+                    f.prompt = self.world.prompt_state(wf);
+                }
             }
             PromptMode::SetPrompt if c.sent_prompt != self.world.prompt() => {
                 c.model
                     .set_prompt(self.world.prompt(), self.world.prompt_transition_s());
                 c.sent_prompt = self.world.prompt().to_owned();
-                None
             }
-            _ => None,
-        };
+            _ => {}
+        }
         let c = self.chunks();
-        let id = c.model.step(frames, prompt, c.native.clone());
+        let id = c.model.step(frames, c.native.clone());
         let reset = reset || std::mem::take(&mut c.restarted_fresh);
         c.in_flight = Some(Asked { id, slots, reset });
         c.next_slot = first + count;
-    }
-
-    /// The model's inputs for slot `k`, read from the world as it is now.
-    fn inputs_at(&mut self, k: u64, wf: u64, info: &ModelInfo) -> FrameInputs {
-        let axes_now = self.world.action();
-        let axes = info
-            .actions
-            .iter()
-            .map(|a| {
-                let i = ACTION_AXES.iter().position(|x| x == a).unwrap_or(0);
-                axes_now[i] as f32
-            })
-            .collect();
-        let held = self.world.input();
-        let keys = info
-            .inputs
-            .keys
-            .iter()
-            .map(|k| f32::from(u8::from(held.keys.contains(k))))
-            .collect();
-        let buttons =
-            crate::cue::MouseButton::ALL.map(|b| f32::from(u8::from(held.buttons.contains(&b))));
-        let mouse = if info.inputs.mouse {
-            self.world.take_mouse().map(|v| v as f32)
-        } else {
-            [0.0; 2]
-        };
-        let (camera_pose, intrinsics) = pose_matrices(
-            &self.world.camera(),
-            f64::from(info.width),
-            f64::from(info.height),
-        );
-        FrameInputs {
-            frame: k,
-            time_s: k as f64 / info.fps.as_f64(),
-            axes,
-            keys,
-            mouse,
-            buttons,
-            camera_pose,
-            intrinsics,
-            params: self.world.params(wf).iter().map(|&v| v as f32).collect(),
-            prompt_mix: self.world.prompt_state(wf).mix as f32,
-        }
     }
 
     /// The image the model starts from now: the world's, decoded once (off this

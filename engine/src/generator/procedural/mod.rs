@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use tch::{Device, Tensor};
 
 use super::{
-    tensor_named, BackendConfig, Fps, Generator, Image, ModelInfo, ParamSpec, PromptMode,
-    PromptState, StepError, StepInput,
+    tensor_named, BackendConfig, Fps, FrameInput, Generator, Image, ModelInfo, ParamSpec,
+    PromptMode, PromptState, StepError,
 };
 use crate::cue::ACTION_AXES;
 use crate::EngineError;
@@ -139,7 +139,7 @@ impl Generator for Procedural {
         Ok(())
     }
 
-    fn step(&mut self, input: &StepInput, out: &mut Image) -> Result<(), StepError> {
+    fn step(&mut self, input: &FrameInput, out: &mut Image) -> Result<(), StepError> {
         let target = self.look(&input.prompt.text);
         let look = match &input.prompt.previous {
             Some(prev) => self.look(prev).mix(&target, input.prompt.mix as f32),

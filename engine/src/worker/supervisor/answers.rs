@@ -61,39 +61,8 @@ impl Supervisor {
         r
     }
 
-    pub(super) fn step_message(
-        &self,
-        id: u64,
-        frames: &[FrameInputs],
-        prompt: Option<(String, Option<String>)>,
-    ) -> Request {
-        let info = &self.package.info;
-        let col = |taken: bool, f: &dyn Fn(&FrameInputs) -> Vec<f32>| {
-            taken.then(|| frames.iter().map(f).collect::<Vec<_>>())
-        };
-        let (prompt, prompt_previous, prompt_mix) = match (info.prompt, prompt) {
-            (PromptMode::Text, Some((text, previous))) => (
-                Some(text),
-                Some(previous),
-                Some(frames.iter().map(|f| f.prompt_mix).collect()),
-            ),
-            _ => (None, None, None),
-        };
-        let (mouse, camera) = (info.inputs.mouse, info.inputs.camera_pose);
-        let inputs = protocol::StepInputs {
-            frame: frames.iter().map(|f| f.frame).collect(),
-            time_s: frames.iter().map(|f| f.time_s).collect(),
-            axes: col(!info.actions.is_empty(), &|f| f.axes.clone()),
-            keys: col(!info.inputs.keys.is_empty(), &|f| f.keys.clone()),
-            mouse: mouse.then(|| frames.iter().map(|f| f.mouse).collect()),
-            buttons: mouse.then(|| frames.iter().map(|f| f.buttons).collect()),
-            camera_pose: camera.then(|| frames.iter().map(|f| f.camera_pose).collect()),
-            intrinsics: camera.then(|| frames.iter().map(|f| f.intrinsics).collect()),
-            params: col(!info.params.is_empty(), &|f| f.params.clone()),
-            prompt,
-            prompt_previous,
-            prompt_mix,
-        };
+    pub(super) fn step_message(&self, id: u64, frames: &[FrameInput]) -> Request {
+        let inputs = super::super::terms::columns(frames, &self.package.info);
         Request::Step {
             id,
             frames: frames.len(),

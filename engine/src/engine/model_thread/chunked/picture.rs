@@ -88,32 +88,23 @@ impl ModelThread {
                     );
                     self.chunks().fallback_gen = Some(Box::new(g));
                 }
-                let world = &self.world;
-                let prompt = world.prompt_state(wf);
                 let mut buf = self.pool.take();
+                let fps = self.world.fps();
                 let Model::Chunks(c) = &mut self.model else {
                     return None;
                 };
                 let g = c.fallback_gen.as_mut()?;
-                let params: Vec<f64> = g.info().params.iter().map(|p| p.default).collect();
+                let mut input = FrameInput::read(&mut self.world, wf, fps, wf, g.info());
+                // Its own params (the model's mean nothing to it), at half detail.
+                input.params = g.info().params.iter().map(|p| p.default).collect();
+                input.detail = 0.5;
                 // The model's camera goes where it is steered, through the fallback's
                 // hills too: lifted above them, the fallback never draws the inside of
                 // a hill (a blank frame).
-                let mut camera = world.camera();
+                let camera = &mut input.camera;
                 if let Some(ground) = g.ground_height(camera.pos[0], camera.pos[2]) {
                     camera.pos[1] = camera.pos[1].max(ground + FALLBACK_CLEARANCE_M);
                 }
-                let input = StepInput {
-                    frame: wf,
-                    time_s: wf as f64 / world.fps().as_f64(),
-                    fps: world.fps(),
-                    camera,
-                    action: world.action(),
-                    prompt: &prompt,
-                    params: &params,
-                    seed: world.seed(),
-                    detail: 0.5,
-                };
                 let mut image = Image {
                     width,
                     height,

@@ -13,12 +13,7 @@ use crate::worker::ProcessHandle;
 pub(crate) trait ChunkModel: Send {
     /// Asks for a chunk of `frames.len()` frames, written into frames from `pool`; the
     /// answer is a [`WorkerEvent::Chunk`] with the id returned here.
-    fn step(
-        &self,
-        frames: Vec<FrameInputs>,
-        prompt: Option<(String, Option<String>)>,
-        pool: FramePool,
-    ) -> u64;
+    fn step(&self, frames: Vec<FrameInput>, pool: FramePool) -> u64;
 
     /// Starts the model over from `seed`, `prompt` and the image, if any.
     fn reset(&self, seed: u64, prompt: &str, image: Option<Arc<RgbImage>>);
@@ -43,13 +38,8 @@ pub(crate) trait ChunkModel: Send {
 }
 
 impl ChunkModel for Worker {
-    fn step(
-        &self,
-        frames: Vec<FrameInputs>,
-        prompt: Option<(String, Option<String>)>,
-        pool: FramePool,
-    ) -> u64 {
-        Worker::step(self, frames, prompt, pool)
+    fn step(&self, frames: Vec<FrameInput>, pool: FramePool) -> u64 {
+        Worker::step(self, frames, pool)
     }
 
     fn reset(&self, seed: u64, prompt: &str, image: Option<Arc<RgbImage>>) {
