@@ -21,6 +21,7 @@ fn init() {
         gst::init().unwrap();
         gstcuecast::register_static().unwrap();
         register_backend("gated", |_| Ok(Box::new(Gated::new())));
+        register_backend("failing-from-5", |_| Ok(Box::new(FailingFrom5::new())));
     });
 }
 
@@ -69,6 +70,34 @@ impl Generator for Gated {
         }
         // Every frame is filled with its own index, so tests can tell which frame they got.
         out.data.fill((input.frame % 251) as u8);
+        Ok(())
+    }
+}
+
+/// A test backend whose steps fail from frame 5 on (after the warm-up's three).
+struct FailingFrom5(ModelInfo);
+
+impl FailingFrom5 {
+    fn new() -> Self {
+        FailingFrom5(ModelInfo::simple("failing-from-5", 64, 36, Fps::new(30, 1)))
+    }
+}
+
+impl Generator for FailingFrom5 {
+    fn info(&self) -> &ModelInfo {
+        &self.0
+    }
+    fn device(&self) -> tch::Device {
+        tch::Device::Cpu
+    }
+    fn reset(&mut self, _: u64, _: &str) -> Result<(), StepError> {
+        Ok(())
+    }
+    fn step(&mut self, input: &FrameInput, out: &mut Image) -> Result<(), StepError> {
+        if input.frame >= 5 {
+            return Err(StepError(format!("frame {} cannot be drawn", input.frame)));
+        }
+        out.data.fill(7);
         Ok(())
     }
 }
@@ -325,4 +354,24 @@ fn tempdir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// What the engine tells of the model reaches `gst-launch-1.0` users as bus messages:
+/// steps failing past `failure-after` start the model over, and the element says so.
+#[test]
+fn the_model_started_over_is_posted_on_the_bus() {
+    let (mut h, bus) = harness("backend=failing-from-5 failure-action=reset failure-after=2");
+    let mut resets = Vec::new();
+    for _ in 0..30 {
+        next(&mut h);
+        resets.extend(messages(&bus, "cuecast-model-reset"));
+        if !resets.is_empty() {
+            break;
+        }
+    }
+    let first = resets.first().expect("a cuecast-model-reset message");
+    assert_eq!(first.get::<u64>("resets").unwrap(), 1);
+    let reason = first.get::<String>("reason").unwrap();
+    assert!(reason.contains("2 steps in a row failed"), "{reason}");
+    assert!(reason.contains("cannot be drawn"), "{reason}");
 }

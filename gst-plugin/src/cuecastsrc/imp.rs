@@ -44,7 +44,7 @@ enum Control {}
 mod messages;
 
 use super::settings::{self, Settings};
-use cuecast_engine::engine::{Counters, ModelSettings, SettingError};
+use cuecast_engine::engine::{Counters, EngineEvent, ModelSettings, SettingError};
 use cuecast_engine::generator::Fps;
 use cuecast_engine::{
     Cue, CueError, CueFile, CueKind, Engine, EngineConfig, Picture, Rendered, Scene, ShowHandle,
@@ -110,6 +110,8 @@ struct Window {
 #[derive(Default)]
 struct State {
     engine: Option<Engine>,
+    /// The engine's events, posted on the bus as they come (see `messages`).
+    events: Option<std::sync::mpsc::Receiver<EngineEvent>>,
     control: Option<Control>,
     /// The cue file's cues, submitted once the frame rate is known.
     pending_cues: Vec<Cue>,
@@ -525,6 +527,7 @@ impl BaseSrcImpl for CuecastSrc {
         *self.counters.lock() = Some(engine.counters().clone());
         self.frames.store(0, Ordering::Relaxed);
         *self.state.lock() = State {
+            events: Some(engine.handle().subscribe()),
             engine: Some(engine),
             control,
             pending_cues: cue_file.cues,
@@ -792,6 +795,7 @@ impl PushSrcImpl for CuecastSrc {
             b.set_offset_end(n + 1);
         }
         self.maybe_post_stats(&mut state, pts);
+        self.post_engine_events(&state);
         state.last = Some(buffer.clone());
         state.slot = n + 1;
         state.pushed += 1;

@@ -1,5 +1,7 @@
 //! What the element posts on the bus for applications (`gst-launch-1.0` users, or any
-//! program that reads its bus): each cue applied, and once a second its counters.
+//! program that reads its bus): each cue applied, once a second its counters, and what
+//! the engine tells of the model (started over, its process down and up) and of a take
+//! that ended by itself.
 
 use super::*;
 
@@ -15,6 +17,47 @@ impl CuecastSrc {
                 .field("latency-ms", a.latency_ms)
                 .field("cue", a.cue.to_value().to_string())
                 .build();
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        }
+    }
+
+    /// The engine's events since the last frame, as element messages: `cuecast-model-reset`
+    /// (`resets`, `reason`), `cuecast-model-process` (`state` restarting or running,
+    /// `restarts`, and `reason` or `resumed`), `cuecast-take-ended` (`take`, `reason`,
+    /// `frames`). Applied cues are posted with their frame's time instead (above).
+    pub(super) fn post_engine_events(&self, state: &State) {
+        let Some(events) = &state.events else { return };
+        for event in events.try_iter() {
+            let s = match event {
+                EngineEvent::CueApplied(_) => continue,
+                EngineEvent::ModelReset { resets, why } => {
+                    gst::Structure::builder("cuecast-model-reset")
+                        .field("resets", resets)
+                        .field("reason", why)
+                        .build()
+                }
+                EngineEvent::ProcessDown { restarts, reason } => {
+                    gst::Structure::builder("cuecast-model-process")
+                        .field("state", "restarting")
+                        .field("restarts", restarts)
+                        .field("reason", reason)
+                        .build()
+                }
+                EngineEvent::ProcessUp { restarts, resumed } => {
+                    gst::Structure::builder("cuecast-model-process")
+                        .field("state", "running")
+                        .field("restarts", restarts)
+                        .field("resumed", resumed)
+                        .build()
+                }
+                EngineEvent::TakeEnded(ended) => gst::Structure::builder("cuecast-take-ended")
+                    .field("take", ended.name)
+                    .field("reason", ended.reason)
+                    .field("frames", ended.frames)
+                    .build(),
+            };
             let _ = self
                 .obj()
                 .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
