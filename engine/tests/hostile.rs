@@ -325,6 +325,24 @@ fn a_model_that_fails_every_step_costs_at_most_its_step_rate_and_the_status_keep
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Renders until the model's process has been restarted once; how it ended.
+fn killed_at_cap(
+    engine: &cuecast_engine::Engine,
+    rx: &std::sync::mpsc::Receiver<cuecast_engine::Rendered>,
+) -> String {
+    let mut next = 0;
+    wait_for(
+        "the model killed at its cap",
+        Duration::from_secs(60),
+        || {
+            support::render_range(engine, rx, next..next + 4);
+            next += 4;
+            support::process(engine).restarts >= 1
+        },
+    );
+    support::process(engine).last_exit.unwrap_or_default()
+}
+
 #[test]
 fn a_model_that_outgrows_its_memory_cap_is_killed_and_started_again() {
     let dir = support::tempdir("hostile-memory");
@@ -340,18 +358,7 @@ fn a_model_that_outgrows_its_memory_cap_is_killed_and_started_again() {
     let (engine, rx) = support::started(support::probe_show(&pkg));
     let p = support::process(&engine);
     assert_eq!(p.memory_cap_bytes, Some(1_100_000_000), "{p:?}");
-    let mut next = 0;
-    wait_for(
-        "the model killed at its cap",
-        Duration::from_secs(60),
-        || {
-            support::render_range(&engine, &rx, next..next + 4);
-            next += 4;
-            support::process(&engine).restarts >= 1
-        },
-    );
-    let p = support::process(&engine);
-    let exit = p.last_exit.unwrap_or_default();
+    let exit = killed_at_cap(&engine, &rx);
     assert!(exit.contains("over its cap"), "{exit}");
     drop(engine);
     // Files in its /tmp are memory too (tmpfs), and outlive its processes.
@@ -362,17 +369,7 @@ fn a_model_that_outgrows_its_memory_cap_is_killed_and_started_again() {
         "tmp_mb: 256",
     );
     let (engine, rx) = support::started(support::probe_show(&pkg));
-    let mut next = 0;
-    wait_for(
-        "the model killed at its cap",
-        Duration::from_secs(60),
-        || {
-            support::render_range(&engine, &rx, next..next + 4);
-            next += 4;
-            support::process(&engine).restarts >= 1
-        },
-    );
-    let exit = support::process(&engine).last_exit.unwrap_or_default();
+    let exit = killed_at_cap(&engine, &rx);
     assert!(exit.contains("over its cap"), "{exit}");
     let _ = std::fs::remove_dir_all(&dir);
 }

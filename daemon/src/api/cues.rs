@@ -81,8 +81,9 @@ pub(super) async fn get_scenes(State(s): State<AppState>) -> Json<Vec<Scene>> {
     Json(s.scenes.lock().clone())
 }
 
-pub(super) async fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
-    let ids = run(s, commands::Cues(cues)).await?;
+pub(super) fn submit(s: &AppState, cues: Vec<Cue>) -> Result<Response, ApiError> {
+    // Cues and rundown steps never wait (a queue, a lock): run in place, as OSC does.
+    let ids = commands::Cues(cues).run(s)?;
     Ok((StatusCode::ACCEPTED, Json(CueIds::accepted(&ids))).into_response())
 }
 
@@ -151,7 +152,7 @@ pub(super) async fn post_scene(
     m.insert("type".into(), "scene".into());
     m.insert("name".into(), name.into());
     let cue = Cue::from_value(&Value::Object(m)).map_err(ApiError::invalid_cue)?;
-    submit(&s, vec![cue]).await
+    submit(&s, vec![cue])
 }
 
 /// A model's param and its value now, as `GET /api/v1/params` lists it.
@@ -188,7 +189,7 @@ pub(super) async fn post_param(
     m.insert("type".into(), "param".into());
     m.insert("name".into(), name.into());
     let cue = Cue::from_value(&Value::Object(m)).map_err(ApiError::invalid_cue)?;
-    submit(&s, vec![cue]).await
+    submit(&s, vec![cue])
 }
 
 pub(super) async fn get_rundown(State(s): State<AppState>) -> Json<RundownView> {
@@ -250,13 +251,13 @@ pub(super) async fn put_rundown(
             cues,
         });
     }
-    Ok(Json(run(&s, commands::LoadRundown(rundown)).await?))
+    Ok(Json(commands::LoadRundown(rundown).run(&s)?))
 }
 
 pub(super) async fn post_go(State(s): State<AppState>) -> Result<Json<RundownView>, ApiError> {
-    Ok(Json(run(&s, commands::Step::Go).await?))
+    Ok(Json(commands::Step::Go.run(&s)?))
 }
 
 pub(super) async fn post_back(State(s): State<AppState>) -> Result<Json<RundownView>, ApiError> {
-    Ok(Json(run(&s, commands::Step::Back).await?))
+    Ok(Json(commands::Step::Back.run(&s)?))
 }

@@ -173,8 +173,9 @@ impl From<ControlError> for ApiError {
     }
 }
 
-/// Runs a command of the control service off the async workers (it may wait on the
-/// model thread, GStreamer or the disk).
+/// Runs a command of the control service off the async workers, for those that may
+/// wait on the model thread, GStreamer or the disk (cues and rundown steps never do,
+/// and run in place).
 async fn run<C: Command>(s: &AppState, command: C) -> Result<C::Done, ApiError> {
     let s = s.clone();
     blocking(move || command.run(&s))

@@ -36,6 +36,16 @@ pub(super) fn columns(frames: &[FrameInput], info: &ModelInfo) -> StepInputs {
     // A text prompt goes with the chunk, as its first frame has it; each frame says how
     // far the blend from the previous prompt has come.
     let first = frames.first().filter(|_| info.prompt == PromptMode::Text);
+    // Each frame's pose and intrinsics, computed once.
+    let (camera_pose, intrinsics) = if camera {
+        let (poses, ks) = frames
+            .iter()
+            .map(|f| pose_matrices(&f.camera, w, h))
+            .unzip();
+        (Some(poses), Some(ks))
+    } else {
+        (None, None)
+    };
     StepInputs {
         frame: frames.iter().map(|f| f.frame).collect(),
         time_s: frames.iter().map(|f| f.time_s).collect(),
@@ -55,18 +65,8 @@ pub(super) fn columns(frames: &[FrameInput], info: &ModelInfo) -> StepInputs {
                 })
                 .collect()
         }),
-        camera_pose: camera.then(|| {
-            frames
-                .iter()
-                .map(|f| pose_matrices(&f.camera, w, h).0)
-                .collect()
-        }),
-        intrinsics: camera.then(|| {
-            frames
-                .iter()
-                .map(|f| pose_matrices(&f.camera, w, h).1)
-                .collect()
-        }),
+        camera_pose,
+        intrinsics,
         params: col(!info.params.is_empty(), &|f| {
             f.params.iter().map(|&v| v as f32).collect()
         }),
