@@ -224,6 +224,13 @@ class Worker:
         for name, shape in (("camera_pose", (4, 4)), ("intrinsics", (3, 3))):
             if name in inputs:
                 inputs[name] = inputs[name].reshape(frames, *shape)
+        if m.get("video"):
+            # The step's input video, oldest first: a copy, so a model may keep frames
+            # across steps while the next step's are written.
+            v = m["video"]
+            shape = (int(v["frames"]), int(v["height"]), int(v["width"]), 3)
+            count = shape[0] * shape[1] * shape[2] * 3
+            inputs["video"] = np.frombuffer(self.shm, np.uint8, count, int(v["offset"])).reshape(shape).copy()
         saved = self.model.save_state() if self.rollback == "copy" else None
         started = time.perf_counter()
         try:

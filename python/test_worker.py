@@ -35,6 +35,7 @@ class Kv:
         n = inputs["frames"]
         assert inputs["camera_pose"].shape == (n, 4, 4) and inputs["intrinsics"].shape == (n, 3, 3)
         assert inputs["prompt"] == "snow" and inputs["prompt_mix"].shape == (n,)
+        assert inputs["video"].shape == (2, 18, 32, 3) and inputs["video"].dtype == np.uint8
         self.frame += n
         return {"rgb": np.full((n, self.h, self.w, 3), self.frame % 256, np.uint8)}
 

@@ -104,8 +104,11 @@ impl Hosted {
         } else {
             c.frames_per_step
         };
-        self.worker
-            .step(inputs(&self.package, self.next, n), self.pool.clone());
+        self.worker.step(
+            inputs(&self.package, self.next, n),
+            Vec::new(),
+            self.pool.clone(),
+        );
         self.next += u64::from(n);
         loop {
             match self.events.recv_timeout(Duration::from_secs(60))? {

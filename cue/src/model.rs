@@ -105,6 +105,20 @@ pub struct ModelInputs {
     /// A world-to-camera pose and intrinsics per frame, from the camera rig.
     pub camera_pose: bool,
     pub image: ImageInput,
+    /// Live video frames (a camera, a feed), for video-to-video models.
+    pub video: Option<VideoInput>,
+}
+
+/// A model's video input: what each step takes of the live video fed to it. Frames are
+/// scaled to `width` x `height` as they arrive; the newest `frames` are given to each
+/// step, older ones dropped (counted), so a slow model never builds a queue. How long
+/// after its input a frame is due is the model's `latency_frames`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct VideoInput {
+    /// Input frames per step.
+    pub frames: u32,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// How a model makes frames: how many a step gives, and how far its output lags the

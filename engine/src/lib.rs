@@ -45,6 +45,7 @@ pub mod metrics;
 mod parallel;
 pub mod replay;
 pub mod take;
+pub mod video_in;
 pub mod worker;
 
 use std::path::PathBuf;

@@ -31,6 +31,66 @@ fn inputs(n: usize, from: u64) -> Vec<FrameInput> {
         .collect()
 }
 
+/// The mean absolute difference of two frames, in 0-255 units.
+fn mad(a: &[u8], b: &[u8]) -> f64 {
+    let sum: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.len() as f64
+}
+
+/// A camera's frame: a gradient with a bright box (`a`) or stripes (`b`), RGB.
+fn camera(kind: char, w: usize, h: usize) -> cuecast_engine::worker::RgbImage {
+    let mut data = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let px = match kind {
+                'a' if (40..100).contains(&y) && (80..170).contains(&x) => [230, 220, 60],
+                'a' => [(x * 255 / (w - 1)) as u8, 0, 90],
+                _ => [
+                    0,
+                    if (x / 16) % 2 == 0 { 200 } else { 30 },
+                    (y * 255 / (h - 1)) as u8,
+                ],
+            };
+            data.extend_from_slice(&px);
+        }
+    }
+    cuecast_engine::worker::RgbImage {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+#[test]
+fn the_video_to_video_reference_model_restyles_the_video_pushed_to_the_show() {
+    let pkg = support::repo().join("models/restyle");
+    let run = |second: char| {
+        let (engine, rx) = support::started(support::probe_show(&pkg));
+        let video = engine.video_in().expect("restyle takes video").clone();
+        // A camera at twice the model's size: scaled as it is pushed.
+        video.push(camera('a', 512, 288));
+        let mut frames = support::frames_of(&engine, &rx, 0..6);
+        video.push(camera(second, 512, 288));
+        frames.extend(support::frames_of(&engine, &rx, 6..12));
+        let stats = engine.status().video_in.expect("video stats");
+        (frames, stats)
+    };
+    let (same, stats) = run('a');
+    assert!(stats.received == 2 && stats.used == 2, "{stats:?}");
+    assert!(
+        stats.repeated > 0,
+        "steps between pushes get the last frame: {stats:?}"
+    );
+    let (changed, _) = run('b');
+    assert_eq!(same[0], changed[0], "the same camera, the same frames");
+    let d = mad(&same[11], &changed[11]);
+    assert!(d > 4.0, "the model's frames follow its input video: {d:.2}");
+}
+
 #[test]
 fn the_chunked_reference_model_steps_through_the_worker() {
     let package = Package::load(&support::repo().join("models/kv-chunks")).unwrap();
@@ -40,7 +100,7 @@ fn the_chunked_reference_model_steps_through_the_worker() {
     })
     .unwrap();
     let pool = FramePool::new(256, 144);
-    let id = worker.step(inputs(3, 0), pool.clone());
+    let id = worker.step(inputs(3, 0), Vec::new(), pool.clone());
     let chunk = match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
         WorkerEvent::Chunk(Ok(c)) => c,
         other => panic!("{other:?}"),
@@ -53,7 +113,7 @@ fn the_chunked_reference_model_steps_through_the_worker() {
         "step {:?} transfer {:?} wall {:?}",
         chunk.step, chunk.transfer, chunk.wall
     );
-    let id = worker.step(inputs(4, 3), pool);
+    let id = worker.step(inputs(4, 3), Vec::new(), pool);
     match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
         WorkerEvent::Chunk(Ok(c)) => assert_eq!((c.id, c.frames.len()), (id, 4)),
         other => panic!("{other:?}"),

@@ -284,6 +284,7 @@ fn context_refuses_inputs_the_model_does_not_take_and_images_outside_the_media_f
         mouse: true,
         camera_pose: false,
         image: ImageInput::Optional,
+        video: None,
     };
     ctx.check(&keys).unwrap();
     ctx.check(&mouse).unwrap();

@@ -41,6 +41,7 @@ use crate::take::{
     utc_iso, FrameRecord, ModelId, Size, Software, TakeManifest, TakeSummary, TakeWriter,
     TAKE_FORMAT,
 };
+use crate::video_in::{VideoIn, VideoInStats};
 use crate::world::{Scene, ShowContext, World};
 use crate::{CueError, EngineError};
 
@@ -187,6 +188,9 @@ pub struct Status {
     pub frames_skipped: u64,
     /// Frames the fallback drew while a chunked model's process was down.
     pub fallback_frames: u64,
+    /// A video-to-video model's input: frames received, given to it, dropped, repeated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_in: Option<VideoInStats>,
 }
 
 type Reply<T> = mpsc::Sender<Result<T, EngineError>>;
@@ -260,6 +264,8 @@ pub struct Engine {
     device: tch::Device,
     status: Arc<Mutex<Status>>,
     process: Option<crate::worker::ProcessHandle>,
+    /// Where live video for the model goes, for a model that takes one.
+    video: Option<VideoIn>,
     log: Arc<Mutex<CueLog>>,
     counters: Arc<Counters>,
     /// The take being recorded, shared so that a model stuck in a step at shutdown
@@ -312,15 +318,16 @@ impl Engine {
                 let loaded = ModelThread::load(config, shared, Box::new(deliver), worker_events);
                 match loaded {
                     Ok((mut model, status)) => {
-                        let process = match &model.model {
-                            model_thread::Model::Chunks(c) => c.model().process(),
-                            model_thread::Model::Frames(_) => None,
+                        let (process, video) = match &model.model {
+                            model_thread::Model::Chunks(c) => (c.model().process(), c.video_in()),
+                            model_thread::Model::Frames(_) => (None, None),
                         };
                         let ready = (
                             model.model.info().clone(),
                             model.model.device(),
                             status.clone(),
                             process,
+                            video,
                         );
                         if ready_tx.send(Ok(ready)).is_ok() {
                             model.run(req_rx, status);
@@ -335,7 +342,7 @@ impl Engine {
                 what: "engine".into(),
                 message: format!("cannot start the model thread: {e}"),
             })?;
-        let (info, device, status, process) = match ready_rx.recv() {
+        let (info, device, status, process, video) = match ready_rx.recv() {
             Ok(Ok(ready)) => ready,
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -359,6 +366,7 @@ impl Engine {
             device,
             status,
             process,
+            video,
             log,
             counters,
             take,
@@ -394,6 +402,11 @@ impl Engine {
         &self.counters
     }
 
+    /// Where live video goes, for a model that takes a video input (`None` otherwise).
+    pub fn video_in(&self) -> Option<&VideoIn> {
+        self.video.as_ref()
+    }
+
     pub fn status(&self) -> Status {
         self.status_handle().get()
     }
@@ -404,6 +417,7 @@ impl Engine {
             status: self.status.clone(),
             counters: self.counters.clone(),
             process: self.process.clone(),
+            video: self.video.clone(),
         }
     }
 
@@ -463,6 +477,9 @@ impl Engine {
 
     fn shut_down(&mut self, grace: Duration) {
         let _ = self.requests.send(Request::Stop);
+        if let Some(v) = &self.video {
+            v.close();
+        }
         let Some(t) = self.thread.take() else { return };
         let deadline = Instant::now() + grace;
         while !t.is_finished() && Instant::now() < deadline {
@@ -507,6 +524,7 @@ pub struct StatusHandle {
     counters: Arc<Counters>,
     /// A chunked model's process, read live: it answers while the model thread waits.
     process: Option<crate::worker::ProcessHandle>,
+    video: Option<VideoIn>,
 }
 
 impl StatusHandle {
@@ -519,6 +537,7 @@ impl StatusHandle {
             .filter(|d| *d >= STEP_SLOW)
             .map(|d| d.as_secs_f64());
         s.model_process = self.process.as_ref().map(|p| p.get());
+        s.video_in = self.video.as_ref().map(VideoIn::stats);
         s
     }
 }

@@ -197,6 +197,7 @@ impl ModelThread {
             frames_buffered: 0,
             frames_skipped: 0,
             fallback_frames: 0,
+            video_in: None,
         }));
         let model_id = ModelId {
             name: info.name.clone(),

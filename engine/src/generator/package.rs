@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode};
+use super::{Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode, VideoInput};
 use crate::cue::{key_codes, ACTION_AXES};
 use crate::EngineError;
 
@@ -113,6 +113,22 @@ struct InputsField {
     camera_pose: bool,
     #[serde(default)]
     image: Option<String>,
+    #[serde(default)]
+    video: Option<VideoField>,
+}
+
+/// `inputs.video`: live video frames in, for video-to-video models.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VideoField {
+    /// Frames a step takes (default: the frames a step makes).
+    #[serde(default)]
+    frames_per_step: Option<u32>,
+    /// The size frames are given at (default: the model's).
+    #[serde(default)]
+    width: Option<u32>,
+    #[serde(default)]
+    height: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -341,6 +357,41 @@ impl Package {
                 )
             }
         };
+        let video = match &m.inputs.video {
+            None => None,
+            Some(v) => {
+                let frames = v.frames_per_step.unwrap_or(m.frames_per_step);
+                if !(1..=MAX_FRAMES_PER_STEP).contains(&frames) {
+                    return bad(
+                        "inputs.video.frames_per_step",
+                        format!("must be 1 to {MAX_FRAMES_PER_STEP} frames, got {frames}"),
+                    );
+                }
+                let (width, height) = (v.width.unwrap_or(m.width), v.height.unwrap_or(m.height));
+                for (field, v) in [("width", width), ("height", height)] {
+                    if !(16..=4096).contains(&v) {
+                        return bad(
+                            &format!("inputs.video.{field}"),
+                            format!("must be 16 to 4096 pixels, got {v}"),
+                        );
+                    }
+                }
+                if m.latency_frames == 0 {
+                    return bad(
+                        "latency_frames",
+                        "a model with a video input must say how many of its frames after \
+                         an input its output for that input is due, its step included: at \
+                         least 1"
+                            .into(),
+                    );
+                }
+                Some(VideoInput {
+                    frames,
+                    width,
+                    height,
+                })
+            }
+        };
         let Some(prompt) = PromptMode::from_manifest_name(&m.prompt) else {
             let names: Vec<&str> = PromptMode::MANIFEST_NAMES.iter().map(|(n, _)| *n).collect();
             return bad(
@@ -414,6 +465,7 @@ impl Package {
                 mouse: m.inputs.mouse,
                 camera_pose: m.inputs.camera_pose,
                 image,
+                video,
             },
             chunking: Chunking {
                 frames_per_step: m.frames_per_step,
@@ -624,6 +676,43 @@ mod tests {
 
     fn parse(extra: &str) -> Result<Package, String> {
         Package::parse(&format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn a_video_input_is_read_and_checked() {
+        let p = parse("latency_frames: 2\ninputs: {video: {frames_per_step: 4, width: 512}}\n")
+            .unwrap();
+        assert_eq!(
+            p.info.inputs.video,
+            Some(VideoInput {
+                frames: 4,
+                width: 512,
+                height: 144
+            })
+        );
+        let p = parse("frames_per_step: 3\nlatency_frames: 1\ninputs: {video: {}}\n").unwrap();
+        assert_eq!(p.info.inputs.video.map(|v| v.frames), Some(3));
+        for (extra, field) in [
+            (
+                "inputs: {video: {}}\n",
+                "latency_frames: a model with a video input",
+            ),
+            (
+                "latency_frames: 1\ninputs: {video: {frames_per_step: 0}}\n",
+                "inputs.video.frames_per_step: must be 1 to 64",
+            ),
+            (
+                "latency_frames: 1\ninputs: {video: {height: 8}}\n",
+                "inputs.video.height: must be 16 to 4096",
+            ),
+            (
+                "latency_frames: 1\ninputs: {video: {fps: 30}}\n",
+                "inputs.video.fps: inputs.video: unknown field `fps`",
+            ),
+        ] {
+            let e = parse(extra).unwrap_err();
+            assert!(e.starts_with(field), "{extra}: {e}");
+        }
     }
 
     #[test]

@@ -292,6 +292,9 @@ impl Worker {
             info.height as usize,
             frames,
             info.depth,
+            info.inputs
+                .video
+                .map(|v| (v.frames as usize, v.width as usize, v.height as usize)),
         );
         let shm =
             Shm::create(layout).map_err(|e| fail(format!("cannot make its shared memory: {e}")))?;
@@ -379,11 +382,17 @@ impl Worker {
     }
 
     /// Asks for a chunk of `frames.len()` frames (each frame's inputs sent in the model's
-    /// terms: `terms`), copied into frames from `pool`; the result comes as
+    /// terms: `terms`) from `video` (the input video's frames this step takes, for a
+    /// model that takes one), copied into frames from `pool`; the result comes as
     /// [`WorkerEvent::Chunk`] with the id returned here.
-    pub fn step(&self, frames: Vec<FrameInput>, pool: FramePool) -> u64 {
+    pub fn step(&self, frames: Vec<FrameInput>, video: Vec<Arc<RgbImage>>, pool: FramePool) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.send(Command::Step { id, frames, pool });
+        self.send(Command::Step {
+            id,
+            frames,
+            video,
+            pool,
+        });
         id
     }
 

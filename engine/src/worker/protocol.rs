@@ -37,12 +37,15 @@ pub enum Request {
     },
     /// `set_prompt(text, transition_s)`, for models that take prompts that way.
     SetPrompt { text: String, transition_s: f64 },
-    /// Make a chunk of `frames` frames into shared memory at `out`.
+    /// Make a chunk of `frames` frames into shared memory at `out`, from the input
+    /// video at `video` (for a model that takes one).
     Step {
         id: u64,
         frames: usize,
         inputs: StepInputs,
         out: Out,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        video: Option<VideoAt>,
     },
     /// Write the compact state to `path` (as the worker sees it), at most
     /// `state_limit_bytes`.
@@ -88,6 +91,16 @@ pub struct ShmAt {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ImageAt {
     pub offset: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Where a step's input video lies in shared memory: `frames` RGB u8 frames of
+/// `width` x `height`, oldest first, one after the other.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct VideoAt {
+    pub offset: usize,
+    pub frames: usize,
     pub width: usize,
     pub height: usize,
 }
@@ -319,6 +332,12 @@ mod tests {
                     rgb: 0,
                     depth: None,
                 },
+                video: Some(VideoAt {
+                    offset: 34_560,
+                    frames: 2,
+                    width: 32,
+                    height: 18,
+                }),
             },
             Request::SaveState {
                 path: "/run/cuecast/checkpoint.safetensors".into(),

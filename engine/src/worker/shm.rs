@@ -14,6 +14,7 @@
 //! 0          rgb    frames x height x width x 3   RGB u8, frame after frame
 //! depth      depth  frames x height x width x 4   f32 metres (when the model makes depth)
 //! image      image  height x width x 3            RGB u8: the image `reset` starts from
+//! video      video  n x vh x vw x 3               RGB u8: a step's input video (v2v models)
 //! ```
 //!
 //! One step is in flight at a time and its frames are copied out before the next is
@@ -32,11 +33,36 @@ pub struct Layout {
     pub frames: usize,
     pub depth: Option<usize>,
     pub image: usize,
+    /// A step's input video, for a model that takes one.
+    pub video: Option<VideoRegion>,
     pub bytes: usize,
 }
 
+/// Where a step's input video lies: `frames` RGB frames of `width` x `height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoRegion {
+    pub offset: usize,
+    pub frames: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl VideoRegion {
+    pub fn frame_bytes(&self) -> usize {
+        self.width * self.height * 3
+    }
+}
+
 impl Layout {
-    pub fn new(width: usize, height: usize, frames: usize, depth: bool) -> Layout {
+    /// The layout for a model at `width` x `height` making up to `frames` frames a step,
+    /// with depth or not, taking `video` (frames a step, width, height) or none.
+    pub fn new(
+        width: usize,
+        height: usize,
+        frames: usize,
+        depth: bool,
+        video: Option<(usize, usize, usize)>,
+    ) -> Layout {
         let align = |n: usize| n.div_ceil(64) * 64;
         let rgb = frames * width * height * 3;
         let depth_at = align(rgb);
@@ -45,13 +71,22 @@ impl Layout {
         } else {
             depth_at
         };
+        let video_at = align(image + width * height * 3);
+        let video = video.map(|(frames, width, height)| VideoRegion {
+            offset: video_at,
+            frames,
+            width,
+            height,
+        });
+        let end = video.map_or(video_at, |v| v.offset + v.frames * v.frame_bytes());
         Layout {
             width,
             height,
             frames,
             depth: depth.then_some(depth_at),
             image,
-            bytes: align(image + width * height * 3),
+            video,
+            bytes: align(end),
         }
     }
 
@@ -136,7 +171,7 @@ mod tests {
 
     #[test]
     fn the_memory_cannot_be_shrunk_under_a_reader() {
-        let shm = Shm::create(Layout::new(16, 8, 2, false)).unwrap();
+        let shm = Shm::create(Layout::new(16, 8, 2, false, None)).unwrap();
         // SAFETY: plain syscalls on the descriptor `shm` owns.
         let r = unsafe { libc::ftruncate(shm.fd(), 0) };
         assert_eq!(r, -1);
@@ -149,13 +184,18 @@ mod tests {
 
     #[test]
     fn regions_do_not_overlap_and_are_aligned() {
-        let l = Layout::new(832, 480, 12, true);
+        let l = Layout::new(832, 480, 12, true, Some((4, 512, 288)));
         assert_eq!(l.depth, Some(832 * 480 * 3 * 12));
         assert!(l.image >= l.depth.unwrap() + 12 * 832 * 480 * 4);
-        assert!(l.bytes >= l.image + 832 * 480 * 3);
+        let v = l.video.unwrap();
+        assert!(v.offset >= l.image + 832 * 480 * 3);
+        assert_eq!(v.offset % 64, 0);
+        assert!(l.bytes >= v.offset + 4 * 512 * 288 * 3);
         assert_eq!(l.image % 64, 0);
-        let l = Layout::new(100, 50, 1, false);
+        let l = Layout::new(100, 50, 1, false, None);
         assert_eq!(l.depth, None);
+        assert_eq!(l.video, None);
+        assert!(l.bytes >= l.image + 100 * 50 * 3);
         assert_eq!(l.image, (100 * 50 * 3usize).div_ceil(64) * 64);
     }
 }

@@ -14,6 +14,7 @@ pub(super) enum Command {
     Step {
         id: u64,
         frames: Vec<FrameInput>,
+        video: Vec<Arc<RgbImage>>,
         pool: FramePool,
     },
     Reset {
@@ -305,8 +306,13 @@ impl Supervisor {
                 self.quit = true;
                 return;
             }
-            Command::Step { id, frames, pool } => {
-                let m = self.step_message(id, &frames);
+            Command::Step {
+                id,
+                frames,
+                video,
+                pool,
+            } => {
+                let m = self.step_message(id, &frames, &video);
                 let op = Op::Step {
                     id,
                     frames: frames.len(),

@@ -205,6 +205,18 @@ pub fn render_range(
     out
 }
 
+/// Renders show frames `frames` as a non-live pipeline does, every frame's picture
+/// (held frames included).
+pub fn frames_of(
+    engine: &cuecast_engine::Engine,
+    rx: &mpsc::Receiver<cuecast_engine::Rendered>,
+    frames: std::ops::Range<u64>,
+) -> Vec<Vec<u8>> {
+    let out = render_range(engine, rx, frames.clone());
+    assert_eq!(out.len(), frames.count(), "a picture for every frame");
+    out
+}
+
 pub fn process(engine: &cuecast_engine::Engine) -> cuecast_engine::worker::ModelProcess {
     engine
         .status()

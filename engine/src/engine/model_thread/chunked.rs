@@ -43,6 +43,7 @@ use crate::generator::FrameInput;
 use crate::generator::{write_image, PromptMode};
 use crate::media::Images;
 use crate::take::Size;
+use crate::video_in::VideoIn;
 use crate::worker::{RgbImage, WorkerEvent};
 use clock::{slot_at, slot_frame};
 pub(crate) use runtime::ChunkModel;
@@ -75,6 +76,8 @@ pub(in crate::engine) struct Chunked {
     model: Box<dyn ChunkModel>,
     /// Images the model starts from, decoded off this thread.
     images: Images,
+    /// The live video the model restyles, for a model that takes one.
+    video: Option<VideoIn>,
     package: Package,
     /// Made frames, oldest first, at the model's native size.
     buffer: VecDeque<Made>,
@@ -134,9 +137,11 @@ impl Chunked {
         let c = info.chunking;
         let keep = 3 * c.frames_per_step.max(c.first_step_frames) as usize + 8;
         let native = FramePool::keeping(info.width as usize, info.height as usize, keep);
+        let video = info.inputs.video.map(|v| VideoIn::new(v, live));
         Chunked {
             model,
             images,
+            video,
             buffer: VecDeque::new(),
             in_flight: None,
             next_slot: 0,
@@ -173,6 +178,11 @@ impl Chunked {
 
     pub(in crate::engine) fn model(&self) -> &dyn ChunkModel {
         self.model.as_ref()
+    }
+
+    /// Where the live video for the model goes, for a model that takes one.
+    pub(in crate::engine) fn video_in(&self) -> Option<VideoIn> {
+        self.video.clone()
     }
 
     pub(super) fn has_state(&self) -> bool {
@@ -542,7 +552,10 @@ impl ModelThread {
             _ => {}
         }
         let c = self.chunks();
-        let id = c.model.step(frames, c.native.clone());
+        // The newest input video: a model reset does not flush it, as what waits is
+        // already no more than one step's newest frames, the best a fresh start can see.
+        let video = c.video.as_ref().map(VideoIn::take).unwrap_or_default();
+        let id = c.model.step(frames, video, c.native.clone());
         let reset = reset || std::mem::take(&mut c.restarted_fresh);
         c.in_flight = Some(Asked { id, slots, reset });
         c.next_slot = first + count;

@@ -61,8 +61,31 @@ impl Supervisor {
         r
     }
 
-    pub(super) fn step_message(&self, id: u64, frames: &[FrameInput]) -> Request {
+    /// A step, its input video (if the model takes one) written into shared memory
+    /// first: frames of another size than the layout's are left out (black).
+    pub(super) fn step_message(
+        &mut self,
+        id: u64,
+        frames: &[FrameInput],
+        video: &[Arc<RgbImage>],
+    ) -> Request {
         let inputs = super::super::terms::columns(frames, &self.package.info);
+        let video = self.shm.layout.video.map(|region| {
+            let n = region.frame_bytes();
+            for i in 0..region.frames {
+                let at = self.shm.bytes_mut(region.offset + i * n, n);
+                match video.get(i).filter(|f| f.data.len() == n) {
+                    Some(f) => at.copy_from_slice(&f.data),
+                    None => at.fill(0),
+                }
+            }
+            protocol::VideoAt {
+                offset: region.offset,
+                frames: region.frames,
+                width: region.width,
+                height: region.height,
+            }
+        });
         Request::Step {
             id,
             frames: frames.len(),
@@ -71,6 +94,7 @@ impl Supervisor {
                 rgb: 0,
                 depth: self.shm.layout.depth,
             },
+            video,
         }
     }
 

@@ -11,9 +11,10 @@ use crate::worker::ProcessHandle;
 /// What the model is (its size, rate, chunking, inputs) is its package's, which the
 /// pacing holds beside it.
 pub(crate) trait ChunkModel: Send {
-    /// Asks for a chunk of `frames.len()` frames, written into frames from `pool`; the
-    /// answer is a [`WorkerEvent::Chunk`] with the id returned here.
-    fn step(&self, frames: Vec<FrameInput>, pool: FramePool) -> u64;
+    /// Asks for a chunk of `frames.len()` frames, from `video` (the input video's
+    /// frames for this step, for a model that takes one), written into frames from
+    /// `pool`; the answer is a [`WorkerEvent::Chunk`] with the id returned here.
+    fn step(&self, frames: Vec<FrameInput>, video: Vec<Arc<RgbImage>>, pool: FramePool) -> u64;
 
     /// Starts the model over from `seed`, `prompt` and the image, if any.
     fn reset(&self, seed: u64, prompt: &str, image: Option<Arc<RgbImage>>);
@@ -38,8 +39,8 @@ pub(crate) trait ChunkModel: Send {
 }
 
 impl ChunkModel for Worker {
-    fn step(&self, frames: Vec<FrameInput>, pool: FramePool) -> u64 {
-        Worker::step(self, frames, pool)
+    fn step(&self, frames: Vec<FrameInput>, video: Vec<Arc<RgbImage>>, pool: FramePool) -> u64 {
+        Worker::step(self, frames, video, pool)
     }
 
     fn reset(&self, seed: u64, prompt: &str, image: Option<Arc<RgbImage>>) {
