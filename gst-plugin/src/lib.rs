@@ -1,5 +1,6 @@
 //! `cuecastsrc`: a live GStreamer source that runs a generative world model, steered by
-//! cues.
+//! cues; and `cuecastfilter`, the same source with a sink pad, for models that restyle
+//! live video.
 //!
 //! Built two ways: as the `gstcuecast` plugin (a cdylib for `gst-launch-1.0` and any
 //! GStreamer application, found through `GST_PLUGIN_PATH`), and as an rlib the `cuecast`
@@ -9,12 +10,15 @@
 
 use gst::glib;
 
+mod cuecastfilter;
 mod cuecastsrc;
 
+pub use cuecastfilter::CuecastFilter;
 pub use cuecastsrc::{CuecastSrc, FailureActionProp};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    cuecastsrc::register(Some(plugin))
+    cuecastsrc::register(Some(plugin))?;
+    cuecastfilter::register(Some(plugin))
 }
 
 gst::plugin_define!(
@@ -45,7 +49,9 @@ pub fn register_static() -> Result<(), glib::BoolError> {
     {
         registry.remove_plugin(&file);
     }
-    if gst::ElementFactory::find("cuecastsrc").is_some() {
+    if gst::ElementFactory::find("cuecastsrc").is_some()
+        && gst::ElementFactory::find("cuecastfilter").is_some()
+    {
         return Ok(());
     }
     plugin_register_static()

@@ -120,6 +120,11 @@ struct State {
     slot: u64,
     /// Running time of slot 0.
     t0: Option<gst::ClockTime>,
+    /// How much earlier than its slot a frame is stamped, and added to the latency: for
+    /// `cuecastfilter`, the time from an input frame to its restyled frame's slot, so
+    /// that each frame carries the time of the input it shows. Fixed once the first
+    /// frame is out.
+    shift: gst::ClockTime,
     /// The highest frame asked of the engine.
     requested: Option<u64>,
     /// The last buffer pushed: what a repeat sends again.
@@ -247,27 +252,30 @@ impl ElementImpl for CuecastSrc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst::Caps::builder("video/x-raw")
-                .field("format", "RGBx")
-                .field("width", gst::IntRange::new(16, 8192))
-                .field("height", gst::IntRange::new(16, 8192))
-                .field(
-                    "framerate",
-                    gst::FractionRange::new(gst::Fraction::new(1, 1), gst::Fraction::new(240, 1)),
-                )
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .build();
-            vec![gst::PadTemplate::new(
-                "src",
-                gst::PadDirection::Src,
-                gst::PadPresence::Always,
-                &caps,
-            )
-            .unwrap()]
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| vec![src_template()]);
         TEMPLATES.as_ref()
     }
+}
+
+/// The source pad's template: RGBx at any size and rate the model can be shown at.
+pub(crate) fn src_template() -> gst::PadTemplate {
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "RGBx")
+        .field("width", gst::IntRange::new(16, 8192))
+        .field("height", gst::IntRange::new(16, 8192))
+        .field(
+            "framerate",
+            gst::FractionRange::new(gst::Fraction::new(1, 1), gst::Fraction::new(240, 1)),
+        )
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build();
+    gst::PadTemplate::new(
+        "src",
+        gst::PadDirection::Src,
+        gst::PadPresence::Always,
+        &caps,
+    )
+    .unwrap()
 }
 
 impl CuecastSrc {
@@ -334,6 +342,27 @@ impl CuecastSrc {
         // Every model property is now as given.
         settings.refused.clear();
         Ok(())
+    }
+
+    /// The live video into the model, for a model that takes one (while started).
+    pub(super) fn video_in(&self) -> Option<cuecast_engine::video_in::VideoIn> {
+        self.state.lock().engine.as_ref()?.video_in().cloned()
+    }
+
+    /// The frame duration negotiated, once it is.
+    pub(super) fn frame_duration(&self) -> Option<gst::ClockTime> {
+        self.state.lock().video.map(|v| v.frame_duration())
+    }
+
+    /// Stamps frames `shift` before their slot and adds it to the latency (see
+    /// `State::shift`); refused (false) once the first frame is out.
+    pub(super) fn set_shift(&self, shift: gst::ClockTime) -> bool {
+        let mut state = self.state.lock();
+        if state.t0.is_some() {
+            return state.shift == shift;
+        }
+        state.shift = shift;
+        true
     }
 
     pub(super) fn model_settings(&self) -> ModelSettings {
@@ -625,8 +654,9 @@ impl BaseSrcImpl for CuecastSrc {
             let video = self.state.lock().video;
             return match video {
                 Some(v) if self.obj().is_live() => {
-                    // A frame is due one frame duration after its slot starts.
-                    let latency = v.frame_duration();
+                    // A frame is due one frame duration after its slot starts, and is
+                    // stamped `shift` before its slot.
+                    let latency = v.frame_duration() + self.state.lock().shift;
                     q.set(true, latency, Some(latency));
                     true
                 }
@@ -690,7 +720,7 @@ impl PushSrcImpl for CuecastSrc {
                 }
             }
         }
-        let (n, video, t0) = {
+        let (n, video, t0, shift) = {
             let mut state = self.state.lock();
             let Some(video) = state.video else {
                 gst::element_imp_error!(
@@ -705,7 +735,7 @@ impl PushSrcImpl for CuecastSrc {
                     c.time().saturating_sub(*base)
                 })
             });
-            (state.slot, video, t0)
+            (state.slot, video, t0, state.shift)
         };
         let pts = t0 + video.offset(n);
         let duration = t0 + video.offset(n + 1) - pts;
@@ -789,7 +819,7 @@ impl PushSrcImpl for CuecastSrc {
         };
         {
             let b = buffer.get_mut().unwrap();
-            b.set_pts(pts);
+            b.set_pts(pts.saturating_sub(shift));
             b.set_duration(duration);
             b.set_offset(n);
             b.set_offset_end(n + 1);
@@ -807,7 +837,7 @@ impl PushSrcImpl for CuecastSrc {
         }
         drop(state);
         if let Some(r) = &fresh {
-            self.post_cue_applied(r, t0, &video);
+            self.post_cue_applied(r, t0.saturating_sub(shift), &video);
         }
         Ok(CreateSuccess::NewBuffer(buffer))
     }

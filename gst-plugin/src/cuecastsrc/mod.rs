@@ -9,6 +9,8 @@ use gst::subclass::prelude::*;
 mod imp;
 mod settings;
 
+pub(crate) use imp::src_template;
+
 pub use settings::FailureActionProp;
 
 glib::wrapper! {
@@ -16,7 +18,32 @@ glib::wrapper! {
     pub struct CuecastSrc(ObjectSubclass<imp::CuecastSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
 }
 
+/// What an element built on `cuecastsrc` implements (`cuecastfilter`): its clocked
+/// output, properties and control API are `cuecastsrc`'s.
+pub(crate) trait CuecastSrcImpl:
+    gst_base::subclass::prelude::PushSrcImpl + ObjectSubclass<Type: IsA<CuecastSrc>>
+{
+}
+
+unsafe impl<T: CuecastSrcImpl> IsSubclassable<T> for CuecastSrc {}
+
 impl CuecastSrc {
+    /// The live video into the model, for a model that takes one (while started).
+    pub(crate) fn video_in(&self) -> Option<cuecast_engine::video_in::VideoIn> {
+        self.imp().video_in()
+    }
+
+    /// The output's frame duration, once negotiated.
+    pub(crate) fn frame_duration(&self) -> Option<gst::ClockTime> {
+        self.imp().frame_duration()
+    }
+
+    /// Stamps each frame `shift` before its slot and adds it to the latency; false once
+    /// the first frame is out (the stamps cannot move back then).
+    pub(crate) fn set_shift(&self, shift: gst::ClockTime) -> bool {
+        self.imp().set_shift(shift)
+    }
+
     /// The running show, for an application that steers it from Rust (the `cuecast`
     /// daemon): cues, status, metrics. `None` until the element has started
     /// (READY → PAUSED) and after it stopped.
