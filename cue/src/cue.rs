@@ -69,7 +69,20 @@ pub enum CueKind {
     Input(Input),
     /// Start the model over from an image in the show's media folder.
     Image { name: String },
+    /// A program audio source's gain or mute, ramped over `ramp_s`; a part left out
+    /// stays as it is.
+    Audio {
+        source: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gain_db: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mute: Option<bool>,
+        ramp_s: f64,
+    },
 }
+
+/// The quietest and loudest gain an `audio` cue may set, in dB.
+pub const AUDIO_GAIN_DB: (f64, f64) = (-60.0, 12.0);
 
 /// Keys held and pointer movement. `None` leaves that part as it is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -423,6 +436,7 @@ impl Cue {
             CueKind::Param { name, .. } | CueKind::Scene { name, .. } => name.len(),
             CueKind::Marker { label } => label.len(),
             CueKind::Image { name } => name.len(),
+            CueKind::Audio { source, .. } => source.len(),
             CueKind::Input(i) => i.keys.as_ref().map_or(0, |k| k.len() * 16),
             _ => 0,
         }
@@ -459,6 +473,7 @@ impl CueKind {
             CueKind::Fade { .. } => "fade",
             CueKind::Input(_) => "input",
             CueKind::Image { .. } => "image",
+            CueKind::Audio { .. } => "audio",
         }
     }
 }

@@ -15,12 +15,13 @@
 use serde_json::{json, Value};
 
 use crate::cue::{
-    key_codes, MouseButton, ACTION_AXES, IMAGE_NAME_PATTERN, MAX_DURATION_S, MAX_KEYS,
-    MAX_MOUSE_PX, MAX_NAME_CHARS, MAX_PATH_POINTS, MAX_PATH_YAW, MAX_POSITION_M, MAX_TEXT_CHARS,
+    key_codes, MouseButton, ACTION_AXES, AUDIO_GAIN_DB, IMAGE_NAME_PATTERN, MAX_DURATION_S,
+    MAX_KEYS, MAX_MOUSE_PX, MAX_NAME_CHARS, MAX_PATH_POINTS, MAX_PATH_YAW, MAX_POSITION_M,
+    MAX_TEXT_CHARS,
 };
 
 /// Every cue type, as written in a cue's `type`.
-pub const CUE_TYPES: [&str; 12] = [
+pub const CUE_TYPES: [&str; 13] = [
     "prompt",
     "action",
     "camera_path",
@@ -33,6 +34,7 @@ pub const CUE_TYPES: [&str; 12] = [
     "fade",
     "input",
     "image",
+    "audio",
 ];
 
 /// The timecode rule, once: non-drop-frame `HH:MM:SS:FF` (one or two digits each,
@@ -119,6 +121,15 @@ pub fn schema() -> Value {
         }),
     );
     input["anyOf"] = json!([{"required": ["keys"]}, {"required": ["mouse"]}]);
+    let mut audio = cue(
+        "audio",
+        "a program audio source's gain (dB) or mute, ramped; a part left out stays",
+        &["source"],
+        json!({"source": name,
+               "gain_db": {"type": "number", "minimum": AUDIO_GAIN_DB.0, "maximum": AUDIO_GAIN_DB.1},
+               "mute": {"type": "boolean"}, "ramp_s": duration(0.0)}),
+    );
+    audio["anyOf"] = json!([{"required": ["gain_db"]}, {"required": ["mute"]}]);
     let point = json!({
     "type": "object", "required": ["t", "pos", "yaw", "pitch"], "additionalProperties": false,
     "properties": {
@@ -187,6 +198,7 @@ pub fn schema() -> Value {
             json!({"name": {"type": "string", "pattern": IMAGE_NAME_PATTERN, "minLength": 5,
                             "maxLength": 133, "description": "a PNG or JPEG file name, no folders"}}),
         ),
+        audio,
     ];
     debug_assert_eq!(variants.len(), CUE_TYPES.len());
     json!({"title": "Cue", "oneOf": variants})

@@ -38,6 +38,8 @@ pub struct ShowContext {
     pub inputs: ModelInputs,
     /// Where `image` cues find their files; `None`: the show has no media folder.
     pub media: Option<std::path::PathBuf>,
+    /// The program audio's sources, which `audio` cues name.
+    pub audio_sources: Vec<String>,
 }
 
 impl ShowContext {
@@ -60,6 +62,19 @@ impl ShowContext {
             }
             CueKind::Input(input) => self.check_input(input)?,
             CueKind::Image { name } => self.check_image(name)?,
+            CueKind::Audio { source, .. } if !self.audio_sources.contains(source) => {
+                return Err(CueError::field(
+                    "source",
+                    if self.audio_sources.is_empty() {
+                        format!("unknown audio source {source:?}: this show has no program audio")
+                    } else {
+                        format!(
+                            "unknown audio source {source:?} (sources: {})",
+                            self.audio_sources.join(", ")
+                        )
+                    },
+                ));
+            }
             _ => {}
         }
         if let (Some(At::Timecode(tc)), Some(fps)) = (cue.at, self.fps) {
@@ -507,7 +522,9 @@ impl World {
                 self.seed = *value;
                 fx.reset = true;
             }
-            CueKind::Marker { .. } => {}
+            // Sound is the program's, not the world's: the show's mixer follows the cue
+            // once it is applied.
+            CueKind::Marker { .. } | CueKind::Audio { .. } => {}
             CueKind::Freeze => self.frozen = true,
             CueKind::Resume => self.frozen = false,
             CueKind::Fade { to, duration_s } => {

@@ -127,6 +127,12 @@ impl Command for StartTake {
         let dir = show.library.take_dir(&name)?;
         create_folder(&show.library.takes)?;
         let manifest = show.show.start_take(&dir, &name)?;
+        // Its sound beside its frames: the program audio from now on.
+        if let Some(audio) = &show.audio {
+            if let Err(e) = audio.record(&dir.join(cuecast_engine::take::AUDIO_FILE)) {
+                tracing::error!("take {:?} records no sound: {e}", manifest.name);
+            }
+        }
         tracing::info!("take {:?} recording → {}", manifest.name, dir.display());
         show.events.send(Event::Take {
             state: TakeState::Recording,
@@ -146,6 +152,9 @@ impl Command for StopTake {
     type Done = TakeSummary;
     fn run(self, show: &AppState) -> Result<TakeSummary, ControlError> {
         let summary = show.show.stop_take()?;
+        if let Some(audio) = &show.audio {
+            audio.stop_recording();
+        }
         tracing::info!(
             "take {:?} complete: {} frames ({} lost) in {}",
             summary.name,

@@ -42,6 +42,14 @@ pub enum Event {
     },
     /// An output was removed.
     OutputRemoved { output: String },
+    /// An input changed state (and each retry); `error` is why it is not live, naming
+    /// the input and the field.
+    InputState {
+        input: String,
+        state: crate::inputs::InputState,
+        attempt: u32,
+        error: Option<String>,
+    },
     /// A config edit was applied (`ok`, with what changed) or refused (`error`).
     Config {
         ok: bool,
@@ -247,6 +255,12 @@ mod tests {
                 error: None,
             },
             Event::OutputRemoved { output: "o".into() },
+            Event::InputState {
+                input: "i".into(),
+                state: crate::inputs::InputState::Retrying,
+                attempt: 1,
+                error: Some("e".into()),
+            },
             Event::Config {
                 ok: false,
                 error: Some("e".into()),

@@ -11,11 +11,13 @@
 //! same entry point.
 
 pub mod api;
+pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod control;
 mod delivery;
 pub mod events;
+pub mod inputs;
 pub mod library;
 pub mod logging;
 pub mod osc;

@@ -13,6 +13,7 @@
 //!   depth/depth.####.exr     float depth in metres, channel Z
 //!   ae/import_scene.jsx      After Effects: comp, plate, camera keys, markers
 //!   blender/import_scene.py  Blender: camera keys, plate, markers, depth points
+//!   audio/program.wav        the program's sound from the take's start (when it had any)
 //! ```
 //!
 //! The take has one camera convention; [`convert`] turns it into each tool's, as pure
@@ -355,6 +356,16 @@ fn write_bundle(
     write_json(&dir.join("markers.json"), &markers)?;
     files.push("markers.json".into());
 
+    // The program's sound, as the take recorded it.
+    let sound = take.dir.join(cuecast_engine::take::AUDIO_FILE);
+    if sound.is_file() {
+        let audio_dir = dir.join("audio");
+        fs::create_dir_all(&audio_dir).map_err(|e| ExportError::io(&audio_dir, e))?;
+        let to = audio_dir.join("program.wav");
+        fs::copy(&sound, &to).map_err(|e| ExportError::io(&to, e))?;
+        files.push("audio/program.wav".into());
+    }
+
     files.sort();
     for (i, chunk) in files.chunks(64).enumerate() {
         use rayon::prelude::*;
@@ -560,6 +571,12 @@ fn manifest(
             "held": held,
         },
         "size": { "width": t.width, "height": t.height },
+        "audio": take.dir.join(cuecast_engine::take::AUDIO_FILE).is_file().then(|| json!({
+            "file": "audio/program.wav",
+            "rate": 48000,
+            "channels": 2,
+            "starts": "at the take's first frame",
+        })),
         "depth_size": m.depth.map(|d| json!({ "width": d.width, "height": d.height })),
         "camera": {
             "sensor_width_mm": convert::SENSOR_WIDTH_MM,

@@ -108,6 +108,29 @@ impl Cue {
                 }
                 CueKind::Image { name }
             }
+            "audio" => {
+                let (lo, hi) = AUDIO_GAIN_DB;
+                let kind = CueKind::Audio {
+                    source: f.name("source")?,
+                    gain_db: f
+                        .opt_number("gain_db")?
+                        .map(|v| in_range("gain_db", v, lo, hi))
+                        .transpose()?,
+                    mute: f.opt_bool("mute")?,
+                    ramp_s: f.duration("ramp_s", 0.0)?,
+                };
+                if let CueKind::Audio {
+                    gain_db: None,
+                    mute: None,
+                    ..
+                } = kind
+                {
+                    return Err(CueError::general(
+                        "an audio cue needs gain_db, mute or both",
+                    ));
+                }
+                kind
+            }
             other => {
                 return Err(CueError::field(
                     "type",

@@ -18,6 +18,8 @@ pub(super) fn status_now(s: &AppState) -> ShowStatus {
         engine: s.show.status(),
         outputs: s.outputs.list(),
         encoders: s.outputs.encoders(),
+        inputs: s.inputs.list(),
+        audio: s.audio.as_ref().map(|a| a.status()).unwrap_or_default(),
         rundown: s.rundown.lock().view(),
         config,
         live: s.live.lock().clone(),

@@ -166,6 +166,55 @@ impl Collector for Show {
             }
         }
 
+        let inputs = s.inputs.list();
+        let input_states = inputs.iter().flat_map(|i| {
+            crate::inputs::InputState::ALL.iter().map(move |st| {
+                let labels = vec![("input", i.name.clone()), ("state", st.as_str().to_owned())];
+                (labels, ConstGauge::new(u64::from(i.state == *st)))
+            })
+        });
+        family(
+            &mut e,
+            "cuecast_input_state",
+            "1 for the state each input is in.",
+            input_states,
+        )?;
+        let per_input = |v: fn(&crate::inputs::InputStatus) -> u64| {
+            inputs
+                .iter()
+                .map(move |i| (vec![("input", i.name.clone())], ConstCounter::new(v(i))))
+        };
+        family(
+            &mut e,
+            "cuecast_input_frames",
+            "Frames each input decoded.",
+            per_input(|i| i.frames),
+        )?;
+        family(
+            &mut e,
+            "cuecast_input_reconnects",
+            "Times each input was started again after a failure.",
+            per_input(|i| i.reconnects),
+        )?;
+        if let Some(v) = status.video_in {
+            for (name, help, n) in [
+                ("cuecast_video_in_received", "Video frames fed to the model's video input.", v.received),
+                ("cuecast_video_in_used", "Input video frames the model took.", v.used),
+                (
+                    "cuecast_video_in_dropped",
+                    "Input video frames dropped unseen (the model was slower than its input, or a flush).",
+                    v.dropped,
+                ),
+                (
+                    "cuecast_video_in_repeated",
+                    "Input video frames given to the model again (no newer one had come).",
+                    v.repeated,
+                ),
+            ] {
+                one(&mut e, name, help, &ConstCounter::new(n))?;
+            }
+        }
+
         let outputs = s.outputs.list();
         let states = outputs.iter().flat_map(|o| {
             OutputState::ALL.iter().map(move |st| {

@@ -50,6 +50,10 @@ pub struct ShowStatus {
     pub engine: Status,
     pub outputs: Vec<OutputStatus>,
     pub encoders: Vec<EncoderStatus>,
+    /// Live video and sound from outside (cameras, feeds, files, devices, test patterns).
+    pub inputs: Vec<crate::inputs::InputStatus>,
+    /// The program audio's sources: gain, mute and level each.
+    pub audio: Vec<crate::audio::AudioSourceStatus>,
     pub rundown: RundownView,
     /// Config reloads: applied, rejected, the last error, what waits for a restart.
     pub config: ConfigStatus,
@@ -78,6 +82,10 @@ pub struct AppState {
     pub control: ControlState,
     pub show: ShowHandle,
     pub outputs: Arc<dyn OutputControl>,
+    /// The show's inputs (none until the show sets them).
+    pub inputs: crate::inputs::Inputs,
+    /// The program audio (none until the show sets it).
+    pub audio: Option<crate::audio::ProgramAudio>,
     pub events: Events,
     pub rundown: Arc<Mutex<Rundown>>,
     pub scenes: Arc<Mutex<Vec<Scene>>>,
@@ -130,6 +138,8 @@ impl AppState {
             },
             show,
             outputs,
+            inputs: crate::inputs::Inputs::default(),
+            audio: None,
             events,
             rundown: Arc::new(Mutex::new(Rundown::new(config.show.rundown.clone()))),
             scenes: Arc::new(Mutex::new(config.show.scenes.clone())),

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+mod input;
 mod output;
 mod profile;
 mod show;
@@ -25,6 +26,7 @@ mod show;
 /// The media folder's default quota, in MB.
 pub const DEFAULT_MEDIA_QUOTA_MB: u64 = 1024;
 
+pub use input::*;
 pub use output::*;
 pub use profile::*;
 pub use show::*;
@@ -103,6 +105,10 @@ pub struct Config {
     /// Where output profiles are found (also for outputs added over the API).
     pub presets: PathBuf,
     pub outputs: Vec<Output>,
+    /// Live video and sound from outside: cameras, feeds, files, devices, test patterns.
+    pub inputs: Vec<Input>,
+    /// The program audio: which inputs' sound is mixed, at what gain (`audio:`).
+    pub audio: Vec<AudioMix>,
     /// Where takes, checkpoints and export bundles are written.
     pub takes: PathBuf,
     pub checkpoints: PathBuf,
@@ -156,6 +162,10 @@ struct RawConfig {
     media_quota_mb: Option<u64>,
     #[serde(default)]
     outputs: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    inputs: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    audio: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -423,8 +433,48 @@ impl Config {
             }
             outputs.push(o);
         }
+        if raw.inputs.len() > MAX_INPUTS {
+            return Err(ConfigError::new(
+                path,
+                "inputs".to_owned(),
+                format!("at most {MAX_INPUTS} inputs, got {}", raw.inputs.len()),
+            ));
+        }
+        let mut inputs: Vec<Input> = Vec::new();
+        for (i, value) in raw.inputs.into_iter().enumerate() {
+            let input = input(path, &media, i, value, env)?;
+            if inputs.iter().any(|o| o.name == input.name) {
+                return Err(ConfigError::new(
+                    path,
+                    format!("inputs[{i}].name"),
+                    format!("{:?} is used by another input", input.name),
+                ));
+            }
+            inputs.push(input);
+        }
+        if let Some(name) = &show.video_input {
+            if !inputs.iter().any(|i| &i.name == name) {
+                let known: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+                return Err(ConfigError::new(
+                    show_path.as_deref().unwrap_or(path),
+                    "video_input".to_owned(),
+                    format!(
+                        "{name:?} is not an input of {} (its inputs: {})",
+                        path.display(),
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        let audio = audio_mix(path, raw.audio, &inputs)?;
         Ok(Config {
             path: path.to_owned(),
+            inputs,
+            audio,
             video,
             api_listen,
             api_token,
@@ -504,6 +554,20 @@ impl Config {
                     ))
                     .unwrap_or_default(),
                 if o.enabled { "" } else { " (stopped)" }
+            ));
+        }
+        for i in &self.inputs {
+            lines.push(format!(
+                "input {:?}: {} ← {}{}{}",
+                i.name,
+                i.kind.type_name(),
+                i.kind.source(),
+                if self.show.video_input.as_ref() == Some(&i.name) {
+                    " (feeds the model)"
+                } else {
+                    ""
+                },
+                if i.enabled { "" } else { " (stopped)" }
             ));
         }
         lines

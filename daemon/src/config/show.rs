@@ -18,6 +18,8 @@ pub struct Show {
     pub osc_prefix: String,
     /// OSC address (after the prefix) → a cue or a list of cues.
     pub osc_map: BTreeMap<String, Value>,
+    /// The input whose video feeds a model that takes video (`video_input`).
+    pub video_input: Option<String>,
 }
 
 impl Default for Show {
@@ -29,6 +31,7 @@ impl Default for Show {
             rundown: Vec::new(),
             osc_prefix: "/cuecast".into(),
             osc_map: BTreeMap::new(),
+            video_input: None,
         }
     }
 }
@@ -58,6 +61,8 @@ pub(super) struct RawShow {
     rundown: Vec<RawRundownItem>,
     #[serde(default)]
     osc: RawOscMap,
+    #[serde(default)]
+    video_input: Option<String>,
 }
 
 /// The keys of [`ModelSettings`] (a preset's model settings are at its top level, beside
@@ -169,13 +174,22 @@ impl Show {
         settings
             .check()
             .map_err(|e| ConfigError::new(path, e.field, e.message))?;
+        let mut takes_video = false;
         if settings.backend == Backend::Python {
             // The package is read now, so a wrong manifest field is refused by name
             // before anything starts.
             if let Some(dir) = settings.model.as_deref() {
-                cuecast_engine::generator::package::Package::load(dir)
+                let package = cuecast_engine::generator::package::Package::load(dir)
                     .map_err(|e| ConfigError::new(path, "model".to_owned(), e.to_string()))?;
+                takes_video = package.info.inputs.video.is_some();
             }
+        }
+        if let (Some(name), false) = (&raw.video_input, takes_video) {
+            return Err(ConfigError::new(
+                path,
+                "video_input".to_owned(),
+                format!("{name:?}: the model takes no video (a python model whose manifest has inputs.video does)"),
+            ));
         }
         let scene_names: Vec<&str> = raw.scenes.iter().map(|s| s.name.as_str()).collect();
         for (i, name) in scene_names.iter().enumerate() {
@@ -254,6 +268,7 @@ impl Show {
             rundown,
             osc_prefix: raw.osc.prefix,
             osc_map: raw.osc.map,
+            video_input: raw.video_input,
         })
     }
 }

@@ -374,3 +374,115 @@ fn every_model_setting_in_a_preset_reaches_the_element() {
         .unwrap_err();
     assert_eq!(e.field, "model_threads");
 }
+
+#[test]
+fn inputs_are_read_and_every_bad_one_is_refused_by_its_field() {
+    let d = Dir::new("inputs");
+    let path = d.write(
+        "cuecast.yaml",
+        "presets: presets\ninputs:\n\
+         - {name: cam, type: srt, address: 127.0.0.1:9000, passphrase_env: KEY_PASS}\n\
+         - {name: feed, type: rtmp, url_env: KEY}\n\
+         - {name: clip, type: file, file: clip.mp4, loop: false}\n\
+         - {name: usb, type: v4l2, device: /dev/video2}\n\
+         - {name: bars, type: test, pattern: ball, enabled: false}\n",
+    );
+    let env = |v: &str| match v {
+        "KEY" => Some("rtmp://media.example:1935/live/sk_live_77".to_owned()),
+        "KEY_PASS" => Some("a passphrase of ours".to_owned()),
+        _ => None,
+    };
+    let c = Config::load_with_env(&path, &env).unwrap();
+    let kinds: Vec<&str> = c.inputs.iter().map(|i| i.kind.type_name()).collect();
+    assert_eq!(kinds, ["srt", "rtmp", "file", "v4l2", "test"]);
+    assert!(!c.inputs[4].enabled);
+    // The key is in the URL: shown without it, everywhere.
+    assert_eq!(
+        c.inputs[1].kind.source(),
+        "rtmp://media.example:1935/<stream>"
+    );
+    let summary = c.summary().join("\n");
+    assert!(
+        !summary.contains("sk_live_77") && !summary.contains("passphrase of ours"),
+        "{summary}"
+    );
+    match &c.inputs[2].kind {
+        InputKind::File { path, looped } => {
+            assert_eq!(path, &c.media.join("clip.mp4"));
+            assert!(!looped);
+        }
+        other => panic!("{other:?}"),
+    }
+    for (input, field) in [
+        ("{name: a, type: srt, address: nowhere}", "inputs.a.address"),
+        (
+            "{name: a, type: srt, address: 127.0.0.1:1, latency_ms: 5}",
+            "inputs.a.latency_ms",
+        ),
+        ("{name: a, type: rtmp, url: http://x/y}", "inputs.a.url"),
+        (
+            "{name: a, type: file, file: ../../etc/passwd}",
+            "inputs.a.file",
+        ),
+        ("{name: a, type: file, file: /etc/passwd}", "inputs.a.file"),
+        (
+            "{name: a, type: v4l2, device: /etc/passwd}",
+            "inputs.a.device",
+        ),
+        ("{name: a, type: test, pattern: plaid}", "inputs.a.pattern"),
+        ("{name: a, type: ndi}", "inputs.a"),
+        ("{name: a, type: test, colour: red}", "inputs.a"),
+        ("{name: a}", "inputs.a.type"),
+        ("{name: 'a b', type: test}", "inputs[0].name"),
+    ] {
+        let path = d.write(
+            "bad.yaml",
+            &format!("presets: presets\ninputs:\n  - {input}\n"),
+        );
+        let e = Config::load_with_env(&path, &env).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{input}: {e}");
+    }
+    let path = d.write(
+        "twice.yaml",
+        "presets: presets\ninputs:\n  - {name: a, type: test}\n  - {name: a, type: test}\n",
+    );
+    let e = Config::load_with_env(&path, &env).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("inputs[1].name"), "{e}");
+}
+
+#[test]
+fn a_show_feeds_its_model_only_from_an_input_that_exists_and_a_model_that_takes_video() {
+    let d = Dir::new("video-input");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let restyle = repo.join("models/restyle");
+    d.write(
+        "show.yaml",
+        &format!(
+            "backend: python\nmodel: {}\nvideo_input: cam\n",
+            restyle.display()
+        ),
+    );
+    let path = d.write(
+        "cuecast.yaml",
+        "presets: presets\nshow: show.yaml\ninputs: [{name: cam, type: test}]\n",
+    );
+    let c = Config::load_with_env(&path, &env).unwrap();
+    assert_eq!(c.show.video_input.as_deref(), Some("cam"));
+    assert!(c.summary().join("\n").contains("(feeds the model)"));
+    let path = d.write(
+        "other.yaml",
+        "presets: presets\nshow: show.yaml\ninputs: [{name: bars, type: test}]\n",
+    );
+    let e = Config::load_with_env(&path, &env).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("video_input"), "{e}");
+    assert!(e.message.contains("bars"), "{e}");
+    // A model that takes no video is fed nothing.
+    d.write("plain.yaml", "backend: procedural\nvideo_input: cam\n");
+    let path = d.write(
+        "plain-config.yaml",
+        "presets: presets\nshow: plain.yaml\ninputs: [{name: cam, type: test}]\n",
+    );
+    let e = Config::load_with_env(&path, &env).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("video_input"), "{e}");
+    assert!(e.message.contains("takes no video"), "{e}");
+}

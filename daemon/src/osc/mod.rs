@@ -69,6 +69,8 @@ enum Slot<'a> {
     Texts(&'a str),
     /// The rest of the arguments, each a string, as an array; left out when there are none.
     OptTexts(&'a str),
+    /// On or off: `T`/`F`, or a number (0 is off), as faders and buttons send.
+    Flag(&'a str),
 }
 
 impl Slot<'_> {
@@ -153,6 +155,7 @@ pub fn to_command(
             OptText(name) => (name, a.opt_text(i, name)?.map(Value::from)),
             OptNum(name) => (name, a.opt_number(i, name)?),
             Seed => ("value", Some(a.seed(i)?)),
+            Flag(name) => (name, Some(a.flag(i, name)?)),
             Texts(name) => (name, Some(a.texts(i, name)?.into())),
             OptTexts(name) => {
                 let texts = a.texts(i, name)?;
@@ -221,6 +224,10 @@ fn form<'a>(head: &str, tail: Option<&'a str>) -> Option<Form<'a>> {
             vec![Num("mouse.dx"), Num("mouse.dy"), OptTexts("mouse.buttons")],
         ),
         ("image", None) => (None, vec![Text("name")]),
+        ("audio", Some("gain_db")) => {
+            (None, vec![Text("source"), Num("gain_db"), OptNum("ramp_s")])
+        }
+        ("audio", Some("mute")) => (None, vec![Text("source"), Flag("mute"), OptNum("ramp_s")]),
         _ => return None,
     };
     Some(form)
@@ -301,6 +308,18 @@ impl Args<'_> {
                 _ => self.bad(i + j, name, "must be a string"),
             })
             .collect()
+    }
+
+    fn flag(&self, i: usize, name: &str) -> Result<Value, OscError> {
+        match self.given(i) {
+            Some(OscArg::Bool(b)) => Ok((*b).into()),
+            Some(OscArg::Int(v)) => Ok((*v != 0).into()),
+            Some(OscArg::Long(v)) => Ok((*v != 0).into()),
+            Some(OscArg::Float(v)) => Ok((*v != 0.0).into()),
+            Some(OscArg::Double(v)) => Ok((*v != 0.0).into()),
+            None => self.bad(i, name, "is missing (expected on or off: T, F or a number)"),
+            Some(_) => self.bad(i, name, "must be T, F or a number"),
+        }
     }
 
     fn seed(&self, i: usize) -> Result<Value, OscError> {
@@ -520,7 +539,7 @@ mod tests {
         fn slot_name<'a>(s: &Slot<'a>) -> &'a str {
             match *s {
                 Slot::Text(n) | Slot::Num(n) | Slot::OptText(n) | Slot::OptNum(n) => n,
-                Slot::Texts(n) | Slot::OptTexts(n) => n,
+                Slot::Texts(n) | Slot::OptTexts(n) | Slot::Flag(n) => n,
                 Slot::Seed => "value",
             }
         }
@@ -598,7 +617,7 @@ mod tests {
                             s(&example(field(&t, n).unwrap()))
                         }
                         Slot::Num(_) | Slot::OptNum(_) => Float(0.5),
-                        Slot::Seed => Int(3),
+                        Slot::Seed | Slot::Flag(_) => Int(1),
                     })
                     .collect();
                 let args = if args.is_empty() { vec![Int(1)] } else { args };

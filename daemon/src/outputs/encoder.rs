@@ -92,6 +92,9 @@ pub(super) type Subscribers = Arc<Mutex<Vec<Subscriber>>>;
 /// One profile's encode, shared by its outputs.
 pub(super) struct Encoder {
     pub(super) branch: Branch,
+    /// Its sound's branch off the program audio tee (and that tee), when the profile
+    /// has audio and the show has program audio.
+    pub(super) audio: Option<(Branch, gst::Element)>,
     pub(super) video_sink: gst_app::AppSink,
     pub(super) subscribers: Subscribers,
     pub(super) counts: Arc<EncoderCounts>,
@@ -137,19 +140,41 @@ impl Encoder {
             kbps = v.bitrate_kbps,
             hp = v.h264_profile,
         );
-        if let Some(a) = &profile.audio {
-            desc.push_str(&format!(
-                " audiotestsrc is-live=true do-timestamp=true wave=silence samplesperbuffer=1024 ! \
-                 audio/x-raw,rate={rate},channels={ch} ! audioconvert ! \
+        // The program's sound, from the show's program audio; a pipeline without one
+        // (an application's own) carries silence.
+        let program_audio = pipeline.by_name(crate::audio::TEE);
+        let aac = |a: &crate::config::AudioProfile| {
+            format!(
+                "audio/x-raw,rate={rate},channels={ch} ! audioconvert ! \
                  avenc_aac bitrate={bps} ! aacparse ! \
                  appsink name=audio sync=false async=false max-buffers=100 drop=true",
                 rate = a.rate,
                 ch = a.channels,
                 bps = a.bitrate_kbps * 1000,
+            )
+        };
+        if let (Some(a), None) = (&profile.audio, &program_audio) {
+            desc.push_str(&format!(
+                " audiotestsrc is-live=true do-timestamp=true wave=silence samplesperbuffer=1024 ! {}",
+                aac(a)
             ));
         }
         let bin = gst::parse::bin_from_description(&desc, true)
             .map_err(|e| format!("encoder for {}: {e}", profile.name))?;
+        let audio_bin = match (&profile.audio, &program_audio) {
+            (Some(a), Some(_)) => Some(
+                gst::parse::bin_from_description(
+                    &format!(
+                        "queue leaky=downstream max-size-buffers=0 max-size-bytes=0 \
+                         max-size-time=500000000 ! audioconvert ! audioresample ! {}",
+                        aac(a)
+                    ),
+                    true,
+                )
+                .map_err(|e| format!("encoder for {}: {e}", profile.name))?,
+            ),
+            _ => None,
+        };
         bin.set_property("name", format!("encode-{n}-{}", profile.name));
         let subscribers: Subscribers = Arc::new(Mutex::new(Vec::new()));
         let video_sink = appsink(&bin, "video")?;
@@ -165,7 +190,7 @@ impl Encoder {
         );
         if profile.audio.is_some() {
             let subs = subscribers.clone();
-            appsink(&bin, "audio")?.set_callbacks(
+            appsink(audio_bin.as_ref().unwrap_or(&bin), "audio")?.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |sink| {
                         let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
@@ -191,8 +216,22 @@ impl Encoder {
         count(bin.static_pad("sink"), |c| &c.frames_in);
         count(video_sink.static_pad("sink"), |c| &c.frames_out);
         let branch = Branch::attach(pipeline, tee, bin)?;
+        let audio = match (audio_bin, program_audio) {
+            (Some(b), Some(t)) => {
+                b.set_property("name", format!("encode-audio-{n}-{}", profile.name));
+                match Branch::attach(pipeline, &t, b) {
+                    Ok(a) => Some((a, t)),
+                    Err(e) => {
+                        branch.detach(pipeline, tee);
+                        return Err(e);
+                    }
+                }
+            }
+            _ => None,
+        };
         Ok(Encoder {
             branch,
+            audio,
             video_sink,
             subscribers,
             counts,

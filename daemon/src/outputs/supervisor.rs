@@ -413,6 +413,9 @@ impl Supervisor {
             if let Some(enc) = self.encoders.remove(&key) {
                 if !self.closing {
                     enc.branch.detach(&self.pipeline, &self.program);
+                    if let Some((branch, tee)) = enc.audio {
+                        branch.detach(&self.pipeline, &tee);
+                    }
                 }
             }
         }

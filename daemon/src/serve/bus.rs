@@ -55,13 +55,28 @@ pub(super) fn report_failing_model(state: &AppState, status: &cuecast_engine::St
 pub(super) fn follow_engine(events: std::sync::mpsc::Receiver<EngineEvent>, state: AppState) {
     for e in events {
         let event = match e {
-            EngineEvent::CueApplied(a) => Event::CueApplied {
-                id: a.id,
-                cue: a.cue.to_value(),
-                frame: a.frame,
-                shown_frame: a.shown_frame,
-                latency_ms: a.latency_ms,
-            },
+            EngineEvent::CueApplied(a) => {
+                // The program's sound follows its cue as the pictures do theirs.
+                if let (
+                    cuecast_engine::CueKind::Audio {
+                        source,
+                        gain_db,
+                        mute,
+                        ramp_s,
+                    },
+                    Some(audio),
+                ) = (&a.cue.kind, &state.audio)
+                {
+                    audio.cue(source, *gain_db, *mute, *ramp_s);
+                }
+                Event::CueApplied {
+                    id: a.id,
+                    cue: a.cue.to_value(),
+                    frame: a.frame,
+                    shown_frame: a.shown_frame,
+                    latency_ms: a.latency_ms,
+                }
+            }
             EngineEvent::ModelReset { resets, why } => Event::Error {
                 message: format!("the model was started over: {why}"),
                 model_resets: Some(resets),

@@ -22,9 +22,11 @@ use gst::prelude::*;
 use serde_json::json;
 
 use crate::api::{self, AppState};
+use crate::audio::ProgramAudio;
 use crate::config::{Config, OutputKind, Show};
 use crate::control::{Command, Cues, Step};
 use crate::events::{Event, Events, LiveStats, ModelState, TakeState};
+use crate::inputs::Inputs;
 use crate::osc::{OscCommand, OscListener};
 use crate::outputs::Outputs;
 
@@ -105,6 +107,9 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     )?;
     pipeline.add_many([&src, &caps, &program, idle.upcast_ref()])?;
     gst::Element::link_many([&src, &caps, &program, idle.upcast_ref()])?;
+    // The program's sound, mixed from the inputs the config names (silence without).
+    let audio = ProgramAudio::build(&pipeline, &config.audio)
+        .map_err(|e| anyhow!("the program audio could not be made: {e}"))?;
 
     // Starting runs the model's warm-up; a model that cannot load fails here.
     if let Err(e) = pipeline.set_state(gst::State::Paused) {
@@ -133,6 +138,25 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
         bail!("the show did not start playing: {reason}");
     }
     let events = Events::default();
+    let video_in = cuecastsrc.video_in();
+    if video_in.is_some() && show.video_input.is_none() {
+        tracing::warn!(
+            "the model takes video but show {:?} names no video_input: it is given black frames",
+            show.name
+        );
+    }
+    audio
+        .start()
+        .map_err(|e| anyhow!("the program audio did not start: {e}"))?;
+    let names = audio.names();
+    handle.inbox().update_context(|c| c.audio_sources = names);
+    let inputs = Inputs::start(
+        config.inputs.clone(),
+        show.video_input.clone(),
+        video_in,
+        Some(audio.clone()),
+        events.clone(),
+    );
     let outputs = Outputs::start(
         &pipeline,
         &program,
@@ -149,12 +173,14 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
             );
         }
     }
-    let state = AppState::new(
+    let mut state = AppState::new(
         &config,
         handle.clone(),
         Arc::new(outputs.clone()),
         events.clone(),
     );
+    state.inputs = inputs.clone();
+    state.audio = Some(audio.clone());
     {
         let state = state.clone();
         std::thread::Builder::new()
@@ -232,6 +258,8 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     drop(server);
     osc.lock().take();
     outputs.shutdown(Duration::from_secs(8));
+    inputs.shutdown();
+    audio.shutdown();
     let _ = pipeline.set_state(gst::State::Null);
     if let Some(e) = failure.lock().take() {
         bail!("{e}");

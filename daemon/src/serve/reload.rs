@@ -105,6 +105,23 @@ impl Reloader {
             self.state.outputs.apply(new.outputs.clone());
             changes.push("outputs");
         }
+        if (&applied.inputs, &applied.show.video_input) != (&new.inputs, &new.show.video_input) {
+            self.state
+                .inputs
+                .apply(new.inputs.clone(), new.show.video_input.clone());
+            changes.push("inputs");
+        }
+        if applied.audio != new.audio {
+            if let Some(audio) = &self.state.audio {
+                audio.set_mix(&applied.audio, &new.audio);
+                let names = audio.names();
+                self.state
+                    .show
+                    .inbox()
+                    .update_context(|c| c.audio_sources = names);
+            }
+            changes.push("audio");
+        }
         let (old_show, new_show) = (&applied.show, &new.show);
         if old_show.scenes != new_show.scenes {
             if let Err(e) = self.src.set_scenes(new_show.scenes.clone()) {

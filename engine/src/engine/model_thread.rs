@@ -115,6 +115,7 @@ impl ModelThread {
             params: info.params.clone(),
             scenes: config.scenes.iter().map(|s| s.name.clone()).collect(),
             fps: None,
+            audio_sources: Vec::new(),
         };
         for scene in &config.scenes {
             context.check_scene(scene).map_err(EngineError::Cue)?;

@@ -44,6 +44,9 @@ use crate::generator::Fps;
 use crate::schedule::AppliedCue;
 
 pub const TAKE_FORMAT: &str = "cuecast-take/1";
+/// The take's sound, where the show had program audio: 48 kHz stereo 16-bit WAV from
+/// the take's start.
+pub const AUDIO_FILE: &str = "audio.wav";
 
 /// Which model made something, and how to load it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

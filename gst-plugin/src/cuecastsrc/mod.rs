@@ -28,8 +28,9 @@ pub(crate) trait CuecastSrcImpl:
 unsafe impl<T: CuecastSrcImpl> IsSubclassable<T> for CuecastSrc {}
 
 impl CuecastSrc {
-    /// The live video into the model, for a model that takes one (while started).
-    pub(crate) fn video_in(&self) -> Option<cuecast_engine::video_in::VideoIn> {
+    /// The live video into the model, for a model that takes one (while started): what
+    /// an application feeds frames from outside into.
+    pub fn video_in(&self) -> Option<cuecast_engine::video_in::VideoIn> {
         self.imp().video_in()
     }
 
