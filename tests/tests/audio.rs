@@ -1,7 +1,8 @@
 //! Program audio through the daemon: a file's sound mixed on air, carried as AAC to a
-//! real RTMP server and into a recording, and an `audio` cue that mutes it on the very
-//! frame where a `fade` cue at the same time turns the picture black: in the recording,
-//! the sound stops within a frame of the picture.
+//! real RTMP server and into a recording, recorded with a take and exported with it,
+//! and an `audio` cue that mutes it on the very frame where a `fade` cue at the same
+//! time turns the picture black: in the recording, the sound stops within a frame of
+//! the picture, with no gap in it before.
 
 mod support;
 
@@ -97,7 +98,40 @@ fn a_files_sound_is_on_air_and_an_audio_cue_mutes_it_on_its_frame() {
     );
     assert_eq!(code, 422, "{e}");
     assert!(e.to_string().contains("music"), "{e}");
-    std::thread::sleep(Duration::from_secs(2));
+    // A take records the program's sound beside its frames; its export carries it.
+    let (code, v) = d.call("POST", "/api/v1/takes", Some(r#"{"name": "t1"}"#), None);
+    assert_eq!(code, 201, "{v}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, v) = d.call("POST", "/api/v1/takes/stop", Some("{}"), None);
+    assert_eq!(code, 200, "{v}");
+    let (code, job) = d.call(
+        "POST",
+        "/api/v1/takes/t1/export",
+        Some(r#"{"formats": "gltf"}"#),
+        None,
+    );
+    assert_eq!(code, 202, "{job}");
+    let job_path = format!("/api/v1/jobs/{}", job["id"]);
+    wait_until(Duration::from_secs(30), "the export is done", || {
+        d.get(&job_path)["state"] == "done"
+    });
+    let bundle = d.dir.join("exports/t1-export");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["audio"]["file"], "audio/program.wav", "{manifest}");
+    assert!(
+        manifest["files"]["audio/program.wav"]["sha256"].is_string(),
+        "{manifest}"
+    );
+    let wav = decode(&bundle.join("audio/program.wav"), &["-f", "s16le"]);
+    let seconds = wav.len() as f64 / (48000.0 * 2.0 * 2.0);
+    assert!((1.2..=2.0).contains(&seconds), "{seconds} s of sound");
+    let loud = wav
+        .chunks_exact(2)
+        .filter(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs() > 4000)
+        .count();
+    assert!(loud > wav.len() / 8, "the take's sound is the music");
     // Sound off and picture black on one frame.
     let at = d.frame() + 45;
     let cues = json!([
