@@ -231,6 +231,11 @@ class Worker:
             shape = (int(v["frames"]), int(v["height"]), int(v["width"]), 3)
             count = shape[0] * shape[1] * shape[2] * 3
             inputs["video"] = np.frombuffer(self.shm, np.uint8, count, int(v["offset"])).reshape(shape).copy()
+        if m.get("audio"):
+            # The program's sound for the step's span, float32 [samples, channels].
+            a = m["audio"]
+            shape = (int(a["samples"]), int(a["channels"]))
+            inputs["audio"] = np.frombuffer(self.shm, np.float32, shape[0] * shape[1], int(a["offset"])).reshape(shape).copy()
         saved = self.model.save_state() if self.rollback == "copy" else None
         started = time.perf_counter()
         try:
@@ -308,6 +313,8 @@ class Worker:
                     dst[i] = tmp.transpose(1, 2, 0)
             else:
                 np.copyto(dst, rgb)
+        if where.get("audio"):
+            self.write_audio(out.get("audio"), where["audio"])
         depth = out.get("depth")
         if depth is None or where.get("depth") is None:
             return False
@@ -320,6 +327,23 @@ class Worker:
             raise Refused("step() depth has NaN or infinite values")
         np.ndarray((frames, h, w), np.float32, self.shm, where["depth"])[...] = depth
         return True
+
+    def write_audio(self, audio, where):
+        """The step's sound (the manifest's audio.out), float [samples, channels] in
+        [-1, 1], into shared memory."""
+        shape = (int(where["samples"]), int(where["channels"]))
+        expected = f"float [{shape[0]}, {shape[1]}] in [-1, 1] at {where['rate']} Hz"
+        if audio is None:
+            raise Refused(f"step() must return 'audio' ({expected}): the manifest says the model makes sound")
+        if is_torch(audio):
+            audio = audio.detach().float().cpu().numpy()
+        audio = np.asarray(audio)
+        if audio.shape != shape or audio.dtype.kind != "f":
+            raise Refused(f"step() audio must be {expected}, got {describe(audio)}")
+        if not np.isfinite(audio).all():
+            raise Refused("step() audio has NaN or infinite values")
+        dst = np.ndarray(shape, np.float32, self.shm, int(where["offset"]))
+        np.clip(audio, -1.0, 1.0, out=dst, casting="unsafe")
 
     def loadable(self, state):
         """A state save_state gave, as load_state receives it after a file (numpy arrays)."""

@@ -36,8 +36,10 @@ class Kv:
         assert inputs["camera_pose"].shape == (n, 4, 4) and inputs["intrinsics"].shape == (n, 3, 3)
         assert inputs["prompt"] == "snow" and inputs["prompt_mix"].shape == (n,)
         assert inputs["video"].shape == (2, 18, 32, 3) and inputs["video"].dtype == np.uint8
+        assert inputs["audio"].shape == (400, 1) and inputs["audio"].dtype == np.float32
         self.frame += n
-        return {"rgb": np.full((n, self.h, self.w, 3), self.frame % 256, np.uint8)}
+        return {"rgb": np.full((n, self.h, self.w, 3), self.frame % 256, np.uint8),
+                "audio": np.zeros((n * 200, 1), np.float32)}
 
     def save_state(self):
         return {"frame": np.array([self.frame], np.int64)}

@@ -106,7 +106,7 @@ impl Hosted {
         };
         self.worker.step(
             inputs(&self.package, self.next, n),
-            Vec::new(),
+            Default::default(),
             self.pool.clone(),
         );
         self.next += u64::from(n);

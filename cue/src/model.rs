@@ -107,6 +107,23 @@ pub struct ModelInputs {
     pub image: ImageInput,
     /// Live video frames (a camera, a feed), for video-to-video models.
     pub video: Option<VideoInput>,
+    /// The program's sound for each step's time span (voice-driven models).
+    pub audio: Option<AudioFormat>,
+}
+
+/// Sound a model makes or takes: interleaved float samples at `rate`, `channels` of
+/// them; a whole number of samples per model frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct AudioFormat {
+    pub rate: u32,
+    pub channels: u32,
+}
+
+impl AudioFormat {
+    /// Samples (per channel) in one frame at `fps`.
+    pub fn per_frame(self, fps: Fps) -> usize {
+        (u64::from(self.rate) * u64::from(fps.den) / u64::from(fps.num.max(1))) as usize
+    }
 }
 
 /// A model's video input: what each step takes of the live video fed to it. Frames are
@@ -171,6 +188,8 @@ pub struct ModelInfo {
     /// Keys, mouse, camera poses and images, where the model takes them.
     pub inputs: ModelInputs,
     pub chunking: Chunking,
+    /// The sound the model makes with its frames, if it makes any.
+    pub audio: Option<AudioFormat>,
 }
 
 impl ModelInfo {
@@ -191,6 +210,7 @@ impl ModelInfo {
             hash: name.into(),
             inputs: ModelInputs::default(),
             chunking: Chunking::ONE,
+            audio: None,
         }
     }
 

@@ -40,6 +40,8 @@ const RING_MAX: usize = RATE as usize * 2 / 5;
 const PREBUFFER: usize = RATE as usize / 10;
 /// A level below this is shown as this, in dBFS.
 const FLOOR_DB: f64 = -100.0;
+/// The name the model's own sound has in the mix.
+pub const MODEL: &str = "model";
 /// The name of the show pipeline's program audio tee.
 pub const TEE: &str = "program-audio";
 
@@ -64,6 +66,9 @@ pub struct AudioSourceStatus {
 
 struct Source {
     ring: VecDeque<f32>,
+    /// For the model's own sound: chunks placed on the program's timeline (the first
+    /// sample's index there), heard from their frame's time, not as they come.
+    timed: Option<VecDeque<(u64, Vec<f32>)>>,
     /// Mixing this source (its ring filled once); false: waiting for the prebuffer.
     flowing: bool,
     gain_db: f64,
@@ -86,6 +91,7 @@ impl Source {
         let target = linear(mix.gain_db, mix.muted);
         Source {
             ring: VecDeque::with_capacity(RING_MAX * CHANNELS),
+            timed: mix.model.then(VecDeque::new),
             flowing: false,
             gain_db: mix.gain_db,
             muted: mix.muted,
@@ -110,6 +116,51 @@ impl Source {
             self.step = (self.target - self.gain) / frames as f32;
             self.ramp_left = frames;
         }
+    }
+
+    /// Adds this source's tick starting at sample `at` of the program into `mix`.
+    fn mix_into_at(&mut self, mix: &mut [f32], at: u64) {
+        let Some(timed) = self.timed.as_mut() else {
+            return self.mix_into(mix);
+        };
+        let end = at + (mix.len() / CHANNELS) as u64;
+        // What ended before this tick is too late to be heard.
+        while timed
+            .front()
+            .is_some_and(|(start, s)| start + (s.len() / CHANNELS) as u64 <= at)
+        {
+            timed.pop_front();
+        }
+        let mut peak = 0f32;
+        for (start, samples) in timed.iter() {
+            if *start >= end {
+                break;
+            }
+            let from = at.max(*start);
+            for i in from..end.min(start + (samples.len() / CHANNELS) as u64) {
+                for c in 0..CHANNELS {
+                    let v = samples[(i - start) as usize * CHANNELS + c] * self.gain;
+                    peak = peak.max(v.abs());
+                    mix[(i - at) as usize * CHANNELS + c] += v;
+                }
+            }
+        }
+        // The gain's ramp moves on with the program's time.
+        for _ in 0..mix.len() / CHANNELS {
+            if self.ramp_left > 0 {
+                self.ramp_left -= 1;
+                self.gain = if self.ramp_left == 0 {
+                    self.target
+                } else {
+                    self.gain + self.step
+                };
+            }
+        }
+        if self.peaks.len() == 10 {
+            self.peaks.pop_front();
+        }
+        self.peaks.push_back(peak);
+        self.received_ticks = self.received_ticks.saturating_sub(1);
     }
 
     /// Adds this source's next tick into `mix`, gain applied.
@@ -182,6 +233,10 @@ fn db(peak: f32) -> f64 {
 
 struct Shared {
     sources: Mutex<BTreeMap<String, Source>>,
+    /// The program's first tick's running time: where the model's sound is placed from.
+    start: Mutex<Option<gst::ClockTime>>,
+    /// The program's sound for a model that takes it (the model's own sound left out).
+    sound_in: Mutex<Option<cuecast_engine::sound::SoundIn>>,
     appsrc: gst_app::AppSrc,
     pipeline: gst::Pipeline,
     /// The take being recorded: its sound goes into a WAV file beside its frames.
@@ -237,6 +292,8 @@ impl ProgramAudio {
         Ok(ProgramAudio {
             shared: Arc::new(Shared {
                 sources: Mutex::new(sources),
+                start: Mutex::new(None),
+                sound_in: Mutex::new(None),
                 appsrc,
                 pipeline: pipeline.clone(),
                 take: Mutex::new(None),
@@ -280,6 +337,36 @@ impl ProgramAudio {
             s.ring.drain(..over - over % CHANNELS);
         }
         s.received_ticks = 20;
+    }
+
+    /// The model's own sound for a frame stamped `pts` (running time), heard from then.
+    pub fn push_model(&self, pts: gst::ClockTime, sound: &cuecast_engine::engine::Sound) {
+        let Some(start) = *self.shared.start.lock() else {
+            return;
+        };
+        let samples = cuecast_engine::sound::convert(
+            &sound.samples,
+            sound.format,
+            cuecast_engine::sound::SHOW,
+        );
+        let at = pts.saturating_sub(start).nseconds() * u64::from(RATE) / 1_000_000_000;
+        let mut sources = self.shared.sources.lock();
+        let Some(timed) = sources.get_mut(MODEL).and_then(|s| {
+            s.received_ticks = 20;
+            s.timed.as_mut()
+        }) else {
+            return;
+        };
+        timed.push_back((at, samples));
+        // Bounded: never more than two seconds ahead.
+        while timed.len() > 240 {
+            timed.pop_front();
+        }
+    }
+
+    /// Gives the program's sound to a model that takes it, from now on.
+    pub fn feed(&self, sound_in: Option<cuecast_engine::sound::SoundIn>) {
+        *self.shared.sound_in.lock() = sound_in;
     }
 
     /// An `audio` cue: the source's gain and mute from now, ramped over `ramp_s`.
@@ -377,7 +464,10 @@ fn mix_loop(shared: &Shared) {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
-        let t0 = *start.get_or_insert(now);
+        let t0 = *start.get_or_insert_with(|| {
+            *shared.start.lock() = Some(now);
+            now
+        });
         let pts = t0 + gst::ClockTime::from_nseconds(made * 1_000_000_000 / u64::from(RATE));
         // A tick is made once its 10 ms have passed, as a capture card gives them.
         let due = pts + tick;
@@ -394,8 +484,20 @@ fn mix_loop(shared: &Shared) {
             continue;
         }
         mix.fill(0.0);
-        for source in shared.sources.lock().values_mut() {
-            source.mix_into(&mut mix);
+        {
+            let mut sources = shared.sources.lock();
+            for (name, source) in sources.iter_mut() {
+                if name != MODEL {
+                    source.mix_into(&mut mix);
+                }
+            }
+            // A model that takes sound hears the program without its own.
+            if let Some(s) = shared.sound_in.lock().as_ref() {
+                s.push(&mix);
+            }
+            if let Some(model) = sources.get_mut(MODEL) {
+                model.mix_into_at(&mut mix, made);
+            }
         }
         for s in &mut mix {
             *s = s.clamp(-1.0, 1.0);
@@ -430,6 +532,7 @@ mod tests {
     fn mix(gain_db: f64, muted: bool) -> AudioMix {
         AudioMix {
             input: "a".into(),
+            model: false,
             gain_db,
             muted,
         }

@@ -44,6 +44,7 @@ pub mod media;
 pub mod metrics;
 mod parallel;
 pub mod replay;
+pub mod sound;
 pub mod take;
 pub mod video_in;
 pub mod worker;

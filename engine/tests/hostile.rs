@@ -280,7 +280,7 @@ fn the_seal_is_what_refused_the_shrink() {
     let frames = (0..4)
         .map(|i| cuecast_engine::generator::FrameInput::still(i, fps, vec![]))
         .collect();
-    worker.step(frames, Vec::new(), pool);
+    worker.step(frames, Default::default(), pool);
     match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
         cuecast_engine::worker::WorkerEvent::Chunk(Err((_, e))) => {
             assert!(e.0.contains("Operation not permitted"), "{e}");

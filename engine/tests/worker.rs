@@ -100,7 +100,7 @@ fn the_chunked_reference_model_steps_through_the_worker() {
     })
     .unwrap();
     let pool = FramePool::new(256, 144);
-    let id = worker.step(inputs(3, 0), Vec::new(), pool.clone());
+    let id = worker.step(inputs(3, 0), Default::default(), pool.clone());
     let chunk = match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
         WorkerEvent::Chunk(Ok(c)) => c,
         other => panic!("{other:?}"),
@@ -113,7 +113,7 @@ fn the_chunked_reference_model_steps_through_the_worker() {
         "step {:?} transfer {:?} wall {:?}",
         chunk.step, chunk.transfer, chunk.wall
     );
-    let id = worker.step(inputs(4, 3), Vec::new(), pool);
+    let id = worker.step(inputs(4, 3), Default::default(), pool);
     match rx.recv_timeout(Duration::from_secs(20)).unwrap() {
         WorkerEvent::Chunk(Ok(c)) => assert_eq!((c.id, c.frames.len()), (id, 4)),
         other => panic!("{other:?}"),
@@ -376,4 +376,67 @@ fn the_python_worker_speaks_the_golden_messages() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("Ran 2 tests") && err.contains("OK"), "{err}");
+}
+
+/// Spoken words as the show's sound (48 kHz stereo float), made with espeak-ng.
+fn speech() -> Vec<f32> {
+    let dir = support::tempdir("speech");
+    let wav = dir.join("speech.wav");
+    let raw = dir.join("speech.raw");
+    let ok = std::process::Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&wav)
+        .arg("Good evening, and welcome to the show. Tonight the weather turns.")
+        .status()
+        .expect("espeak-ng (scripts/setup installs it)")
+        .success();
+    assert!(ok);
+    let ok = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .arg("filesrc")
+        .arg(format!("location={}", wav.display()))
+        .args(["!", "wavparse", "!", "audioconvert", "!", "audioresample"])
+        .args([
+            "!",
+            "audio/x-raw,format=F32LE,rate=48000,channels=2",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", raw.display()))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::fs::read(&raw)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn the_voice_driven_reference_model_follows_the_programs_sound() {
+    let pkg = support::repo().join("models/voice");
+    let voice = speech();
+    // The middle of the sentence: words, not the silence around them.
+    let middle = &voice[voice.len() / 3..voice.len() / 3 + 48_000 * 2];
+    let run = |sound: Option<&[f32]>| {
+        let (engine, rx) = support::started(support::probe_show(&pkg));
+        let into = engine.sound_in().expect("voice takes sound").clone();
+        let mut frames = Vec::new();
+        for f in 0..12u64 {
+            // A show frame's worth of sound (1/30 s) before each frame is asked for.
+            if let Some(s) = sound {
+                let at = (f as usize * 3200) % (s.len() - 3200);
+                into.push(&s[at..at + 3200]);
+            }
+            frames.extend(support::frames_of(&engine, &rx, f..f + 1));
+        }
+        frames
+    };
+    let silent = run(None);
+    let spoken = run(Some(middle));
+    assert_eq!(silent[2], silent[11], "silence keeps the mouth shut");
+    let d = mad(&silent[11], &spoken[11]);
+    assert!(d > 1.0, "the face follows the voice: {d:.2}");
 }

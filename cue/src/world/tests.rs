@@ -34,6 +34,7 @@ fn info() -> ModelInfo {
         hash: String::new(),
         inputs: Default::default(),
         chunking: Default::default(),
+        audio: None,
     }
 }
 
@@ -285,6 +286,7 @@ fn context_refuses_inputs_the_model_does_not_take_and_images_outside_the_media_f
         camera_pose: false,
         image: ImageInput::Optional,
         video: None,
+        audio: None,
     };
     ctx.check(&keys).unwrap();
     ctx.check(&mouse).unwrap();

@@ -123,12 +123,17 @@ impl InputKind {
 /// The most sources the program audio may mix.
 pub const MAX_AUDIO_SOURCES: usize = 16;
 
-/// One source of the program audio: an input's sound at a gain.
+/// One source of the program audio: an input's sound, or the model's own (named
+/// `model`), at a gain.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AudioMix {
-    /// The input whose sound it is.
+    /// The input whose sound it is (`model` for the model's own).
+    #[serde(default)]
     pub input: String,
+    /// The model's own sound (a model whose manifest has `audio.out`).
+    #[serde(default)]
+    pub model: bool,
     #[serde(default)]
     pub gain_db: f64,
     #[serde(default)]
@@ -140,12 +145,47 @@ pub fn audio_mix(
     file: &Path,
     value: Option<serde_yaml::Value>,
     inputs: &[Input],
+    model_sound: bool,
 ) -> Result<Vec<AudioMix>, ConfigError> {
     let Some(value) = value else {
         return Ok(Vec::new());
     };
-    let mix: Vec<AudioMix> = serde_yaml::from_value(value)
+    let mut mix: Vec<AudioMix> = serde_yaml::from_value(value)
         .map_err(|e| ConfigError::new(file, "audio".to_owned(), unquote(&e.to_string())))?;
+    for (i, m) in mix.iter_mut().enumerate() {
+        match (m.model, m.input.as_str()) {
+            (true, "") => m.input = crate::audio::MODEL.into(),
+            (true, _) => {
+                return Err(ConfigError::new(
+                    file,
+                    format!("audio[{i}]"),
+                    "give input or model: true, not both",
+                ))
+            }
+            (false, "") => {
+                return Err(ConfigError::new(
+                    file,
+                    format!("audio[{i}].input"),
+                    "missing: an input's name (or model: true for the model's own sound)",
+                ))
+            }
+            (false, crate::audio::MODEL) => {
+                return Err(ConfigError::new(
+                    file,
+                    format!("audio[{i}].input"),
+                    "\"model\" is the model's own sound: write model: true (and name the input otherwise)",
+                ))
+            }
+            _ => {}
+        }
+        if m.model && !model_sound {
+            return Err(ConfigError::new(
+                file,
+                format!("audio[{i}].model"),
+                "the show's model makes no sound (a python model whose manifest has audio.out does)",
+            ));
+        }
+    }
     if mix.len() > MAX_AUDIO_SOURCES {
         return Err(ConfigError::new(
             file,
@@ -155,6 +195,16 @@ pub fn audio_mix(
     }
     let (lo, hi) = cuecast_engine::cue::AUDIO_GAIN_DB;
     for (i, m) in mix.iter().enumerate() {
+        if m.model {
+            if mix[..i].iter().any(|o| o.model) {
+                return Err(ConfigError::new(
+                    file,
+                    format!("audio[{i}].model"),
+                    "the model is mixed twice",
+                ));
+            }
+            continue;
+        }
         let Some(input) = inputs.iter().find(|x| x.name == m.input) else {
             return Err(ConfigError::new(
                 file,

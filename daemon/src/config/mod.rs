@@ -470,7 +470,7 @@ impl Config {
                 ));
             }
         }
-        let audio = audio_mix(path, raw.audio, &inputs)?;
+        let audio = audio_mix(path, raw.audio, &inputs, show.model_sound)?;
         Ok(Config {
             path: path.to_owned(),
             inputs,

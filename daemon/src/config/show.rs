@@ -20,6 +20,8 @@ pub struct Show {
     pub osc_map: BTreeMap<String, Value>,
     /// The input whose video feeds a model that takes video (`video_input`).
     pub video_input: Option<String>,
+    /// The model makes sound with its frames (its manifest's `audio.out`).
+    pub model_sound: bool,
 }
 
 impl Default for Show {
@@ -32,6 +34,7 @@ impl Default for Show {
             osc_prefix: "/cuecast".into(),
             osc_map: BTreeMap::new(),
             video_input: None,
+            model_sound: false,
         }
     }
 }
@@ -174,7 +177,7 @@ impl Show {
         settings
             .check()
             .map_err(|e| ConfigError::new(path, e.field, e.message))?;
-        let mut takes_video = false;
+        let (mut takes_video, mut model_sound) = (false, false);
         if settings.backend == Backend::Python {
             // The package is read now, so a wrong manifest field is refused by name
             // before anything starts.
@@ -182,6 +185,7 @@ impl Show {
                 let package = cuecast_engine::generator::package::Package::load(dir)
                     .map_err(|e| ConfigError::new(path, "model".to_owned(), e.to_string()))?;
                 takes_video = package.info.inputs.video.is_some();
+                model_sound = package.info.audio.is_some();
             }
         }
         if let (Some(name), false) = (&raw.video_input, takes_video) {
@@ -269,6 +273,7 @@ impl Show {
             osc_prefix: raw.osc.prefix,
             osc_map: raw.osc.map,
             video_input: raw.video_input,
+            model_sound,
         })
     }
 }

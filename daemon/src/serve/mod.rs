@@ -148,6 +148,12 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
     audio
         .start()
         .map_err(|e| anyhow!("the program audio did not start: {e}"))?;
+    // The model's own sound into the mix, and the mix to a model that takes sound.
+    {
+        let audio = audio.clone();
+        cuecastsrc.set_sound_sink(move |pts, sound| audio.push_model(pts, sound));
+    }
+    audio.feed(cuecastsrc.sound_in());
     let names = audio.names();
     handle.inbox().update_context(|c| c.audio_sources = names);
     let inputs = Inputs::start(

@@ -71,10 +71,21 @@ pub enum Picture {
 pub struct Rendered {
     pub frame: u64,
     pub picture: Picture,
+    /// The sound the model made with this frame (a model that makes sound, the first
+    /// time its frame is shown), to be heard from this frame's time.
+    pub sound: Option<Sound>,
     /// Cues whose effect this frame is the first to show.
     pub applied: Vec<AppliedCue>,
     /// Time spent in the model's step (zero when held).
     pub step_time: Duration,
+}
+
+/// Sound a model made with one of its frames.
+#[derive(Debug, Clone)]
+pub struct Sound {
+    /// Interleaved, in `format`.
+    pub samples: Arc<[f32]>,
+    pub format: crate::generator::AudioFormat,
 }
 
 /// Counters shared with whoever shows the frames.
@@ -266,6 +277,8 @@ pub struct Engine {
     process: Option<crate::worker::ProcessHandle>,
     /// Where live video for the model goes, for a model that takes one.
     video: Option<VideoIn>,
+    /// Where the program's sound goes, for a model that takes it.
+    sound: Option<crate::sound::SoundIn>,
     log: Arc<Mutex<CueLog>>,
     counters: Arc<Counters>,
     /// The take being recorded, shared so that a model stuck in a step at shutdown
@@ -318,9 +331,11 @@ impl Engine {
                 let loaded = ModelThread::load(config, shared, Box::new(deliver), worker_events);
                 match loaded {
                     Ok((mut model, status)) => {
-                        let (process, video) = match &model.model {
-                            model_thread::Model::Chunks(c) => (c.model().process(), c.video_in()),
-                            model_thread::Model::Frames(_) => (None, None),
+                        let (process, video, sound) = match &model.model {
+                            model_thread::Model::Chunks(c) => {
+                                (c.model().process(), c.video_in(), c.sound_in())
+                            }
+                            model_thread::Model::Frames(_) => (None, None, None),
                         };
                         let ready = (
                             model.model.info().clone(),
@@ -328,6 +343,7 @@ impl Engine {
                             status.clone(),
                             process,
                             video,
+                            sound,
                         );
                         if ready_tx.send(Ok(ready)).is_ok() {
                             model.run(req_rx, status);
@@ -342,7 +358,7 @@ impl Engine {
                 what: "engine".into(),
                 message: format!("cannot start the model thread: {e}"),
             })?;
-        let (info, device, status, process, video) = match ready_rx.recv() {
+        let (info, device, status, process, video, sound) = match ready_rx.recv() {
             Ok(Ok(ready)) => ready,
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -367,6 +383,7 @@ impl Engine {
             status,
             process,
             video,
+            sound,
             log,
             counters,
             take,
@@ -405,6 +422,11 @@ impl Engine {
     /// Where live video goes, for a model that takes a video input (`None` otherwise).
     pub fn video_in(&self) -> Option<&VideoIn> {
         self.video.as_ref()
+    }
+
+    /// Where the program's sound goes, for a model that takes sound (`None` otherwise).
+    pub fn sound_in(&self) -> Option<&crate::sound::SoundIn> {
+        self.sound.as_ref()
     }
 
     pub fn status(&self) -> Status {

@@ -355,6 +355,7 @@ impl ModelThread {
                                 "the show's world panicked: {}",
                                 panic_message(panic.as_ref())
                             ))),
+                            sound: None,
                             applied: Vec::new(),
                             step_time: Duration::ZERO,
                         }
@@ -467,6 +468,7 @@ impl ModelThread {
         Rendered {
             frame: target,
             picture,
+            sound: None,
             applied,
             step_time,
         }

@@ -25,8 +25,8 @@ use crate::camera::Pose;
 use crate::world::{InputState, World};
 use crate::EngineError;
 pub use cuecast_cue::model::{
-    Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode, PromptState,
-    VideoInput,
+    AudioFormat, Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode,
+    PromptState, VideoInput,
 };
 
 /// Everything one frame of a model may depend on, read from the show's world at that

@@ -19,7 +19,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode, VideoInput};
+use super::{
+    AudioFormat, Chunking, Fps, ImageInput, ModelInfo, ModelInputs, ParamSpec, PromptMode,
+    VideoInput,
+};
 use crate::cue::{key_codes, ACTION_AXES};
 use crate::EngineError;
 
@@ -98,7 +101,31 @@ struct ManifestV2 {
     pitch_limit: Option<f64>,
     #[serde(default)]
     config: Option<serde_yaml::Mapping>,
+    #[serde(default)]
+    audio: AudioField,
 }
+
+/// `audio`: the sound a model makes with its frames (`out`) and takes for each step
+/// (`in`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AudioField {
+    #[serde(default)]
+    out: Option<FormatField>,
+    #[serde(default, rename = "in")]
+    input: Option<FormatField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FormatField {
+    rate: u32,
+    #[serde(default = "one")]
+    channels: u32,
+}
+
+/// The sample rates a model's sound may have.
+pub const AUDIO_RATES: [u32; 6] = [8000, 16000, 22050, 24000, 44100, 48000];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -392,6 +419,32 @@ impl Package {
                 })
             }
         };
+        let audio_format =
+            |field: &str, f: &Option<FormatField>| -> Result<Option<AudioFormat>, String> {
+                let Some(f) = f else { return Ok(None) };
+                if !AUDIO_RATES.contains(&f.rate) {
+                    return Err(format!(
+                        "{field}.rate: one of {}, got {}",
+                        AUDIO_RATES.map(|r| r.to_string()).join(", "),
+                        f.rate
+                    ));
+                }
+                if !(1..=2).contains(&f.channels) {
+                    return Err(format!("{field}.channels: 1 or 2, got {}", f.channels));
+                }
+                if (u64::from(f.rate) * u64::from(fps.den)) % u64::from(fps.num) != 0 {
+                    return Err(format!(
+                        "{field}.rate: {} Hz is not a whole number of samples a frame at {}/{} fps",
+                        f.rate, fps.num, fps.den
+                    ));
+                }
+                Ok(Some(AudioFormat {
+                    rate: f.rate,
+                    channels: f.channels,
+                }))
+            };
+        let audio_out = audio_format("audio.out", &m.audio.out)?;
+        let audio_in = audio_format("audio.in", &m.audio.input)?;
         let Some(prompt) = PromptMode::from_manifest_name(&m.prompt) else {
             let names: Vec<&str> = PromptMode::MANIFEST_NAMES.iter().map(|(n, _)| *n).collect();
             return bad(
@@ -466,12 +519,14 @@ impl Package {
                 camera_pose: m.inputs.camera_pose,
                 image,
                 video,
+                audio: audio_in,
             },
             chunking: Chunking {
                 frames_per_step: m.frames_per_step,
                 first_step_frames: first,
                 latency_frames: m.latency_frames,
             },
+            audio: audio_out,
         };
         Ok(Package {
             dir: PathBuf::new(),
@@ -676,6 +731,37 @@ mod tests {
 
     fn parse(extra: &str) -> Result<Package, String> {
         Package::parse(&format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn sound_in_and_out_is_read_and_checked() {
+        let p = parse("audio: {out: {rate: 48000, channels: 2}, in: {rate: 16000}}\n").unwrap();
+        assert_eq!(
+            p.info.audio,
+            Some(AudioFormat {
+                rate: 48000,
+                channels: 2
+            })
+        );
+        let input = p.info.inputs.audio.unwrap();
+        assert_eq!((input.rate, input.channels), (16000, 1));
+        assert_eq!(input.per_frame(p.info.fps), 1000);
+        for (extra, field) in [
+            ("audio: {out: {rate: 44000}}\n", "audio.out.rate: one of"),
+            (
+                "audio: {in: {rate: 16000, channels: 6}}\n",
+                "audio.in.channels: 1 or 2",
+            ),
+        ] {
+            let e = parse(extra).unwrap_err();
+            assert!(e.starts_with(field), "{extra}: {e}");
+        }
+        let ntsc = BASE.replace("fps: 16", "fps: 30000/1001");
+        let e = Package::parse(&format!("{ntsc}audio: {{out: {{rate: 48000}}}}\n")).unwrap_err();
+        assert!(
+            e.starts_with("audio.out.rate: 48000 Hz is not a whole number"),
+            "{e}"
+        );
     }
 
     #[test]

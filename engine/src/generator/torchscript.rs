@@ -225,6 +225,7 @@ fn model_info(m: &Manifest) -> Result<ModelInfo, String> {
         hash: String::new(),
         inputs: Default::default(),
         chunking: Default::default(),
+        audio: None,
     })
 }
 

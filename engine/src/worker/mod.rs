@@ -103,11 +103,22 @@ pub struct RgbImage {
     pub data: Vec<u8>,
 }
 
+/// What a step takes beside each frame's inputs: the live video's newest frames (for a
+/// model that takes video) and the program's sound for its span (for one that takes
+/// sound), interleaved at the model's rate.
+#[derive(Debug, Default, Clone)]
+pub struct StepMedia {
+    pub video: Vec<Arc<RgbImage>>,
+    pub sound: Vec<f32>,
+}
+
 /// A chunk the worker made, copied into the show's frames.
 #[derive(Debug)]
 pub struct Chunk {
     pub id: u64,
     pub frames: Vec<Frame>,
+    /// Its sound, interleaved at the model's rate, for a model that makes sound.
+    pub sound: Vec<f32>,
     /// Depth per frame at the native size, when the model makes depth.
     pub depth: Vec<Vec<f32>>,
     /// Time in the model's `step`.
@@ -295,6 +306,13 @@ impl Worker {
             info.inputs
                 .video
                 .map(|v| (v.frames as usize, v.width as usize, v.height as usize)),
+            (
+                info.inputs
+                    .audio
+                    .map_or(0, |a| frames * a.per_frame(info.fps) * a.channels as usize),
+                info.audio
+                    .map_or(0, |a| frames * a.per_frame(info.fps) * a.channels as usize),
+            ),
         );
         let shm =
             Shm::create(layout).map_err(|e| fail(format!("cannot make its shared memory: {e}")))?;
@@ -385,12 +403,12 @@ impl Worker {
     /// terms: `terms`) from `video` (the input video's frames this step takes, for a
     /// model that takes one), copied into frames from `pool`; the result comes as
     /// [`WorkerEvent::Chunk`] with the id returned here.
-    pub fn step(&self, frames: Vec<FrameInput>, video: Vec<Arc<RgbImage>>, pool: FramePool) -> u64 {
+    pub fn step(&self, frames: Vec<FrameInput>, media: StepMedia, pool: FramePool) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.send(Command::Step {
             id,
             frames,
-            video,
+            media,
             pool,
         });
         id

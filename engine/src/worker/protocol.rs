@@ -24,6 +24,8 @@ const MAX_TRACEBACK: usize = 16 << 10;
 const MAX_MS: f64 = 3_600_000.0;
 
 /// A message from cuecast to the worker.
+// A request is made, written and dropped one at a time: its size is never multiplied.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
@@ -46,6 +48,9 @@ pub enum Request {
         out: Out,
         #[serde(skip_serializing_if = "Option::is_none")]
         video: Option<VideoAt>,
+        /// The program's sound for the step's span, for a model that takes it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        audio: Option<SoundAt>,
     },
     /// Write the compact state to `path` (as the worker sees it), at most
     /// `state_limit_bytes`.
@@ -106,11 +111,22 @@ pub struct VideoAt {
 }
 
 /// Where a step's frames go in shared memory: RGB at `rgb`, depth (when the model
-/// makes it) at `depth`.
+/// makes it) at `depth`, its sound (when it makes sound) at `audio`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Out {
     pub rgb: usize,
     pub depth: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<SoundAt>,
+}
+
+/// Sound in shared memory: `samples` x `channels` interleaved float32 at `rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SoundAt {
+    pub offset: usize,
+    pub samples: usize,
+    pub channels: usize,
+    pub rate: u32,
 }
 
 /// A step's inputs, a row per frame, as `step` receives them; only those the model
@@ -331,7 +347,19 @@ mod tests {
                 out: Out {
                     rgb: 0,
                     depth: None,
+                    audio: Some(SoundAt {
+                        offset: 39_616,
+                        samples: 400,
+                        channels: 1,
+                        rate: 16_000,
+                    }),
                 },
+                audio: Some(SoundAt {
+                    offset: 38_016,
+                    samples: 400,
+                    channels: 1,
+                    rate: 16_000,
+                }),
                 video: Some(VideoAt {
                     offset: 34_560,
                     frames: 2,

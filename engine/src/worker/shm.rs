@@ -15,6 +15,8 @@
 //! depth      depth  frames x height x width x 4   f32 metres (when the model makes depth)
 //! image      image  height x width x 3            RGB u8: the image `reset` starts from
 //! video      video  n x vh x vw x 3               RGB u8: a step's input video (v2v models)
+//! sound_in   f32    samples x channels            a step's program sound (voice-driven)
+//! sound_out  f32    samples x channels            a step's own sound (audio-video models)
 //! ```
 //!
 //! One step is in flight at a time and its frames are copied out before the next is
@@ -35,6 +37,9 @@ pub struct Layout {
     pub image: usize,
     /// A step's input video, for a model that takes one.
     pub video: Option<VideoRegion>,
+    /// A step's sound in and out (offset, floats), for a model that takes or makes it.
+    pub sound_in: Option<(usize, usize)>,
+    pub sound_out: Option<(usize, usize)>,
     pub bytes: usize,
 }
 
@@ -62,6 +67,7 @@ impl Layout {
         frames: usize,
         depth: bool,
         video: Option<(usize, usize, usize)>,
+        sound: (usize, usize),
     ) -> Layout {
         let align = |n: usize| n.div_ceil(64) * 64;
         let rgb = frames * width * height * 3;
@@ -79,6 +85,11 @@ impl Layout {
             height,
         });
         let end = video.map_or(video_at, |v| v.offset + v.frames * v.frame_bytes());
+        let (floats_in, floats_out) = sound;
+        let sound_in = (floats_in > 0).then(|| (align(end), floats_in));
+        let end = sound_in.map_or(end, |(at, n)| at + n * 4);
+        let sound_out = (floats_out > 0).then(|| (align(end), floats_out));
+        let end = sound_out.map_or(end, |(at, n)| at + n * 4);
         Layout {
             width,
             height,
@@ -86,6 +97,8 @@ impl Layout {
             depth: depth.then_some(depth_at),
             image,
             video,
+            sound_in,
+            sound_out,
             bytes: align(end),
         }
     }
@@ -171,7 +184,7 @@ mod tests {
 
     #[test]
     fn the_memory_cannot_be_shrunk_under_a_reader() {
-        let shm = Shm::create(Layout::new(16, 8, 2, false, None)).unwrap();
+        let shm = Shm::create(Layout::new(16, 8, 2, false, None, (0, 0))).unwrap();
         // SAFETY: plain syscalls on the descriptor `shm` owns.
         let r = unsafe { libc::ftruncate(shm.fd(), 0) };
         assert_eq!(r, -1);
@@ -184,7 +197,7 @@ mod tests {
 
     #[test]
     fn regions_do_not_overlap_and_are_aligned() {
-        let l = Layout::new(832, 480, 12, true, Some((4, 512, 288)));
+        let l = Layout::new(832, 480, 12, true, Some((4, 512, 288)), (800, 1600));
         assert_eq!(l.depth, Some(832 * 480 * 3 * 12));
         assert!(l.image >= l.depth.unwrap() + 12 * 832 * 480 * 4);
         let v = l.video.unwrap();
@@ -192,7 +205,10 @@ mod tests {
         assert_eq!(v.offset % 64, 0);
         assert!(l.bytes >= v.offset + 4 * 512 * 288 * 3);
         assert_eq!(l.image % 64, 0);
-        let l = Layout::new(100, 50, 1, false, None);
+        let (si, so) = (l.sound_in.unwrap(), l.sound_out.unwrap());
+        assert!(si.0 >= v.offset + 4 * 512 * 288 * 3 && so.0 >= si.0 + 800 * 4);
+        assert!(l.bytes >= so.0 + 1600 * 4);
+        let l = Layout::new(100, 50, 1, false, None, (0, 0));
         assert_eq!(l.depth, None);
         assert_eq!(l.video, None);
         assert!(l.bytes >= l.image + 100 * 50 * 3);

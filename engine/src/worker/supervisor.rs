@@ -14,7 +14,7 @@ pub(super) enum Command {
     Step {
         id: u64,
         frames: Vec<FrameInput>,
-        video: Vec<Arc<RgbImage>>,
+        media: StepMedia,
         pool: FramePool,
     },
     Reset {
@@ -309,10 +309,10 @@ impl Supervisor {
             Command::Step {
                 id,
                 frames,
-                video,
+                media,
                 pool,
             } => {
-                let m = self.step_message(id, &frames, &video);
+                let m = self.step_message(id, &frames, &media);
                 let op = Op::Step {
                     id,
                     frames: frames.len(),

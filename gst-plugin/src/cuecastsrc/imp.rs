@@ -152,7 +152,14 @@ pub struct CuecastSrc {
     /// `rendered`, `repeated` and `failed` properties read, also after the stop.
     counters: Mutex<Option<Arc<Counters>>>,
     frames: AtomicU64,
+    /// Where the sound a model makes with its frames goes, with the running time it is
+    /// heard from (an application's program audio; see `CuecastSrc::set_sound_sink`).
+    sound_sink: Mutex<Option<SoundSink>>,
 }
+
+/// Takes a model's sound and the running time its frame is stamped with.
+pub(crate) type SoundSink =
+    Arc<dyn Fn(gst::ClockTime, &cuecast_engine::engine::Sound) + Send + Sync>;
 
 #[glib::object_subclass]
 impl ObjectSubclass for CuecastSrc {
@@ -342,6 +349,14 @@ impl CuecastSrc {
         // Every model property is now as given.
         settings.refused.clear();
         Ok(())
+    }
+
+    pub(super) fn sound_in(&self) -> Option<cuecast_engine::sound::SoundIn> {
+        self.state.lock().engine.as_ref()?.sound_in().cloned()
+    }
+
+    pub(super) fn set_sound_sink(&self, sink: Option<SoundSink>) {
+        *self.sound_sink.lock() = sink;
     }
 
     /// The live video into the model, for a model that takes one (while started).
@@ -838,6 +853,9 @@ impl PushSrcImpl for CuecastSrc {
         drop(state);
         if let Some(r) = &fresh {
             self.post_cue_applied(r, t0.saturating_sub(shift), &video);
+            if let (Some(sound), Some(sink)) = (&r.sound, self.sound_sink.lock().clone()) {
+                sink(pts.saturating_sub(shift), sound);
+            }
         }
         Ok(CreateSuccess::NewBuffer(buffer))
     }

@@ -45,6 +45,22 @@ impl CuecastSrc {
         self.imp().set_shift(shift)
     }
 
+    /// Where the sound a model makes with its frames goes: `sink` is called with each
+    /// frame's sound as the frame goes out, and the running time the frame is stamped
+    /// with (when its sound begins). The daemon mixes it into the program audio.
+    pub fn set_sound_sink(
+        &self,
+        sink: impl Fn(gst::ClockTime, &cuecast_engine::engine::Sound) + Send + Sync + 'static,
+    ) {
+        self.imp().set_sound_sink(Some(std::sync::Arc::new(sink)));
+    }
+
+    /// The program's sound into the model, for a model that takes sound (while
+    /// started): what an application feeds its program audio into.
+    pub fn sound_in(&self) -> Option<cuecast_engine::sound::SoundIn> {
+        self.imp().sound_in()
+    }
+
     /// The running show, for an application that steers it from Rust (the `cuecast`
     /// daemon): cues, status, metrics. `None` until the element has started
     /// (READY → PAUSED) and after it stopped.

@@ -42,9 +42,10 @@ use crate::generator::package::{Package, StateRollback};
 use crate::generator::FrameInput;
 use crate::generator::{write_image, PromptMode};
 use crate::media::Images;
+use crate::sound::SoundIn;
 use crate::take::Size;
 use crate::video_in::VideoIn;
-use crate::worker::{RgbImage, WorkerEvent};
+use crate::worker::{RgbImage, StepMedia, WorkerEvent};
 use clock::{slot_at, slot_frame};
 pub(crate) use runtime::ChunkModel;
 
@@ -61,6 +62,8 @@ struct Made {
     pose: Pose,
     /// The first frame after the model started over (what its take record says).
     reset: bool,
+    /// The sound the model made with it (a model that makes sound).
+    sound: Option<Arc<[f32]>>,
 }
 
 /// The chunk in flight: its slots and their poses.
@@ -78,6 +81,8 @@ pub(in crate::engine) struct Chunked {
     images: Images,
     /// The live video the model restyles, for a model that takes one.
     video: Option<VideoIn>,
+    /// The program's sound, for a model that takes it.
+    sound: Option<SoundIn>,
     package: Package,
     /// Made frames, oldest first, at the model's native size.
     buffer: VecDeque<Made>,
@@ -138,10 +143,16 @@ impl Chunked {
         let keep = 3 * c.frames_per_step.max(c.first_step_frames) as usize + 8;
         let native = FramePool::keeping(info.width as usize, info.height as usize, keep);
         let video = info.inputs.video.map(|v| VideoIn::new(v, live));
+        let largest = c.frames_per_step.max(c.first_step_frames) as usize;
+        let sound = info
+            .inputs
+            .audio
+            .map(|a| SoundIn::new(a, largest * a.per_frame(info.fps)));
         Chunked {
             model,
             images,
             video,
+            sound,
             buffer: VecDeque::new(),
             in_flight: None,
             next_slot: 0,
@@ -183,6 +194,11 @@ impl Chunked {
     /// Where the live video for the model goes, for a model that takes one.
     pub(in crate::engine) fn video_in(&self) -> Option<VideoIn> {
         self.video.clone()
+    }
+
+    /// Where the program's sound for the model goes, for a model that takes it.
+    pub(in crate::engine) fn sound_in(&self) -> Option<SoundIn> {
+        self.sound.clone()
     }
 
     pub(super) fn has_state(&self) -> bool {
@@ -314,6 +330,14 @@ impl ModelThread {
         }
         self.did_reset = fresh.as_ref().is_some_and(|m| m.reset);
         let started = Instant::now();
+        // A frame's sound is heard from when the frame first goes on air; a skipped
+        // frame's is lost with it (the model stays on its clock).
+        let format = self.chunks().info().audio;
+        let sound = fresh
+            .as_ref()
+            .and_then(|m| m.sound.clone())
+            .zip(format)
+            .map(|(samples, format)| Sound { samples, format });
         let frame_and_pose = match fresh {
             Some(m) => {
                 let frame = self.to_show_size(&m.frame);
@@ -391,6 +415,7 @@ impl ModelThread {
         Some(Rendered {
             frame: n,
             picture,
+            sound,
             applied,
             step_time,
         })
@@ -555,7 +580,14 @@ impl ModelThread {
         // The newest input video: a model reset does not flush it, as what waits is
         // already no more than one step's newest frames, the best a fresh start can see.
         let video = c.video.as_ref().map(VideoIn::take).unwrap_or_default();
-        let id = c.model.step(frames, video, c.native.clone());
+        // The program's sound for the chunk's span: its newest, as much as it lasts.
+        let sound = c
+            .sound
+            .as_ref()
+            .map(|s| s.take(frames.len() * s.format().per_frame(native)))
+            .unwrap_or_default();
+        let media = StepMedia { video, sound };
+        let id = c.model.step(frames, media, c.native.clone());
         let reset = reset || std::mem::take(&mut c.restarted_fresh);
         c.in_flight = Some(Asked { id, slots, reset });
         c.next_slot = first + count;
@@ -593,6 +625,13 @@ impl ModelThread {
                 c.fresh = false;
                 let made = chunk.frames.len() as u64;
                 let mut depth = chunk.depth.into_iter();
+                // Each frame's share of the chunk's sound.
+                let per_frame = c
+                    .package
+                    .info
+                    .audio
+                    .map_or(0, |a| a.per_frame(c.package.info.fps) * a.channels as usize);
+                let mut sound = chunk.sound.chunks(per_frame.max(1));
                 let slots = asked.slots.into_iter().zip(chunk.frames).enumerate();
                 for (i, ((slot, pose), frame)) in slots {
                     c.buffer.push_back(Made {
@@ -601,6 +640,7 @@ impl ModelThread {
                         depth: depth.next(),
                         pose,
                         reset: asked.reset && i == 0,
+                        sound: sound.next().filter(|_| per_frame > 0).map(Arc::from),
                     });
                 }
                 self.failing = 0;

@@ -104,6 +104,7 @@ impl Procedural {
                 hash: "procedural-1".into(),
                 inputs: Default::default(),
                 chunking: Default::default(),
+                audio: None,
             },
             device,
             map: TerrainMap::new(look.shape, seed),

@@ -67,8 +67,9 @@ impl Supervisor {
         &mut self,
         id: u64,
         frames: &[FrameInput],
-        video: &[Arc<RgbImage>],
+        media: &StepMedia,
     ) -> Request {
+        let video = &media.video;
         let inputs = super::super::terms::columns(frames, &self.package.info);
         let video = self.shm.layout.video.map(|region| {
             let n = region.frame_bytes();
@@ -86,6 +87,26 @@ impl Supervisor {
                 height: region.height,
             }
         });
+        let info = &self.package.info;
+        let sound_at = |at: Option<(usize, usize)>,
+                        format: Option<crate::generator::AudioFormat>| {
+            let ((offset, _), f) = (at?, format?);
+            Some(protocol::SoundAt {
+                offset,
+                samples: frames.len() * f.per_frame(info.fps),
+                channels: f.channels as usize,
+                rate: f.rate,
+            })
+        };
+        let audio = sound_at(self.shm.layout.sound_in, info.inputs.audio);
+        if let Some(a) = audio {
+            // The step's span of program sound, silence where there was none.
+            let n = a.samples * a.channels;
+            let at = self.shm.bytes_mut(a.offset, n * 4);
+            for (i, b) in at.chunks_exact_mut(4).enumerate() {
+                b.copy_from_slice(&media.sound.get(i).copied().unwrap_or(0.0).to_ne_bytes());
+            }
+        }
         Request::Step {
             id,
             frames: frames.len(),
@@ -93,8 +114,10 @@ impl Supervisor {
             out: protocol::Out {
                 rgb: 0,
                 depth: self.shm.layout.depth,
+                audio: sound_at(self.shm.layout.sound_out, info.audio),
             },
             video,
+            audio,
         }
     }
 
@@ -292,6 +315,26 @@ impl Supervisor {
             }
             out.push(buf.freeze());
         }
+        let sound = match (self.shm.layout.sound_out, self.package.info.audio) {
+            (Some((at, _)), Some(f)) => {
+                let n = frames * f.per_frame(self.package.info.fps) * f.channels as usize;
+                self.shm
+                    .bytes(at, n * 4)
+                    .chunks_exact(4)
+                    .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                    // What is not a finite sample in full scale (the memory is the
+                    // model's to write) is silence.
+                    .map(|s| {
+                        if s.is_finite() {
+                            s.clamp(-1.0, 1.0)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let depth = if m.depth == Some(true) {
             (0..frames).filter_map(|i| self.shm.depth(i)).collect()
         } else {
@@ -310,6 +353,7 @@ impl Supervisor {
         Ok(Chunk {
             id,
             frames: out,
+            sound,
             depth,
             step,
             transfer,

@@ -4,17 +4,17 @@
 //! in-process model on a thread of its own would be another, paced the same way.
 
 use super::*;
-use crate::worker::ProcessHandle;
+use crate::worker::{ProcessHandle, StepMedia};
 
 /// A model that makes chunks off the model thread (see the module doc).
 ///
 /// What the model is (its size, rate, chunking, inputs) is its package's, which the
 /// pacing holds beside it.
 pub(crate) trait ChunkModel: Send {
-    /// Asks for a chunk of `frames.len()` frames, from `video` (the input video's
-    /// frames for this step, for a model that takes one), written into frames from
-    /// `pool`; the answer is a [`WorkerEvent::Chunk`] with the id returned here.
-    fn step(&self, frames: Vec<FrameInput>, video: Vec<Arc<RgbImage>>, pool: FramePool) -> u64;
+    /// Asks for a chunk of `frames.len()` frames, from `media` (the live video and
+    /// program sound for this step, for a model that takes them), written into frames
+    /// from `pool`; the answer is a [`WorkerEvent::Chunk`] with the id returned here.
+    fn step(&self, frames: Vec<FrameInput>, media: StepMedia, pool: FramePool) -> u64;
 
     /// Starts the model over from `seed`, `prompt` and the image, if any.
     fn reset(&self, seed: u64, prompt: &str, image: Option<Arc<RgbImage>>);
@@ -39,8 +39,8 @@ pub(crate) trait ChunkModel: Send {
 }
 
 impl ChunkModel for Worker {
-    fn step(&self, frames: Vec<FrameInput>, video: Vec<Arc<RgbImage>>, pool: FramePool) -> u64 {
-        Worker::step(self, frames, video, pool)
+    fn step(&self, frames: Vec<FrameInput>, media: StepMedia, pool: FramePool) -> u64 {
+        Worker::step(self, frames, media, pool)
     }
 
     fn reset(&self, seed: u64, prompt: &str, image: Option<Arc<RgbImage>>) {
