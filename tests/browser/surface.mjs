@@ -235,6 +235,20 @@ const cases = {
     await until('the preview still live', () => page.locator('#outputs tr[data-key="preview"] .state').innerText().then((t) => t === 'live'));
   },
 
+  async sound(page) {
+    // The show mixes a test tone (input `tone`): its meter moves, and Mute mutes it.
+    const row = page.locator('#audio tr[data-key="tone"]');
+    await until('the tone\'s meter to show its level', () => row.locator('meter').evaluate((m) => m.value > -30));
+    assert.match(await row.locator('.level-text').innerText(), /dBFS/);
+    await shot(page, 'sound');
+    await row.locator('button.mute').click();
+    await until('the tone muted in the show', async () => (await status()).audio[0].muted === true);
+    await until('the meter to fall silent', () => row.locator('.level-text').innerText().then((t) => t === 'silent'));
+    await row.locator('button', { hasText: '−3 dB' }).click();
+    await until('the gain lowered by 3 dB', async () => (await status()).audio[0].gain_db === -9);
+    await shot(page, 'sound-muted');
+  },
+
   async takes(page) {
     await until('the page to be ready', () => page.locator('#log').innerText().then((t) => t.includes('control surface ready')));
     await page.click('#take-toggle');

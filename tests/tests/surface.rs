@@ -358,3 +358,16 @@ fn an_image_uploaded_from_the_page_starts_the_model_over_and_other_files_are_ref
     assert!(daemon.dir.join("media/start.png").is_file());
     assert!(!daemon.dir.join("media/notes.txt").exists());
 }
+
+#[test]
+fn the_sound_card_meters_each_source_and_mutes_and_turns_it_down_with_cues() {
+    let _turn = serial();
+    let d = Daemon::start(
+        "surface-sound",
+        &format!(
+            "inputs:\n  - {{name: tone, type: test, tone_hz: 440}}\naudio:\n  - {{input: tone, gain_db: -6}}\n{PREVIEW}"
+        ),
+        &[],
+    );
+    browser("sound", &d, &[]);
+}

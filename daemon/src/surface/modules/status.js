@@ -1,7 +1,7 @@
 // The show's status, polled: health, the model's process, outputs, the take; and the
 // preview picture.
 
-import { $, STATUS_EVERY_MS, act, api, askToken, enc, log, post, token } from './api.js';
+import { $, STATUS_EVERY_MS, act, api, askToken, cue, enc, log, post, token } from './api.js';
 import { renderRundown, rundownShown } from './show.js';
 import { loadModel, renderParamValues } from './steer.js';
 
@@ -78,6 +78,7 @@ function renderStatus(s) {
   $('config-error').hidden = !warn;
   renderParamValues(s.params);
   renderOutputs(s.outputs || []);
+  renderAudio(s.audio || []);
   if (!rundownShown || JSON.stringify(s.rundown) !== rundownShown) renderRundown(s.rundown);
   if (s.auth && !token && !$('token-dialog').open && !askedOnce) {
     askedOnce = true;
@@ -183,6 +184,42 @@ function renderOutputs(outputs) {
     const [start, stop] = row.querySelectorAll('button');
     stop.disabled = o.state === 'stopped';
     start.textContent = o.state === 'stopped' ? 'Start' : 'Restart';
+  });
+}
+
+// The program's sound: a meter, the gain and a mute per source; each change is an
+// `audio` cue, so it lands on a frame and is in the take's log like any other.
+function renderAudio(sources) {
+  $('audio-card').hidden = sources.length === 0;
+  syncRows($('audio'), sources, (a) => a.name, (a) => {
+    const quieter = el('button', { type: 'button', textContent: '−3 dB', title: 'Lower the gain by 3 dB' });
+    const louder = el('button', { type: 'button', textContent: '+3 dB', title: 'Raise the gain by 3 dB' });
+    const mute = el('button', { type: 'button', className: 'mute' });
+    const gain = (step) => () => {
+      const now = Number(quieter.closest('tr').dataset.gain);
+      const to = Math.max(-60, Math.min(12, now + step));
+      act(`gain ${a.name}`, () => cue({ type: 'audio', source: a.name, gain_db: to, ramp_s: 0.2 }));
+    };
+    quieter.addEventListener('click', gain(-3));
+    louder.addEventListener('click', gain(3));
+    mute.addEventListener('click', () => {
+      const muted = mute.closest('tr').dataset.muted === 'true';
+      act(`mute ${a.name}`, () => cue({ type: 'audio', source: a.name, mute: !muted }));
+    });
+    return el('tr', {},
+      el('td', {}, el('b', { className: 'name' }), el('span', { className: 'detail gain' })),
+      el('td', {}, el('meter', { className: 'level', min: -60, max: 0, low: -18, high: -6, optimum: -20 }),
+        el('span', { className: 'detail level-text' })),
+      el('td', {}, quieter, ' ', louder, ' ', mute));
+  }, (row, a) => {
+    row.querySelector('.name').textContent = a.name;
+    row.querySelector('.gain').textContent = `${a.gain_db > 0 ? '+' : ''}${fmt(a.gain_db, 1)} dB${a.receiving ? '' : ' · no sound coming'}`;
+    row.querySelector('.level').value = Math.max(-60, a.level_db);
+    row.querySelector('.level-text').textContent = a.level_db <= -99 ? 'silent' : `${fmt(a.level_db, 0)} dBFS`;
+    row.querySelector('.mute').textContent = a.muted ? 'Unmute' : 'Mute';
+    row.querySelector('.mute').classList.toggle('on', a.muted);
+    row.dataset.gain = a.gain_db;
+    row.dataset.muted = a.muted;
   });
 }
 
