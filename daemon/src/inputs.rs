@@ -31,8 +31,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::audio::ProgramAudio;
-use crate::config::{Input, InputKind, SrtMode};
+use crate::config::{Input, InputKind, SrtMode, VideoFallback};
 use crate::events::{Event, Events};
+use cuecast_engine::worker::RgbImage;
 
 /// A live input with no frame for this long is taken for dropped.
 const STALE: Duration = Duration::from_secs(2);
@@ -108,6 +109,9 @@ struct Shared {
     events: Events,
     /// Where inputs' sound goes.
     audio: Option<ProgramAudio>,
+    /// What the model is given while the input feeding it is down, and the media
+    /// folder a still is read from.
+    fallback: (VideoFallback, std::path::PathBuf),
 }
 
 /// Which input feeds the model's video input, if any.
@@ -132,6 +136,7 @@ impl Inputs {
         feed: Option<String>,
         video: Option<VideoIn>,
         audio: Option<ProgramAudio>,
+        fallback: (VideoFallback, std::path::PathBuf),
         events: Events,
     ) -> Inputs {
         let me = Inputs(Arc::new(Shared {
@@ -139,6 +144,7 @@ impl Inputs {
             feed: Arc::new(Mutex::new(Feed { input: None, video })),
             events,
             audio,
+            fallback,
         }));
         me.apply(inputs, feed);
         me
@@ -157,20 +163,19 @@ impl Inputs {
                 f.input = feed.clone();
             }
         }
-        let mut running = self.0.running.lock();
-        let keep: Vec<String> = running
-            .iter()
-            .filter(|(name, r)| inputs.iter().any(|i| &i.name == *name && *i == r.input))
-            .map(|(name, _)| name.clone())
-            .collect();
         let gone: Vec<Running> = {
-            let names: Vec<String> = running.keys().cloned().collect();
-            names
+            let mut running = self.0.running.lock();
+            let changed: Vec<String> = running
+                .iter()
+                .filter(|(n, r)| !inputs.iter().any(|i| &i.name == *n && *i == r.input))
+                .map(|(n, _)| n.clone())
+                .collect();
+            changed
                 .into_iter()
-                .filter(|n| !keep.contains(n))
                 .filter_map(|n| running.remove(&n))
                 .collect()
         };
+        // Stopped with the table unlocked: status answers meanwhile.
         for r in &gone {
             r.stop.store(true, Ordering::Relaxed);
         }
@@ -181,6 +186,7 @@ impl Inputs {
                 tracing::info!("input {name:?} removed");
             }
         }
+        let mut running = self.0.running.lock();
         for input in inputs {
             if let Some(r) = running.get(&input.name) {
                 r.status.lock().feeds_model = feed.as_ref() == Some(&input.name);
@@ -216,6 +222,7 @@ impl Inputs {
                 feed: self.0.feed.clone(),
                 events: self.0.events.clone(),
                 audio: self.0.audio.clone(),
+                fallback: self.0.fallback.clone(),
             };
             std::thread::Builder::new()
                 .name(format!("cuecast-in-{}", input.name))
@@ -283,6 +290,7 @@ struct Supervisor {
     feed: Arc<Mutex<Feed>>,
     events: Events,
     audio: Option<ProgramAudio>,
+    fallback: (VideoFallback, std::path::PathBuf),
 }
 
 /// When one run of an input's pipeline last gave a frame.
@@ -301,6 +309,7 @@ impl Supervisor {
                 attempt = 0;
             }
             attempt += 1;
+            self.fall_back();
             let error = format!(
                 "inputs.{}.{}: {why}",
                 self.input.name,
@@ -322,6 +331,36 @@ impl Supervisor {
             }
         }
         self.status.lock().state = InputState::Stopped;
+    }
+
+    /// The input is down: when it feeds the model, the model is given the show's
+    /// `video_fallback` (held: its last frame stays, as the model's video input does
+    /// by itself).
+    fn fall_back(&self) {
+        let video = {
+            let f = self.feed.lock();
+            f.video
+                .clone()
+                .filter(|_| f.input.as_ref() == Some(&self.input.name))
+        };
+        let Some(video) = video else { return };
+        let (w, h) = (video.input().width as usize, video.input().height as usize);
+        let picture = match &self.fallback.0 {
+            VideoFallback::Hold => return,
+            VideoFallback::Black => Ok(RgbImage {
+                width: w,
+                height: h,
+                data: vec![0; w * h * 3],
+            }),
+            VideoFallback::Still(name) => cuecast_engine::media::load(&self.fallback.1, name, w, h),
+        };
+        match picture {
+            Ok(p) => video.push(p),
+            Err(e) => tracing::warn!(
+                "input {:?} is down and its fallback could not be read ({e}): the model keeps its last frame",
+                self.input.name
+            ),
+        }
     }
 
     fn stopped(&self) -> bool {

@@ -122,7 +122,7 @@ fn an_srt_input_feeds_the_model_and_comes_back_after_its_sender_does_with_the_ra
     let d = Daemon::start_with_show(
         "input-srt",
         &format!(
-            "name: v2v\nbackend: python\nmodel: {}\ndevice: cpu\nfallback: hold\nvideo_input: cam\n",
+            "name: v2v\nbackend: python\nmodel: {}\ndevice: cpu\nfallback: hold\nvideo_input: cam\nvideo_fallback: black\n",
             pkg.display()
         ),
         &format!(
@@ -146,7 +146,8 @@ fn an_srt_input_feeds_the_model_and_comes_back_after_its_sender_does_with_the_ra
     });
     wait_blue(&d, 200.0);
 
-    // The camera goes away: the input says so; the model holds its last frame.
+    // The camera goes away: the input says so; the model is given black (the show's
+    // video_fallback), and the show goes on.
     camera.kill().unwrap();
     camera.wait().unwrap();
     wait_until(Duration::from_secs(10), "the input is retrying", || {
@@ -155,7 +156,7 @@ fn an_srt_input_feeds_the_model_and_comes_back_after_its_sender_does_with_the_ra
     let s = input_state(&d);
     let error = s["error"].as_str().unwrap_or_default();
     assert!(error.starts_with("inputs.cam.address: "), "{s}");
-    wait_blue(&d, 200.0);
+    wait_blue(&d, 0.0);
 
     // It comes back, showing something else now.
     let mut camera = sender(port, 60);

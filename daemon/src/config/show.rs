@@ -20,6 +20,8 @@ pub struct Show {
     pub osc_map: BTreeMap<String, Value>,
     /// The input whose video feeds a model that takes video (`video_input`).
     pub video_input: Option<String>,
+    /// What the model is given while that input is down (`video_fallback`).
+    pub video_fallback: VideoFallback,
     /// The model makes sound with its frames (its manifest's `audio.out`).
     pub model_sound: bool,
 }
@@ -34,6 +36,7 @@ impl Default for Show {
             osc_prefix: "/cuecast".into(),
             osc_map: BTreeMap::new(),
             video_input: None,
+            video_fallback: VideoFallback::Hold,
             model_sound: false,
         }
     }
@@ -66,6 +69,20 @@ pub(super) struct RawShow {
     osc: RawOscMap,
     #[serde(default)]
     video_input: Option<String>,
+    #[serde(default)]
+    video_fallback: Option<String>,
+}
+
+/// What a model that takes video is given while its input is down.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VideoFallback {
+    /// The input's last frame, again and again.
+    #[default]
+    Hold,
+    /// Black frames.
+    Black,
+    /// A picture of the media folder (PNG or JPEG).
+    Still(String),
 }
 
 /// The keys of [`ModelSettings`] (a preset's model settings are at its top level, beside
@@ -188,6 +205,25 @@ impl Show {
                 model_sound = package.info.audio.is_some();
             }
         }
+        let video_fallback = match raw.video_fallback.as_deref() {
+            None | Some("hold") => VideoFallback::Hold,
+            Some("black") => VideoFallback::Black,
+            Some(s) => match s.strip_prefix("still:") {
+                Some(name) if cuecast_engine::cue::is_image_name(name) => {
+                    VideoFallback::Still(name.to_owned())
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        path,
+                        "video_fallback".to_owned(),
+                        format!(
+                            "{:?}: hold, black, or still:NAME (a .png or .jpg in the media folder)",
+                            s.chars().take(80).collect::<String>()
+                        ),
+                    ))
+                }
+            },
+        };
         if let (Some(name), false) = (&raw.video_input, takes_video) {
             return Err(ConfigError::new(
                 path,
@@ -273,6 +309,7 @@ impl Show {
             osc_prefix: raw.osc.prefix,
             osc_map: raw.osc.map,
             video_input: raw.video_input,
+            video_fallback,
             model_sound,
         })
     }

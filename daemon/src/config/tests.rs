@@ -468,6 +468,36 @@ fn a_show_feeds_its_model_only_from_an_input_that_exists_and_a_model_that_takes_
     );
     let c = Config::load_with_env(&path, &env).unwrap();
     assert_eq!(c.show.video_input.as_deref(), Some("cam"));
+    assert_eq!(c.show.video_fallback, VideoFallback::Hold);
+    for (fallback, ok) in [
+        ("black", Some(VideoFallback::Black)),
+        (
+            "still:card.png",
+            Some(VideoFallback::Still("card.png".into())),
+        ),
+        ("still:../card.png", None),
+        ("grey", None),
+    ] {
+        d.write(
+            "show.yaml",
+            &format!(
+                "backend: python\nmodel: {}\nvideo_input: cam\nvideo_fallback: \"{fallback}\"\n",
+                restyle.display()
+            ),
+        );
+        match (Config::load_with_env(&path, &env), ok) {
+            (Ok(c), Some(want)) => assert_eq!(c.show.video_fallback, want),
+            (Err(e), None) => assert_eq!(e.field.as_deref(), Some("video_fallback"), "{e}"),
+            (other, want) => panic!("{fallback}: {other:?}, wanted {want:?}"),
+        }
+    }
+    d.write(
+        "show.yaml",
+        &format!(
+            "backend: python\nmodel: {}\nvideo_input: cam\n",
+            restyle.display()
+        ),
+    );
     assert!(c.summary().join("\n").contains("(feeds the model)"));
     let path = d.write(
         "other.yaml",

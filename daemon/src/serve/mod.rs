@@ -161,6 +161,7 @@ pub fn serve(config_path: &Path, ready: Option<&Path>) -> Result<()> {
         show.video_input.clone(),
         video_in,
         Some(audio.clone()),
+        (show.video_fallback.clone(), config.media.clone()),
         events.clone(),
     );
     let outputs = Outputs::start(
