@@ -305,6 +305,7 @@ impl Supervisor {
             let started = Instant::now();
             let (outcome, live_since) = self.session();
             let Err(why) = outcome else { break };
+            let why = self.scrubbed(why);
             if live_since.is_some_and(|t| t.elapsed() >= STABLE) {
                 attempt = 0;
             }
@@ -361,6 +362,21 @@ impl Supervisor {
                 self.input.name
             ),
         }
+    }
+
+    /// `text` without the input's secrets: a GStreamer error may quote its location,
+    /// and an RTMP URL holds the stream's key.
+    fn scrubbed(&self, text: String) -> String {
+        let mut text = text;
+        match &self.input.kind {
+            InputKind::Rtmp { url } => text = text.replace(url.expose(), &self.input.kind.source()),
+            InputKind::Srt {
+                passphrase: Some(p),
+                ..
+            } => text = text.replace(p.expose(), "<passphrase>"),
+            _ => {}
+        }
+        text
     }
 
     fn stopped(&self) -> bool {

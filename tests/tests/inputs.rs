@@ -195,3 +195,34 @@ fn an_srt_input_feeds_the_model_and_comes_back_after_its_sender_does_with_the_ra
     let s = d.get("/api/v1/status");
     assert!(s["video_in"]["received"].as_u64().unwrap() > 30, "{s}");
 }
+
+#[test]
+fn an_rtmp_input_that_cannot_connect_says_so_without_its_key() {
+    let _turn = serial();
+    let port = free_port();
+    let d = Daemon::start(
+        "input-rtmp-down",
+        "inputs:\n  - {name: feed, type: rtmp, url_env: FEED_URL}\n",
+        &[(
+            "FEED_URL",
+            &format!("rtmp://127.0.0.1:{port}/live/sk_feed_9f3a"),
+        )],
+    );
+    wait_until(Duration::from_secs(20), "the input is retrying", || {
+        input_state(&d)["state"] == "retrying"
+    });
+    let s = input_state(&d);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("inputs.feed.url: "),
+        "{s}"
+    );
+    assert_eq!(s["source"], format!("rtmp://127.0.0.1:{port}/<stream>"));
+    // The show went on, and the key is nowhere.
+    assert!(d.frame() > 0);
+    for text in [d.get("/api/v1/status").to_string(), d.log()] {
+        assert!(!text.contains("sk_feed_9f3a"), "the key leaked: {text}");
+    }
+}
