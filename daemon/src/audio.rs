@@ -349,7 +349,7 @@ impl ProgramAudio {
             sound.format,
             cuecast_engine::sound::SHOW,
         );
-        let at = pts.saturating_sub(start).nseconds() * u64::from(RATE) / 1_000_000_000;
+        let at = samples_in(pts.saturating_sub(start));
         let mut sources = self.shared.sources.lock();
         let Some(timed) = sources.get_mut(MODEL).and_then(|s| {
             s.received_ticks = 20;
@@ -447,6 +447,11 @@ impl ProgramAudio {
     }
 }
 
+/// The program's samples in `t` (in 128 bits: a show may run for weeks).
+fn samples_in(t: gst::ClockTime) -> u64 {
+    (u128::from(t.nseconds()) * u128::from(RATE) / 1_000_000_000) as u64
+}
+
 /// The running time of `pipeline` now, once it plays.
 fn running_time(pipeline: &gst::Pipeline) -> Option<gst::ClockTime> {
     let clock = pipeline.clock()?;
@@ -468,7 +473,10 @@ fn mix_loop(shared: &Shared) {
             *shared.start.lock() = Some(now);
             now
         });
-        let pts = t0 + gst::ClockTime::from_nseconds(made * 1_000_000_000 / u64::from(RATE));
+        let pts = t0
+            + gst::ClockTime::from_nseconds(
+                (u128::from(made) * 1_000_000_000 / u128::from(RATE)) as u64,
+            );
         // A tick is made once its 10 ms have passed, as a capture card gives them.
         let due = pts + tick;
         if now < due {
@@ -479,8 +487,7 @@ fn mix_loop(shared: &Shared) {
         }
         // Far behind (a stalled machine): skip ahead rather than burst.
         if now > due + gst::ClockTime::from_mseconds(200) {
-            made =
-                (now - t0).nseconds() * u64::from(RATE) / 1_000_000_000 / TICK as u64 * TICK as u64;
+            made = samples_in(now - t0) / TICK as u64 * TICK as u64;
             continue;
         }
         mix.fill(0.0);

@@ -111,7 +111,7 @@ struct Shared {
     audio: Option<ProgramAudio>,
     /// What the model is given while the input feeding it is down, and the media
     /// folder a still is read from.
-    fallback: (VideoFallback, std::path::PathBuf),
+    fallback: Arc<Mutex<(VideoFallback, std::path::PathBuf)>>,
 }
 
 /// Which input feeds the model's video input, if any.
@@ -144,15 +144,16 @@ impl Inputs {
             feed: Arc::new(Mutex::new(Feed { input: None, video })),
             events,
             audio,
-            fallback,
+            fallback: Arc::new(Mutex::new(fallback.clone())),
         }));
-        me.apply(inputs, feed);
+        me.apply(inputs, feed, fallback.0);
         me
     }
 
     /// Makes the running inputs these (a config edit): an input whose settings changed
     /// starts again, one no longer named stops, the rest run on undisturbed.
-    pub fn apply(&self, inputs: Vec<Input>, feed: Option<String>) {
+    pub fn apply(&self, inputs: Vec<Input>, feed: Option<String>, fallback: VideoFallback) {
+        self.0.fallback.lock().0 = fallback;
         {
             let mut f = self.0.feed.lock();
             if f.input != feed {
@@ -176,16 +177,13 @@ impl Inputs {
                 .collect()
         };
         // Stopped with the table unlocked: status answers meanwhile.
-        for r in &gone {
-            r.stop.store(true, Ordering::Relaxed);
+        for r in gone
+            .iter()
+            .filter(|r| !inputs.iter().any(|i| i.name == r.input.name))
+        {
+            tracing::info!("input {:?} removed", r.input.name);
         }
-        for r in gone {
-            let name = r.input.name.clone();
-            stop(r);
-            if !inputs.iter().any(|i| i.name == name) {
-                tracing::info!("input {name:?} removed");
-            }
-        }
+        stop_all(gone);
         let mut running = self.0.running.lock();
         for input in inputs {
             if let Some(r) = running.get(&input.name) {
@@ -253,20 +251,25 @@ impl Inputs {
         let all: Vec<Running> = std::mem::take(&mut *self.0.running.lock())
             .into_values()
             .collect();
-        for r in &all {
-            r.stop.store(true, Ordering::Relaxed);
-        }
-        for r in all {
-            stop(r);
-        }
+        stop_all(all);
     }
 }
 
-/// Waits (a while) for a stopped input's thread.
-fn stop(mut r: Running) {
+/// Stops inputs, waiting for their threads together, a while at most.
+fn stop_all(all: Vec<Running>) {
+    for r in &all {
+        r.stop.store(true, Ordering::Relaxed);
+    }
+    let deadline = Instant::now() + STOP_WAIT;
+    for r in all {
+        stop(r, deadline);
+    }
+}
+
+/// Waits (until `deadline`) for a stopped input's thread.
+fn stop(mut r: Running, deadline: Instant) {
     r.stop.store(true, Ordering::Relaxed);
     if let Some(t) = r.thread.take() {
-        let deadline = Instant::now() + STOP_WAIT;
         while !t.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -290,7 +293,7 @@ struct Supervisor {
     feed: Arc<Mutex<Feed>>,
     events: Events,
     audio: Option<ProgramAudio>,
-    fallback: (VideoFallback, std::path::PathBuf),
+    fallback: Arc<Mutex<(VideoFallback, std::path::PathBuf)>>,
 }
 
 /// When one run of an input's pipeline last gave a frame.
@@ -304,7 +307,13 @@ impl Supervisor {
         while !self.stopped() {
             let started = Instant::now();
             let (outcome, live_since) = self.session();
-            let Err(why) = outcome else { break };
+            let Err(why) = outcome else {
+                // Played through (a file played once): what feeds the model is over.
+                if !self.stopped() {
+                    self.fall_back();
+                }
+                break;
+            };
             let why = self.scrubbed(why);
             if live_since.is_some_and(|t| t.elapsed() >= STABLE) {
                 attempt = 0;
@@ -346,14 +355,15 @@ impl Supervisor {
         };
         let Some(video) = video else { return };
         let (w, h) = (video.input().width as usize, video.input().height as usize);
-        let picture = match &self.fallback.0 {
+        let (fallback, media) = self.fallback.lock().clone();
+        let picture = match &fallback {
             VideoFallback::Hold => return,
             VideoFallback::Black => Ok(RgbImage {
                 width: w,
                 height: h,
                 data: vec![0; w * h * 3],
             }),
-            VideoFallback::Still(name) => cuecast_engine::media::load(&self.fallback.1, name, w, h),
+            VideoFallback::Still(name) => cuecast_engine::media::load(&media, name, w, h),
         };
         match picture {
             Ok(p) => video.push(p),
@@ -369,7 +379,21 @@ impl Supervisor {
     fn scrubbed(&self, text: String) -> String {
         let mut text = text;
         match &self.input.kind {
-            InputKind::Rtmp { url } => text = text.replace(url.expose(), &self.input.kind.source()),
+            InputKind::Rtmp { url } => {
+                let u = url.expose();
+                text = text.replace(u, &self.input.kind.source());
+                // And its parts, wherever a message quotes them on their own: the
+                // path's last part (the key) and a user's password.
+                let rest = u.split_once("://").map_or(u, |(_, r)| r);
+                let key = rest.rsplit('/').next().unwrap_or_default();
+                let authority = rest.split('/').next().unwrap_or_default();
+                let user = authority.rsplit_once('@').map(|(user, _)| user);
+                for secret in [Some(key), user].into_iter().flatten() {
+                    if secret.len() >= 4 && !authority.ends_with(secret) {
+                        text = text.replace(secret, "<secret>");
+                    }
+                }
+            }
             InputKind::Srt {
                 passphrase: Some(p),
                 ..
@@ -461,6 +485,8 @@ impl Supervisor {
                         return (Err(e.error().to_string()), live_since);
                     }
                     gst::MessageView::Eos(_) => match self.input.kind {
+                        // Played once: done, not failed.
+                        InputKind::File { looped: false, .. } => return (Ok(()), live_since),
                         InputKind::File { looped: true, .. } => {
                             let seek = pipeline.seek_simple(
                                 gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
@@ -612,8 +638,13 @@ impl Supervisor {
                 src
             }
             InputKind::File { path, .. } => {
-                if !path.is_file() {
-                    return Err("no such file in the media folder".into());
+                // Not following links: a link in the media folder may name any file.
+                match std::fs::symlink_metadata(path) {
+                    Ok(m) if m.is_file() => {}
+                    Ok(m) if m.file_type().is_symlink() => {
+                        return Err("a link, not a file of the media folder".into())
+                    }
+                    _ => return Err("no such file in the media folder".into()),
                 }
                 let src = make("filesrc")?;
                 src.set_property("location", path);

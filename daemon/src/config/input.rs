@@ -82,13 +82,12 @@ impl InputKind {
                 }
             ),
             InputKind::Rtmp { url } => {
+                // The scheme and host only: no user or password, no path (the key).
                 let u = url.expose();
-                let host_end = u
-                    .find("://")
-                    .map(|i| i + 3)
-                    .and_then(|s| u[s..].find('/').map(|e| s + e))
-                    .unwrap_or(u.len());
-                format!("{}/<stream>", &u[..host_end])
+                let (scheme, rest) = u.split_once("://").unwrap_or(("rtmp", u));
+                let authority = rest.split('/').next().unwrap_or_default();
+                let host = authority.rsplit('@').next().unwrap_or_default();
+                format!("{scheme}://{host}/<stream>")
             }
             InputKind::File { path, looped } => format!(
                 "{}{}",

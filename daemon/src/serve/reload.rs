@@ -105,10 +105,13 @@ impl Reloader {
             self.state.outputs.apply(new.outputs.clone());
             changes.push("outputs");
         }
-        if (&applied.inputs, &applied.show.video_input) != (&new.inputs, &new.show.video_input) {
-            self.state
-                .inputs
-                .apply(new.inputs.clone(), new.show.video_input.clone());
+        let feed = |c: &Config| (c.show.video_input.clone(), c.show.video_fallback.clone());
+        if (&applied.inputs, feed(&applied)) != (&new.inputs, feed(&new)) {
+            self.state.inputs.apply(
+                new.inputs.clone(),
+                new.show.video_input.clone(),
+                new.show.video_fallback.clone(),
+            );
             changes.push("inputs");
         }
         if applied.audio != new.audio {

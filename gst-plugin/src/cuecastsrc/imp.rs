@@ -376,7 +376,14 @@ impl CuecastSrc {
         if state.t0.is_some() {
             return state.shift == shift;
         }
+        let changed = state.shift != shift;
         state.shift = shift;
+        drop(state);
+        if changed && self.obj().is_live() {
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
         true
     }
 
@@ -735,6 +742,7 @@ impl PushSrcImpl for CuecastSrc {
                 }
             }
         }
+        let mut shortened = false;
         let (n, video, t0, shift) = {
             let mut state = self.state.lock();
             let Some(video) = state.video else {
@@ -745,13 +753,24 @@ impl PushSrcImpl for CuecastSrc {
                 );
                 return Err(gst::FlowError::NotNegotiated);
             };
+            let first = state.t0.is_none();
             let t0 = *state.t0.get_or_insert_with(|| {
                 clock.as_ref().map_or(gst::ClockTime::ZERO, |(c, base)| {
                     c.time().saturating_sub(*base)
                 })
             });
+            // Stamps start at zero, never below: a shift longer than the time before the
+            // first frame is cut to it (and the latency with it), so no two frames share
+            // a stamp.
+            if first && state.shift > t0 {
+                state.shift = t0;
+                shortened = true;
+            }
             (state.slot, video, t0, state.shift)
         };
+        if shortened && live {
+            let _ = obj.post_message(gst::message::Latency::builder().src(&*obj).build());
+        }
         let pts = t0 + video.offset(n);
         let duration = t0 + video.offset(n + 1) - pts;
 
@@ -853,7 +872,8 @@ impl PushSrcImpl for CuecastSrc {
         drop(state);
         if let Some(r) = &fresh {
             self.post_cue_applied(r, t0.saturating_sub(shift), &video);
-            if let (Some(sound), Some(sink)) = (&r.sound, self.sound_sink.lock().clone()) {
+            let sink = self.sound_sink.lock().clone();
+            if let (Some(sound), Some(sink)) = (&r.sound, sink) {
                 sink(pts.saturating_sub(shift), sound);
             }
         }
