@@ -484,6 +484,31 @@ impl Supervisor {
                     gst::MessageView::Error(e) => {
                         return (Err(e.error().to_string()), live_since);
                     }
+                    gst::MessageView::Application(a)
+                        if a.structure().is_some_and(|s| s.name() == ENDED) =>
+                    {
+                        match self.input.kind {
+                            InputKind::File { looped: false, .. } => return (Ok(()), live_since),
+                            InputKind::File { looped: true, .. } => {
+                                let pad = a.structure().and_then(|s| s.get::<gst::Pad>("pad").ok());
+                                let seek = gst::event::Seek::new(
+                                    1.0,
+                                    gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+                                    gst::SeekType::Set,
+                                    gst::ClockTime::ZERO,
+                                    gst::SeekType::None,
+                                    gst::ClockTime::NONE,
+                                );
+                                if !pad.is_some_and(|p| p.send_event(seek)) {
+                                    return (
+                                        Err("the file cannot be looped (seek refused)".into()),
+                                        live_since,
+                                    );
+                                }
+                            }
+                            _ => return (Err("the stream ended".into()), live_since),
+                        }
+                    }
                     gst::MessageView::Eos(_) => match self.input.kind {
                         // Played once: done, not failed.
                         InputKind::File { looped: false, .. } => return (Ok(()), live_since),
@@ -673,6 +698,7 @@ impl Supervisor {
         let audio_sink = sink_of(taps.audio(&pipeline))?;
         let weak = pipeline.downgrade();
         let (v, a) = (video_sink.clone(), audio_sink.clone());
+        let (ended, linked) = (Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(0usize)));
         decode.connect_pad_added(move |_, pad| {
             let Some(pipeline) = weak.upgrade() else {
                 return;
@@ -689,7 +715,30 @@ impl Supervisor {
                 None
             };
             if let Some(to) = to.filter(|p| !p.is_linked()) {
-                let _ = pad.link(to);
+                if pad.link(to).is_ok() {
+                    // The stream's end, told once every stream taken has ended: the
+                    // pipeline's own EOS would wait for a branch no stream came for.
+                    *linked.lock() += 1;
+                    let (ended, linked, weak) = (ended.clone(), linked.clone(), weak.clone());
+                    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
+                        let eos = matches!(&info.data, Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos);
+                        if eos {
+                            let mut n = ended.lock();
+                            *n += 1;
+                            if *n >= *linked.lock() {
+                                *n = 0;
+                                if let Some(p) = weak.upgrade() {
+                                    // With a stream's pad: a seek sent up it loops the file
+                                    // (the pipeline's own would be refused by the branch no
+                                    // stream came for).
+                                    let s = gst::Structure::builder(ENDED).field("pad", pad.clone()).build();
+                                    let _ = p.post_message(gst::message::Application::builder(s).build());
+                                }
+                            }
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                }
                 return;
             }
             // Anything else (a second stream): taken and dropped.
@@ -851,6 +900,8 @@ fn chain(
 /// The message an input's pipeline posts when its stream turns out to lack what it is
 /// for (`what` says which).
 const NO_MEDIA: &str = "cuecast-input-no-media";
+/// The message an input's pipeline posts when every stream it takes has ended.
+const ENDED: &str = "cuecast-input-ended";
 
 /// A decoded RGB frame into the model's video input.
 fn push(video: &VideoIn, sample: &gst::Sample) {

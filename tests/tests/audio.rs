@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::json;
 use support::*;
 
-/// A 10 s stereo 48 kHz sine at half scale, as a WAV file.
+/// A 3 s stereo 48 kHz sine at half scale, as a WAV file: looped, the show plays it
+/// through a few times.
 fn tone(path: &Path) {
     let ok = Command::new("gst-launch-1.0")
         .args([
