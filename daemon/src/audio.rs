@@ -147,15 +147,25 @@ impl Source {
         }
         // The gain's ramp moves on with the program's time.
         for _ in 0..mix.len() / CHANNELS {
-            if self.ramp_left > 0 {
-                self.ramp_left -= 1;
-                self.gain = if self.ramp_left == 0 {
-                    self.target
-                } else {
-                    self.gain + self.step
-                };
-            }
+            self.ramp_one_frame();
         }
+        self.end_tick(peak);
+    }
+
+    /// One frame further along the gain's ramp, if one is under way.
+    fn ramp_one_frame(&mut self) {
+        if self.ramp_left > 0 {
+            self.ramp_left -= 1;
+            self.gain = if self.ramp_left == 0 {
+                self.target
+            } else {
+                self.gain + self.step
+            };
+        }
+    }
+
+    /// A tick mixed: its peak kept for the meter.
+    fn end_tick(&mut self, peak: f32) {
         if self.peaks.len() == 10 {
             self.peaks.pop_front();
         }
@@ -171,14 +181,7 @@ impl Source {
         }
         let mut peak = 0f32;
         for frame in mix.chunks_exact_mut(CHANNELS) {
-            if self.ramp_left > 0 {
-                self.ramp_left -= 1;
-                self.gain = if self.ramp_left == 0 {
-                    self.target
-                } else {
-                    self.gain + self.step
-                };
-            }
+            self.ramp_one_frame();
             if !self.flowing {
                 continue;
             }
@@ -194,11 +197,7 @@ impl Source {
                 *s += v;
             }
         }
-        if self.peaks.len() == 10 {
-            self.peaks.pop_front();
-        }
-        self.peaks.push_back(peak);
-        self.received_ticks = self.received_ticks.saturating_sub(1);
+        self.end_tick(peak);
     }
 
     fn status(&self, name: &str) -> AudioSourceStatus {

@@ -33,6 +33,7 @@ use serde::Serialize;
 use crate::audio::ProgramAudio;
 use crate::config::{Input, InputKind, SrtMode, VideoFallback};
 use crate::events::{Event, Events};
+use crate::serve::first_error;
 use cuecast_engine::worker::RgbImage;
 
 /// A live input with no frame for this long is taken for dropped.
@@ -642,10 +643,7 @@ impl Supervisor {
                 passphrase,
                 streamid,
             } => {
-                let mode = match mode {
-                    SrtMode::Listener => "listener",
-                    SrtMode::Caller => "caller",
-                };
+                let mode = mode.as_str();
                 let src = make("srtsrc")?;
                 src.set_property("uri", format!("srt://{address}?mode={mode}"));
                 src.set_property("latency", *latency_ms as i32);
@@ -921,14 +919,4 @@ fn push(video: &VideoIn, sample: &gst::Sample) {
         info.stride()[0] as usize,
         PixelLayout::Rgb,
     );
-}
-
-fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
-    let bus = pipeline.bus()?;
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-        if let gst::MessageView::Error(e) = msg.view() {
-            return Some(e.error().to_string());
-        }
-    }
-    None
 }

@@ -74,13 +74,7 @@ impl InputKind {
     /// Where it comes from, fit to show: no passphrase, no RTMP path (it holds the key).
     pub fn source(&self) -> String {
         match self {
-            InputKind::Srt { mode, address, .. } => format!(
-                "srt://{address} ({})",
-                match mode {
-                    SrtMode::Listener => "listener",
-                    SrtMode::Caller => "caller",
-                }
-            ),
+            InputKind::Srt { mode, address, .. } => format!("srt://{address} ({})", mode.as_str()),
             InputKind::Rtmp { url } => {
                 // The scheme and host only: no user or password, no path (the key).
                 let u = url.expose();

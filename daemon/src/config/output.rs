@@ -14,6 +14,16 @@ pub enum SrtMode {
     Caller,
 }
 
+impl SrtMode {
+    /// As an SRT URI's `mode` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtMode::Listener => "listener",
+            SrtMode::Caller => "caller",
+        }
+    }
+}
+
 /// Where an output sends its stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputKind {
@@ -54,13 +64,7 @@ impl OutputKind {
     /// Where it goes, fit to show: no key, no passphrase.
     pub fn target(&self) -> String {
         match self {
-            OutputKind::Srt { mode, address, .. } => format!(
-                "srt://{address} ({})",
-                match mode {
-                    SrtMode::Listener => "listener",
-                    SrtMode::Caller => "caller",
-                }
-            ),
+            OutputKind::Srt { mode, address, .. } => format!("srt://{address} ({})", mode.as_str()),
             OutputKind::Rtmp { url, key } => match key {
                 Some(_) => format!("{url}/<key>"),
                 None => url.clone(),

@@ -302,7 +302,8 @@ fn live_banner(config: &Config, api: SocketAddr, model: &str) -> String {
     out
 }
 
-fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
+/// The first error a pipeline's bus holds, as its text.
+pub(crate) fn first_error(pipeline: &gst::Pipeline) -> Option<String> {
     let bus = pipeline.bus()?;
     while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
         if let gst::MessageView::Error(e) = msg.view() {

@@ -78,10 +78,7 @@ impl Supervisor {
                 passphrase,
                 streamid,
             } => {
-                let mode = match mode {
-                    SrtMode::Listener => "listener",
-                    SrtMode::Caller => "caller",
-                };
+                let mode = mode.as_str();
                 sink_el.set_property("uri", format!("srt://{address}?mode={mode}"));
                 sink_el.set_property("latency", *latency_ms as i32);
                 if let Some(p) = passphrase {
