@@ -5,3 +5,4 @@ pub mod daemon;
 pub mod http;
 pub mod peers;
 pub mod schema;
+pub mod sync;

@@ -2,7 +2,8 @@
 //! real RTMP server and into a recording, recorded with a take and exported with it,
 //! and an `audio` cue that mutes it on the very frame where a `fade` cue at the same
 //! time turns the picture black: in the recording, the sound stops within a frame of
-//! the picture, with no gap in it before.
+//! the picture, with no gap in it before. A model's click arrives with its flash, in a
+//! recording and at an SRT receiver.
 
 mod support;
 
@@ -203,8 +204,9 @@ fn a_files_sound_is_on_air_and_an_audio_cue_mutes_it_on_its_frame() {
 }
 
 #[test]
-fn a_models_click_is_heard_within_a_frame_of_its_flash() {
+fn a_models_click_is_heard_within_a_frame_of_its_flash_in_a_recording_and_over_srt() {
     let _turn = serial();
+    let port = free_udp_port();
     let mut d = Daemon::start_with_show(
         "audio-click",
         &format!(
@@ -212,56 +214,29 @@ fn a_models_click_is_heard_within_a_frame_of_its_flash() {
             repo().display()
         ),
         &format!(
-            "audio:\n  - {{model: true}}\noutputs:\n  - {{name: rec, type: record, path: rec.mkv, profile: {SMALL}}}\n"
+            "audio:\n  - {{model: true}}\noutputs:\n  - {{name: rec, type: record, path: rec.mkv, profile: {SMALL}}}\n  \
+             - {{name: srt, type: srt, mode: listener, address: 127.0.0.1:{port}, latency_ms: 120, profile: {SMALL}}}\n"
         ),
         &[],
     );
+    let receiver = SrtReceiver::call(port);
     d.wait_state("rec", "live", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(5));
+    d.wait_state("srt", "live", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(6));
     let a = &d.get("/api/v1/status")["audio"][0];
     assert_eq!(a["name"], "model", "{a}");
     assert_eq!(d.terminate(), 0);
 
-    let rec = d.dir.join("rec.mkv");
-    let (v0, a0) = (start_time(&rec, "v:0"), start_time(&rec, "a:0"));
-    let grey = decode(&rec, &["-vf", "scale=8:8,format=gray", "-f", "rawvideo"]);
-    let white: Vec<f64> = grey
-        .chunks_exact(64)
-        .map(|f| f.iter().map(|&b| f64::from(b)).sum::<f64>() / 64.0)
-        .enumerate()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .filter(|w| w[1].1 > 150.0 && w[0].1 <= 150.0)
-        .map(|w| v0 + w[1].0 as f64 / 30.0)
-        .collect();
-    let pcm = decode(&rec, &["-ac", "1", "-ar", "48000", "-f", "s16le"]);
-    let samples: Vec<f64> = pcm
-        .chunks_exact(2)
-        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])).abs() / 32768.0)
-        .collect();
-    // Each click's onset: the first loud sample after 50 ms of quiet.
-    let mut clicks = Vec::new();
-    let mut quiet = 0usize;
-    for (i, s) in samples.iter().enumerate() {
-        if *s > 0.1 && quiet >= 2400 {
-            clicks.push(a0 + i as f64 / 48000.0);
-        }
-        quiet = if *s > 0.1 { 0 } else { quiet + 1 };
+    for file in [d.dir.join("rec.mkv"), receiver.path().to_path_buf()] {
+        let seen = cuecast_tests::sync::flashes_and_clicks(&file).unwrap();
+        assert!(seen.flashes.len() >= 6, "{}: {seen:?}", file.display());
+        assert!(seen.clicks.len() >= 6, "{}: {seen:?}", file.display());
+        let offsets = seen.offsets();
+        println!("{}: click - flash offsets (s): {offsets:?}", file.display());
+        assert!(
+            offsets.iter().all(|(_, o)| o.abs() <= 1.0 / 30.0),
+            "{}: {seen:?}",
+            file.display()
+        );
     }
-    assert!(white.len() >= 6, "flashes at {white:?}");
-    assert!(clicks.len() >= 6, "clicks at {clicks:?}");
-    let mut offsets = Vec::new();
-    for c in &clicks {
-        let nearest = white
-            .iter()
-            .map(|w| c - w)
-            .min_by(|x, y| x.abs().total_cmp(&y.abs()))
-            .unwrap();
-        offsets.push(nearest);
-    }
-    println!("click - flash offsets (s): {offsets:?}");
-    assert!(
-        offsets.iter().all(|o| o.abs() <= 1.0 / 30.0),
-        "clicks {clicks:?} flashes {white:?}"
-    );
 }
