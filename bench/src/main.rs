@@ -17,6 +17,8 @@
 //! 4. Latency ([`show`]): HTTP cue → frame, cue → SRT receiver, cue → control surface.
 //! 5. Resources: CPU and RSS of a 10-minute show with SRT, RTMP and a recording.
 //! 6. Encode: 720p30 and 1080p30 x264.
+//! 9. Media ([`media`]): glass to glass through a video-to-video model, a fast input into
+//!    a slow model for ten minutes, and sound against picture at an SRT receiver.
 //!
 //! Plus the cost of recording a take and exporting it, and the GPU path when there is
 //! a GPU (rows 1-3 with `device=cuda`, and the device-to-host copy per frame).
@@ -33,9 +35,11 @@ use serde_json::{json, Value};
 
 mod element;
 mod faults;
+mod media;
 mod models;
 mod report;
 mod show;
+mod world;
 
 pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -87,7 +91,7 @@ pub(crate) fn today() -> String {
         .unwrap_or_default()
 }
 
-fn verdict(met: bool) -> &'static str {
+pub(crate) fn verdict(met: bool) -> &'static str {
     if met {
         "met"
     } else {
@@ -163,6 +167,25 @@ fn main() -> Result<()> {
         let _ = std::fs::remove_dir_all(&work);
         return render(&report, &out_path, &python);
     }
+    // `--media`: section 9 alone (video in, sound out), merged like `--models`.
+    if args.iter().any(|a| a == "--media") {
+        let work = std::env::temp_dir().join(format!("cuecast-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        let json_path = out_path.with_extension("json");
+        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
+            .with_context(|| format!("reading {}", json_path.display()))?;
+        report["media"] = measure_media(&work, quick)?;
+        let _ = std::fs::remove_dir_all(&work);
+        return render(&report, &out_path, &python);
+    }
+    // `--world`: the procedural world's own cost alone, its JSON on stdout.
+    if args.iter().any(|a| a == "--world") {
+        println!(
+            "{}",
+            world::cost(if quick { 1 } else { 5 }, if quick { 30 } else { 90 })?
+        );
+        return Ok(());
+    }
     // `--export`: the export comparison alone, one round, its JSON on stdout.
     if args.iter().any(|a| a == "--export") {
         println!("{}", measure_export(1)?);
@@ -179,7 +202,8 @@ fn main() -> Result<()> {
         "gstreamer": gst::version_string().to_string(),
     });
 
-    // 1. Source cost.
+    // 1. Source cost, and the procedural world's own.
+    report["world"] = measure_world(quick)?;
     let mut source = Vec::new();
     for (w, h) in element::SIZES {
         let row = element::source_cost(w, h, rounds)?;
@@ -365,6 +389,9 @@ fn main() -> Result<()> {
     // 8. Python models.
     report["models"] = models::measure(&python, &work, quick)?;
 
+    // 9. Media in and out.
+    report["media"] = measure_media(&work, quick)?;
+
     // The GPU path.
     if tch::Cuda::is_available() {
         let gpu_rounds = rounds;
@@ -435,6 +462,62 @@ fn measure_faults(python: &str, work: &Path, rounds: usize) -> Result<Value> {
     }
     eprintln!("faults: rtmp {rtmp}, srt {srt}, hang {hang}, kill -9 {loss:?}");
     Ok(json!({"rtmp": rtmp, "rtmp_frozen": frozen, "srt": srt, "hang": hang, "kill9": loss}))
+}
+
+/// The procedural world stepped directly, on one core and on all.
+fn measure_world(quick: bool) -> Result<Value> {
+    let mut w = world::cost(if quick { 1 } else { 5 }, if quick { 30 } else { 90 })?;
+    for row in w["rows"].as_array().into_iter().flatten() {
+        eprintln!(
+            "world 1280x720, pitch {}: one core {:.1} ms, all cores {:.1} ms",
+            row["pitch"],
+            f(&row["one_core_ms"]),
+            f(&row["all_cores_ms"])
+        );
+    }
+    w["machine"] = json!(machine());
+    w["date"] = json!(today());
+    Ok(w)
+}
+
+/// Section 9: glass to glass through a video-to-video model, a fast input into a slow
+/// model for ten minutes, and sound against picture at an SRT receiver for ten.
+fn measure_media(work: &Path, quick: bool) -> Result<Value> {
+    let long_s = if quick { 60 } else { 600 };
+    let g2g = media::v2v(
+        work,
+        15,
+        if quick { 30 } else { 120 },
+        std::time::Duration::from_millis(700),
+    )?;
+    eprintln!(
+        "v2v glass to glass (15 fps model): p50 {:.0} ms, p99 {:.0} ms",
+        f(&g2g["p50_ms"]),
+        f(&g2g["p99_ms"])
+    );
+    let overrun = media::v2v(work, 10, long_s, std::time::Duration::from_secs(4))?;
+    eprintln!(
+        "30 fps into 10 fps for {:.0} s: p50 {:.0} → {:.0} ms, dropped {}, RSS {:.1} → {:.1} MB",
+        f(&overrun["seconds"]),
+        f(&overrun["first_window_p50_ms"]),
+        f(&overrun["last_window_p50_ms"]),
+        overrun["dropped"],
+        f(&overrun["rss_first_mb"]),
+        f(&overrun["rss_last_mb"])
+    );
+    let av = media::av_offset(long_s)?;
+    eprintln!(
+        "A/V at the SRT receiver for {:.0} s: p50 {:.1} ms, |p99| {:.1} ms, first {:.1} → last {:.1} ms",
+        f(&av["seconds"]),
+        f(&av["p50_ms"]),
+        f(&av["abs_p99_ms"]),
+        f(&av["first_window_p50_ms"]),
+        f(&av["last_window_p50_ms"])
+    );
+    Ok(json!({
+        "machine": machine(), "date": today(), "quick": quick,
+        "glass_to_glass": g2g, "overrun": overrun, "av_offset": av,
+    }))
 }
 
 /// `cuecast export` of a 1280x720 procedural take against `ffmpeg` on the same frames,

@@ -54,6 +54,7 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
         .map(|s| f(&s["videotestsrc"]["ms"]) / f(&s["pattern"]["ms"]))
         .fold(f64::INFINITY, f64::min);
     writeln!(d, "Target: source ≥ 0.8× `videotestsrc` with the trivial backend: **{}** (lowest ratio {worst:.2}×).\n", verdict(worst >= 0.8))?;
+    world_section(&mut d, &r["world"])?;
     writeln!(d, "![Source cost](bench/source.png)\n")?;
 
     // 2.
@@ -424,6 +425,7 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
     }
 
     models_section(&mut d, &r["models"])?;
+    media_section(&mut d, &r["media"])?;
 
     // GPU.
     writeln!(d, "## GPU path\n")?;
@@ -647,5 +649,141 @@ fn models_section(d: &mut String, m: &Value) -> Result<()> {
     } else {
         writeln!(d, "{}, {}: chunk {:.1} ms, step {:.1} ms, transfer {:.2} ms; live for {} s: {} frames, {} repeated.\n", g["device"].as_str().unwrap_or(""), g["size"].as_str().unwrap_or(""), f(&g["chunk_ms"]), f(&g["step_ms"]), f(&g["transfer_ms"]), g["pacing"]["seconds"], g["pacing"]["frames"], g["pacing"]["repeated"])?;
     }
+    Ok(())
+}
+
+/// Section 9: media in and out through the daemon.
+fn media_section(d: &mut String, m: &Value) -> Result<()> {
+    writeln!(
+        d,
+        "## 9. Media in and out: video into a model, sound out with the picture\n"
+    )?;
+    if m.is_null() {
+        writeln!(
+            d,
+            "Not in this run (`cargo run --release -p cuecast-bench -- --media` adds it).\n"
+        )?;
+        return Ok(());
+    }
+    writeln!(d, "Run on its own (`--media`) on {}, {}{}; the other sections come from the full run named at the top of this page, which may have had another machine of the pool.\n", m["date"].as_str().unwrap_or(""), m["machine"].as_str().unwrap_or(""), if m["quick"] == true { ", **quick** (shortened runs)" } else { "" })?;
+    let g = &m["glass_to_glass"];
+    let budget = |x: &Value| {
+        f(&x["lag_ms"]) + 2.0 * 1000.0 / f(&x["show_fps"]) + 2.0 * f(&x["srt_latency_ms"])
+    };
+    writeln!(d, "### Glass to glass through a video-to-video model\n")?;
+    writeln!(d, "A camera (a GStreamer pipeline in the benchmark: {} fps, 160x90, H.264 over SRT with {} ms latency) into the daemon's SRT listener input, which feeds `models/restyle` ({} fps, its lag one of its frames: {:.0} ms) in its worker; the show at 640x360@30 out over SRT ({} ms latency) to a receiver that decodes it. The camera's picture turns black or white {} times over {:.0} s; each change is timed from the moment its first frame is handed to the camera's encoder to the first decoded frame at the receiver whose mean luma is past the midpoint of the model's black ({:.0}) and white ({:.0}) outputs.\n", g["input_fps"], g["srt_latency_ms"], g["model_fps"], f(&g["lag_ms"]), g["srt_latency_ms"], g["n"], f(&g["seconds"]), f(&g["black"]), f(&g["white"]))?;
+    writeln!(d, "| | p50 | p99 |")?;
+    writeln!(d, "|---|---|---|")?;
+    writeln!(
+        d,
+        "| camera → restyled frame decoded at the receiver | {:.0} ms | {:.0} ms |\n",
+        f(&g["p50_ms"]),
+        f(&g["p99_ms"])
+    )?;
+    let b = budget(g);
+    writeln!(d, "Target: at most the model's lag + 2 frames of the show + both SRT latencies = {:.0} ms: p50 **{}**, p99 **{}**.\n", b, crate::verdict(f(&g["p50_ms"]) <= b), crate::verdict(f(&g["p99_ms"]) <= b))?;
+
+    let o = &m["overrun"];
+    writeln!(d, "### A 30 fps input into a 10 fps model\n")?;
+    writeln!(d, "The same chain with the model at 10 fps (so two input frames in three have no step to take them), for {:.0} s; a change every 4 s or so timed as above, the daemon's memory (its process and the model's worker) and its video input's counts read every 10 s.\n", f(&o["seconds"]))?;
+    writeln!(d, "| | figure |")?;
+    writeln!(d, "|---|---|")?;
+    writeln!(
+        d,
+        "| glass to glass, p50 over the whole run ({} changes) | {:.0} ms |",
+        o["n"],
+        f(&o["p50_ms"])
+    )?;
+    writeln!(d, "| glass to glass, p99 | {:.0} ms |", f(&o["p99_ms"]))?;
+    writeln!(
+        d,
+        "| p50 in the first {:.0} s → in the last {:.0} s | {:.0} → {:.0} ms |",
+        f(&o["window_s"]),
+        f(&o["window_s"]),
+        f(&o["first_window_p50_ms"]),
+        f(&o["last_window_p50_ms"])
+    )?;
+    writeln!(
+        d,
+        "| input frames received / taken by the model / dropped (counted) | {} / {} / {} |",
+        o["received"], o["used"], o["dropped"]
+    )?;
+    writeln!(
+        d,
+        "| steps given the last frame again (no new one had come) | {} |",
+        o["repeated_inputs"]
+    )?;
+    writeln!(d, "| frames the show repeated | {} |", o["show_repeated"])?;
+    writeln!(
+        d,
+        "| RSS (daemon + worker) at the start → end | {:.1} → {:.1} MB |\n",
+        f(&o["rss_first_mb"]),
+        f(&o["rss_last_mb"])
+    )?;
+    let flat_latency =
+        f(&o["last_window_p50_ms"]) <= f(&o["first_window_p50_ms"]) + 1000.0 / f(&o["model_fps"]);
+    let growth = (f(&o["rss_last_mb"]) - f(&o["rss_first_mb"])) / f(&o["rss_first_mb"]) * 100.0;
+    writeln!(d, "Targets: latency flat (the last window's p50 within one model frame of the first's): **{}**; drops counted ({} dropped of {} received): **{}**; RSS flat ({:+.1} %, within 5 %): **{}**.\n", crate::verdict(flat_latency), o["dropped"], o["received"], crate::verdict(o["dropped"].as_u64().unwrap_or(0) > 0), growth, crate::verdict(growth.abs() <= 5.0))?;
+
+    let a = &m["av_offset"];
+    writeln!(d, "### Sound against picture at an SRT receiver\n")?;
+    writeln!(d, "`models/click` (a flash and a click together every half second, its sound at 16 kHz mixed into the program at 48 kHz) out over SRT to `srt-live-transmit` writing what it receives, for {:.0} s; the file read afterwards by `ffprobe`/`ffmpeg` on its own time stamps (`cuecast_tests::sync`): each click's onset less the nearest flash's frame time.\n", f(&a["seconds"]))?;
+    writeln!(d, "| | figure |")?;
+    writeln!(d, "|---|---|")?;
+    writeln!(d, "| clicks paired with flashes | {} |", a["n"])?;
+    writeln!(
+        d,
+        "| offset p50 (sound after picture) | {:+.1} ms |",
+        f(&a["p50_ms"])
+    )?;
+    writeln!(
+        d,
+        "| offset p99 / max, either way | {:.1} / {:.1} ms |",
+        f(&a["abs_p99_ms"]),
+        f(&a["abs_max_ms"])
+    )?;
+    writeln!(
+        d,
+        "| p50 in the first {:.0} s → in the last {:.0} s | {:+.1} → {:+.1} ms |",
+        f(&a["window_s"]),
+        f(&a["window_s"]),
+        f(&a["first_window_p50_ms"]),
+        f(&a["last_window_p50_ms"])
+    )?;
+    writeln!(
+        d,
+        "| frames the show repeated; the mix's underruns | {}; {} |\n",
+        a["show_repeated"], a["audio_underruns"]
+    )?;
+    let frame = f(&a["frame_ms"]);
+    let drift = (f(&a["last_window_p50_ms"]) - f(&a["first_window_p50_ms"])).abs();
+    writeln!(d, "Targets: within one frame ({:.1} ms) throughout: **{}**; no drift (first and last windows within 5 ms): **{}** ({:.1} ms). The offset that is there is the AAC encoder's priming (1024 samples, 21.3 ms at 48 kHz), which the stream does not signal.\n", frame, crate::verdict(f(&a["abs_max_ms"]) <= frame), crate::verdict(drift <= 5.0), drift)?;
+    Ok(())
+}
+
+/// The procedural world's own cost, in section 1.
+fn world_section(d: &mut String, w: &Value) -> Result<()> {
+    writeln!(d, "\n### The procedural world alone, on one core and on all\n")?;
+    if w.is_null() {
+        writeln!(
+            d,
+            "Not in this run (`cargo run --release -p cuecast-bench -- --world` adds it).\n"
+        )?;
+        return Ok(());
+    }
+    writeln!(d, "Run on {}, {}. The world's generator stepped directly (no element, no pipeline) at {}x{}, full detail, no depth (as on air with no take recording), the camera flying 25 m over the hills; {} frames a round after three, {} alternating rounds on one core (the process pinned to it, so the renderer runs one thread) and on all {}; medians of the rounds' medians.\n", w["date"].as_str().unwrap_or(""), w["machine"].as_str().unwrap_or(""), w["width"], w["height"], w["frames"], w["rounds"], w["cores"])?;
+    writeln!(d, "| camera | one core | all cores |")?;
+    writeln!(d, "|---|---|---|")?;
+    for row in w["rows"].as_array().into_iter().flatten() {
+        let pitch = f(&row["pitch"]);
+        let label = if pitch == 0.0 {
+            "level".to_owned()
+        } else {
+            format!("pitched {pitch:.0}°")
+        };
+        writeln!(d, "| {label} | {:.1} ms | {:.1} ms |", f(&row["one_core_ms"]), f(&row["all_cores_ms"]))?;
+    }
+    let level = w["rows"][0]["one_core_ms"].as_f64().unwrap_or(f64::NAN);
+    writeln!(d, "\nTarget: ≤ 8 ms a 1280x720 frame on one core: **{}** ({level:.1} ms level).\n", verdict(level <= 8.0))?;
     Ok(())
 }

@@ -302,7 +302,7 @@ fn a_checkpoint_of_another_model_is_refused_naming_both_hashes() {
         .restore(Checkpoint::load(&dir.join("c")).unwrap())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("procedural-1") && e.contains("pattern-1"), "{e}");
+    assert!(e.contains("procedural-2") && e.contains("pattern-1"), "{e}");
     assert_eq!(pattern.status().camera, before.camera, "nothing changed");
     // A checkpoint folder that exists is not overwritten.
     let e = engine

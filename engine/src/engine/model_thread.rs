@@ -460,7 +460,8 @@ impl ModelThread {
             self.counters.rendered.fetch_add(1, Ordering::Relaxed);
         }
         let depth = match &self.model {
-            Model::Frames(gen) => gen.depth().and_then(depth_on_cpu),
+            Model::Frames(gen) if self.take.lock().is_some() => gen.depth().and_then(depth_on_cpu),
+            Model::Frames(_) => None,
             Model::Chunks(_) => None,
         };
         let pose = self.world.camera();
@@ -554,6 +555,8 @@ impl ModelThread {
         };
         let mut input = FrameInput::read(&mut self.world, frame, fps, frame, gen.info());
         input.detail = detail;
+        // Depth is kept only by a take; with none recording it is not made at all.
+        input.depth = self.take.lock().is_some();
         let world = &self.world;
         let mut buf = self.pool.take();
         let (width, height) = (buf.width(), buf.height());

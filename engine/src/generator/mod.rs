@@ -57,6 +57,9 @@ pub struct FrameInput {
     /// whose [`Generator::scales_detail`] says it can draw cheaper frames (see
     /// [`crate::detail`]); the frame is always of the output size.
     pub detail: f32,
+    /// Whether this frame's depth will be asked for ([`Generator::depth`]): a take is
+    /// recording it. A generator may skip making depth when it will not be.
+    pub depth: bool,
 }
 
 impl FrameInput {
@@ -79,6 +82,7 @@ impl FrameInput {
             params,
             seed: 0,
             detail: 1.0,
+            depth: true,
         }
     }
 
@@ -106,6 +110,7 @@ impl FrameInput {
             params: world.params(at),
             seed: world.seed(),
             detail: 1.0,
+            depth: true,
         }
     }
 }

@@ -101,7 +101,7 @@ impl Procedural {
                 prompt: PromptMode::Text,
                 pitch_limit: 60.0,
                 depth: true,
-                hash: "procedural-1".into(),
+                hash: "procedural-2".into(),
                 inputs: Default::default(),
                 chunking: Default::default(),
                 audio: None,
@@ -157,7 +157,7 @@ impl Generator for Procedural {
         let shading = Shading::new(&look, &light);
         match &mut self.renderer {
             Renderer::Cpu(scratch) => {
-                render_cpu(&plan, &self.map, &shading, out.data, scratch);
+                render_cpu(&plan, &self.map, &shading, out.data, scratch, input.depth);
                 Ok(())
             }
             Renderer::Tensor(t) => t.render(&plan, &self.map, &shading, out),

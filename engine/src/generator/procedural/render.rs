@@ -50,8 +50,11 @@ pub struct View {
     pub x1: f32,
     pub y0: f32,
     pub y1: f32,
-    /// Depth of each sample along the view axis.
+    /// Depth of each sample along the view axis, and its reciprocal.
     pub z: Vec<f32>,
+    pub inv_z: Vec<f32>,
+    /// Rows per tangent unit.
+    row_scale: f32,
     /// Mip level each sample reads.
     pub level: Vec<u8>,
 }
@@ -81,6 +84,8 @@ impl View {
         View {
             width,
             height,
+            inv_z: z.iter().map(|z| 1.0 / z).collect(),
+            row_scale: height as f32 / (y0 - y1),
             cam: [wrap(pose.pos[0]), pose.pos[1] as f32, wrap(pose.pos[2])],
             fl: [-yaw.sin() as f32, -yaw.cos() as f32],
             right: [yaw.cos() as f32, -yaw.sin() as f32],
@@ -105,7 +110,7 @@ impl View {
 
     /// Continuous row coordinate (0 = top edge) of tangent-space height `y`.
     pub fn row_of(&self, y: f32) -> f32 {
-        (self.y0 - y) * self.height as f32 / (self.y0 - self.y1)
+        (self.y0 - y) * self.row_scale
     }
 }
 
@@ -167,6 +172,22 @@ pub fn blend(a: u32, b: u32, w: u32) -> u32 {
 #[inline(always)]
 pub fn weight(f: f32) -> u32 {
     (f * 256.0) as u32
+}
+
+/// `x.floor()` for |x| < 2^31, without a call into libm: the x86-64 baseline has no
+/// rounding instruction, and a call in the innermost loops costs more than the rest of
+/// the sample.
+#[inline(always)]
+pub fn floor_i(x: f32) -> i32 {
+    let i = x as i32;
+    i - i32::from(i as f32 > x)
+}
+
+/// `x.ceil()` for |x| < 2^31; see [`floor_i`].
+#[inline(always)]
+pub fn ceil_i(x: f32) -> i32 {
+    let i = x as i32;
+    i + i32::from((i as f32) < x)
 }
 
 /// What to render for a pose: the level view, and the warp to the pitched output if
@@ -338,21 +359,26 @@ fn pack(c: Rgb) -> u32 {
     b(c[0]) | b(c[1]) << 8 | b(c[2]) << 16 | 0xFF00_0000
 }
 
-/// One terrain sample of a column: its screen row, depth, texel and view vector.
-struct Hit {
+/// The sample before the current one in a column: enough to shade it if the rows
+/// between it and the current one turn out to be seen.
+struct Prev {
     row: f32,
     z: f32,
-    tex: Texel,
-    v: [f32; 3],
-    colour: Option<Rgb>,
+    level: usize,
+    /// World position (wrapped) and height above the camera.
+    at: [f32; 2],
+    t: f32,
+    /// RGBx, once shaded.
+    colour: Option<u32>,
 }
 
-impl Hit {
-    /// Shaded only if the sample is seen.
-    fn colour(&mut self, shading: &Shading) -> Rgb {
-        *self
-            .colour
-            .get_or_insert_with(|| shading.terrain(self.tex, self.v))
+impl Prev {
+    fn colour(&mut self, map: &TerrainMap, shading: &Shading, g: [f32; 2]) -> u32 {
+        let (level, [x, z], t, depth) = (self.level, self.at, self.t, self.z);
+        *self.colour.get_or_insert_with(|| {
+            let tex = map.sample(level, x, z);
+            pack(shading.terrain(tex, [depth * g[0], t, depth * g[1]]))
+        })
     }
 }
 
@@ -370,6 +396,11 @@ fn reach_limits(view: &View, map: &TerrainMap, water: f32) -> Vec<f32> {
 
 /// Renders level `view` into column-major scratch: `pixels[u * height + r]`, `depth`
 /// likewise, for columns `columns`.
+///
+/// Most samples of a column are hidden behind nearer terrain: for those only the height
+/// is read (one channel of the map, bilinear); the full texel is read and shaded only
+/// for samples whose rows are seen, and for the sample before them, which the rows
+/// between blend from.
 fn render_columns(
     view: &View,
     map: &TerrainMap,
@@ -377,52 +408,61 @@ fn render_columns(
     limit: &[f32],
     columns: std::ops::Range<usize>,
     pixels: &mut [u32],
-    depth: &mut [f32],
+    mut depth: Option<&mut [f32]>,
 ) {
     let h = view.height;
     let [cx, cy, cz] = view.cam;
     let water = shading.look.water;
     for (k, u) in columns.enumerate() {
         let px = &mut pixels[k * h..(k + 1) * h];
-        let dp = &mut depth[k * h..(k + 1) * h];
+        let mut dp = depth.as_deref_mut().map(|d| &mut d[k * h..(k + 1) * h]);
         let xu = view.column_x(u);
-        let gx = view.fl[0] + xu * view.right[0];
-        let gz = view.fl[1] + xu * view.right[1];
+        let g = [
+            view.fl[0] + xu * view.right[0],
+            view.fl[1] + xu * view.right[1],
+        ];
         let mut ymin = h as f32;
-        let mut prev: Option<Hit> = None;
-        for ((&z, &level), &limit) in view.z.iter().zip(&view.level).zip(limit) {
-            if ymin <= limit {
+        let mut prev: Option<Prev> = None;
+        for (i, &z) in view.z.iter().enumerate() {
+            if ymin <= limit[i] {
                 break;
             }
-            let tex = map.sample(level as usize, cx + z * gx, cz + z * gz);
+            let level = view.level[i] as usize;
+            let at = [cx + z * g[0], cz + z * g[1]];
             // Water is a flat surface at its level.
-            let t = tex[0].max(water) - cy;
-            let row = view.row_of(t / z);
-            let mut hit = Hit {
-                row,
-                z,
-                tex,
-                v: [z * gx, t, z * gz],
-                colour: None,
-            };
+            let t = map.height(level, at[0], at[1]).max(water) - cy;
+            let row = view.row_of(t * view.inv_z[i]);
+            let mut colour = None;
             if row < ymin {
-                let first = (row - 0.5).ceil().max(0.0) as usize;
-                let end = ((ymin - 0.5).ceil() as usize).min(h);
+                let first = ceil_i(row - 0.5).max(0) as usize;
+                let end = (ceil_i(ymin - 0.5).max(0) as usize).min(h);
                 if first < end {
-                    let c1 = hit.colour(shading);
-                    let (c0, z0, row0) = match &mut prev {
-                        Some(p) => (p.colour(shading), p.z, p.row),
-                        None => (c1, z, row),
-                    };
-                    for r in first..end {
-                        let centre = r as f32 + 0.5;
-                        let f = if prev.is_some() {
-                            ((row0 - centre) / (row0 - row)).clamp(0.0, 1.0)
-                        } else {
-                            1.0
-                        };
-                        px[r] = pack(lerp3(c0, c1, f));
-                        dp[r] = z0 + (z - z0) * f;
+                    let tex = map.sample(level, at[0], at[1]);
+                    let c1 = pack(shading.terrain(tex, [z * g[0], t, z * g[1]]));
+                    colour = Some(c1);
+                    match &mut prev {
+                        // The rows between two samples: colour and depth interpolated
+                        // by where each row's centre falls between them.
+                        Some(p) => {
+                            let c0 = p.colour(map, shading, g);
+                            let (z0, row0) = (p.z, p.row);
+                            let inv = 1.0 / (row0 - row);
+                            let f = |r: usize| ((row0 - (r as f32 + 0.5)) * inv).clamp(0.0, 1.0);
+                            for (r, p) in px.iter_mut().enumerate().take(end).skip(first) {
+                                *p = blend(c0, c1, weight(f(r)));
+                            }
+                            if let Some(dp) = dp.as_deref_mut() {
+                                for (r, d) in dp.iter_mut().enumerate().take(end).skip(first) {
+                                    *d = z0 + (z - z0) * f(r);
+                                }
+                            }
+                        }
+                        None => {
+                            px[first..end].fill(c1);
+                            if let Some(dp) = dp.as_deref_mut() {
+                                dp[first..end].fill(z);
+                            }
+                        }
                     }
                 }
                 ymin = row;
@@ -430,16 +470,67 @@ fn render_columns(
                     break;
                 }
             }
-            prev = Some(hit);
+            prev = Some(Prev {
+                row,
+                z,
+                level,
+                at,
+                t,
+                colour,
+            });
         }
         // What no terrain reached is sky.
-        let sky_rows = ((ymin - 0.5).ceil().max(0.0) as usize).min(h);
-        for r in 0..sky_rows {
-            let y = view.row_y(r);
-            let inv = 1.0 / (1.0 + xu * xu + y * y).sqrt();
-            px[r] = pack(shading.sky([gx * inv, y * inv, gz * inv]));
-            dp[r] = Z_FAR;
+        let sky_rows = (ceil_i(ymin - 0.5).max(0) as usize).min(h);
+        sky_column(view, shading, xu, g, &mut px[..sky_rows]);
+        if let Some(dp) = dp {
+            dp[..sky_rows].fill(Z_FAR);
         }
+    }
+}
+
+/// Sky rows taller than this (tangent units) are each shaded; shorter ones are shaded
+/// every few rows and blended between, which no eye tells apart: the sky's colour
+/// changes slowly with height except at the sun's disc, which is always shaded row by
+/// row.
+const SKY_SPAN: f32 = 0.008;
+/// Closer to the sun than this (cosine of the angle) every row is shaded.
+const NEAR_SUN: f32 = 0.995;
+
+/// Fills the top `px.len()` rows of column `xu` (level direction `g`) with sky.
+fn sky_column(view: &View, shading: &Shading, xu: f32, g: [f32; 2], px: &mut [u32]) {
+    let rows = px.len();
+    if rows == 0 {
+        return;
+    }
+    let sun = shading.light.sun_dir;
+    let dir = |r: usize| {
+        let y = view.row_y(r);
+        let inv = 1.0 / (1.0 + xu * xu + y * y).sqrt();
+        [g[0] * inv, y * inv, g[1] * inv]
+    };
+    let toward = |d: [f32; 3]| d[0] * sun[0] + d[1] * sun[1] + d[2] * sun[2];
+    let row_h = (view.y0 - view.y1) / view.height as f32;
+    let step = ((SKY_SPAN / row_h) as usize).clamp(1, 8);
+    let mut r0 = 0;
+    let mut d0 = dir(0);
+    let mut c0 = pack(shading.sky(d0));
+    px[0] = c0;
+    while r0 + 1 < rows {
+        let r1 = (r0 + step).min(rows - 1);
+        let d1 = dir(r1);
+        let c1 = pack(shading.sky(d1));
+        if step == 1 || toward(d0) > NEAR_SUN || toward(d1) > NEAR_SUN {
+            for (r, p) in px.iter_mut().enumerate().take(r1).skip(r0 + 1) {
+                *p = pack(shading.sky(dir(r)));
+            }
+        } else {
+            let span = (r1 - r0) as u32;
+            for (k, p) in px[r0 + 1..r1].iter_mut().enumerate() {
+                *p = blend(c0, c1, (k as u32 + 1) * 256 / span);
+            }
+        }
+        px[r1] = c1;
+        (r0, d0, c0) = (r1, d1, c1);
     }
 }
 
@@ -454,29 +545,42 @@ pub struct Scratch {
     pub width: usize,
 }
 
-/// Renders one frame on the CPU into `out` (RGBx rows of the output size) and
-/// `scratch.depth`.
+/// Renders one frame on the CPU into `out` (RGBx rows of the output size) and, if
+/// `with_depth`, `scratch.depth` (emptied otherwise).
 pub fn render_cpu(
     plan: &Plan,
     map: &TerrainMap,
     shading: &Shading,
     out: &mut [u8],
     scratch: &mut Scratch,
+    with_depth: bool,
 ) {
     let view = &plan.view;
     let (lw, lh) = (view.width, view.height);
     let (w, h) = plan.warp.map_or((lw, lh), |wp| (wp.width, wp.height));
     scratch.pixels.resize(lw * lh, 0);
-    scratch.depth_columns.resize(lw * lh, 0.0);
-    scratch.depth.resize(w * h, 0.0);
+    scratch
+        .depth_columns
+        .resize(if with_depth { lw * lh } else { 0 }, 0.0);
+    scratch
+        .depth
+        .resize(if with_depth { w * h } else { 0 }, 0.0);
     scratch.width = w;
     // Small jobs shared out as threads come free: on a shared machine a core can stall,
     // and a fixed half per core would make the whole frame wait for it.
     const COLUMNS_PER_JOB: usize = 16;
+    let job = COLUMNS_PER_JOB * lh;
+    let depth_job = if with_depth { job } else { 1 };
     let jobs = scratch
         .pixels
-        .chunks_mut(COLUMNS_PER_JOB * lh)
-        .zip(scratch.depth_columns.chunks_mut(COLUMNS_PER_JOB * lh))
+        .chunks_mut(job)
+        .zip(
+            scratch
+                .depth_columns
+                .chunks_mut(depth_job)
+                .map(Some)
+                .chain(std::iter::repeat_with(|| None)),
+        )
         .enumerate();
     let limit = reach_limits(view, map, shading.look.water);
     in_parallel(jobs, |(n, (px, dp))| {
@@ -487,31 +591,32 @@ pub fn render_cpu(
         None => {
             let out_px = bytemuck_u32(out);
             transpose(&scratch.pixels, out_px, lw, lh);
-            transpose(&scratch.depth_columns, &mut scratch.depth, lw, lh);
+            if with_depth {
+                transpose(&scratch.depth_columns, &mut scratch.depth, lw, lh);
+            }
         }
         Some(warp) => {
             let (pixels, depths) = (&scratch.pixels, &scratch.depth_columns);
             const ROWS_PER_JOB: usize = 8;
+            let depth_rows = if with_depth { ROWS_PER_JOB * w } else { 1 };
             let jobs = out
                 .chunks_mut(ROWS_PER_JOB * w * 4)
-                .zip(scratch.depth.chunks_mut(ROWS_PER_JOB * w))
+                .zip(
+                    scratch
+                        .depth
+                        .chunks_mut(depth_rows)
+                        .map(Some)
+                        .chain(std::iter::repeat_with(|| None)),
+                )
                 .enumerate();
-            in_parallel(jobs, |(n, (rows, drows))| {
+            in_parallel(jobs, |(n, (rows, mut drows))| {
                 let rows = bytemuck_u32(rows);
-                for (k, (row, drow)) in rows
-                    .chunks_exact_mut(w)
-                    .zip(drows.chunks_exact_mut(w))
-                    .enumerate()
-                {
-                    warp_row(
-                        &warp.row_map(view, n * ROWS_PER_JOB + k),
-                        pixels,
-                        depths,
-                        lw,
-                        lh,
-                        row,
-                        drow,
-                    );
+                for (k, row) in rows.chunks_exact_mut(w).enumerate() {
+                    let m = warp.row_map(view, n * ROWS_PER_JOB + k);
+                    warp_row(&m, pixels, lw, lh, row);
+                    if let Some(d) = &mut drows {
+                        warp_depth(&m, depths, lw, lh, &mut d[k * w..(k + 1) * w]);
+                    }
                 }
             });
         }
@@ -519,30 +624,38 @@ pub fn render_cpu(
 }
 
 /// Fills one output row from the column-major level image: fixed-point bilinear colour,
-/// nearest depth. [`super::tensor`] does the same arithmetic.
-fn warp_row(
-    m: &RowMap,
-    pixels: &[u32],
-    depths: &[f32],
-    lw: usize,
-    lh: usize,
-    out: &mut [u32],
-    depth: &mut [f32],
-) {
+/// the column stepped in 16.16 fixed point (no float conversion per pixel).
+/// [`super::tensor`] does the same arithmetic in floats.
+fn warp_row(m: &RowMap, pixels: &[u32], lw: usize, lh: usize, out: &mut [u32]) {
     let r = m.row.clamp(0.0, (lh - 1) as f32);
     let r0 = (r as usize).min(lh.saturating_sub(2));
     let wr = weight(r - r0 as f32);
     let r1 = (r0 + 1).min(lh - 1);
-    let rn = (r.round() as usize).min(lh - 1);
-    for (u, (px, d)) in out.iter_mut().zip(depth.iter_mut()).enumerate() {
-        let c = (m.col0 + m.dcol * u as f32).clamp(0.0, (lw - 1) as f32);
-        let c0 = (c as usize).min(lw.saturating_sub(2));
+    let (top_row, bottom_row) = (&pixels[r0..], &pixels[r1..]);
+    const ONE: i64 = 1 << 16;
+    let last = (lw as i64 - 1) * ONE;
+    let c0_max = lw.saturating_sub(2);
+    let start = (f64::from(m.col0) * ONE as f64) as i64;
+    let step = (f64::from(m.dcol) * ONE as f64) as i64;
+    for (u, px) in out.iter_mut().enumerate() {
+        let c = (start + step * u as i64).clamp(0, last);
+        let c0 = ((c >> 16) as usize).min(c0_max);
         let c1 = (c0 + 1).min(lw - 1);
-        let wc = weight(c - c0 as f32);
-        let top = blend(pixels[c0 * lh + r0], pixels[c1 * lh + r0], wc);
-        let bottom = blend(pixels[c0 * lh + r1], pixels[c1 * lh + r1], wc);
+        let wc = ((c - ((c0 as i64) << 16)) >> 8) as u32;
+        let top = blend(top_row[c0 * lh], top_row[c1 * lh], wc);
+        let bottom = blend(bottom_row[c0 * lh], bottom_row[c1 * lh], wc);
         *px = blend(top, bottom, wr);
-        *d = depths[(c.round() as usize).min(lw - 1) * lh + rn] * m.depth_scale;
+    }
+}
+
+/// The depth of one output row: the nearest level-image pixel's.
+fn warp_depth(m: &RowMap, depths: &[f32], lw: usize, lh: usize, out: &mut [f32]) {
+    let r = m.row.clamp(0.0, (lh - 1) as f32);
+    // Non-negative here: rounding is adding a half and truncating.
+    let rn = ((r + 0.5) as usize).min(lh - 1);
+    for (u, d) in out.iter_mut().enumerate() {
+        let c = (m.col0 + m.dcol * u as f32).clamp(0.0, (lw - 1) as f32);
+        *d = depths[((c + 0.5) as usize).min(lw - 1) * lh + rn] * m.depth_scale;
     }
 }
 
@@ -570,5 +683,52 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], w: usize, h: usize) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::look::{look_for, Light};
+    use super::*;
+
+    /// Sky blended between rows shaded every few is within three levels of every row
+    /// shaded, in the columns through the setting sun's disc and glow as elsewhere.
+    #[test]
+    fn blended_sky_is_the_shaded_sky() {
+        let look = look_for("rolling green hills");
+        let light = Light::new(17.8, 0.2, &look);
+        let shading = Shading::new(&look, &light);
+        let pose = Pose {
+            pos: [10.0, 80.0, -30.0],
+            yaw: 90.0,
+            pitch: 0.0,
+            fov: 70.0,
+        };
+        let view = plan(&pose, 1280, 720, 1.0).view;
+        let mut worst = 0u8;
+        let mut near_sun = 0;
+        for u in (0..view.width).step_by(7) {
+            let xu = view.column_x(u);
+            let g = [
+                view.fl[0] + xu * view.right[0],
+                view.fl[1] + xu * view.right[1],
+            ];
+            let mut blended = vec![0u32; view.height];
+            sky_column(&view, &shading, xu, g, &mut blended);
+            for (r, b) in blended.iter().enumerate() {
+                let y = view.row_y(r);
+                let inv = 1.0 / (1.0 + xu * xu + y * y).sqrt();
+                let d = [g[0] * inv, y * inv, g[1] * inv];
+                let s = light.sun_dir;
+                near_sun += usize::from(d[0] * s[0] + d[1] * s[1] + d[2] * s[2] > 0.9997);
+                let exact = pack(shading.sky(d));
+                for shift in [0, 8, 16] {
+                    let (a, e) = ((b >> shift) as u8, (exact >> shift) as u8);
+                    worst = worst.max(a.abs_diff(e));
+                }
+            }
+        }
+        assert!(near_sun > 0, "no column crossed the sun's disc");
+        assert!(worst <= 3, "blended sky off by {worst} levels");
     }
 }
