@@ -264,41 +264,7 @@ fn main() -> Result<()> {
     report["pacing"] = json!(pacing);
 
     // 3b. The default show, quiet and beside a busy core; adaptive detail off and on.
-    let show_s = if quick { 20 } else { 60 };
-    let windows = show::default_show(show_s)?;
-    for w in &windows {
-        eprintln!(
-            "default show {}: {:.1} repeats/min, detail {:?}",
-            if w.busy { "busy" } else { "quiet" },
-            w.repeats_per_minute,
-            w.detail
-        );
-    }
-    let mut adaptive = Vec::new();
-    for round in 0..2 {
-        for on in [false, true] {
-            let _load = show::BusyCore::start();
-            let row = element::pacing(
-                &format!(
-                    "cuecastsrc name=src adaptive-detail={on} prompt=\"rolling green hills\" cues={} ! video/x-raw,width=1280,height=720,framerate=30/1 ! fakesink sync=true",
-                    cues.display()
-                ),
-                show_s,
-            )?;
-            eprintln!(
-                "busy 1280x720@30, adaptive detail {on} (round {round}): {} frames, {} repeated",
-                row["frames"], row["repeated"]
-            );
-            adaptive.push(json!({"adaptive_detail": on, "run": row}));
-        }
-    }
-    report["default_show"] = json!({
-        "windows": windows.iter().map(|w| json!({
-            "busy": w.busy, "seconds": w.seconds, "frames_out": w.frames_out,
-            "repeated": w.repeated, "repeats_per_minute": w.repeats_per_minute, "detail": w.detail,
-        })).collect::<Vec<_>>(),
-        "adaptive": adaptive,
-    });
+    report["default_show"] = measure_default_show(&cues, quick)?;
 
     // 4. Latency.
     let lat = show::latency(quick)?;
@@ -462,6 +428,46 @@ fn measure_faults(python: &str, work: &Path, rounds: usize) -> Result<Value> {
     }
     eprintln!("faults: rtmp {rtmp}, srt {srt}, hang {hang}, kill -9 {loss:?}");
     Ok(json!({"rtmp": rtmp, "rtmp_frozen": frozen, "srt": srt, "hang": hang, "kill9": loss}))
+}
+
+/// The default show (`scripts/show`'s config) quiet and beside a busy core, and the
+/// world in `cuecastsrc` with adaptive detail off and on beside a busy core.
+fn measure_default_show(cues: &Path, quick: bool) -> Result<Value> {
+    let show_s = if quick { 20 } else { 60 };
+    let windows = show::default_show(show_s)?;
+    for w in &windows {
+        eprintln!(
+            "default show {}: {:.1} repeats/min, detail {:?}",
+            if w.busy { "busy" } else { "quiet" },
+            w.repeats_per_minute,
+            w.detail
+        );
+    }
+    let mut adaptive = Vec::new();
+    for round in 0..2 {
+        for on in [false, true] {
+            let _load = show::BusyCore::start();
+            let row = element::pacing(
+                &format!(
+                    "cuecastsrc name=src adaptive-detail={on} prompt=\"rolling green hills\" cues={} ! video/x-raw,width=1280,height=720,framerate=30/1 ! fakesink sync=true",
+                    cues.display()
+                ),
+                show_s,
+            )?;
+            eprintln!(
+                "busy 1280x720@30, adaptive detail {on} (round {round}): {} frames, {} repeated",
+                row["frames"], row["repeated"]
+            );
+            adaptive.push(json!({"adaptive_detail": on, "run": row}));
+        }
+    }
+    Ok(json!({
+        "windows": windows.iter().map(|w| json!({
+            "busy": w.busy, "seconds": w.seconds, "frames_out": w.frames_out,
+            "repeated": w.repeated, "repeats_per_minute": w.repeats_per_minute, "detail": w.detail,
+        })).collect::<Vec<_>>(),
+        "adaptive": adaptive,
+    }))
 }
 
 /// The procedural world stepped directly, on one core and on all.

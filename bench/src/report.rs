@@ -159,6 +159,9 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
     let ds = &r["default_show"];
     if !ds.is_null() {
         writeln!(d, "### The default show, quiet and on a busy machine\n")?;
+        if let Some(date) = r["default_show"]["date"].as_str() {
+            writeln!(d, "Run on its own (`--world`) on {date}, {}.\n", r["default_show"]["machine"].as_str().unwrap_or(""))?;
+        }
         writeln!(d, "`cuecast serve` with the default config as `scripts/show` runs it (the default show preset, 1280x720 at 30 fps, a recording and a preview), first quiet, then with one core kept busy by a spinning thread beside it (the build or browser a newcomer's laptop always has). Repeats: frame slots filled by repeating the previous frame. Detail: what status reported, sampled every second (1 full; the procedural world draws at 0.75 or 0.5 while its steps run late, and back at full once there is room).\n")?;
         writeln!(d, "| machine | seconds | frames out | repeated | repeats per minute | detail (min / median / max) |")?;
         writeln!(d, "|---|---|---|---|---|---|")?;

@@ -6,7 +6,7 @@
 //! terrain. It is deterministic from seed and cue log on a given device.
 //!
 //! Two renderers draw the same world with the same algorithm: plain Rust on the CPU
-//! ([`render`], a few milliseconds a frame on two cores) and tensor ops on CUDA
+//! ([`render`]; its cost is in the benchmark's section 1) and tensor ops on CUDA
 //! ([`tensor`]). Tensor ops on a CPU cost 5-10x the plain Rust version, which is why the
 //! CPU does not use them.
 
