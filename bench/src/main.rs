@@ -186,6 +186,14 @@ fn main() -> Result<()> {
         );
         return Ok(());
     }
+    // `--transport`: SRT alone, no cuecast, merged like `--models`.
+    if args.iter().any(|a| a == "--transport") {
+        let json_path = out_path.with_extension("json");
+        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
+            .with_context(|| format!("reading {}", json_path.display()))?;
+        report["transport"] = measure_transport(quick)?;
+        return render(&report, &out_path, &python);
+    }
     // `--export`: the export comparison alone, one round, its JSON on stdout.
     if args.iter().any(|a| a == "--export") {
         println!("{}", measure_export(1)?);
@@ -286,6 +294,8 @@ fn main() -> Result<()> {
                     "preview_p50": preview.preview_p50, "preview_p99": preview.preview_p99,
                     "visible_samples": preview.visible, "repeated": preview.repeated},
     });
+
+    report["transport"] = measure_transport(quick)?;
 
     // 5. Resources over a long show.
     let res = show::resources(resources_s, warmup_s)?;
@@ -468,6 +478,22 @@ fn measure_default_show(cues: &Path, quick: bool) -> Result<Value> {
         })).collect::<Vec<_>>(),
         "adaptive": adaptive,
     }))
+}
+
+/// SRT alone from a camera to a viewer, the daemon's encoder settings, no cuecast.
+fn measure_transport(quick: bool) -> Result<Value> {
+    let mut t = media::transport(if quick { 10 } else { 60 })?;
+    for row in t["rows"].as_array().into_iter().flatten() {
+        eprintln!(
+            "SRT alone, {}: p50 {:.0} ms, p99 {:.0} ms",
+            row["decoder"].as_str().unwrap_or(""),
+            f(&row["p50_ms"]),
+            f(&row["p99_ms"])
+        );
+    }
+    t["machine"] = json!(machine());
+    t["date"] = json!(today());
+    Ok(t)
 }
 
 /// The procedural world stepped directly, on one core and on all.

@@ -39,14 +39,25 @@ struct Camera {
 }
 
 impl Camera {
+    /// A camera as a producer's encoder would send it: 160x90 H.264 to an SRT listener.
     fn start(port: u16) -> Result<Camera> {
+        Self::start_with(
+            160,
+            90,
+            &format!(
+                "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={INPUT_FPS} ! \
+                 mpegtsmux alignment=7 ! \
+                 srtsink uri=srt://127.0.0.1:{port}?mode=caller latency={SRT_LATENCY_MS} wait-for-connection=false"
+            ),
+        )
+    }
+
+    /// A camera of `width` x `height` whose I420 frames go into `chain`.
+    fn start_with(width: usize, height: usize, chain: &str) -> Result<Camera> {
         let pipeline = gst::parse::launch(&format!(
             "appsrc name=src is-live=true format=time do-timestamp=true \
-             caps=video/x-raw,format=GRAY8,width=160,height=90,framerate={INPUT_FPS}/1 ! \
-             videoconvert ! video/x-raw,format=I420 ! \
-             x264enc tune=zerolatency speed-preset=ultrafast key-int-max={INPUT_FPS} ! \
-             mpegtsmux alignment=7 ! \
-             srtsink uri=srt://127.0.0.1:{port}?mode=caller latency={SRT_LATENCY_MS} wait-for-connection=false"
+             caps=video/x-raw,format=GRAY8,width={width},height={height},framerate={INPUT_FPS}/1 ! \
+             videoconvert ! video/x-raw,format=I420 ! {chain}"
         ))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow!("not a pipeline"))?;
@@ -66,7 +77,7 @@ impl Camera {
                 let mut last = 0u8;
                 while !stop.load(Ordering::Relaxed) {
                     let v = level.load(Ordering::Relaxed);
-                    let buffer = gst::Buffer::from_slice(vec![v; 160 * 90]);
+                    let buffer = gst::Buffer::from_slice(vec![v; width * height]);
                     if v != last {
                         *changed.lock() = Instant::now();
                         last = v;
@@ -122,9 +133,14 @@ struct Viewer {
 
 impl Viewer {
     fn start(port: u16) -> Result<Viewer> {
+        Self::start_with(port, "avdec_h264")
+    }
+
+    /// A viewer decoding with `decoder`.
+    fn start_with(port: u16, decoder: &str) -> Result<Viewer> {
         let pipeline = gst::parse::launch(&format!(
             "srtsrc uri=srt://127.0.0.1:{port}?mode=caller latency={SRT_LATENCY_MS} ! tsdemux ! h264parse ! \
-             avdec_h264 ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink sync=false"
+             {decoder} ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink sync=false"
         ))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow!("not a pipeline"))?;
@@ -413,4 +429,46 @@ pub fn av_offset(seconds: u64) -> Result<Value> {
         "show_repeated": repeated, "audio_underruns": underruns,
         "samples": offsets.iter().map(|(t, o)| json!([t - t0, o * 1e3])).collect::<Vec<_>>(),
     }))
+}
+
+/// SRT alone, no cuecast: the daemon's own encoder settings (640x360, x264 zerolatency
+/// veryfast, 2 Mb/s, MPEG-TS, an SRT listener at 120 ms) from a camera straight to the
+/// viewer, `n` changes timed as in [`v2v`]; with the viewer's decoder as shipped
+/// (`avdec_h264`, frame threads) and with one thread. What is left of a cue's time to
+/// the receiver beyond this is cuecast's.
+pub fn transport(n: usize) -> Result<Value> {
+    let mut rows = Vec::new();
+    for decoder in ["avdec_h264", "avdec_h264 max-threads=1"] {
+        let port = free_udp_port();
+        let camera = Camera::start_with(
+            640,
+            360,
+            &format!(
+                "x264enc tune=zerolatency speed-preset=veryfast bitrate=2000 key-int-max=30 ! \
+                 h264parse config-interval=-1 ! mpegtsmux alignment=7 ! \
+                 srtsink uri=srt://127.0.0.1:{port}?mode=listener latency={SRT_LATENCY_MS} wait-for-connection=false"
+            ),
+        )?;
+        let viewer = Viewer::start_with(port, decoder)?;
+        camera.show(false);
+        let black = viewer.settle(Duration::from_secs(2))?;
+        camera.show(true);
+        let white = viewer.settle(Duration::from_secs(2))?;
+        let threshold = (black + white) / 2.0;
+        let mut white_now = true;
+        let mut ms = Vec::new();
+        for i in 0..n {
+            std::thread::sleep(Duration::from_millis(300 + (i as u64 * 37 % 100)));
+            white_now = !white_now;
+            let sent = camera.show(white_now);
+            let seen = viewer.crossing(sent, white_now, threshold)?;
+            ms.push(seen.duration_since(sent).as_secs_f64() * 1e3);
+        }
+        rows.push(json!({
+            "decoder": decoder, "n": n,
+            "p50_ms": percentile(&mut ms.clone(), 0.5), "p99_ms": percentile(&mut ms.clone(), 0.99),
+            "samples": ms,
+        }));
+    }
+    Ok(json!({"srt_latency_ms": SRT_LATENCY_MS, "rows": rows}))
 }

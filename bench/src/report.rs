@@ -264,6 +264,7 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
     writeln!(d, "Step time p99 from `/metrics` (upper bound of its histogram bucket): ≤ {:.0} ms; frames repeated during the HTTP and SRT runs: {}; during the browser run (Chromium shares the cores): {}.\n", f(&l["step_p99_bound_ms"]), l["repeated"], l["preview"]["repeated"])?;
     writeln!(d, "Target: cue → applied frame p99 ≤ one frame interval + step p99 + 5 ms = {bound:.1} ms: **{}** ({:.1} ms).", verdict(f(&l["http"]["p99"]) <= bound), f(&l["http"]["p99"]))?;
     writeln!(d, "Target (control surface): the preview under half a second behind the show: **{}** (p99 {:.0} ms).\n", verdict(f(&l["preview"]["preview_p99"]) < 500.0), f(&l["preview"]["preview_p99"]))?;
+    transport_section(&mut d, &r["transport"])?;
     writeln!(d, "![Latency](bench/latency.png)\n")?;
 
     // 5.
@@ -788,5 +789,25 @@ fn world_section(d: &mut String, w: &Value) -> Result<()> {
     }
     let level = w["rows"][0]["one_core_ms"].as_f64().unwrap_or(f64::NAN);
     writeln!(d, "\nTarget: ≤ 8 ms a 1280x720 frame on one core: **{}** ({level:.1} ms level).\n", verdict(level <= 8.0))?;
+    Ok(())
+}
+
+/// SRT alone, in section 4: what a cue's way to the receiver costs without cuecast.
+fn transport_section(d: &mut String, t: &Value) -> Result<()> {
+    writeln!(d, "\n### SRT alone, no cuecast\n")?;
+    if t.is_null() {
+        writeln!(
+            d,
+            "Not in this run (`cargo run --release -p cuecast-bench -- --transport` adds it).\n"
+        )?;
+        return Ok(());
+    }
+    writeln!(d, "Run on {}, {}. A camera in the benchmark process (640x360 at 30 fps, black or white on demand) encoded with the daemon's own output settings (x264 zerolatency veryfast, 2 Mb/s, MPEG-TS in 7-packet SRT messages, an SRT listener at {} ms) straight to the same receiver as above; each change timed from its first frame entering the encoder to its first decoded frame. What a cue's time to the SRT receiver costs beyond this is cuecast's.\n", t["date"].as_str().unwrap_or(""), t["machine"].as_str().unwrap_or(""), t["srt_latency_ms"])?;
+    writeln!(d, "| receiver's decoder | changes | p50 | p99 |")?;
+    writeln!(d, "|---|---|---|---|")?;
+    for row in t["rows"].as_array().into_iter().flatten() {
+        writeln!(d, "| `{}` | {} | {:.0} ms | {:.0} ms |", row["decoder"].as_str().unwrap_or(""), row["n"], f(&row["p50_ms"]), f(&row["p99_ms"]))?;
+    }
+    writeln!(d, "\nThe SRT latency is {} ms of it. The rest is the encoder and the decoder (the two rows differ by the decoder's frame threads) and, not yet measured apart, what waits between them: a frame's last MPEG-TS packets in a 7-packet SRT message until the next frame's fill it, and a demuxer that may pass a frame on only when the next one starts.\n", t["srt_latency_ms"])?;
     Ok(())
 }
