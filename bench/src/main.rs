@@ -178,13 +178,17 @@ fn main() -> Result<()> {
         let _ = std::fs::remove_dir_all(&work);
         return render(&report, &out_path, &python);
     }
-    // `--world`: the procedural world's own cost alone, its JSON on stdout.
+    // `--world`: the procedural world's own cost and the default show, merged like
+    // `--models`.
     if args.iter().any(|a| a == "--world") {
-        println!(
-            "{}",
-            world::cost(if quick { 1 } else { 5 }, if quick { 30 } else { 90 })?
-        );
-        return Ok(());
+        let json_path = out_path.with_extension("json");
+        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
+            .with_context(|| format!("reading {}", json_path.display()))?;
+        report["world"] = measure_world(quick)?;
+        report["default_show"] = measure_default_show(&element::flight_cues()?, quick)?;
+        report["default_show"]["date"] = json!(today());
+        report["default_show"]["machine"] = json!(machine());
+        return render(&report, &out_path, &python);
     }
     // `--transport`: SRT alone, no cuecast, merged like `--models`.
     if args.iter().any(|a| a == "--transport") {
