@@ -160,7 +160,11 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
     if !ds.is_null() {
         writeln!(d, "### The default show, quiet and on a busy machine\n")?;
         if let Some(date) = r["default_show"]["date"].as_str() {
-            writeln!(d, "Run on its own (`--world`) on {date}, {}.\n", r["default_show"]["machine"].as_str().unwrap_or(""))?;
+            writeln!(
+                d,
+                "Run on its own (`--world`) on {date}, {}.\n",
+                r["default_show"]["machine"].as_str().unwrap_or("")
+            )?;
         }
         writeln!(d, "`cuecast serve` with the default config as `scripts/show` runs it (the default show preset, 1280x720 at 30 fps, a recording and a preview), first quiet, then with one core kept busy by a spinning thread beside it (the build or browser a newcomer's laptop always has). Repeats: frame slots filled by repeating the previous frame. Detail: what status reported, sampled every second (1 full; the procedural world draws at 0.75 or 0.5 while its steps run late, and back at full once there is room).\n")?;
         writeln!(d, "| machine | seconds | frames out | repeated | repeats per minute | detail (min / median / max) |")?;
@@ -767,7 +771,10 @@ fn media_section(d: &mut String, m: &Value) -> Result<()> {
 
 /// The procedural world's own cost, in section 1.
 fn world_section(d: &mut String, w: &Value) -> Result<()> {
-    writeln!(d, "\n### The procedural world alone, on one core and on all\n")?;
+    writeln!(
+        d,
+        "\n### The procedural world alone, on one core and on all\n"
+    )?;
     if w.is_null() {
         writeln!(
             d,
@@ -785,10 +792,19 @@ fn world_section(d: &mut String, w: &Value) -> Result<()> {
         } else {
             format!("pitched {pitch:.0}°")
         };
-        writeln!(d, "| {label} | {:.1} ms | {:.1} ms |", f(&row["one_core_ms"]), f(&row["all_cores_ms"]))?;
+        writeln!(
+            d,
+            "| {label} | {:.1} ms | {:.1} ms |",
+            f(&row["one_core_ms"]),
+            f(&row["all_cores_ms"])
+        )?;
     }
     let level = w["rows"][0]["one_core_ms"].as_f64().unwrap_or(f64::NAN);
-    writeln!(d, "\nTarget: ≤ 8 ms a 1280x720 frame on one core: **{}** ({level:.1} ms level).\n", verdict(level <= 8.0))?;
+    writeln!(
+        d,
+        "\nTarget: ≤ 8 ms a 1280x720 frame on one core: **{}** ({level:.1} ms level).\n",
+        verdict(level <= 8.0)
+    )?;
     Ok(())
 }
 
@@ -806,7 +822,14 @@ fn transport_section(d: &mut String, t: &Value) -> Result<()> {
     writeln!(d, "| receiver's decoder | changes | p50 | p99 |")?;
     writeln!(d, "|---|---|---|---|")?;
     for row in t["rows"].as_array().into_iter().flatten() {
-        writeln!(d, "| `{}` | {} | {:.0} ms | {:.0} ms |", row["decoder"].as_str().unwrap_or(""), row["n"], f(&row["p50_ms"]), f(&row["p99_ms"]))?;
+        writeln!(
+            d,
+            "| `{}` | {} | {:.0} ms | {:.0} ms |",
+            row["decoder"].as_str().unwrap_or(""),
+            row["n"],
+            f(&row["p50_ms"]),
+            f(&row["p99_ms"])
+        )?;
     }
     writeln!(d, "\nThe SRT latency is {} ms of it. The rest is the encoder and the decoder (the two rows differ by the decoder's frame threads) and, not yet measured apart, what waits between them: a frame's last MPEG-TS packets in a 7-packet SRT message until the next frame's fill it, and a demuxer that may pass a frame on only when the next one starts.\n", t["srt_latency_ms"])?;
     Ok(())

@@ -81,6 +81,15 @@ impl Daemon {
         Self::spawn_in(dir, env)
     }
 
+    /// A daemon with exactly `config` as its `cuecast.yaml`, in a folder of its own.
+    pub fn start_config(name: &str, config: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("cuecast-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cuecast.yaml"), config).unwrap();
+        Self::spawn_in(dir, &[])
+    }
+
     /// A daemon started again on the folders of one that ended (`kill -9`, a crash):
     /// the same config, takes, checkpoints and recordings. Its log is appended to the
     /// first one's.
