@@ -178,13 +178,15 @@ fn main() -> Result<()> {
         let _ = std::fs::remove_dir_all(&work);
         return render(&report, &out_path, &python);
     }
-    // `--world`: the procedural world's own cost and the default show, merged like
-    // `--models`.
+    // `--world`: the procedural world's own cost, section 1's table and the default
+    // show, merged like `--models`.
     if args.iter().any(|a| a == "--world") {
         let json_path = out_path.with_extension("json");
         let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
             .with_context(|| format!("reading {}", json_path.display()))?;
         report["world"] = measure_world(quick)?;
+        report["source"] = measure_source(if quick { 2 } else { 5 })?;
+        report["source_run"] = json!({"date": today(), "machine": machine()});
         report["default_show"] = measure_default_show(&element::flight_cues()?, quick)?;
         report["default_show"]["date"] = json!(today());
         report["default_show"]["machine"] = json!(machine());
@@ -216,17 +218,7 @@ fn main() -> Result<()> {
 
     // 1. Source cost, and the procedural world's own.
     report["world"] = measure_world(quick)?;
-    let mut source = Vec::new();
-    for (w, h) in element::SIZES {
-        let row = element::source_cost(w, h, rounds)?;
-        eprintln!(
-            "source {w}x{h}: null {:.3} ms, tensor-out {:.3} ms, pattern {:.3} ms, procedural {:.1} ms, videotestsrc {:.3} ms",
-            f(&row["null"]["ms"]), f(&row["tensor-out"]["ms"]), f(&row["pattern"]["ms"]),
-            f(&row["procedural"]["ms"]), f(&row["videotestsrc"]["ms"])
-        );
-        source.push(row);
-    }
-    report["source"] = json!(source);
+    report["source"] = measure_source(rounds)?;
 
     // 2. Model stepping.
     let package = element::example_package(&python, &work)?;
@@ -498,6 +490,21 @@ fn measure_transport(quick: bool) -> Result<Value> {
     t["machine"] = json!(machine());
     t["date"] = json!(today());
     Ok(t)
+}
+
+/// Section 1's table: each source at each size, `rounds` alternating runs.
+fn measure_source(rounds: usize) -> Result<Value> {
+    let mut source = Vec::new();
+    for (w, h) in element::SIZES {
+        let row = element::source_cost(w, h, rounds)?;
+        eprintln!(
+            "source {w}x{h}: null {:.3} ms, tensor-out {:.3} ms, pattern {:.3} ms, procedural {:.1} ms, videotestsrc {:.3} ms",
+            f(&row["null"]["ms"]), f(&row["tensor-out"]["ms"]), f(&row["pattern"]["ms"]),
+            f(&row["procedural"]["ms"]), f(&row["videotestsrc"]["ms"])
+        );
+        source.push(row);
+    }
+    Ok(json!(source))
 }
 
 /// The procedural world stepped directly, on one core and on all.

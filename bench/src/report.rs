@@ -22,6 +22,13 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
         d,
         "## 1. Source cost: `cuecastsrc` and `videotestsrc`, not live, into `fakesink`\n"
     )?;
+    if let Some(date) = r["source_run"]["date"].as_str() {
+        writeln!(
+            d,
+            "Run on its own (`--world`) on {date}, {}.\n",
+            r["source_run"]["machine"].as_str().unwrap_or("")
+        )?;
+    }
     writeln!(d, "RGBx at 30/1 caps, time per frame between the first and the last buffer (so start-up is left out), median of {} alternating runs of 300 frames (16-31 for the procedural world). `null`: a backend whose step does nothing, so what is left is the element (model thread handoff, buffer, timestamps). `tensor-out`: a step that only turns a finished float `[3, H, W]` frame into the buffer, the work every tensor backend adds. `pattern`: a trivial backend that draws a picture into the buffer, like `videotestsrc`. `procedural`: the built-in world, model step included.\n", r["source"][0]["rounds"])?;
     writeln!(d, "| size | null | tensor-out | pattern | procedural | videotestsrc | pattern ÷ videotestsrc (frames/s) |")?;
     writeln!(d, "|---|---|---|---|---|---|---|")?;

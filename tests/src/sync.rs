@@ -12,14 +12,24 @@ use std::process::Command;
 pub struct FlashesAndClicks {
     pub flashes: Vec<f64>,
     pub clicks: Vec<f64>,
+    /// The first and last decoded picture's times: a receiver that joins a stream sees
+    /// no picture until the next keyframe, but hears the sound from the start.
+    pub pictures: (f64, f64),
 }
+
+/// A click is paired only where the pictures around it were decoded: its flash and the
+/// frame before the flash (this far either side of the click).
+const PICTURES_AROUND: f64 = 0.1;
 
 impl FlashesAndClicks {
     /// Each click's offset from the flash nearest to it, seconds (positive: the click
-    /// is heard after the flash is seen), with the click's time.
+    /// is heard after the flash is seen), with the click's time; clicks without decoded
+    /// pictures around them are left out.
     pub fn offsets(&self) -> Vec<(f64, f64)> {
+        let (first, last) = self.pictures;
         self.clicks
             .iter()
+            .filter(|c| **c - PICTURES_AROUND >= first && **c + PICTURES_AROUND <= last)
             .filter_map(|c| {
                 self.flashes
                     .iter()
@@ -71,6 +81,10 @@ pub fn flashes_and_clicks(path: &Path) -> Result<FlashesAndClicks, String> {
             times.len()
         ));
     }
+    let pictures = (
+        times.first().copied().unwrap_or(0.0),
+        times.last().copied().unwrap_or(0.0),
+    );
     let flashes = means
         .windows(2)
         .zip(&times[1..])
@@ -111,7 +125,11 @@ pub fn flashes_and_clicks(path: &Path) -> Result<FlashesAndClicks, String> {
         }
         quiet = if loud { 0 } else { quiet + 1 };
     }
-    Ok(FlashesAndClicks { flashes, clicks })
+    Ok(FlashesAndClicks {
+        flashes,
+        clicks,
+        pictures,
+    })
 }
 
 fn decode(path: &Path, args: &[&str]) -> Result<Vec<u8>, String> {

@@ -233,6 +233,7 @@ fn a_models_click_is_heard_within_a_frame_of_its_flash_in_a_recording_and_over_s
         assert!(seen.clicks.len() >= 6, "{}: {seen:?}", file.display());
         let offsets = seen.offsets();
         println!("{}: click - flash offsets (s): {offsets:?}", file.display());
+        assert!(offsets.len() >= 6, "{}: {seen:?}", file.display());
         assert!(
             offsets.iter().all(|(_, o)| o.abs() <= 1.0 / 30.0),
             "{}: {seen:?}",
