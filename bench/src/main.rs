@@ -155,50 +155,51 @@ fn main() -> Result<()> {
         println!("{}", measure_faults(&python, &work, 1)?);
         return Ok(());
     }
-    // `--models`: section 8 alone (python models), merged into the report already at
-    // `--out`'s JSON, and the document written again from it.
+    // A section measured alone: merged into the report already at `--out`'s JSON, and
+    // the document written again from it. Each names its date and machine.
+    let merge = |update: &dyn Fn(&mut Value, &Path) -> Result<()>| -> Result<()> {
+        let json_path = out_path.with_extension("json");
+        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
+            .with_context(|| format!("reading {}", json_path.display()))?;
+        let work = std::env::temp_dir().join(format!("cuecast-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        let updated = update(&mut report, &work);
+        let _ = std::fs::remove_dir_all(&work);
+        updated?;
+        render(&report, &out_path, &python)
+    };
+    // `--models`: section 8 alone (python models).
     if args.iter().any(|a| a == "--models") {
-        let work = std::env::temp_dir().join(format!("cuecast-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&work)?;
-        let json_path = out_path.with_extension("json");
-        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
-            .with_context(|| format!("reading {}", json_path.display()))?;
-        report["models"] = models::measure(&python, &work, quick)?;
-        let _ = std::fs::remove_dir_all(&work);
-        return render(&report, &out_path, &python);
+        return merge(&|report, work| {
+            report["models"] = models::measure(&python, work, quick)?;
+            Ok(())
+        });
     }
-    // `--media`: section 9 alone (video in, sound out), merged like `--models`.
+    // `--media`: section 9 alone (video in, sound out).
     if args.iter().any(|a| a == "--media") {
-        let work = std::env::temp_dir().join(format!("cuecast-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&work)?;
-        let json_path = out_path.with_extension("json");
-        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
-            .with_context(|| format!("reading {}", json_path.display()))?;
-        report["media"] = measure_media(&work, quick)?;
-        let _ = std::fs::remove_dir_all(&work);
-        return render(&report, &out_path, &python);
+        return merge(&|report, work| {
+            report["media"] = measure_media(work, quick)?;
+            Ok(())
+        });
     }
-    // `--world`: the procedural world's own cost, section 1's table and the default
-    // show, merged like `--models`.
+    // `--world`: the procedural world's own cost, section 1's table and the default show.
     if args.iter().any(|a| a == "--world") {
-        let json_path = out_path.with_extension("json");
-        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
-            .with_context(|| format!("reading {}", json_path.display()))?;
-        report["world"] = measure_world(quick)?;
-        report["source"] = measure_source(if quick { 2 } else { 5 })?;
-        report["source_run"] = json!({"date": today(), "machine": machine()});
-        report["default_show"] = measure_default_show(&element::flight_cues()?, quick)?;
-        report["default_show"]["date"] = json!(today());
-        report["default_show"]["machine"] = json!(machine());
-        return render(&report, &out_path, &python);
+        return merge(&|report, _| {
+            report["world"] = measure_world(quick)?;
+            report["source"] = measure_source(if quick { 2 } else { 5 })?;
+            report["source_run"] = json!({"date": today(), "machine": machine()});
+            report["default_show"] = measure_default_show(&element::flight_cues()?, quick)?;
+            report["default_show"]["date"] = json!(today());
+            report["default_show"]["machine"] = json!(machine());
+            Ok(())
+        });
     }
-    // `--transport`: SRT alone, no cuecast, merged like `--models`.
+    // `--transport`: SRT alone, no cuecast (in section 4).
     if args.iter().any(|a| a == "--transport") {
-        let json_path = out_path.with_extension("json");
-        let mut report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)
-            .with_context(|| format!("reading {}", json_path.display()))?;
-        report["transport"] = measure_transport(quick)?;
-        return render(&report, &out_path, &python);
+        return merge(&|report, _| {
+            report["transport"] = measure_transport(quick)?;
+            Ok(())
+        });
     }
     // `--export`: the export comparison alone, one round, its JSON on stdout.
     if args.iter().any(|a| a == "--export") {

@@ -125,14 +125,15 @@ impl Drop for Camera {
     }
 }
 
-/// Decodes the program's SRT output and reports each frame's mean luma as it arrives.
-struct Viewer {
+/// Decodes the program's SRT output (an SRT caller, 120 ms) and reports each frame's
+/// mean luma as it arrives.
+pub(crate) struct Viewer {
     pipeline: gst::Pipeline,
-    frames: mpsc::Receiver<(Instant, f64)>,
+    pub(crate) frames: mpsc::Receiver<(Instant, f64)>,
 }
 
 impl Viewer {
-    fn start(port: u16) -> Result<Viewer> {
+    pub(crate) fn start(port: u16) -> Result<Viewer> {
         Self::start_with(port, "avdec_h264")
     }
 
@@ -228,35 +229,27 @@ fn tree_rss_mb(pid: u32) -> f64 {
         );
         i += 1;
     }
+    // A process that ended meanwhile counts nothing.
     tree.iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .sum::<f64>()
-        / 1024.0
+        .filter_map(|p| crate::show::rss_mb(*p).ok())
+        .sum()
 }
 
 /// The restyle reference model at `fps` (its own rate), copied into `work`.
 fn restyle_at(work: &Path, fps: u32) -> Result<PathBuf> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let src = crate::models::repo().join("models/restyle");
     let pkg = work.join(format!("restyle-{fps}"));
     std::fs::create_dir_all(&pkg)?;
-    std::fs::copy(repo.join("models/restyle/model.py"), pkg.join("model.py"))?;
-    let manifest = std::fs::read_to_string(repo.join("models/restyle/cuecast-model.yaml"))?;
-    let manifest: String = manifest
-        .lines()
-        .map(|l| {
-            if l.starts_with("fps:") {
-                format!("fps: {fps}\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    std::fs::write(pkg.join("cuecast-model.yaml"), manifest)?;
+    std::fs::copy(src.join("model.py"), pkg.join("model.py"))?;
+    let manifest = std::fs::read_to_string(src.join("cuecast-model.yaml"))?;
+    anyhow::ensure!(
+        manifest.contains("\nfps: 15\n"),
+        "models/restyle no longer declares fps: 15"
+    );
+    std::fs::write(
+        pkg.join("cuecast-model.yaml"),
+        manifest.replace("\nfps: 15\n", &format!("\nfps: {fps}\n")),
+    )?;
     Ok(pkg)
 }
 
@@ -376,7 +369,7 @@ pub fn v2v(work: &Path, model_fps: u32, seconds: u64, toggle: Duration) -> Resul
 /// The click model's sound and picture at an SRT receiver for `seconds`: each click's
 /// offset from its flash, read from the received stream's own time stamps.
 pub fn av_offset(seconds: u64) -> Result<Value> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let repo = crate::models::repo();
     let port = free_udp_port();
     let d = Daemon::start(
         "av-offset",

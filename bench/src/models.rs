@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::{median, percentile};
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

@@ -12,7 +12,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gst::prelude::*;
 use serde_json::Value;
 
 use cuecast_tests::peers::free_udp_port;
@@ -255,31 +254,8 @@ pub fn latency(quick: bool) -> Result<Latency> {
 
     // 2. Cue sent → first frame decoded at an SRT receiver that shows it: fades to and
     //    from black, detected by the decoded picture's mean luma.
-    let receiver = gst::parse::launch(&format!(
-        "srtsrc uri=srt://127.0.0.1:{srt_port}?mode=caller latency=120 ! tsdemux ! h264parse ! \
-         avdec_h264 ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink sync=false"
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| anyhow!("not a pipeline"))?;
-    let sink = receiver
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| anyhow!("no appsink"))?;
-    let (tx, rx) = mpsc::channel::<(Instant, f64)>();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let now = Instant::now();
-                if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                    let mean = map.iter().map(|&v| v as f64).sum::<f64>() / map.len().max(1) as f64;
-                    let _ = tx.send((now, mean));
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    receiver.set_state(gst::State::Playing)?;
+    let viewer = crate::media::Viewer::start(srt_port)?;
+    let rx = &viewer.frames;
     // Wait for pictures.
     rx.recv_timeout(Duration::from_secs(20))
         .context("no decoded frames from the SRT output")?;
@@ -308,7 +284,7 @@ pub fn latency(quick: bool) -> Result<Latency> {
         }
         std::thread::sleep(Duration::from_millis(150 + (i * 53 % 100) as u64));
     }
-    let _ = receiver.set_state(gst::State::Null);
+    drop(viewer);
     let repeated = d.get("/api/v1/status")?["frames_repeated"]
         .as_u64()
         .unwrap_or(0);
@@ -435,7 +411,7 @@ pub fn encode(width: u32, height: u32, kbps: u32, seconds: u64) -> Result<Encode
 }
 
 /// Resident memory of the daemon, from /proc.
-fn rss_mb(pid: u32) -> Result<f64> {
+pub(crate) fn rss_mb(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()

@@ -43,6 +43,21 @@ fn render(tensor: bool, pose: Pose, prompt: &str, tod: f64, detail: f32) -> (Vec
     render_at(tensor, pose, prompt, tod, detail, (192, 108))
 }
 
+/// One frame of `w` x `h` from `gen` for `input`.
+fn step(gen: &mut Procedural, input: &FrameInput, (w, h): (usize, usize)) -> Vec<u8> {
+    let mut data = vec![0u8; w * h * 4];
+    gen.step(
+        input,
+        &mut Image {
+            width: w,
+            height: h,
+            data: &mut data,
+        },
+    )
+    .unwrap();
+    data
+}
+
 fn render_at(
     tensor: bool,
     pose: Pose,
@@ -52,7 +67,6 @@ fn render_at(
     (w, h): (usize, usize),
 ) -> (Vec<u8>, Vec<f32>) {
     let mut gen = Procedural::new(tch::Device::Cpu, 7, prompt, tensor);
-    let mut data = vec![0u8; w * h * 4];
     let prompt = PromptState {
         text: prompt.into(),
         previous: None,
@@ -65,15 +79,7 @@ fn render_at(
         detail,
         ..FrameInput::still(0, Fps::new(30, 1), vec![tod, 0.3, 1.0])
     };
-    gen.step(
-        &input,
-        &mut Image {
-            width: w,
-            height: h,
-            data: &mut data,
-        },
-    )
-    .unwrap();
+    let data = step(&mut gen, &input, (w, h));
     let depth = gen.depth().unwrap();
     assert_eq!(depth.size(), [h as i64, w as i64]);
     (data, Vec::<f32>::try_from(depth.flatten(0, -1)).unwrap())
@@ -232,23 +238,13 @@ fn a_frame_without_depth_is_the_same_picture() {
         let mut gen = Procedural::new(tch::Device::Cpu, 7, "rolling green hills", false);
         let (w, h) = (320usize, 180usize);
         let mut frame = |depth: bool| {
-            let mut data = vec![0u8; w * h * 4];
             let input = FrameInput {
                 camera: pose,
                 seed: 7,
                 depth,
                 ..FrameInput::still(0, Fps::new(30, 1), vec![10.0, 0.3, 1.0])
             };
-            gen.step(
-                &input,
-                &mut Image {
-                    width: w,
-                    height: h,
-                    data: &mut data,
-                },
-            )
-            .unwrap();
-            (data, gen.depth())
+            (step(&mut gen, &input, (w, h)), gen.depth())
         };
         let (with, d) = frame(true);
         assert_eq!(d.unwrap().size(), [h as i64, w as i64]);

@@ -383,12 +383,26 @@ struct Prev {
 
 impl Prev {
     fn colour(&mut self, map: &TerrainMap, shading: &Shading, g: [f32; 2]) -> u32 {
-        let (level, [x, z], t, depth) = (self.level, self.at, self.t, self.z);
-        *self.colour.get_or_insert_with(|| {
-            let tex = map.sample(level, x, z);
-            pack(shading.terrain(tex, [depth * g[0], t, depth * g[1]]))
-        })
+        let (level, at, z, t) = (self.level, self.at, self.z, self.t);
+        *self
+            .colour
+            .get_or_insert_with(|| shade(map, shading, level, at, z, t, g))
     }
+}
+
+/// The RGBx colour of the terrain sample at depth `z` along level direction `g`: its
+/// full texel at `level` and world position `at`, `t` above the camera.
+fn shade(
+    map: &TerrainMap,
+    shading: &Shading,
+    level: usize,
+    at: [f32; 2],
+    z: f32,
+    t: f32,
+    g: [f32; 2],
+) -> u32 {
+    let tex = map.sample(level, at[0], at[1]);
+    pack(shading.terrain(tex, [z * g[0], t, z * g[1]]))
 }
 
 /// The highest row any sample from each one on could reach, given the map's highest
@@ -446,8 +460,7 @@ fn render_columns(
                 let first = ceil_i(row - 0.5).max(0) as usize;
                 let end = (ceil_i(ymin - 0.5).max(0) as usize).min(h);
                 if first < end {
-                    let tex = map.sample(level, at[0], at[1]);
-                    let c1 = pack(shading.terrain(tex, [z * g[0], t, z * g[1]]));
+                    let c1 = shade(map, shading, level, at, z, t, g);
                     colour = Some(c1);
                     match &mut prev {
                         // The rows between two samples: colour and depth interpolated
@@ -518,8 +531,7 @@ fn sky_column(view: &View, shading: &Shading, xu: f32, g: [f32; 2], px: &mut [u3
         [g[0] * inv, y * inv, g[1] * inv]
     };
     let toward = |d: [f32; 3]| d[0] * sun[0] + d[1] * sun[1] + d[2] * sun[2];
-    let row_h = (view.y0 - view.y1) / view.height as f32;
-    let step = ((SKY_SPAN / row_h) as usize).clamp(1, 8);
+    let step = ((SKY_SPAN * view.row_scale) as usize).clamp(1, 8);
     let mut r0 = 0;
     let mut d0 = dir(0);
     let mut c0 = pack(shading.sky(d0));
@@ -579,17 +591,10 @@ pub fn render_cpu(
     // and a fixed half per core would make the whole frame wait for it.
     const COLUMNS_PER_JOB: usize = 16;
     let job = COLUMNS_PER_JOB * lh;
-    let depth_job = if with_depth { job } else { 1 };
     let jobs = scratch
         .pixels
         .chunks_mut(job)
-        .zip(
-            scratch
-                .depth_columns
-                .chunks_mut(depth_job)
-                .map(Some)
-                .chain(std::iter::repeat_with(|| None)),
-        )
+        .zip(chunks_if_any(&mut scratch.depth_columns, job))
         .enumerate();
     let limit = reach_limits(view, map, shading.look.water);
     in_parallel(jobs, |(n, (px, dp))| {
@@ -607,16 +612,9 @@ pub fn render_cpu(
         Some(warp) => {
             let (pixels, depths) = (&scratch.pixels, &scratch.depth_columns);
             const ROWS_PER_JOB: usize = 8;
-            let depth_rows = if with_depth { ROWS_PER_JOB * w } else { 1 };
             let jobs = out
                 .chunks_mut(ROWS_PER_JOB * w * 4)
-                .zip(
-                    scratch
-                        .depth
-                        .chunks_mut(depth_rows)
-                        .map(Some)
-                        .chain(std::iter::repeat_with(|| None)),
-                )
+                .zip(chunks_if_any(&mut scratch.depth, ROWS_PER_JOB * w))
                 .enumerate();
             in_parallel(jobs, |(n, (rows, mut drows))| {
                 let rows = bytemuck_u32(rows);
@@ -630,6 +628,14 @@ pub fn render_cpu(
             });
         }
     }
+}
+
+/// `v` in chunks of `size` beside each job, or `None` for every job when `v` is empty
+/// (no depth asked for).
+fn chunks_if_any<T>(v: &mut [T], size: usize) -> impl Iterator<Item = Option<&mut [T]>> {
+    v.chunks_mut(size)
+        .map(Some)
+        .chain(std::iter::repeat_with(|| None))
 }
 
 /// Fills one output row from the column-major level image: fixed-point bilinear colour,
