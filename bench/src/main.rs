@@ -175,6 +175,14 @@ fn main() -> Result<()> {
             Ok(())
         });
     }
+    // `--transfer`: section 8's chunk move alone.
+    if args.iter().any(|a| a == "--transfer") {
+        return merge(&|report, work| {
+            report["models"]["transfer"] =
+                models::transfer(&python, work, if quick { 10 } else { 40 })?;
+            Ok(())
+        });
+    }
     // `--media`: section 9 alone (video in, sound out).
     if args.iter().any(|a| a == "--media") {
         return merge(&|report, work| {

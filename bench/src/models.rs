@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use cuecast_engine::frame::FramePool;
+use cuecast_engine::frame::{FramePool, Pixels};
 use cuecast_engine::generator::package::Package;
 use cuecast_engine::generator::FrameInput;
 use cuecast_engine::worker::{Worker, WorkerEvent, WorkerOptions};
@@ -191,24 +191,37 @@ fn transfer_package(work: &Path, float: bool) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn transfer(python: &str, work: &Path, chunks: usize) -> Result<Value> {
+/// Each package's chunks into frames shown where the worker wrote them (an RGB show at
+/// the model's size, what `cuecastsrc` negotiates for it) and into RGBx copies (what a
+/// show that takes only RGBx gets), alternating chunk by chunk.
+pub(crate) fn transfer(python: &str, work: &Path, chunks: usize) -> Result<Value> {
     let mut rows = Vec::new();
     for float in [false, true] {
         let mut h = Hosted::start(python, &transfer_package(work, float)?)?;
-        let (mut total, mut write, mut copy) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..chunks {
+        let rgb = h.pool.clone().with_pixels(Pixels::Rgb);
+        let rgbx = h.pool.clone();
+        let mut figures: [[Vec<f64>; 3]; 2] = Default::default();
+        for i in 0..2 * chunks {
+            let layout = i % 2;
+            h.pool = [&rgb, &rgbx][layout].clone();
             let c = h.chunk(i == 0)?;
-            if i >= 2 {
-                total.push(c.transfer.as_secs_f64() * 1e3);
-                write.push(c.write.as_secs_f64() * 1e3);
-                copy.push(c.copy.as_secs_f64() * 1e3);
+            if i >= 4 {
+                let f = &mut figures[layout];
+                f[0].push(c.transfer.as_secs_f64() * 1e3);
+                f[1].push(c.write.as_secs_f64() * 1e3);
+                f[2].push(c.copy.as_secs_f64() * 1e3);
             }
         }
-        rows.push(json!({
-            "frames": if float { "float32 [12, 3, 480, 832] (torch, CPU)" } else { "uint8 [12, 480, 832, 3] (numpy)" },
-            "transfer_ms": median(&mut total), "worker_write_ms": median(&mut write), "cuecast_copy_ms": median(&mut copy),
-            "transfer_p99_ms": percentile(&mut total, 0.99),
-        }));
+        for (layout, [total, write, copy]) in
+            ["RGB, not copied", "RGBx, copied"].iter().zip(&mut figures)
+        {
+            rows.push(json!({
+                "frames": if float { "float32 [12, 3, 480, 832] (torch, CPU)" } else { "uint8 [12, 480, 832, 3] (numpy)" },
+                "into": layout,
+                "transfer_ms": median(total), "worker_write_ms": median(write), "cuecast_copy_ms": median(copy),
+                "transfer_p99_ms": percentile(total, 0.99),
+            }));
+        }
     }
     Ok(json!(rows))
 }

@@ -1,9 +1,15 @@
-//! Frames: RGBx images that travel from the model thread to whoever shows them, and
-//! come back to a pool when the last reader drops them.
+//! Frames: images that travel from the model thread to whoever shows them, and come
+//! back to where they came from when the last reader drops them.
 //!
 //! A 1280x720 frame is 3.7 MB; allocating that fresh each frame costs page faults on
 //! every write. The pool keeps a few buffers of the current size and hands them out
 //! again, so steady-state rendering allocates nothing.
+//!
+//! A frame is RGBx (four bytes a pixel, what in-process models draw) or RGB (three, what
+//! a worker's model writes). A worker's frames are not copied at all when the show is
+//! at the model's size: a [`Frame`] can be a view of the worker's shared memory, which
+//! holds a lease on its slot there; the slot is written again only once every frame
+//! viewing it is dropped (see `worker::ring`).
 
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
@@ -13,12 +19,40 @@ const POOL_SPARES: usize = 8;
 
 type Spares = Mutex<Vec<Vec<u8>>>;
 
-/// Hands out frame buffers of one size.
+/// How a frame's pixels lie: rows of `width` pixels, top row first, no padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pixels {
+    /// R, G, B and a fourth byte (255), as GStreamer's `RGBx`.
+    #[default]
+    Rgbx,
+    /// R, G, B, as GStreamer's `RGB` (rows a multiple of four bytes when the width is).
+    Rgb,
+}
+
+impl Pixels {
+    pub fn bytes(self) -> usize {
+        match self {
+            Pixels::Rgbx => 4,
+            Pixels::Rgb => 3,
+        }
+    }
+
+    /// GStreamer's name for it.
+    pub fn caps_name(self) -> &'static str {
+        match self {
+            Pixels::Rgbx => "RGBx",
+            Pixels::Rgb => "RGB",
+        }
+    }
+}
+
+/// Hands out frame buffers of one size and layout.
 #[derive(Clone)]
 pub struct FramePool {
     spares: Arc<Spares>,
     width: usize,
     height: usize,
+    pixels: Pixels,
     /// How many idle buffers it keeps.
     keep: usize,
 }
@@ -35,17 +69,31 @@ impl FramePool {
             spares: Arc::new(Mutex::new(Vec::new())),
             width,
             height,
+            pixels: Pixels::Rgbx,
             keep,
         }
+    }
+
+    /// The same pool's buffers laid out as `pixels`.
+    pub fn with_pixels(mut self, pixels: Pixels) -> Self {
+        if pixels != self.pixels {
+            self.pixels = pixels;
+            self.spares = Arc::default();
+        }
+        self
     }
 
     pub fn size(&self) -> (usize, usize) {
         (self.width, self.height)
     }
 
+    pub fn pixels(&self) -> Pixels {
+        self.pixels
+    }
+
     /// A buffer to render into. Its contents are whatever the last frame left there.
     pub fn take(&self) -> FrameBuf {
-        let len = self.width * self.height * 4;
+        let len = self.width * self.height * self.pixels.bytes();
         let data = self
             .spares
             .lock()
@@ -56,6 +104,7 @@ impl FramePool {
             data,
             width: self.width,
             height: self.height,
+            pixels: self.pixels,
             pool: Arc::downgrade(&self.spares),
             keep: self.keep,
         }
@@ -67,6 +116,7 @@ pub struct FrameBuf {
     data: Vec<u8>,
     width: usize,
     height: usize,
+    pixels: Pixels,
     pool: Weak<Spares>,
     keep: usize,
 }
@@ -80,12 +130,16 @@ impl FrameBuf {
         self.height
     }
 
+    pub fn pixels(&self) -> Pixels {
+        self.pixels
+    }
+
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.data
     }
 
     pub fn freeze(self) -> Frame {
-        Frame(Arc::new(self))
+        Frame(Arc::new(Store::Pool(self)))
     }
 }
 
@@ -100,22 +154,96 @@ impl Drop for FrameBuf {
     }
 }
 
+/// Memory a frame can view without owning it: a slot of a worker's shared memory, kept
+/// from being written while any frame views it.
+pub trait Mapped: Send + Sync + 'static {
+    /// `len` bytes at `offset`, as they are now.
+    fn bytes(&self, offset: usize, len: usize) -> &[u8];
+}
+
+enum Store {
+    Pool(FrameBuf),
+    Mapped {
+        memory: Arc<dyn Mapped>,
+        offset: usize,
+        width: usize,
+        height: usize,
+        pixels: Pixels,
+    },
+}
+
 /// A finished frame, shared read-only (the element wraps it in a GstBuffer without
-/// copying). RGBx, rows `width * 4` bytes apart.
+/// copying), laid out as [`Frame::pixels`] says.
 #[derive(Clone)]
-pub struct Frame(Arc<FrameBuf>);
+pub struct Frame(Arc<Store>);
 
 impl Frame {
+    /// A view of `width` x `height` pixels at `offset` in `memory`, which it keeps.
+    pub fn mapped(
+        memory: Arc<dyn Mapped>,
+        offset: usize,
+        width: usize,
+        height: usize,
+        pixels: Pixels,
+    ) -> Frame {
+        Frame(Arc::new(Store::Mapped {
+            memory,
+            offset,
+            width,
+            height,
+            pixels,
+        }))
+    }
+
     pub fn width(&self) -> usize {
-        self.0.width
+        match &*self.0 {
+            Store::Pool(b) => b.width,
+            Store::Mapped { width, .. } => *width,
+        }
     }
 
     pub fn height(&self) -> usize {
-        self.0.height
+        match &*self.0 {
+            Store::Pool(b) => b.height,
+            Store::Mapped { height, .. } => *height,
+        }
+    }
+
+    pub fn pixels(&self) -> Pixels {
+        match &*self.0 {
+            Store::Pool(b) => b.pixels,
+            Store::Mapped { pixels, .. } => *pixels,
+        }
+    }
+
+    /// Whether it views memory it does not own (a worker's slot), rather than a copy.
+    pub fn is_mapped(&self) -> bool {
+        matches!(&*self.0, Store::Mapped { .. })
     }
 
     pub fn data(&self) -> &[u8] {
-        &self.0.data
+        match &*self.0 {
+            Store::Pool(b) => &b.data,
+            Store::Mapped {
+                memory,
+                offset,
+                width,
+                height,
+                pixels,
+            } => memory.bytes(*offset, width * height * pixels.bytes()),
+        }
+    }
+
+    /// Its pixels as RGBx: itself when it is, else a copy.
+    pub fn rgbx(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self.pixels() {
+            Pixels::Rgbx => std::borrow::Cow::Borrowed(self.data()),
+            Pixels::Rgb => {
+                let mut out = vec![0; self.width() * self.height() * 4];
+                crate::generator::rgb_to_rgbx(self.data(), &mut out);
+                std::borrow::Cow::Owned(out)
+            }
+        }
     }
 }
 
@@ -127,7 +255,13 @@ impl AsRef<[u8]> for Frame {
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Frame({}x{})", self.width(), self.height())
+        write!(
+            f,
+            "Frame({}x{} {})",
+            self.width(),
+            self.height(),
+            self.pixels().caps_name()
+        )
     }
 }
 
@@ -159,8 +293,14 @@ mod tests {
             spares: pool.spares.clone(),
             width: 8,
             height: 2,
+            pixels: Pixels::Rgbx,
             keep: POOL_SPARES,
         };
         assert_eq!(pool2.take().data_mut().len(), 8 * 2 * 4);
+        let rgb = pool2.with_pixels(Pixels::Rgb);
+        let buf = rgb.take();
+        assert_eq!((buf.data.len(), buf.pixels()), (8 * 2 * 3, Pixels::Rgb));
+        let frame = buf.freeze();
+        assert_eq!(frame.rgbx().len(), 8 * 2 * 4);
     }
 }

@@ -57,7 +57,7 @@ pub use cue::{Cue, CueError, CueId, CueKind};
 pub use cuefile::{CueFile, CueFileError};
 pub use device::DeviceSpec;
 pub use engine::{Engine, EngineConfig, Picture, Rendered, ShowHandle, Status, StatusHandle};
-pub use frame::Frame;
+pub use frame::{Frame, Pixels};
 pub use generator::{Fps, ModelInfo};
 pub use schedule::{AppliedCue, CueInbox};
 pub use take::{check_name, FileError, FileErrorKind, Take, TakeManifest, TakeSummary};

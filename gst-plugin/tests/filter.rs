@@ -71,9 +71,11 @@ fn input(red: u8, n: u64) -> gst::Buffer {
 }
 
 /// What the probe says of a frame's input video: (newest frame's red, frames given).
+/// Frames are RGB: the model's own layout, which the filter offers first.
 fn seen(b: &gst::Buffer) -> (u8, u8) {
     let m = b.map_readable().unwrap();
-    (m[12], m[13])
+    assert_eq!(m.len(), 64 * 36 * 3, "an RGB frame");
+    (m[9], m[10])
 }
 
 fn counter(h: &Harness, name: &str) -> u64 {

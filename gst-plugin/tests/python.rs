@@ -290,9 +290,17 @@ fn frame_blend_mixes_neighbouring_model_frames_by_time() {
     p.set_state(gst::State::Playing).unwrap();
     let mut n = 0u64;
     while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+        // RGB, a worker model's own layout, where downstream takes it.
+        let format = s
+            .caps()
+            .unwrap()
+            .structure(0)
+            .unwrap()
+            .get::<&str>("format");
+        assert_eq!(format.unwrap(), "RGB");
         let b = s.buffer().unwrap().map_readable().unwrap();
         // A pixel of the picture's body (row 1), away from the probe's marks in row 0.
-        let red = f64::from(b[64 * 4]);
+        let red = f64::from(b[64 * 3]);
         let want = 7.0 * n as f64 * 16.0 / 30.0;
         assert!(
             (red - want).abs() <= 1.0,
@@ -302,4 +310,77 @@ fn frame_blend_mixes_neighbouring_model_frames_by_time() {
     }
     let _ = p.set_state(gst::State::Null);
     assert_eq!(n, 40);
+}
+
+/// Whether a probe frame (`bpp` bytes a pixel) is one model frame throughout: every
+/// pixel after the first three has the red its first pixel's frame count gives.
+fn whole(bytes: &[u8], bpp: usize) -> bool {
+    let frame = u64::from(bytes[0]) | u64::from(bytes[1]) << 8;
+    let red = (frame * 7 % 256) as u8;
+    bytes.chunks_exact(bpp).skip(3).all(|p| p[0] == red)
+}
+
+#[test]
+fn frames_go_on_air_where_the_worker_wrote_them_and_a_held_buffer_is_never_written_over() {
+    let dir = support::tempdir("element-ring");
+    // Its worker dies in its ninth step (once) with frames of earlier chunks held.
+    let pkg = support::probe_package(&dir, "ring", "", "die_at: 9, once: true");
+    // Downstream takes any layout: the element offers RGB first for a worker's model.
+    let mut h = live_harness(
+        &pkg,
+        "video/x-raw,width=64,height=36,framerate=30/1,pixel-aspect-ratio=1/1",
+        "",
+    );
+    let mut held = Vec::new();
+    let mut last = None;
+    for n in 0..120u64 {
+        std::thread::sleep(Duration::from_millis(10));
+        let b = loop {
+            assert!(h.crank_single_clock_wait().is_ok(), "show frame {n}");
+            if let Some(b) = h.try_pull() {
+                break b;
+            }
+        };
+        if n == 0 {
+            let caps = h.sinkpad().unwrap().current_caps().unwrap();
+            let s = caps.structure(0).unwrap();
+            assert_eq!(s.get::<&str>("format").unwrap(), "RGB", "{caps}");
+        }
+        let bytes = b.map_readable().unwrap().to_vec();
+        assert_eq!(bytes.len(), 64 * 36 * 3);
+        assert!(
+            whole(&bytes, 3),
+            "show frame {n} is one model frame throughout"
+        );
+        let k = model_frame(&b);
+        assert!(
+            last.is_none_or(|l| k >= l),
+            "show frame {n}: model frame {k} after {last:?}"
+        );
+        last = Some(k);
+        // One frame of about every chunk held, as a slow branch downstream would: every
+        // slot of the ring is taken in the end.
+        if n % 8 == 0 && n < 80 {
+            held.push((n, b, bytes));
+        }
+    }
+    for (n, b, bytes) in &held {
+        let now = b.map_readable().unwrap();
+        assert!(
+            now.as_slice() == &bytes[..],
+            "held show frame {n} was written over"
+        );
+    }
+    let src = src_of(&h).downcast::<gstcuecast::CuecastSrc>().unwrap();
+    let process = src.show().unwrap().status().model_process.unwrap();
+    assert_eq!(process.restarts, 1, "{process:?}");
+    // Most chunks went on air where the worker wrote them; those made while every slot
+    // was held were copied out instead.
+    let chunks = 120 * 16 / 30 / 4;
+    assert!(
+        process.copied_chunks >= 1 && process.copied_chunks < chunks - 4,
+        "{} of about {chunks} chunks copied",
+        process.copied_chunks
+    );
+    drop(held);
 }

@@ -31,7 +31,7 @@ use crate::checkpoint::{Checkpoint, CheckpointManifest, CHECKPOINT_FORMAT};
 use crate::cue::CueId;
 use crate::detail::{self, DetailControl};
 use crate::device::device_name;
-use crate::frame::{Frame, FramePool};
+use crate::frame::{Frame, FramePool, Pixels};
 use crate::generator::{
     create_generator, BackendConfig, Fps, FrameInput, Generator, Image, ModelInfo, StepError,
 };
@@ -232,6 +232,7 @@ enum Request {
         width: usize,
         height: usize,
         fps: Fps,
+        pixels: Pixels,
     },
     Scenes(Vec<Scene>),
     /// Render this frame; at this detail when given (a replay), else as the show's
@@ -455,10 +456,31 @@ impl Engine {
         }
     }
 
-    /// Sets the size and rate frames are made at (after caps negotiation).
+    /// Sets the size and rate frames are made at (after caps negotiation), RGBx.
     pub fn set_output(&self, width: usize, height: usize, fps: Fps) {
+        self.set_output_as(width, height, fps, Pixels::Rgbx);
+    }
+
+    /// Sets the size, rate and layout frames are made in.
+    pub fn set_output_as(&self, width: usize, height: usize, fps: Fps, pixels: Pixels) {
         self.inbox.update_context(|c| c.fps = Some(fps));
-        let _ = self.requests.send(Request::Output { width, height, fps });
+        let _ = self.requests.send(Request::Output {
+            width,
+            height,
+            fps,
+            pixels,
+        });
+    }
+
+    /// The layout its frames are best shown in: a worker's model writes RGB, which goes
+    /// on air where it lies when the show is RGB at the model's size (a width that is a
+    /// multiple of four, so that rows need no padding); anything else draws RGBx.
+    pub fn native_pixels(&self) -> Pixels {
+        if self.process.is_some() && self.info.width % 4 == 0 {
+            Pixels::Rgb
+        } else {
+            Pixels::Rgbx
+        }
     }
 
     /// Asks for frame `frame`; the result arrives through the deliver callback.

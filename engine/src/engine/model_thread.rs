@@ -151,16 +151,9 @@ impl ModelThread {
                             what: "fallback".into(),
                             message: m,
                         })?;
-                    let pool = FramePool::new(w, h);
+                    let pool = FramePool::new(w, h).with_pixels(Pixels::Rgb);
                     let mut buf = pool.take();
-                    for (dst, src) in buf
-                        .data_mut()
-                        .chunks_exact_mut(4)
-                        .zip(image.data.chunks_exact(3))
-                    {
-                        dst[..3].copy_from_slice(src);
-                        dst[3] = 255;
-                    }
+                    buf.data_mut().copy_from_slice(&image.data);
                     c.set_still(buf.freeze());
                 }
             }
@@ -302,14 +295,24 @@ impl ModelThread {
                         }
                         let _ = reply.send(restored);
                     }
-                    Request::Output { width, height, fps } => {
+                    Request::Output {
+                        width,
+                        height,
+                        fps,
+                        pixels,
+                    } => {
                         if self.pool.size() != (width, height) {
                             self.pool = FramePool::new(width, height);
                             self.last_raw = None;
                             // Another size costs differently: start again at full detail.
                             self.detail.reset();
                         }
+                        if self.pool.pixels() != pixels {
+                            self.pool = self.pool.clone().with_pixels(pixels);
+                            self.last_raw = None;
+                        }
                         if let Model::Chunks(c) = &mut self.model {
+                            c.native = c.native.clone().with_pixels(pixels);
                             if self.world.fps() != fps {
                                 // Slots map to other show frames now.
                                 let cues = c.clear();
@@ -588,17 +591,46 @@ impl ModelThread {
         if level >= 1.0 {
             return raw;
         }
+        let raw = self.in_show_layout(raw);
         let mut buf = self.pool.take();
         let gain = (level.clamp(0.0, 1.0) * 256.0).round() as u32;
+        let n = raw.pixels().bytes();
         for (dst, src) in buf
             .data_mut()
-            .chunks_exact_mut(4)
-            .zip(raw.data().chunks_exact(4))
+            .chunks_exact_mut(n)
+            .zip(raw.data().chunks_exact(n))
         {
             for c in 0..3 {
                 dst[c] = ((u32::from(src[c]) * gain) >> 8) as u8;
             }
-            dst[3] = src[3];
+            if n == 4 {
+                dst[3] = src[3];
+            }
+        }
+        buf.freeze()
+    }
+
+    /// `frame`, of the show's size, in the show's pixel layout: itself when it is (or
+    /// when it is of another size: that is scaled, which lays it out as the show's),
+    /// else a copy.
+    pub(super) fn in_show_layout(&self, frame: Frame) -> Frame {
+        if frame.pixels() == self.pool.pixels()
+            || (frame.width(), frame.height()) != self.pool.size()
+        {
+            return frame;
+        }
+        let mut buf = self.pool.take();
+        match frame.pixels() {
+            Pixels::Rgb => crate::generator::rgb_to_rgbx(frame.data(), buf.data_mut()),
+            Pixels::Rgbx => {
+                for (dst, src) in buf
+                    .data_mut()
+                    .chunks_exact_mut(3)
+                    .zip(frame.data().chunks_exact(4))
+                {
+                    dst.copy_from_slice(&src[..3]);
+                }
+            }
         }
         buf.freeze()
     }

@@ -123,20 +123,28 @@ pub struct Image<'a> {
 }
 
 impl Image<'_> {
-    /// A CPU tensor `[height, width, 4]` u8 viewing this image's bytes.
+    /// Bytes a pixel: 4 (RGBx, what in-process models draw into) or 3 (RGB, a worker
+    /// model's show).
+    pub fn channels(&self) -> usize {
+        self.data.len() / (self.width * self.height).max(1)
+    }
+
+    /// A CPU tensor `[height, width, channels]` u8 viewing this image's bytes.
     ///
     /// The view borrows `self`: it must not outlive this image, which the borrow checker
     /// cannot see through `Tensor`, so it is only handed to a closure.
     pub fn with_tensor<R>(&mut self, f: impl FnOnce(&mut Tensor) -> R) -> R {
         let (h, w) = (self.height as i64, self.width as i64);
-        assert_eq!(self.data.len(), (h * w * 4) as usize);
+        let c = self.channels() as i64;
+        assert!(c == 3 || c == 4, "an image of {c} bytes a pixel");
+        assert_eq!(self.data.len(), (h * w * c) as usize);
         // SAFETY: the tensor views `self.data`, which is valid and exclusively borrowed
         // for the duration of `f`; the tensor is dropped before this function returns.
         let mut t = unsafe {
             Tensor::from_blob(
                 self.data.as_ptr(),
-                &[h, w, 4],
-                &[w * 4, 4, 1],
+                &[h, w, c],
+                &[w * c, c, 1],
                 Kind::Uint8,
                 Device::Cpu,
             )
@@ -239,8 +247,8 @@ pub fn tensor_named<'a>(
 /// Writes a frame computed on any device into `out`, scaling it when its size differs.
 ///
 /// `rgb` is either float `[3, h, w]` in [0, 1] (what models return) or u8 `[h, w, 3|4]`.
-/// The conversion to u8 RGBx happens on the tensor's device, so a CUDA frame crosses to
-/// the host once, already in its final form.
+/// The conversion to u8 RGBx or RGB (as `out` is laid out) happens on the tensor's
+/// device, so a CUDA frame crosses to the host once, already in its final form.
 pub fn write_image(out: &mut Image, rgb: &Tensor) -> Result<(), StepError> {
     let (w, h) = (out.width as i64, out.height as i64);
     if rgb.device() == Device::Cpu && rgb.is_contiguous() {
@@ -248,18 +256,22 @@ pub fn write_image(out: &mut Image, rgb: &Tensor) -> Result<(), StepError> {
         // permute, copy): 1280x720 goes from ~10 ms to under 1 ms.
         match (rgb.kind(), rgb.size().as_slice()) {
             (Kind::Float, [3, sh, sw]) if (*sh, *sw) == (h, w) => {
-                float_planes_to_rgbx(cpu_slice::<f32>(rgb), out);
+                float_planes_to_pixels(cpu_slice::<f32>(rgb), out);
                 return Ok(());
             }
             (Kind::Uint8, [sh, sw, c]) if (*sh, *sw) == (h, w) && (*c == 3 || *c == 4) => {
                 let bytes = cpu_slice::<u8>(rgb);
-                for (dst, src) in out
-                    .data
-                    .chunks_exact_mut(4)
-                    .zip(bytes.chunks_exact(*c as usize))
-                {
-                    dst[..3].copy_from_slice(&src[..3]);
-                    dst[3] = 255;
+                match (*c, out.channels()) {
+                    (3, 3) => out.data.copy_from_slice(bytes),
+                    (3, 4) => rgb_to_rgbx(bytes, out.data),
+                    (_, oc) => {
+                        for (dst, src) in out.data.chunks_exact_mut(oc).zip(bytes.chunks_exact(4)) {
+                            dst[..3].copy_from_slice(&src[..3]);
+                            if oc == 4 {
+                                dst[3] = 255;
+                            }
+                        }
+                    }
                 }
                 return Ok(());
             }
@@ -284,7 +296,7 @@ pub fn write_image(out: &mut Image, rgb: &Tensor) -> Result<(), StepError> {
             };
             if f.device() == Device::Cpu {
                 let f = f.contiguous();
-                float_planes_to_rgbx(cpu_slice::<f32>(&f), out);
+                float_planes_to_pixels(cpu_slice::<f32>(&f), out);
                 return Ok(());
             }
             to_u8_hwc(&f)
@@ -295,11 +307,13 @@ pub fn write_image(out: &mut Image, rgb: &Tensor) -> Result<(), StepError> {
             )))
         }
     };
-    let rgbx = if hwc.size()[2] == 3 {
-        let alpha = Tensor::full([h, w, 1], 255, (Kind::Uint8, hwc.device()));
-        Tensor::cat(&[hwc, alpha], 2)
-    } else {
-        hwc
+    let rgbx = match (hwc.size()[2], out.channels()) {
+        (3, 4) => {
+            let alpha = Tensor::full([h, w, 1], 255, (Kind::Uint8, hwc.device()));
+            Tensor::cat(&[hwc, alpha], 2)
+        }
+        (4, 3) => hwc.narrow(2, 0, 3),
+        _ => hwc,
     };
     out.with_tensor(|dst| dst.f_copy_(&rgbx))?;
     Ok(())
@@ -318,21 +332,25 @@ fn cpu_slice<T: tch::kind::Element>(t: &Tensor) -> &[T] {
 }
 
 /// Float planes R, G, B in [0, 1] to RGBx bytes, rounding to nearest, across cores.
-fn float_planes_to_rgbx(planes: &[f32], out: &mut Image) {
+fn float_planes_to_pixels(planes: &[f32], out: &mut Image) {
     let n = out.width * out.height;
     let (r, rest) = planes.split_at(n);
     let (g, b) = rest.split_at(n);
     // 64 Ki pixels a job.
     const PIXELS: usize = 1 << 16;
+    let c = out.channels();
     let parts = out
         .data
-        .chunks_mut(PIXELS * 4)
+        .chunks_mut(PIXELS * c)
         .zip(r.chunks(PIXELS))
         .zip(g.chunks(PIXELS))
         .zip(b.chunks(PIXELS));
     crate::parallel::in_parallel(parts, |(((dst, r), g), b)| {
-        for (((px, &r), &g), &b) in dst.chunks_exact_mut(4).zip(r).zip(g).zip(b) {
-            px.copy_from_slice(&[to_byte(r), to_byte(g), to_byte(b), 255]);
+        for (((px, &r), &g), &b) in dst.chunks_exact_mut(c).zip(r).zip(g).zip(b) {
+            px[..3].copy_from_slice(&[to_byte(r), to_byte(g), to_byte(b)]);
+            if c == 4 {
+                px[3] = 255;
+            }
         }
     });
 }

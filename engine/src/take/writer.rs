@@ -300,9 +300,12 @@ fn write_item(
     let path = |name: &str| dir.join(name);
     match item {
         Item::Frame { record, rgb, depth } => {
+            // Takes keep RGBx whatever the show's layout (a worker model's frames are
+            // RGB): the copy is made here, on the writer's thread, not on air.
+            let rgb = rgb.rgbx();
             files
                 .rgb
-                .write_all(rgb.data())
+                .write_all(&rgb)
                 .map_err(|e| FileError::io(&path("rgb.raw"), e))?;
             let mut depth_bytes = 0;
             if let Some((size, values)) = depth {
@@ -327,7 +330,7 @@ fn write_item(
                 .frames
                 .write_all(&line)
                 .map_err(|e| FileError::io(&path("frames.jsonl"), e))?;
-            files.lens[0] += rgb.data().len() as u64;
+            files.lens[0] += rgb.len() as u64;
             files.lens[1] += depth_bytes;
             files.lens[2] += line.len() as u64;
             Ok(true)

@@ -7,14 +7,14 @@
 //! is a restart, not a dead show; the model's code and licence stay out of cuecast too.
 //!
 //! [`Worker`] is what the model thread holds. Behind it a supervisor thread owns the
-//! process: it sends one request at a time over a Unix socket (`protocol`), copies each
-//! chunk out of shared memory (`shm`) into the show's frames, and tells the model thread
-//! what happened through the `events` callback it was given. It watches a heartbeat
-//! (every 0.25 s from the worker) and a deadline on every request; a worker that dies,
-//! stops answering or overruns a step is killed with its process group and started
-//! again with backoff (at once, then 0.5, 1, 2, 4, 8 s, then every 10 s), resumed from
-//! the last compact state the model saved, or else reset with the same seed, prompt and
-//! image. A model that cannot load at all (an import error, too little memory, a class
+//! process: it sends one request at a time over a Unix socket (`protocol`), hands each
+//! chunk in shared memory (`shm`, a ring of slots) to the show as its frames without a
+//! copy, and tells the model thread what happened through the `events` callback it was
+//! given. It watches a heartbeat (every 0.25 s from the worker) and a deadline on every
+//! request; a worker that dies, stops answering or overruns a step is killed with its
+//! process group and started again with backoff (at once, then 0.5, 1, 2, 4, 8 s, then
+//! every 10 s), resumed from the last compact state the model saved, or else reset with
+//! the same seed, prompt and image. A model that cannot load at all (an import error, too little memory, a class
 //! that lacks a method) is refused when the show starts, with the reason.
 //!
 //! The model is someone else's code: its process runs in a sandbox (`sandbox`: its own
@@ -62,14 +62,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tch::{Device, Tensor};
 
-use crate::frame::{Frame, FramePool};
+use crate::frame::{Frame, FramePool, Pixels};
 use crate::generator::package::{Package, Runtime};
 use crate::generator::{write_image, FrameInput, Image, ModelInfo, StepError};
 use crate::EngineError;
 use process::Process;
 use protocol::{Done, Reply};
 use sandbox::{ModelFolder, Sandbox, VIEW};
-use shm::{Layout, Shm};
+use shm::{Claim, Layout, Shm};
 
 const WORKER_PY: &str = include_str!("../../../python/cuecast_worker.py");
 
@@ -163,6 +163,10 @@ pub struct ModelProcess {
     /// The last chunk: time in the model's step, and moving its frames to cuecast.
     pub last_step_ms: f64,
     pub last_transfer_ms: f64,
+    /// Chunks whose frames were copied out of shared memory rather than shown where the
+    /// worker wrote them (every slot still viewed downstream, or the show at another
+    /// size or layout than the model's).
+    pub copied_chunks: u64,
     /// Bytes of the last compact state saved (what a restart resumes from).
     pub saved_state_bytes: u64,
     /// How the process is confined: `bubblewrap`, or `none: <why>`.
@@ -331,6 +335,7 @@ impl Worker {
             up_s: 0.0,
             last_step_ms: 0.0,
             last_transfer_ms: 0.0,
+            copied_chunks: 0,
             saved_state_bytes: 0,
             sandbox: match &confinement {
                 Ok(s) if s.setpriv.is_some() => "bubblewrap, as nobody".into(),

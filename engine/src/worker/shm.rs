@@ -11,7 +11,7 @@
 //! Layout, at the model's native size, for the largest chunk it makes:
 //!
 //! ```text
-//! 0          rgb    frames x height x width x 3   RGB u8, frame after frame
+//! 0          rgb    (slots + 1) x frames x height x width x 3   RGB u8, a chunk a slot
 //! depth      depth  frames x height x width x 4   f32 metres (when the model makes depth)
 //! image      image  height x width x 3            RGB u8: the image `reset` starts from
 //! video      video  n x vh x vw x 3               RGB u8: a step's input video (v2v models)
@@ -19,13 +19,29 @@
 //! sound_out  f32    samples x channels            a step's own sound (audio-video models)
 //! ```
 //!
-//! One step is in flight at a time and its frames are copied out before the next is
-//! asked for, so one region of each kind is enough.
+//! One step is in flight at a time, so one region of each kind is enough, except for
+//! the frames: they go on air where the worker wrote them, without a copy (a 12-frame
+//! 832x480 chunk is 14 MB; one plain copy of it costs more than the whole transfer may).
+//! So the frames' region is a ring of slots, a chunk each. A step is asked into a slot
+//! no frame views ([`Shm::claim`]); its frames hold a lease on the slot ([`Lease`]) and
+//! the slot is free again when the last of them is dropped, however far downstream
+//! (an encoder's queue, a take being written). When every slot is still viewed, the
+//! step goes into one more slot that is never leased, and its frames are copied out
+//! before the next step is asked: slower, never wrong.
+//!
+//! A worker that dies mid-step leaves its half-written slot unviewed (its claim is
+//! dropped, and frames are only made from a step the worker said was done), so nothing
+//! it half-wrote goes on air; the frames already on air are in slots it was not asked
+//! to write.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use memmap2::MmapMut;
+
+use crate::frame::Mapped;
 
 /// Where each region starts, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +49,10 @@ pub struct Layout {
     pub width: usize,
     pub height: usize,
     pub frames: usize,
+    /// Slots of the ring that frames may view; one more (the last) never is.
+    pub slots: usize,
+    /// Bytes from one slot to the next.
+    pub slot_bytes: usize,
     pub depth: Option<usize>,
     pub image: usize,
     /// A step's input video, for a model that takes one.
@@ -70,8 +90,9 @@ impl Layout {
         sound: (usize, usize),
     ) -> Layout {
         let align = |n: usize| n.div_ceil(64) * 64;
-        let rgb = frames * width * height * 3;
-        let depth_at = align(rgb);
+        let slot_bytes = align(frames * width * height * 3);
+        let slots = ring_slots(frames);
+        let depth_at = slot_bytes * (slots + 1);
         let image = if depth {
             align(depth_at + frames * width * height * 4)
         } else {
@@ -94,6 +115,8 @@ impl Layout {
             width,
             height,
             frames,
+            slots,
+            slot_bytes,
             depth: depth.then_some(depth_at),
             image,
             video,
@@ -108,11 +131,104 @@ impl Layout {
     pub fn frame_bytes(&self) -> usize {
         self.width * self.height * 3
     }
+
+    /// Where slot `slot`'s chunk starts.
+    pub fn slot(&self, slot: usize) -> usize {
+        slot * self.slot_bytes
+    }
+}
+
+/// Slots for chunks of `frames`: enough for the chunk on air, the one waiting, the one
+/// being made and what is still on its way downstream (at least 24 frames), and no
+/// more than 24.
+fn ring_slots(frames: usize) -> usize {
+    24usize.div_ceil(frames.max(1)).clamp(4, 24)
+}
+
+/// The mapping, shared by the supervisor and every frame that views a slot of it: it is
+/// unmapped when the last of them is dropped.
+struct Ring {
+    /// Kept for its `Drop` (the unmap); read and written through `ptr`.
+    _map: MmapMut,
+    ptr: *mut u8,
+    len: usize,
+    /// Whether each leasable slot is claimed by a step or viewed by frames.
+    busy: Vec<AtomicBool>,
+    layout: Layout,
+}
+
+// SAFETY: `ptr` points into `_map`, which lives as long as the ring; the bytes are
+// shared memory that the worker process may write at any time anyway, and cuecast's
+// own writes (`Shm::bytes_mut`) go only to regions no frame views.
+unsafe impl Send for Ring {}
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(offset.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: in bounds (checked above) of a mapping that lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(offset), len) }
+    }
+}
+
+/// A slot a step was asked to write into: free again when dropped, unless its frames
+/// took it over ([`Claim::lease`]).
+pub struct Claim {
+    ring: Arc<Ring>,
+    /// `ring.layout.slots` for the slot that is never leased.
+    slot: usize,
+}
+
+impl Claim {
+    /// Where the step's frames go.
+    pub fn offset(&self) -> usize {
+        self.ring.layout.slot(self.slot)
+    }
+
+    /// The memory the step's frames can view, held until the last of them is dropped;
+    /// None for the slot that is never leased (its frames must be copied out).
+    pub fn lease(self) -> Option<Arc<Lease>> {
+        if self.slot == self.ring.layout.slots {
+            return None;
+        }
+        let lease = Lease {
+            ring: self.ring.clone(),
+            slot: self.slot,
+        };
+        std::mem::forget(self);
+        Some(Arc::new(lease))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(b) = self.ring.busy.get(self.slot) {
+            b.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// A slot that frames view: free again when the last of them drops it.
+pub struct Lease {
+    ring: Arc<Ring>,
+    slot: usize,
+}
+
+impl Mapped for Lease {
+    fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        self.ring.bytes(offset, len)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.ring.busy[self.slot].store(false, Ordering::Release);
+    }
 }
 
 pub struct Shm {
     pub layout: Layout,
-    map: MmapMut,
+    ring: Arc<Ring>,
     file: File,
 }
 
@@ -139,8 +255,42 @@ impl Shm {
         // cuecast reads it only after the worker has said the step is done, so no
         // reference into the map is read while the worker is meant to write it. (A model
         // that writes anyway makes only its own frames wrong: bytes are bytes.)
-        let map = unsafe { MmapMut::map_mut(&file)? };
-        Ok(Shm { layout, map, file })
+        let mut map = unsafe { MmapMut::map_mut(&file)? };
+        let ring = Ring {
+            ptr: map.as_mut_ptr(),
+            len: map.len(),
+            _map: map,
+            busy: (0..layout.slots).map(|_| AtomicBool::new(false)).collect(),
+            layout,
+        };
+        Ok(Shm {
+            layout,
+            ring: Arc::new(ring),
+            file,
+        })
+    }
+
+    /// A slot for the next step's frames: a free one of the ring, else the one that is
+    /// never leased.
+    pub fn claim(&self) -> Claim {
+        let free = self.ring.busy.iter().position(|b| {
+            b.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        });
+        Claim {
+            ring: self.ring.clone(),
+            slot: free.unwrap_or(self.layout.slots),
+        }
+    }
+
+    /// Slots that frames view or a step was asked into now.
+    #[cfg(test)]
+    pub fn slots_busy(&self) -> usize {
+        self.ring
+            .busy
+            .iter()
+            .filter(|b| b.load(Ordering::Acquire))
+            .count()
     }
 
     /// The descriptor a worker process maps.
@@ -149,17 +299,24 @@ impl Shm {
     }
 
     pub fn bytes(&self, offset: usize, len: usize) -> &[u8] {
-        &self.map[offset..offset + len]
+        self.ring.bytes(offset, len)
     }
 
+    /// A region cuecast writes for the worker (an image, input video or sound): never
+    /// one that frames view.
     pub fn bytes_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
-        &mut self.map[offset..offset + len]
+        assert!(offset >= self.layout.slot(self.layout.slots + 1));
+        let r = &self.ring;
+        assert!(offset.checked_add(len).is_some_and(|end| end <= r.len));
+        // SAFETY: in bounds of the mapping, and outside the ring of slots (checked
+        // above), so no frame views it; `&mut self` keeps cuecast's own writes apart.
+        unsafe { std::slice::from_raw_parts_mut(r.ptr.add(offset), len) }
     }
 
-    /// Frame `i` of the last chunk, RGB.
-    pub fn frame(&self, i: usize) -> &[u8] {
+    /// Frame `i` of the chunk at `offset`, RGB.
+    pub fn frame(&self, offset: usize, i: usize) -> &[u8] {
         let n = self.layout.frame_bytes();
-        self.bytes(i * n, n)
+        self.bytes(offset + i * n, n)
     }
 
     /// Depth of frame `i` of the last chunk, in metres: what is not a finite distance
@@ -192,13 +349,15 @@ mod tests {
             std::io::Error::last_os_error().raw_os_error(),
             Some(libc::EPERM)
         );
-        assert_eq!(shm.frame(1).len(), 16 * 8 * 3);
+        assert_eq!(shm.frame(0, 1).len(), 16 * 8 * 3);
     }
 
     #[test]
     fn regions_do_not_overlap_and_are_aligned() {
         let l = Layout::new(832, 480, 12, true, Some((4, 512, 288)), (800, 1600));
-        assert_eq!(l.depth, Some(832 * 480 * 3 * 12));
+        assert_eq!(l.slots, 4);
+        assert_eq!(l.slot_bytes, 832 * 480 * 3 * 12);
+        assert_eq!(l.depth, Some(832 * 480 * 3 * 12 * 5));
         assert!(l.image >= l.depth.unwrap() + 12 * 832 * 480 * 4);
         let v = l.video.unwrap();
         assert!(v.offset >= l.image + 832 * 480 * 3);
@@ -212,6 +371,53 @@ mod tests {
         assert_eq!(l.depth, None);
         assert_eq!(l.video, None);
         assert!(l.bytes >= l.image + 100 * 50 * 3);
-        assert_eq!(l.image, (100 * 50 * 3usize).div_ceil(64) * 64);
+        assert_eq!(l.slots, 24);
+        assert_eq!(l.image, (100 * 50 * 3usize).div_ceil(64) * 64 * 25);
+    }
+
+    #[test]
+    fn a_slot_is_claimed_again_only_once_every_frame_viewing_it_is_dropped() {
+        use crate::frame::{Frame, Pixels};
+        let shm = Shm::create(Layout::new(4, 2, 6, false, None, (0, 0))).unwrap();
+        assert_eq!(shm.layout.slots, 4);
+        let first = shm.claim();
+        let at = first.offset();
+        let lease = first.lease().unwrap();
+        let frames: Vec<Frame> = (0..6)
+            .map(|i| Frame::mapped(lease.clone(), at + i * 24, 4, 2, Pixels::Rgb))
+            .collect();
+        drop(lease);
+        // Held downstream: the other slots are handed out, never this one.
+        let others: Vec<Claim> = (0..3).map(|_| shm.claim()).collect();
+        let mut offsets: Vec<usize> = others.iter().map(Claim::offset).collect();
+        offsets.sort();
+        assert!(!offsets.contains(&at));
+        // All four busy: the next step goes to the slot no frame may view.
+        let spare = shm.claim();
+        assert_eq!(spare.offset(), shm.layout.slot(4));
+        assert!(spare.lease().is_none());
+        drop(others);
+        assert_eq!(shm.slots_busy(), 1);
+        // One frame of six still on its way: the slot stays taken.
+        let last = frames[5].clone();
+        drop(frames);
+        assert_eq!(shm.slots_busy(), 1);
+        drop(last);
+        assert_eq!(shm.slots_busy(), 0);
+    }
+
+    #[test]
+    fn frames_outlive_the_memory_they_came_from() {
+        use crate::frame::{Frame, Pixels};
+        let mut shm = Shm::create(Layout::new(4, 2, 1, false, None, (0, 0))).unwrap();
+        let claim = shm.claim();
+        let at = claim.offset();
+        // SAFETY: a test writing the slot as a worker would, before any frame views it.
+        unsafe { std::ptr::write_bytes(shm.ring.ptr.add(at), 9, 24) };
+        let frame = Frame::mapped(claim.lease().unwrap(), at, 4, 2, Pixels::Rgb);
+        let image_at = shm.layout.image;
+        shm.bytes_mut(image_at, 4).fill(1);
+        drop(shm);
+        assert_eq!(frame.data(), &[9; 24]);
     }
 }

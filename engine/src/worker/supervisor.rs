@@ -44,6 +44,8 @@ pub(super) enum Op {
         id: u64,
         frames: usize,
         pool: FramePool,
+        /// The slot its frames go into (free again if the step fails).
+        claim: Claim,
         sent: Instant,
         deadline: Instant,
     },
@@ -312,11 +314,13 @@ impl Supervisor {
                 media,
                 pool,
             } => {
-                let m = self.step_message(id, &frames, &media);
+                let claim = self.shm.claim();
+                let m = self.step_message(id, &frames, &media, claim.offset());
                 let op = Op::Step {
                     id,
                     frames: frames.len(),
                     pool,
+                    claim,
                     sent: now,
                     deadline: now + self.package.step_timeout,
                 };

@@ -47,7 +47,8 @@ use super::settings::{self, Settings};
 use cuecast_engine::engine::{Counters, EngineEvent, ModelSettings, SettingError};
 use cuecast_engine::generator::Fps;
 use cuecast_engine::{
-    Cue, CueError, CueFile, CueKind, Engine, EngineConfig, Picture, Rendered, Scene, ShowHandle,
+    Cue, CueError, CueFile, CueKind, Engine, EngineConfig, Picture, Pixels, Rendered, Scene,
+    ShowHandle,
 };
 use gst::glib;
 use gst::prelude::*;
@@ -84,6 +85,7 @@ struct Video {
     width: usize,
     height: usize,
     fps: Fps,
+    pixels: Pixels,
 }
 
 impl Video {
@@ -264,18 +266,11 @@ impl ElementImpl for CuecastSrc {
     }
 }
 
-/// The source pad's template: RGBx at any size and rate the model can be shown at.
+/// The source pad's template: RGBx or RGB at any size and rate the model can be shown
+/// at (RGB only at widths that are a multiple of four, so that rows need no padding).
 pub(crate) fn src_template() -> gst::PadTemplate {
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "RGBx")
-        .field("width", gst::IntRange::new(16, 8192))
-        .field("height", gst::IntRange::new(16, 8192))
-        .field(
-            "framerate",
-            gst::FractionRange::new(gst::Fraction::new(1, 1), gst::Fraction::new(240, 1)),
-        )
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build();
+    let mut caps = video_caps(Pixels::Rgb);
+    caps.make_mut().append(video_caps(Pixels::Rgbx));
     gst::PadTemplate::new(
         "src",
         gst::PadDirection::Src,
@@ -283,6 +278,24 @@ pub(crate) fn src_template() -> gst::PadTemplate {
         &caps,
     )
     .unwrap()
+}
+
+/// Raw video laid out as `pixels`, at any size and rate the model can be shown at.
+fn video_caps(pixels: Pixels) -> gst::Caps {
+    let width = match pixels {
+        Pixels::Rgb => gst::IntRange::with_step(16, 8192, 4),
+        Pixels::Rgbx => gst::IntRange::new(16, 8192),
+    };
+    gst::Caps::builder("video/x-raw")
+        .field("format", pixels.caps_name())
+        .field("width", width)
+        .field("height", gst::IntRange::new(16, 8192))
+        .field(
+            "framerate",
+            gst::FractionRange::new(gst::Fraction::new(1, 1), gst::Fraction::new(240, 1)),
+        )
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
 }
 
 impl CuecastSrc {
@@ -515,7 +528,8 @@ impl CuecastSrc {
     }
 
     fn black(video: &Video) -> gst::Buffer {
-        let mut buffer = gst::Buffer::with_size(video.width * video.height * 4).expect("buffer");
+        let bytes = video.width * video.height * video.pixels.bytes();
+        let mut buffer = gst::Buffer::with_size(bytes).expect("buffer");
         buffer.get_mut().unwrap().map_writable().unwrap().fill(0);
         buffer
     }
@@ -608,6 +622,26 @@ impl BaseSrcImpl for CuecastSrc {
         false
     }
 
+    /// What the engine's frames can be: a worker's model writes RGB, shown where it
+    /// lies when downstream takes RGB (preferred, first), else RGBx; every other model
+    /// draws RGBx.
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let preferred = self.state.lock().engine.as_ref().map(|e| e.native_pixels());
+        let caps = match preferred {
+            Some(Pixels::Rgb) => {
+                let mut caps = video_caps(Pixels::Rgb);
+                caps.make_mut().append(video_caps(Pixels::Rgbx));
+                caps
+            }
+            Some(Pixels::Rgbx) => video_caps(Pixels::Rgbx),
+            None => self.obj().static_pad("src")?.pad_template_caps(),
+        };
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        })
+    }
+
     fn fixate(&self, mut caps: gst::Caps) -> gst::Caps {
         let native = self.state.lock().engine.as_ref().map(|e| e.info().clone());
         caps.truncate();
@@ -632,17 +666,22 @@ impl BaseSrcImpl for CuecastSrc {
                 "needs a fixed frame rate, got {num}/{den}"
             ));
         }
+        let pixels = match info.format() {
+            gst_video::VideoFormat::Rgb => Pixels::Rgb,
+            _ => Pixels::Rgbx,
+        };
         let video = Video {
             width: info.width() as usize,
             height: info.height() as usize,
             fps: Fps::new(num as u32, den as u32),
+            pixels,
         };
         let mut state = self.state.lock();
         let cues = std::mem::take(&mut state.pending_cues);
         let Some(engine) = &state.engine else {
             return Err(gst::loggable_error!(CAT, "caps set before start"));
         };
-        engine.set_output(video.width, video.height, video.fps);
+        engine.set_output_as(video.width, video.height, video.fps, video.pixels);
         if !cues.is_empty() {
             if let Err(e) = engine.inbox().submit(cues, None) {
                 let e = e.within("cues");
@@ -820,7 +859,20 @@ impl PushSrcImpl for CuecastSrc {
         let repeated = !matches!(picture, Some(Picture::New(_) | Picture::Held(_)));
         let mut buffer = match picture {
             Some(Picture::New(frame) | Picture::Held(frame)) => {
-                gst::Buffer::from_slice(frame.clone())
+                if frame.pixels() == video.pixels {
+                    gst::Buffer::from_slice(frame.clone())
+                } else {
+                    // Made before the layout was negotiated: converted once.
+                    let rgbx = frame.rgbx().into_owned();
+                    match video.pixels {
+                        Pixels::Rgbx => gst::Buffer::from_mut_slice(rgbx),
+                        Pixels::Rgb => gst::Buffer::from_mut_slice(
+                            rgbx.chunks_exact(4)
+                                .flat_map(|p| [p[0], p[1], p[2]])
+                                .collect::<Vec<u8>>(),
+                        ),
+                    }
+                }
             }
             other => {
                 if let Some(Picture::Failed(e)) = other {

@@ -107,7 +107,7 @@ pub(in crate::engine) struct Chunked {
     cues: BTreeMap<u64, Vec<InFlight>>,
     /// The slot on air, its frame at the show's size, pose and depth.
     shown: Option<(u64, Frame, Pose, Option<Vec<f32>>)>,
-    native: FramePool,
+    pub(super) native: FramePool,
     fallback: Fallback,
     fallback_gen: Option<Box<dyn Generator>>,
     still: Option<Frame>,

@@ -68,6 +68,7 @@ impl Supervisor {
         id: u64,
         frames: &[FrameInput],
         media: &StepMedia,
+        rgb: usize,
     ) -> Request {
         let video = &media.video;
         let inputs = super::super::terms::columns(frames, &self.package.info);
@@ -112,7 +113,7 @@ impl Supervisor {
             frames: frames.len(),
             inputs,
             out: protocol::Out {
-                rgb: 0,
+                rgb,
                 depth: self.shm.layout.depth,
                 audio: sound_at(self.shm.layout.sound_out, info.audio),
             },
@@ -188,11 +189,12 @@ impl Supervisor {
                 frames,
                 pool,
                 sent,
+                claim,
                 ..
             } => {
                 let result = match error {
                     Some(e) => Err((id, e)),
-                    None => self.take_chunk(id, frames, &done, &pool, sent),
+                    None => self.take_chunk(id, frames, &done, &pool, claim, sent),
                 };
                 match &result {
                     Ok(_) => {
@@ -267,13 +269,16 @@ impl Supervisor {
         }
     }
 
-    /// Copies the chunk the worker wrote into frames of the pool's size.
+    /// The chunk the worker wrote, as frames of the pool's size and layout: views of
+    /// its slot when they are the worker's own (RGB at the native size, the slot one
+    /// frames may view), else copies.
     pub(super) fn take_chunk(
         &mut self,
         id: u64,
         asked: usize,
         m: &Done,
         pool: &FramePool,
+        claim: Claim,
         sent: Instant,
     ) -> Result<Chunk, (u64, StepError)> {
         let fail = |e: String| Err((id, StepError(e)));
@@ -286,35 +291,56 @@ impl Supervisor {
         let copy_started = Instant::now();
         let l = self.shm.layout;
         let (w, h) = pool.size();
-        let mut out = Vec::with_capacity(frames);
-        for i in 0..frames {
-            let mut buf = pool.take();
-            let src = self.shm.frame(i);
-            if (w, h) == (l.width, l.height) {
-                crate::generator::rgb_to_rgbx(src, buf.data_mut());
-            } else {
-                let mut image = Image {
-                    width: w,
-                    height: h,
-                    data: buf.data_mut(),
-                };
-                // SAFETY: the view borrows the mapped frame, which is not written while
-                // it lives (the next step is asked for after this returns).
-                let t = unsafe {
-                    Tensor::from_blob(
-                        src.as_ptr(),
-                        &[l.height as i64, l.width as i64, 3],
-                        &[l.width as i64 * 3, 3, 1],
-                        tch::Kind::Uint8,
-                        Device::Cpu,
-                    )
-                };
-                if let Err(e) = write_image(&mut image, &t) {
-                    return Err((id, e));
+        let at = claim.offset();
+        let n = l.frame_bytes();
+        let native = (w, h) == (l.width, l.height);
+        // The claim is kept until the frames are copied out, when they are.
+        let (lease, _claim) = if native && pool.pixels() == Pixels::Rgb {
+            (claim.lease(), None)
+        } else {
+            (None, Some(claim))
+        };
+        let out: Vec<Frame> = match lease {
+            Some(lease) => (0..frames)
+                .map(|i| Frame::mapped(lease.clone(), at + i * n, w, h, Pixels::Rgb))
+                .collect(),
+            None => {
+                self.status.lock().copied_chunks += 1;
+                let mut out = Vec::with_capacity(frames);
+                for i in 0..frames {
+                    let mut buf = pool.take();
+                    let src = self.shm.frame(at, i);
+                    match (native, pool.pixels()) {
+                        (true, Pixels::Rgb) => buf.data_mut().copy_from_slice(src),
+                        (true, Pixels::Rgbx) => crate::generator::rgb_to_rgbx(src, buf.data_mut()),
+                        (false, _) => {
+                            let mut image = Image {
+                                width: w,
+                                height: h,
+                                data: buf.data_mut(),
+                            };
+                            // SAFETY: the view borrows the mapped frame, which is not
+                            // written while it lives (the slot is claimed until this
+                            // returns).
+                            let t = unsafe {
+                                Tensor::from_blob(
+                                    src.as_ptr(),
+                                    &[l.height as i64, l.width as i64, 3],
+                                    &[l.width as i64 * 3, 3, 1],
+                                    tch::Kind::Uint8,
+                                    Device::Cpu,
+                                )
+                            };
+                            if let Err(e) = write_image(&mut image, &t) {
+                                return Err((id, e));
+                            }
+                        }
+                    }
+                    out.push(buf.freeze());
                 }
+                out
             }
-            out.push(buf.freeze());
-        }
+        };
         let sound = match (self.shm.layout.sound_out, self.package.info.audio) {
             (Some((at, _)), Some(f)) => {
                 let n = frames * f.per_frame(self.package.info.fps) * f.channels as usize;

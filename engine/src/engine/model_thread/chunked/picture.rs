@@ -37,20 +37,22 @@ impl ModelThread {
         Some(buf.freeze())
     }
 
-    /// A native frame at the show's size (the same frame when the sizes agree).
+    /// A native frame at the show's size and in its pixel layout (the same frame when
+    /// both agree).
     pub(super) fn to_show_size(&self, frame: &Frame) -> Frame {
         if (frame.width(), frame.height()) == self.pool.size() {
-            return frame.clone();
+            return self.in_show_layout(frame.clone());
         }
         let mut buf = self.pool.take();
         let (w, h) = (buf.width(), buf.height());
         let src = frame.data();
+        let c = frame.pixels().bytes() as i64;
         // SAFETY: the view borrows `frame`'s bytes, alive and unchanged for the call.
         let t = unsafe {
             Tensor::from_blob(
                 src.as_ptr(),
-                &[frame.height() as i64, frame.width() as i64, 4],
-                &[frame.width() as i64 * 4, 4, 1],
+                &[frame.height() as i64, frame.width() as i64, c],
+                &[frame.width() as i64 * c, c, 1],
                 tch::Kind::Uint8,
                 tch::Device::Cpu,
             )
@@ -88,7 +90,8 @@ impl ModelThread {
                     );
                     self.chunks().fallback_gen = Some(Box::new(g));
                 }
-                let mut buf = self.pool.take();
+                // The fallback draws RGBx, like every in-process model.
+                let mut buf = self.pool.clone().with_pixels(Pixels::Rgbx).take();
                 let fps = self.world.fps();
                 let Model::Chunks(c) = &mut self.model else {
                     return None;
@@ -112,7 +115,7 @@ impl ModelThread {
                 };
                 let made = catch_unwind(AssertUnwindSafe(|| g.step(&input, &mut image)));
                 match made {
-                    Ok(Ok(())) => Some(buf.freeze()),
+                    Ok(Ok(())) => Some(self.in_show_layout(buf.freeze())),
                     _ => None,
                 }
             }
