@@ -202,12 +202,26 @@ fn main() -> Result<()> {
             Ok(())
         });
     }
+    // `--latency`: section 4 alone (a cue's way to the frame, the SRT receiver and the
+    // control surface; SRT alone and taken apart).
+    if args.iter().any(|a| a == "--latency") {
+        return merge(&|report, _| {
+            report["latency"] = measure_latency(quick)?;
+            report["transport"] = measure_transport(quick)?;
+            Ok(())
+        });
+    }
     // `--transport`: SRT alone, no cuecast (in section 4).
     if args.iter().any(|a| a == "--transport") {
         return merge(&|report, _| {
             report["transport"] = measure_transport(quick)?;
             Ok(())
         });
+    }
+    // `--stages`: the encode and SRT path taken apart, its JSON on stdout.
+    if args.iter().any(|a| a == "--stages") {
+        println!("{}", media::stages(if quick { 10 } else { 40 })?);
+        return Ok(());
     }
     // `--export`: the export comparison alone, one round, its JSON on stdout.
     if args.iter().any(|a| a == "--export") {
@@ -280,26 +294,7 @@ fn main() -> Result<()> {
     report["default_show"] = measure_default_show(&cues, quick)?;
 
     // 4. Latency.
-    let lat = show::latency(quick)?;
-    eprintln!(
-        "cue latency: HTTP p50 {:.1} ms p99 {:.1} ms; SRT p50 {:.1} ms p99 {:.1} ms",
-        lat.http_p50, lat.http_p99, lat.srt_p50, lat.srt_p99
-    );
-    let preview = show::preview_delay(quick)?;
-    eprintln!(
-        "preview: cue → page p50 {:.0} ms p99 {:.0} ms; frame → page p50 {:.0} ms p99 {:.0} ms",
-        preview.visible_p50, preview.visible_p99, preview.preview_p50, preview.preview_p99
-    );
-    report["latency"] = json!({
-        "http": {"n": lat.http.len(), "p50": lat.http_p50, "p99": lat.http_p99, "samples": lat.http},
-        "step_p99_bound_ms": lat.step_p99_bound,
-        "srt": {"n": lat.srt.len(), "p50": lat.srt_p50, "p99": lat.srt_p99, "samples": lat.srt},
-        "repeated": lat.repeated,
-        "preview": {"n": preview.visible.len(), "visible_p50": preview.visible_p50, "visible_p99": preview.visible_p99,
-                    "preview_p50": preview.preview_p50, "preview_p99": preview.preview_p99,
-                    "visible_samples": preview.visible, "repeated": preview.repeated},
-    });
-
+    report["latency"] = measure_latency(quick)?;
     report["transport"] = measure_transport(quick)?;
 
     // 5. Resources over a long show.
@@ -485,6 +480,30 @@ fn measure_default_show(cues: &Path, quick: bool) -> Result<Value> {
     }))
 }
 
+/// Section 4: a cue's way to the frame, to an SRT receiver and to the control surface.
+fn measure_latency(quick: bool) -> Result<Value> {
+    let lat = show::latency(quick)?;
+    eprintln!(
+        "cue latency: HTTP p50 {:.1} ms p99 {:.1} ms; SRT p50 {:.1} ms p99 {:.1} ms",
+        lat.http_p50, lat.http_p99, lat.srt_p50, lat.srt_p99
+    );
+    let preview = show::preview_delay(quick)?;
+    eprintln!(
+        "preview: cue → page p50 {:.0} ms p99 {:.0} ms; frame → page p50 {:.0} ms p99 {:.0} ms",
+        preview.visible_p50, preview.visible_p99, preview.preview_p50, preview.preview_p99
+    );
+    Ok(json!({
+        "http": {"n": lat.http.len(), "p50": lat.http_p50, "p99": lat.http_p99, "samples": lat.http},
+        "step_p99_bound_ms": lat.step_p99_bound,
+        "srt": {"n": lat.srt.len(), "p50": lat.srt_p50, "p99": lat.srt_p99, "samples": lat.srt},
+        "repeated": lat.repeated,
+        "preview": {"n": preview.visible.len(), "visible_p50": preview.visible_p50, "visible_p99": preview.visible_p99,
+                    "preview_p50": preview.preview_p50, "preview_p99": preview.preview_p99,
+                    "visible_samples": preview.visible, "repeated": preview.repeated},
+        "date": today(), "machine": machine(),
+    }))
+}
+
 /// SRT alone from a camera to a viewer, the daemon's encoder settings, no cuecast.
 fn measure_transport(quick: bool) -> Result<Value> {
     let mut t = media::transport(if quick { 10 } else { 60 })?;
@@ -496,6 +515,7 @@ fn measure_transport(quick: bool) -> Result<Value> {
             f(&row["p99_ms"])
         );
     }
+    t["stages"] = media::stages(if quick { 10 } else { 40 })?;
     t["machine"] = json!(machine());
     t["date"] = json!(today());
     Ok(t)

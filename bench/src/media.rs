@@ -125,6 +125,9 @@ impl Drop for Camera {
     }
 }
 
+/// Where a viewer's decoded pictures end: their mean luma, read as they arrive.
+const LUMA_SINK: &str = "videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink sync=false";
+
 /// Decodes the program's SRT output (an SRT caller, 120 ms) and reports each frame's
 /// mean luma as it arrives.
 pub(crate) struct Viewer {
@@ -139,12 +142,24 @@ impl Viewer {
 
     /// A viewer decoding with `decoder`.
     fn start_with(port: u16, decoder: &str) -> Result<Viewer> {
+        Self::srt_with(port, decoder, SRT_LATENCY_MS)
+    }
+
+    /// A viewer decoding with `decoder`, its SRT latency `latency_ms`.
+    fn srt_with(port: u16, decoder: &str, latency_ms: u64) -> Result<Viewer> {
         let pipeline = gst::parse::launch(&format!(
-            "srtsrc uri=srt://127.0.0.1:{port}?mode=caller latency={SRT_LATENCY_MS} ! tsdemux ! h264parse ! \
-             {decoder} ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink sync=false"
+            "srtsrc uri=srt://127.0.0.1:{port}?mode=caller latency={latency_ms} ! tsdemux ! h264parse ! \
+             {decoder} ! {LUMA_SINK}"
         ))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow!("not a pipeline"))?;
+        let viewer = Self::reading(pipeline)?;
+        viewer.pipeline.set_state(gst::State::Playing)?;
+        Ok(viewer)
+    }
+
+    /// A viewer of the appsink named `sink` in `pipeline` (ended with [`LUMA_SINK`]).
+    fn reading(pipeline: gst::Pipeline) -> Result<Viewer> {
         let sink = pipeline
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -164,7 +179,6 @@ impl Viewer {
                 })
                 .build(),
         );
-        pipeline.set_state(gst::State::Playing)?;
         Ok(Viewer { pipeline, frames })
     }
 
@@ -424,6 +438,108 @@ pub fn av_offset(seconds: u64) -> Result<Value> {
     }))
 }
 
+/// Black/white changes from `camera` to `viewer`: `n` of them, ms each, after both
+/// levels were read.
+fn changes(camera: &Camera, viewer: &Viewer, n: usize) -> Result<Vec<f64>> {
+    camera.show(false);
+    let black = viewer.settle(Duration::from_secs(2))?;
+    camera.show(true);
+    let white = viewer.settle(Duration::from_secs(2))?;
+    let threshold = (black + white) / 2.0;
+    let mut white_now = true;
+    let mut ms = Vec::new();
+    for i in 0..n {
+        std::thread::sleep(Duration::from_millis(300 + (i as u64 * 37 % 100)));
+        white_now = !white_now;
+        let sent = camera.show(white_now);
+        let seen = viewer.crossing(sent, white_now, threshold)?;
+        ms.push(seen.duration_since(sent).as_secs_f64() * 1e3);
+    }
+    Ok(ms)
+}
+
+/// The daemon's encode and SRT path taken apart: the same camera (640x360 at 30 fps)
+/// and the same change timing, each row one stage more than the one before, all in one
+/// run, so that the difference between rows is what that stage costs.
+pub fn stages(n: usize) -> Result<Value> {
+    const X264: &str =
+        "x264enc tune=zerolatency speed-preset=veryfast bitrate=2000 key-int-max=30 ! \
+                        h264parse config-interval=-1";
+    let mut rows = Vec::new();
+    let mut row = |stage: &str, ms: Vec<f64>| {
+        eprintln!(
+            "stage {stage}: p50 {:.1} ms",
+            percentile(&mut ms.clone(), 0.5)
+        );
+        rows.push(json!({
+            "stage": stage, "n": ms.len(),
+            "p50_ms": percentile(&mut ms.clone(), 0.5), "p99_ms": percentile(&mut ms.clone(), 0.99),
+            "samples": ms,
+        }));
+    };
+    let local = [
+        ("raw frames, no encoder", LUMA_SINK.to_owned()),
+        ("+ x264 (the daemon's settings) and avdec_h264, one thread", format!("{X264} ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
+        ("+ avdec_h264 with its default frame threads", format!("{X264} ! avdec_h264 ! {LUMA_SINK}")),
+        ("+ MPEG-TS mux and demux (one thread decoding)", format!("{X264} ! mpegtsmux alignment=7 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
+        ("the same, the muxer passing whole frames on (alignment=0)", format!("{X264} ! mpegtsmux alignment=0 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
+        ("the same, each frame's PES length written (cuecast's SRT output)", format!("{X264} ! mpegtsmux name=mux alignment=0 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
+    ];
+    for (stage, chain) in local {
+        let camera = Camera::start_with(640, 360, &chain)?;
+        if let Some(mux) = camera.pipeline.by_name("mux") {
+            write_lengths_after(&mux);
+        }
+        let viewer = Viewer::reading(camera.pipeline.clone())?;
+        row(stage, changes(&camera, &viewer, n)?);
+    }
+    for (latency, cuecast) in [(20, false), (SRT_LATENCY_MS, false), (SRT_LATENCY_MS, true)] {
+        let port = free_udp_port();
+        let sink = format!("srtsink uri=srt://127.0.0.1:{port}?mode=listener latency={latency} wait-for-connection=false sync=false async=false");
+        let chain = if cuecast {
+            format!(
+                "{X264} ! mpegtsmux alignment=0 ! appsink name=muxed sync=false async=false \
+                     appsrc name=messages is-live=true format=time ! {sink}"
+            )
+        } else {
+            format!("{X264} ! mpegtsmux alignment=7 ! {sink}")
+        };
+        let camera = Camera::start_with(640, 360, &chain)?;
+        if cuecast {
+            let by = |n: &str| camera.pipeline.by_name(n).context("no relay element");
+            let muxed = by("muxed")?
+                .downcast::<gst_app::AppSink>()
+                .map_err(|_| anyhow!("not an appsink"))?;
+            let out = by("messages")?
+                .downcast::<gst_app::AppSrc>()
+                .map_err(|_| anyhow!("not an appsrc"))?;
+            cuecast::outputs::ts::relay(&muxed, out);
+        }
+        let viewer = Viewer::srt_with(port, "avdec_h264 max-threads=1", latency)?;
+        let stage = if cuecast {
+            "the same, as cuecast's SRT output sends it (frames whole, lengths written, cut into 7-packet messages)".to_owned()
+        } else {
+            format!("+ SRT over loopback at {latency} ms (one thread decoding)")
+        };
+        row(&stage, changes(&camera, &viewer, n)?);
+    }
+    Ok(json!({"srt_latency_ms": SRT_LATENCY_MS, "rows": rows}))
+}
+
+/// Writes each video PES's length into what `mux` (with `alignment=0`) pushes, as
+/// cuecast's SRT output does.
+fn write_lengths_after(mux: &gst::Element) {
+    let pad = mux.static_pad("src").expect("a muxer has a src pad");
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data {
+            if let Ok(mut map) = buffer.make_mut().map_writable() {
+                cuecast::outputs::ts::write_pes_lengths(&mut map, true);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// SRT alone, no cuecast: the daemon's own encoder settings (640x360, x264 zerolatency
 /// veryfast, 2 Mb/s, MPEG-TS, an SRT listener at 120 ms) from a camera straight to the
 /// viewer, `n` changes timed as in [`v2v`]; with the viewer's decoder as shipped
@@ -439,24 +555,11 @@ pub fn transport(n: usize) -> Result<Value> {
             &format!(
                 "x264enc tune=zerolatency speed-preset=veryfast bitrate=2000 key-int-max=30 ! \
                  h264parse config-interval=-1 ! mpegtsmux alignment=7 ! \
-                 srtsink uri=srt://127.0.0.1:{port}?mode=listener latency={SRT_LATENCY_MS} wait-for-connection=false"
+                 srtsink uri=srt://127.0.0.1:{port}?mode=listener latency={SRT_LATENCY_MS} wait-for-connection=false sync=false async=false"
             ),
         )?;
         let viewer = Viewer::start_with(port, decoder)?;
-        camera.show(false);
-        let black = viewer.settle(Duration::from_secs(2))?;
-        camera.show(true);
-        let white = viewer.settle(Duration::from_secs(2))?;
-        let threshold = (black + white) / 2.0;
-        let mut white_now = true;
-        let mut ms = Vec::new();
-        for i in 0..n {
-            std::thread::sleep(Duration::from_millis(300 + (i as u64 * 37 % 100)));
-            white_now = !white_now;
-            let sent = camera.show(white_now);
-            let seen = viewer.crossing(sent, white_now, threshold)?;
-            ms.push(seen.duration_since(sent).as_secs_f64() * 1e3);
-        }
+        let ms = changes(&camera, &viewer, n)?;
         rows.push(json!({
             "decoder": decoder, "n": n,
             "p50_ms": percentile(&mut ms.clone(), 0.5), "p99_ms": percentile(&mut ms.clone(), 0.99),

@@ -242,8 +242,15 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
         d,
         "## 4. Latency: `cuecast serve`, procedural world, 640x360 at 30 fps\n"
     )?;
+    if let Some(date) = l["date"].as_str() {
+        writeln!(
+            d,
+            "Run on {date}, {}.\n",
+            l["machine"].as_str().unwrap_or("")
+        )?;
+    }
     writeln!(d, "- **HTTP → frame**: {} `param` cues posted with `?wait=true` at random phases of the frame interval; the figure is the API's own answer, from the request being accepted to the first frame showing the cue being ready (`latency_ms`, the value `/metrics` histograms as `cuecast_cue_latency_seconds`).", l["http"]["n"])?;
-    writeln!(d, "- **Cue → SRT receiver**: {} fades to and from black (`duration_s: 0`), each timed from sending the HTTP request to the first frame decoded by a receiver in the benchmark process (`srtsrc` caller, latency 120 ms → `tsdemux` → `avdec_h264`) whose mean luma shows it (black < 20, program > 40). The daemon's SRT output: listener, x264 zerolatency veryfast, 2 Mb/s, SRT latency 120 ms.", l["srt"]["n"])?;
+    writeln!(d, "- **Cue → SRT receiver**: {} fades to and from black (`duration_s: 0`), each timed from sending the HTTP request to the first frame decoded by a receiver in the benchmark process (`srtsrc` caller, latency 120 ms → `tsdemux` → `avdec_h264`) whose mean luma shows it (black < 20, program > 40). The daemon's SRT output: listener, x264 zerolatency veryfast, 2 Mb/s, MPEG-TS muxed a frame a buffer and cut into 7-packet messages, SRT latency 120 ms.", l["srt"]["n"])?;
     writeln!(d, "- **Cue → control surface**: headless Chromium opens the control surface (preview output as shipped: 640 wide, 15 fps MJPEG); from inside the page {} fades are timed from sending the request until the preview `<img>`, drawn into a canvas every 5 ms, shows it by mean brightness. The preview's own delay is that time less the API's `latency_ms` for the cue.\n", l["preview"]["n"])?;
     writeln!(d, "| path | p50 | p99 |")?;
     writeln!(d, "|---|---|---|")?;
@@ -839,6 +846,38 @@ fn transport_section(d: &mut String, t: &Value) -> Result<()> {
             f(&row["p99_ms"])
         )?;
     }
-    writeln!(d, "\nThe SRT latency is {} ms of it. The rest is the encoder and the decoder (the two rows differ by the decoder's frame threads) and, not yet measured apart, what waits between them: a frame's last MPEG-TS packets in a 7-packet SRT message until the next frame's fill it, and a demuxer that may pass a frame on only when the next one starts.\n", t["srt_latency_ms"])?;
+    writeln!(
+        d,
+        "\nThe SRT latency is {} ms of it.\n",
+        t["srt_latency_ms"]
+    )?;
+    let stages = t["stages"]["rows"].as_array();
+    if let Some(rows) = stages {
+        writeln!(
+            d,
+            "#### Where the milliseconds go
+"
+        )?;
+        writeln!(d, "The same camera and the same timing, one stage a row (in one process, then over SRT on loopback), all in this run: what a row adds to the one before is that stage's cost. A row that starts \"the same\" changes the row before instead of adding to it.\n")?;
+        writeln!(
+            d,
+            "| path | changes | p50 | added to the row before (p50) | p99 |"
+        )?;
+        writeln!(d, "|---|---|---|---|---|")?;
+        let mut before: Option<f64> = None;
+        for row in rows {
+            let p50 = f(&row["p50_ms"]);
+            writeln!(
+                d,
+                "| {} | {} | {p50:.0} ms | {} | {:.0} ms |",
+                row["stage"].as_str().unwrap_or(""),
+                row["n"],
+                before.map_or("".into(), |b| format!("{:+.0} ms", p50 - b)),
+                f(&row["p99_ms"])
+            )?;
+            before = Some(p50);
+        }
+        writeln!(d)?;
+    }
     Ok(())
 }

@@ -287,6 +287,7 @@ impl Outputs {
 
 mod encoder;
 mod supervisor;
+pub mod ts;
 
 pub use encoder::EncoderStatus;
 use encoder::*;

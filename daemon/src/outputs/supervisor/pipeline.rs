@@ -17,8 +17,13 @@ impl Supervisor {
             .ok_or("this output needs an encoder profile")?;
         let has_audio = profile.audio.is_some();
         let (mux, sink, file) = match &output.kind {
+            // Muxed a frame a buffer and cut into SRT messages by `ts::relay`: a frame
+            // leaves whole as soon as it is muxed (`alignment=7` would hold its last
+            // packets for the next frame's).
             OutputKind::Srt { .. } => (
-                "mpegtsmux name=mux alignment=7".to_owned(),
+                "mpegtsmux name=mux alignment=0 ! appsink name=muxed sync=false async=false \
+                 appsrc name=messages is-live=true format=time do-timestamp=false"
+                    .to_owned(),
                 "srtsink name=sink wait-for-connection=false async=false sync=false".to_owned(),
                 None,
             ),
@@ -114,6 +119,21 @@ impl Supervisor {
             src.set_property("max-bytes", 0u64);
             Ok(src)
         };
+        if let OutputKind::Srt { .. } = &output.kind {
+            let muxed = pipeline
+                .by_name("muxed")
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                .ok_or("no appsink muxed")?;
+            let messages = pipeline
+                .by_name("messages")
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                .ok_or("no appsrc messages")?;
+            // Like the sources above, a stalled network drops the oldest, never blocks.
+            messages.set_property("block", false);
+            messages.set_property_from_str("leaky-type", "downstream");
+            messages.set_property("max-bytes", 8u64 << 20);
+            crate::outputs::ts::relay(&muxed, messages);
+        }
         let video_src = source("video")?;
         let audio_src = if has_audio {
             Some(source("audio")?)
