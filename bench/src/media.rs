@@ -131,7 +131,9 @@ const LUMA_SINK: &str = "videoconvert ! video/x-raw,format=GRAY8 ! appsink name=
 /// Decodes the program's SRT output (an SRT caller, 120 ms) and reports each frame's
 /// mean luma as it arrives.
 pub(crate) struct Viewer {
-    pipeline: gst::Pipeline,
+    pipeline: Option<gst::Pipeline>,
+    /// An FFmpeg receiver's process, for one that is not GStreamer's.
+    ffmpeg: Option<std::process::Child>,
     pub(crate) frames: mpsc::Receiver<(Instant, f64)>,
 }
 
@@ -154,8 +156,66 @@ impl Viewer {
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow!("not a pipeline"))?;
         let viewer = Self::reading(pipeline)?;
-        viewer.pipeline.set_state(gst::State::Playing)?;
+        if let Some(p) = &viewer.pipeline {
+            p.set_state(gst::State::Playing)?;
+        }
         Ok(viewer)
+    }
+
+    /// A viewer that is FFmpeg (`libavformat`'s MPEG-TS demuxer and `libavcodec`'s
+    /// H.264 decoder, what OBS's media source uses) with its low-delay flags and one
+    /// decoding thread: each picture's mean luma as `ffmpeg` writes it out.
+    fn ffmpeg(port: u16, latency_ms: u64) -> Result<Viewer> {
+        use std::io::Read;
+        const SIDE: (usize, usize) = (64, 36);
+        let mut child = std::process::Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-fflags",
+                "nobuffer",
+                "-flags",
+                "low_delay",
+            ])
+            .args(["-probesize", "32", "-analyzeduration", "0", "-threads", "1"])
+            .arg("-i")
+            .arg(format!(
+                "srt://127.0.0.1:{port}?mode=caller&latency={}",
+                latency_ms * 1000
+            ))
+            .args([
+                "-vf",
+                &format!("scale={}:{}", SIDE.0, SIDE.1),
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray",
+            ])
+            // Each decoded picture once (no frames made up for a rate it was not told).
+            .args(["-fps_mode", "passthrough", "-flush_packets", "1", "-"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("ffmpeg (apt install ffmpeg)")?;
+        let mut out = child.stdout.take().context("no ffmpeg output")?;
+        let (tx, frames) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut picture = vec![0u8; SIDE.0 * SIDE.1];
+            while out.read_exact(&mut picture).is_ok() {
+                let mean =
+                    picture.iter().map(|&v| f64::from(v)).sum::<f64>() / picture.len() as f64;
+                if tx.send((Instant::now(), mean)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Viewer {
+            pipeline: None,
+            ffmpeg: Some(child),
+            frames,
+        })
     }
 
     /// A viewer of the appsink named `sink` in `pipeline` (ended with [`LUMA_SINK`]).
@@ -179,7 +239,11 @@ impl Viewer {
                 })
                 .build(),
         );
-        Ok(Viewer { pipeline, frames })
+        Ok(Viewer {
+            pipeline: Some(pipeline),
+            ffmpeg: None,
+            frames,
+        })
     }
 
     /// The mean luma of the frames in the next `d`.
@@ -212,7 +276,13 @@ impl Viewer {
 
 impl Drop for Viewer {
     fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(p) = &self.pipeline {
+            let _ = p.set_state(gst::State::Null);
+        }
+        if let Some(c) = &mut self.ffmpeg {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -483,17 +553,21 @@ pub fn stages(n: usize) -> Result<Value> {
         ("+ avdec_h264 with its default frame threads", format!("{X264} ! avdec_h264 ! {LUMA_SINK}")),
         ("+ MPEG-TS mux and demux (one thread decoding)", format!("{X264} ! mpegtsmux alignment=7 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
         ("the same, the muxer passing whole frames on (alignment=0)", format!("{X264} ! mpegtsmux alignment=0 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
-        ("the same, each frame's PES length written (cuecast's SRT output)", format!("{X264} ! mpegtsmux name=mux alignment=0 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
     ];
     for (stage, chain) in local {
         let camera = Camera::start_with(640, 360, &chain)?;
-        if let Some(mux) = camera.pipeline.by_name("mux") {
-            write_lengths_after(&mux);
-        }
         let viewer = Viewer::reading(camera.pipeline.clone())?;
         row(stage, changes(&camera, &viewer, n)?);
     }
-    for (latency, cuecast) in [(20, false), (SRT_LATENCY_MS, false), (SRT_LATENCY_MS, true)] {
+    // (SRT latency, sent as cuecast does: whole frames cut into 7-packet messages;
+    // received by FFmpeg)
+    for (latency, cuecast, ffmpeg) in [
+        (20, false, false),
+        (SRT_LATENCY_MS, false, false),
+        (SRT_LATENCY_MS, true, false),
+        (SRT_LATENCY_MS, false, true),
+        (SRT_LATENCY_MS, true, true),
+    ] {
         let port = free_udp_port();
         let sink = format!("srtsink uri=srt://127.0.0.1:{port}?mode=listener latency={latency} wait-for-connection=false sync=false async=false");
         let chain = if cuecast {
@@ -515,29 +589,20 @@ pub fn stages(n: usize) -> Result<Value> {
                 .map_err(|_| anyhow!("not an appsrc"))?;
             cuecast::outputs::ts::relay(&muxed, out);
         }
-        let viewer = Viewer::srt_with(port, "avdec_h264 max-threads=1", latency)?;
-        let stage = if cuecast {
-            "the same, as cuecast's SRT output sends it (frames whole, lengths written, cut into 7-packet messages)".to_owned()
+        let viewer = if ffmpeg {
+            Viewer::ffmpeg(port, latency)?
         } else {
-            format!("+ SRT over loopback at {latency} ms (one thread decoding)")
+            Viewer::srt_with(port, "avdec_h264 max-threads=1", latency)?
+        };
+        let stage = match (cuecast, ffmpeg) {
+            (false, false) => format!("+ SRT over loopback at {latency} ms (one thread decoding)"),
+            (true, false) => "the same, as cuecast's SRT output sends it (frames muxed whole, cut into 7-packet messages)".to_owned(),
+            (false, true) => format!("the same at {latency} ms (alignment=7), received by FFmpeg (as OBS), low-delay flags, one thread"),
+            (true, true) => "the same, as cuecast's SRT output sends it, received by FFmpeg".to_owned(),
         };
         row(&stage, changes(&camera, &viewer, n)?);
     }
     Ok(json!({"srt_latency_ms": SRT_LATENCY_MS, "rows": rows}))
-}
-
-/// Writes each video PES's length into what `mux` (with `alignment=0`) pushes, as
-/// cuecast's SRT output does.
-fn write_lengths_after(mux: &gst::Element) {
-    let pad = mux.static_pad("src").expect("a muxer has a src pad");
-    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
-        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data {
-            if let Ok(mut map) = buffer.make_mut().map_writable() {
-                cuecast::outputs::ts::write_pes_lengths(&mut map, true);
-            }
-        }
-        gst::PadProbeReturn::Ok
-    });
 }
 
 /// SRT alone, no cuecast: the daemon's own encoder settings (640x360, x264 zerolatency
