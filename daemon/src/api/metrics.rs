@@ -161,6 +161,11 @@ impl Collector for Show {
                     "Frames the fallback drew while a python model's process was down.",
                     status.fallback_frames,
                 ),
+                (
+                    "cuecast_chunks_copied",
+                    "Chunks whose frames were copied out of shared memory instead of going on air where the model wrote them.",
+                    p.copied_chunks,
+                ),
             ] {
                 one(&mut e, name, help, &ConstCounter::new(v))?;
             }
