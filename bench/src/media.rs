@@ -549,6 +549,7 @@ pub fn stages(n: usize) -> Result<Value> {
     };
     let local = [
         ("raw frames, no encoder", LUMA_SINK.to_owned()),
+        ("the same through videorate at the same rate (what the encoder branch had)", format!("videorate skip-to-first=true ! video/x-raw,framerate=30/1 ! {LUMA_SINK}")),
         ("+ x264 (the daemon's settings) and avdec_h264, one thread", format!("{X264} ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
         ("+ avdec_h264 with its default frame threads", format!("{X264} ! avdec_h264 ! {LUMA_SINK}")),
         ("+ MPEG-TS mux and demux (one thread decoding)", format!("{X264} ! mpegtsmux alignment=7 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),

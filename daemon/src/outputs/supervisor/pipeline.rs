@@ -176,7 +176,7 @@ impl Supervisor {
         let key = profile.encode_key();
         if !self.encoders.contains_key(&key) {
             let n = generation;
-            let encoder = match Encoder::build(&self.pipeline, &self.program, profile, n) {
+            let encoder = match Encoder::build(&self.pipeline, &self.program, profile, self.video.fps, n) {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = pipeline.set_state(gst::State::Null);
