@@ -508,6 +508,44 @@ pub fn av_offset(seconds: u64) -> Result<Value> {
     }))
 }
 
+/// The daemon's own video encode (its default profile's settings).
+const X264: &str = "x264enc tune=zerolatency speed-preset=veryfast bitrate=2000 key-int-max=30 ! \
+                        h264parse config-interval=-1";
+
+/// A camera (640x360) sending over SRT to a listener at `port`: muxed as cuecast's SRT
+/// output does (`cuecast`: whole frames cut into 7-packet messages) or with
+/// `mpegtsmux alignment=7`.
+fn srt_camera(port: u16, latency: u64, cuecast: bool) -> Result<Camera> {
+    let sink = format!(
+        "srtsink uri=srt://127.0.0.1:{port}?mode=listener latency={latency} \
+         wait-for-connection=false sync=false async=false"
+    );
+    if !cuecast {
+        return Camera::start_with(
+            640,
+            360,
+            &format!("{X264} ! mpegtsmux alignment=7 ! {sink}"),
+        );
+    }
+    let camera = Camera::start_with(
+        640,
+        360,
+        &format!(
+            "{X264} ! mpegtsmux alignment=0 ! appsink name=muxed sync=false async=false \
+             appsrc name=messages is-live=true format=time ! {sink}"
+        ),
+    )?;
+    let by = |n: &str| camera.pipeline.by_name(n).context("no relay element");
+    let muxed = by("muxed")?
+        .downcast::<gst_app::AppSink>()
+        .map_err(|_| anyhow!("not an appsink"))?;
+    let out = by("messages")?
+        .downcast::<gst_app::AppSrc>()
+        .map_err(|_| anyhow!("not an appsrc"))?;
+    cuecast::outputs::ts::relay(&muxed, out);
+    Ok(camera)
+}
+
 /// Black/white changes from `camera` to `viewer`: `n` of them, ms each, after both
 /// levels were read.
 fn changes(camera: &Camera, viewer: &Viewer, n: usize) -> Result<Vec<f64>> {
@@ -532,9 +570,6 @@ fn changes(camera: &Camera, viewer: &Viewer, n: usize) -> Result<Vec<f64>> {
 /// and the same change timing, each row one stage more than the one before, all in one
 /// run, so that the difference between rows is what that stage costs.
 pub fn stages(n: usize) -> Result<Value> {
-    const X264: &str =
-        "x264enc tune=zerolatency speed-preset=veryfast bitrate=2000 key-int-max=30 ! \
-                        h264parse config-interval=-1";
     let mut rows = Vec::new();
     let mut row = |stage: &str, ms: Vec<f64>| {
         eprintln!(
@@ -551,7 +586,7 @@ pub fn stages(n: usize) -> Result<Value> {
         ("raw frames, no encoder", LUMA_SINK.to_owned()),
         ("the same through videorate at the same rate (what the encoder branch had)", format!("videorate skip-to-first=true ! video/x-raw,framerate=30/1 ! {LUMA_SINK}")),
         ("+ x264 (the daemon's settings) and avdec_h264, one thread", format!("{X264} ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
-        ("+ avdec_h264 with its default frame threads", format!("{X264} ! avdec_h264 ! {LUMA_SINK}")),
+        ("the same, avdec_h264 with its default frame threads", format!("{X264} ! avdec_h264 ! {LUMA_SINK}")),
         ("+ MPEG-TS mux and demux (one thread decoding)", format!("{X264} ! mpegtsmux alignment=7 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
         ("the same, the muxer passing whole frames on (alignment=0)", format!("{X264} ! mpegtsmux alignment=0 ! tsdemux ! h264parse ! avdec_h264 max-threads=1 ! {LUMA_SINK}")),
     ];
@@ -566,40 +601,22 @@ pub fn stages(n: usize) -> Result<Value> {
         (20, false, false),
         (SRT_LATENCY_MS, false, false),
         (SRT_LATENCY_MS, true, false),
-        (SRT_LATENCY_MS, false, true),
         (SRT_LATENCY_MS, true, true),
+        (SRT_LATENCY_MS, false, true),
     ] {
         let port = free_udp_port();
-        let sink = format!("srtsink uri=srt://127.0.0.1:{port}?mode=listener latency={latency} wait-for-connection=false sync=false async=false");
-        let chain = if cuecast {
-            format!(
-                "{X264} ! mpegtsmux alignment=0 ! appsink name=muxed sync=false async=false \
-                     appsrc name=messages is-live=true format=time ! {sink}"
-            )
-        } else {
-            format!("{X264} ! mpegtsmux alignment=7 ! {sink}")
-        };
-        let camera = Camera::start_with(640, 360, &chain)?;
-        if cuecast {
-            let by = |n: &str| camera.pipeline.by_name(n).context("no relay element");
-            let muxed = by("muxed")?
-                .downcast::<gst_app::AppSink>()
-                .map_err(|_| anyhow!("not an appsink"))?;
-            let out = by("messages")?
-                .downcast::<gst_app::AppSrc>()
-                .map_err(|_| anyhow!("not an appsrc"))?;
-            cuecast::outputs::ts::relay(&muxed, out);
-        }
+        let camera = srt_camera(port, latency, cuecast)?;
         let viewer = if ffmpeg {
             Viewer::ffmpeg(port, latency)?
         } else {
             Viewer::srt_with(port, "avdec_h264 max-threads=1", latency)?
         };
-        let stage = match (cuecast, ffmpeg) {
-            (false, false) => format!("+ SRT over loopback at {latency} ms (one thread decoding)"),
-            (true, false) => "the same, as cuecast's SRT output sends it (frames muxed whole, cut into 7-packet messages)".to_owned(),
-            (false, true) => format!("the same at {latency} ms (alignment=7), received by FFmpeg (as OBS), low-delay flags, one thread"),
-            (true, true) => "the same, as cuecast's SRT output sends it, received by FFmpeg".to_owned(),
+        let stage = match (latency, cuecast, ffmpeg) {
+            (20, ..) => "+ MPEG-TS over SRT on loopback at 20 ms (alignment=7, one thread decoding)".to_owned(),
+            (_, false, false) => format!("the same at {latency} ms"),
+            (_, true, false) => "the same, as cuecast's SRT output sends it (frames muxed whole, cut into 7-packet messages)".to_owned(),
+            (_, true, true) => "the same, received by FFmpeg (as OBS) with its low-delay flags, one thread".to_owned(),
+            (_, false, true) => "the same with alignment=7".to_owned(),
         };
         row(&stage, changes(&camera, &viewer, n)?);
     }
@@ -607,7 +624,8 @@ pub fn stages(n: usize) -> Result<Value> {
 }
 
 /// SRT alone, no cuecast: the daemon's own encoder settings (640x360, x264 zerolatency
-/// veryfast, 2 Mb/s, MPEG-TS, an SRT listener at 120 ms) from a camera straight to the
+/// veryfast, 2 Mb/s, MPEG-TS muxed and sent as its SRT output does, an SRT listener at
+/// 120 ms) from a camera straight to the
 /// viewer, `n` changes timed as in [`v2v`]; with the viewer's decoder as shipped
 /// (`avdec_h264`, frame threads) and with one thread. What is left of a cue's time to
 /// the receiver beyond this is cuecast's.
@@ -615,15 +633,7 @@ pub fn transport(n: usize) -> Result<Value> {
     let mut rows = Vec::new();
     for decoder in ["avdec_h264", "avdec_h264 max-threads=1"] {
         let port = free_udp_port();
-        let camera = Camera::start_with(
-            640,
-            360,
-            &format!(
-                "x264enc tune=zerolatency speed-preset=veryfast bitrate=2000 key-int-max=30 ! \
-                 h264parse config-interval=-1 ! mpegtsmux alignment=7 ! \
-                 srtsink uri=srt://127.0.0.1:{port}?mode=listener latency={SRT_LATENCY_MS} wait-for-connection=false sync=false async=false"
-            ),
-        )?;
+        let camera = srt_camera(port, SRT_LATENCY_MS, true)?;
         let viewer = Viewer::start_with(port, decoder)?;
         let ms = changes(&camera, &viewer, n)?;
         rows.push(json!({

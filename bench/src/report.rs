@@ -833,7 +833,7 @@ fn transport_section(d: &mut String, t: &Value) -> Result<()> {
         )?;
         return Ok(());
     }
-    writeln!(d, "Run on {}, {}. A camera in the benchmark process (640x360 at 30 fps, black or white on demand) encoded with the daemon's own output settings (x264 zerolatency veryfast, 2 Mb/s, MPEG-TS in 7-packet SRT messages, an SRT listener at {} ms) straight to the same receiver as above; each change timed from its first frame entering the encoder to its first decoded frame. What a cue's time to the SRT receiver costs beyond this is cuecast's.\n", t["date"].as_str().unwrap_or(""), t["machine"].as_str().unwrap_or(""), t["srt_latency_ms"])?;
+    writeln!(d, "Run on {}, {}. A camera in the benchmark process (640x360 at 30 fps, black or white on demand) encoded with the daemon's own output settings (x264 zerolatency veryfast, 2 Mb/s, MPEG-TS muxed a frame a buffer and cut into 7-packet SRT messages, an SRT listener at {} ms) straight to the same receiver as above; each change timed from its first frame entering the encoder to its first decoded frame. What a cue's time to the SRT receiver costs beyond this is cuecast's.\n", t["date"].as_str().unwrap_or(""), t["machine"].as_str().unwrap_or(""), t["srt_latency_ms"])?;
     writeln!(d, "| receiver's decoder | changes | p50 | p99 |")?;
     writeln!(d, "|---|---|---|---|")?;
     for row in t["rows"].as_array().into_iter().flatten() {
@@ -858,24 +858,28 @@ fn transport_section(d: &mut String, t: &Value) -> Result<()> {
             "#### Where the milliseconds go
 "
         )?;
-        writeln!(d, "The same camera and the same timing, one stage a row (in one process, then over SRT on loopback), all in this run: what a row adds to the one before is that stage's cost. A row that starts \"the same\" changes the row before instead of adding to it.\n")?;
-        writeln!(
-            d,
-            "| path | changes | p50 | added to the row before (p50) | p99 |"
-        )?;
+        writeln!(d, "The same camera and the same timing, one stage a row (in one process, then over SRT on loopback), all in this run: a row that starts with + adds a stage to the last such row, and its cost is the difference; a row that starts \"the same\" changes one thing in the row just before it, and its cost is the difference to that row.\n")?;
+        writeln!(d, "| path | changes | p50 | its cost (p50) | p99 |")?;
         writeln!(d, "|---|---|---|---|---|")?;
-        let mut before: Option<f64> = None;
+        // A "the same" row changes the row before it; any other row adds a stage to
+        // the last row that was not a "the same" one.
+        let (mut base, mut prev): (Option<f64>, Option<f64>) = (None, None);
         for row in rows {
             let p50 = f(&row["p50_ms"]);
+            let stage = row["stage"].as_str().unwrap_or("");
+            let variant = stage.starts_with("the same");
+            let against = if variant { prev } else { base };
             writeln!(
                 d,
-                "| {} | {} | {p50:.0} ms | {} | {:.0} ms |",
-                row["stage"].as_str().unwrap_or(""),
+                "| {stage} | {} | {p50:.0} ms | {} | {:.0} ms |",
                 row["n"],
-                before.map_or("".into(), |b| format!("{:+.0} ms", p50 - b)),
+                against.map_or("".into(), |b| format!("{:+.0} ms", p50 - b)),
                 f(&row["p99_ms"])
             )?;
-            before = Some(p50);
+            if !variant {
+                base = Some(p50);
+            }
+            prev = Some(p50);
         }
         writeln!(d)?;
     }

@@ -176,13 +176,14 @@ impl Supervisor {
         let key = profile.encode_key();
         if !self.encoders.contains_key(&key) {
             let n = generation;
-            let encoder = match Encoder::build(&self.pipeline, &self.program, profile, self.video.fps, n) {
-                Ok(e) => e,
-                Err(e) => {
-                    let _ = pipeline.set_state(gst::State::Null);
-                    return Err(e);
-                }
-            };
+            let encoder =
+                match Encoder::build(&self.pipeline, &self.program, profile, self.video.fps, n) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = pipeline.set_state(gst::State::Null);
+                        return Err(e);
+                    }
+                };
             self.encoders.insert(key.clone(), encoder);
         }
         let encoder = &self.encoders[&key];
