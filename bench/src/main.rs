@@ -180,6 +180,7 @@ fn main() -> Result<()> {
         return merge(&|report, work| {
             report["models"]["transfer"] =
                 models::transfer(&python, work, if quick { 10 } else { 40 })?;
+            report["models"]["transfer_run"] = json!({"date": today(), "machine": machine()});
             Ok(())
         });
     }

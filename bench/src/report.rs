@@ -602,6 +602,14 @@ fn models_section(d: &mut String, m: &Value) -> Result<()> {
     let hosting = f(&o["worker_ms"]) / f(&o["worker_step_ms"]);
     writeln!(d, "Hosting alone (a chunk through the worker against the same worker's step, the two timed on the same chunks): {hosting:.3}×. When the bare loop's rounds spread as widely as the worker's (see the rounds in benchmarks.json), the round ratio measures this machine's neighbours more than the worker.\n")?;
     writeln!(d, "### Moving a 12-frame 832x480 chunk into cuecast\n")?;
+    let run = &m["transfer_run"];
+    if let Some(date) = run["date"].as_str() {
+        writeln!(
+            d,
+            "Measured on its own (`--transfer`) on {date}, {}.\n",
+            run["machine"].as_str().unwrap_or("")
+        )?;
+    }
     writeln!(d, "A model that only hands over a chunk it holds, so the move is all that is timed: the worker's write into its slot of shared memory (RGB; from float, rounding to 8 bits too), then either nothing (the frames go on air where they lie: what `cuecastsrc` negotiates for a worker's model, RGB at its size) or cuecast's copy into RGBx (a show that takes only RGBx), chunk by chunk alternately. Medians.\n")?;
     writeln!(
         d,
