@@ -173,44 +173,25 @@ impl Ring {
 
 /// A slot a step was asked to write into: free again when dropped, unless its frames
 /// took it over ([`Claim::lease`]).
-pub struct Claim {
-    ring: Arc<Ring>,
-    /// `ring.layout.slots` for the slot that is never leased.
-    slot: usize,
-}
+pub struct Claim(Lease);
 
 impl Claim {
     /// Where the step's frames go.
     pub fn offset(&self) -> usize {
-        self.ring.layout.slot(self.slot)
+        self.0.ring.layout.slot(self.0.slot)
     }
 
     /// The memory the step's frames can view, held until the last of them is dropped;
     /// None for the slot that is never leased (its frames must be copied out).
     pub fn lease(self) -> Option<Arc<Lease>> {
-        if self.slot == self.ring.layout.slots {
-            return None;
-        }
-        let lease = Lease {
-            ring: self.ring.clone(),
-            slot: self.slot,
-        };
-        std::mem::forget(self);
-        Some(Arc::new(lease))
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if let Some(b) = self.ring.busy.get(self.slot) {
-            b.store(false, Ordering::Release);
-        }
+        (self.0.slot < self.0.ring.layout.slots).then(|| Arc::new(self.0))
     }
 }
 
 /// A slot that frames view: free again when the last of them drops it.
 pub struct Lease {
     ring: Arc<Ring>,
+    /// `ring.layout.slots` for the slot that is never leased (then only a claim's).
     slot: usize,
 }
 
@@ -222,7 +203,9 @@ impl Mapped for Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.ring.busy[self.slot].store(false, Ordering::Release);
+        if let Some(b) = self.ring.busy.get(self.slot) {
+            b.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -277,10 +260,10 @@ impl Shm {
             b.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         });
-        Claim {
+        Claim(Lease {
             ring: self.ring.clone(),
             slot: free.unwrap_or(self.layout.slots),
-        }
+        })
     }
 
     /// Slots that frames view or a step was asked into now.
@@ -417,7 +400,16 @@ mod tests {
         let frame = Frame::mapped(claim.lease().unwrap(), at, 4, 2, Pixels::Rgb);
         let image_at = shm.layout.image;
         shm.bytes_mut(image_at, 4).fill(1);
+        let ring = Arc::downgrade(&shm.ring);
         drop(shm);
         assert_eq!(frame.data(), &[9; 24]);
+        // And the memory goes with the last frame: leases and claims hold none of it.
+        let spare = Shm::create(Layout::new(4, 2, 1, false, None, (0, 0))).unwrap();
+        let claims: Vec<Claim> = (0..5).map(|_| spare.claim()).collect();
+        let spare_ring = Arc::downgrade(&spare.ring);
+        drop((claims, spare));
+        assert!(spare_ring.upgrade().is_none());
+        drop(frame);
+        assert!(ring.upgrade().is_none(), "the map outlived its last frame");
     }
 }
