@@ -9,7 +9,7 @@
 //! a worker's model writes). A worker's frames are not copied at all when the show is
 //! at the model's size: a [`Frame`] can be a view of the worker's shared memory, which
 //! holds a lease on its slot there; the slot is written again only once every frame
-//! viewing it is dropped (see `worker::ring`).
+//! viewing it is dropped (see `worker::shm`).
 
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
@@ -216,11 +216,6 @@ impl Frame {
         }
     }
 
-    /// Whether it views memory it does not own (a worker's slot), rather than a copy.
-    pub fn is_mapped(&self) -> bool {
-        matches!(&*self.0, Store::Mapped { .. })
-    }
-
     pub fn data(&self) -> &[u8] {
         match &*self.0 {
             Store::Pool(b) => &b.data,
@@ -234,16 +229,28 @@ impl Frame {
         }
     }
 
-    /// Its pixels as RGBx: itself when it is, else a copy.
-    pub fn rgbx(&self) -> std::borrow::Cow<'_, [u8]> {
-        match self.pixels() {
-            Pixels::Rgbx => std::borrow::Cow::Borrowed(self.data()),
-            Pixels::Rgb => {
-                let mut out = vec![0; self.width() * self.height() * 4];
-                crate::generator::rgb_to_rgbx(self.data(), &mut out);
-                std::borrow::Cow::Owned(out)
+    /// Its pixels laid out as `pixels`: itself when they are, else a copy.
+    pub fn laid_out(&self, pixels: Pixels) -> std::borrow::Cow<'_, [u8]> {
+        if self.pixels() == pixels {
+            return std::borrow::Cow::Borrowed(self.data());
+        }
+        let mut out = vec![0; self.width() * self.height() * pixels.bytes()];
+        relayout(self.data(), self.pixels(), &mut out, pixels);
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+/// The pixels of `src`, laid out as `from`, into `dst` laid out as `to` (the same
+/// number of pixels).
+pub fn relayout(src: &[u8], from: Pixels, dst: &mut [u8], to: Pixels) {
+    match (from, to) {
+        (Pixels::Rgb, Pixels::Rgbx) => crate::generator::rgb_to_rgbx(src, dst),
+        (Pixels::Rgbx, Pixels::Rgb) => {
+            for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(4)) {
+                d.copy_from_slice(&s[..3]);
             }
         }
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -301,6 +308,14 @@ mod tests {
         let buf = rgb.take();
         assert_eq!((buf.data.len(), buf.pixels()), (8 * 2 * 3, Pixels::Rgb));
         let frame = buf.freeze();
-        assert_eq!(frame.rgbx().len(), 8 * 2 * 4);
+        assert_eq!(frame.laid_out(Pixels::Rgbx).len(), 8 * 2 * 4);
+        let mut rgb = vec![0; 6];
+        relayout(
+            &[1, 2, 3, 255, 4, 5, 6, 255],
+            Pixels::Rgbx,
+            &mut rgb,
+            Pixels::Rgb,
+        );
+        assert_eq!(rgb, [1, 2, 3, 4, 5, 6]);
     }
 }

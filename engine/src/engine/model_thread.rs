@@ -620,18 +620,8 @@ impl ModelThread {
             return frame;
         }
         let mut buf = self.pool.take();
-        match frame.pixels() {
-            Pixels::Rgb => crate::generator::rgb_to_rgbx(frame.data(), buf.data_mut()),
-            Pixels::Rgbx => {
-                for (dst, src) in buf
-                    .data_mut()
-                    .chunks_exact_mut(3)
-                    .zip(frame.data().chunks_exact(4))
-                {
-                    dst.copy_from_slice(&src[..3]);
-                }
-            }
-        }
+        let to = buf.pixels();
+        crate::frame::relayout(frame.data(), frame.pixels(), buf.data_mut(), to);
         buf.freeze()
     }
 }

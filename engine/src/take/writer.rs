@@ -302,7 +302,7 @@ fn write_item(
         Item::Frame { record, rgb, depth } => {
             // Takes keep RGBx whatever the show's layout (a worker model's frames are
             // RGB): the copy is made here, on the writer's thread, not on air.
-            let rgb = rgb.rgbx();
+            let rgb = rgb.laid_out(crate::frame::Pixels::Rgbx);
             files
                 .rgb
                 .write_all(&rgb)

@@ -14,8 +14,9 @@
 //! request; a worker that dies, stops answering or overruns a step is killed with its
 //! process group and started again with backoff (at once, then 0.5, 1, 2, 4, 8 s, then
 //! every 10 s), resumed from the last compact state the model saved, or else reset with
-//! the same seed, prompt and image. A model that cannot load at all (an import error, too little memory, a class
-//! that lacks a method) is refused when the show starts, with the reason.
+//! the same seed, prompt and image. A model that cannot load at all (an import error,
+//! too little memory, a class that lacks a method) is refused when the show starts,
+//! with the reason.
 //!
 //! The model is someone else's code: its process runs in a sandbox (`sandbox`: its own
 //! PID namespace, no capabilities, no network unless the show allows it, the system and

@@ -628,13 +628,9 @@ impl BaseSrcImpl for CuecastSrc {
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
         let preferred = self.state.lock().engine.as_ref().map(|e| e.native_pixels());
         let caps = match preferred {
-            Some(Pixels::Rgb) => {
-                let mut caps = video_caps(Pixels::Rgb);
-                caps.make_mut().append(video_caps(Pixels::Rgbx));
-                caps
-            }
             Some(Pixels::Rgbx) => video_caps(Pixels::Rgbx),
-            None => self.obj().static_pad("src")?.pad_template_caps(),
+            // The template's: RGB first, then RGBx.
+            _ => self.obj().static_pad("src")?.pad_template_caps(),
         };
         Some(match filter {
             Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
@@ -863,15 +859,7 @@ impl PushSrcImpl for CuecastSrc {
                     gst::Buffer::from_slice(frame.clone())
                 } else {
                     // Made before the layout was negotiated: converted once.
-                    let rgbx = frame.rgbx().into_owned();
-                    match video.pixels {
-                        Pixels::Rgbx => gst::Buffer::from_mut_slice(rgbx),
-                        Pixels::Rgb => gst::Buffer::from_mut_slice(
-                            rgbx.chunks_exact(4)
-                                .flat_map(|p| [p[0], p[1], p[2]])
-                                .collect::<Vec<u8>>(),
-                        ),
-                    }
+                    gst::Buffer::from_mut_slice(frame.laid_out(video.pixels).into_owned())
                 }
             }
             other => {

@@ -124,13 +124,8 @@ impl Supervisor {
                 .by_name("muxed")
                 .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
                 .ok_or("no appsink muxed")?;
-            let messages = pipeline
-                .by_name("messages")
-                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-                .ok_or("no appsrc messages")?;
-            // Like the sources above, a stalled network drops the oldest, never blocks.
-            messages.set_property("block", false);
-            messages.set_property_from_str("leaky-type", "downstream");
+            let messages = source("messages")?;
+            // Only a frame's first message has a time stamp: bounded in bytes too.
             messages.set_property("max-bytes", 8u64 << 20);
             crate::outputs::ts::relay(&muxed, messages);
         }

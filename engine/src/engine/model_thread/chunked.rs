@@ -110,6 +110,8 @@ pub(in crate::engine) struct Chunked {
     pub(super) native: FramePool,
     fallback: Fallback,
     fallback_gen: Option<Box<dyn Generator>>,
+    /// Buffers the fallback draws into (RGBx, whatever the show's layout).
+    fallback_pool: FramePool,
     still: Option<Frame>,
     pub(super) skipped: u64,
     pub(super) fallback_frames: u64,
@@ -168,6 +170,7 @@ impl Chunked {
             native,
             fallback,
             fallback_gen: None,
+            fallback_pool: FramePool::new(0, 0),
             still: None,
             skipped: 0,
             fallback_frames: 0,

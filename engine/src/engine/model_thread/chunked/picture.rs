@@ -90,8 +90,18 @@ impl ModelThread {
                     );
                     self.chunks().fallback_gen = Some(Box::new(g));
                 }
-                // The fallback draws RGBx, like every in-process model.
-                let mut buf = self.pool.clone().with_pixels(Pixels::Rgbx).take();
+                // The fallback draws RGBx, like every in-process model, into buffers of
+                // its own when the show is RGB.
+                let pool = if self.pool.pixels() == Pixels::Rgbx {
+                    self.pool.clone()
+                } else {
+                    let c = self.chunks();
+                    if c.fallback_pool.size() != (width, height) {
+                        c.fallback_pool = FramePool::new(width, height);
+                    }
+                    c.fallback_pool.clone()
+                };
+                let mut buf = pool.take();
                 let fps = self.world.fps();
                 let Model::Chunks(c) = &mut self.model else {
                     return None;
