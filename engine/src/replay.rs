@@ -49,14 +49,14 @@ pub fn replay(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplaySummary, EngineError> {
     let m = &take.manifest;
-    if m.model.backend == "python" {
+    if m.model.backend == "python" || m.model.backend == "aoti" {
         // A chunked model's chunks were cut where the show's timing cut them; making
         // the same frames again needs those cuts recorded, which takes do not yet do.
         return Err(EngineError::Config {
             what: "replay".into(),
             message: format!(
-                "take {:?} was made by a python model, whose takes cannot be replayed yet",
-                m.name
+                "take {:?} was made by a chunked model ({}), whose takes cannot be replayed yet",
+                m.name, m.model.backend
             ),
         });
     }

@@ -4,7 +4,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-use cuecast_engine::engine::{Backend, ModelSettings};
+use cuecast_engine::engine::ModelSettings;
 
 /// A show: the model, its scenes, the rundown and the OSC map.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,15 +195,14 @@ impl Show {
             .check()
             .map_err(|e| ConfigError::new(path, e.field, e.message))?;
         let (mut takes_video, mut model_sound) = (false, false);
-        if settings.backend == Backend::Python {
-            // The package is read now, so a wrong manifest field is refused by name
-            // before anything starts.
-            if let Some(dir) = settings.model.as_deref() {
-                let package = cuecast_engine::generator::package::Package::load(dir)
-                    .map_err(|e| ConfigError::new(path, "model".to_owned(), e.to_string()))?;
-                takes_video = package.info.inputs.video.is_some();
-                model_sound = package.info.audio.is_some();
-            }
+        // A contract 2 package is read now, so a wrong manifest field (or a runtime that
+        // is not the backend's) is refused by name before anything starts.
+        let package = settings
+            .package()
+            .map_err(|e| ConfigError::new(path, "model".to_owned(), e.to_string()))?;
+        if let Some(package) = package {
+            takes_video = package.info.inputs.video.is_some();
+            model_sound = package.info.audio.is_some();
         }
         let video_fallback = match raw.video_fallback.as_deref() {
             None | Some("hold") => VideoFallback::Hold,

@@ -17,7 +17,8 @@ use chunked::Chunked;
 pub(super) enum Model {
     /// One frame when asked, on this thread (procedural, torchscript, pattern).
     Frames(Box<dyn Generator>),
-    /// Chunks at its own rate, ahead of the output, in a worker process (python).
+    /// Chunks at its own rate, ahead of the output: in a worker process (python) or on
+    /// a thread of its own (aoti, contract 2 torchscript).
     Chunks(Box<Chunked>),
 }
 
@@ -87,8 +88,8 @@ impl ModelThread {
     ) -> Result<(Self, Arc<Mutex<Status>>), EngineError> {
         let (inbox, log, counters, take, events) = shared;
         let device = config.settings.device.resolve()?;
-        let mut model = if config.settings.backend == Backend::Python {
-            Model::Chunks(Box::new(load_chunked(&config, device, requests)?))
+        let mut model = if let Some(package) = config.settings.package()? {
+            Model::Chunks(Box::new(load_chunked(&config, package, device, requests)?))
         } else {
             let backend_config = BackendConfig {
                 backend: config.settings.backend.to_string(),
@@ -709,27 +710,14 @@ impl Model {
     }
 }
 
-/// Starts a `python` package's worker: the model's process, loaded and reset.
+/// Starts a contract 2 package, loaded and reset: a `python` package's worker process, or
+/// a compiled package's thread.
 fn load_chunked(
     config: &EngineConfig,
+    package: Package,
     device: tch::Device,
     requests: mpsc::Sender<Request>,
 ) -> Result<Chunked, EngineError> {
-    let dir = config
-        .settings
-        .model
-        .as_deref()
-        .ok_or_else(|| EngineError::Config {
-            what: "model".into(),
-            message: "the python backend needs a model package folder".into(),
-        })?;
-    let package = Package::load(dir)?;
-    if !matches!(package.runtime, Runtime::Python { .. }) {
-        return Err(EngineError::Model {
-            path: dir.to_owned(),
-            message: "its runtime is not python".into(),
-        });
-    }
     let info = &package.info;
     let (w, h) = (info.width as usize, info.height as usize);
     let wake = requests.clone();
@@ -758,13 +746,32 @@ fn load_chunked(
             ),
         });
     }
+    let threads = config
+        .settings
+        .model_threads
+        .map_or_else(default_model_threads, |n| n as usize);
+    if !matches!(package.runtime, Runtime::Python { .. }) {
+        let model = crate::generator::inprocess::InProcessModel::load(
+            &package,
+            device,
+            config.settings.seed,
+            image.as_deref(),
+        )?;
+        let runner = chunked::InProcess::start(model, threads, move |e| {
+            let _ = requests.send(Request::Worker(e));
+        });
+        return Ok(Chunked::new(
+            Box::new(runner),
+            images,
+            package,
+            config,
+            device,
+        ));
+    }
     let options = WorkerOptions {
         python: config.settings.python.clone(),
         device,
-        threads: config
-            .settings
-            .model_threads
-            .map_or_else(default_model_threads, |n| n as usize),
+        threads,
         seed: config.settings.seed,
         prompt: config.settings.prompt.clone(),
         image,

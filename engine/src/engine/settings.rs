@@ -4,6 +4,8 @@
 //! engine starts from it. Every check of a value is here, so each front door refuses the
 //! same values with the same words, naming the field and what it allows.
 
+use crate::generator::package::{Package, MANIFEST};
+use crate::EngineError;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -172,13 +174,47 @@ impl ModelSettings {
                 ),
             ));
         }
-        if self.backend == Backend::Python && self.model.is_none() {
+        if matches!(self.backend, Backend::Python | Backend::Aoti) && self.model.is_none() {
             return Err(SettingError::new(
                 "model",
-                "the python backend needs model: <package folder>",
+                format!("the {} backend needs model: <package folder>", self.backend),
             ));
         }
         Ok(())
+    }
+
+    /// The contract 2 package this backend runs, read and checked, or `None` for a
+    /// backend that makes one frame at a time (procedural, pattern, a contract 1
+    /// TorchScript package). The package's runtime must be the backend's.
+    pub fn package(&self) -> Result<Option<Package>, EngineError> {
+        let Some(dir) = self.model.as_deref() else {
+            return Ok(None);
+        };
+        let wants = match self.backend {
+            Backend::Python => "python",
+            Backend::Aoti => "aoti",
+            Backend::TorchScript => {
+                let dir = crate::generator::torchscript::package_dir(dir);
+                let text = std::fs::read_to_string(dir.join(MANIFEST)).unwrap_or_default();
+                if crate::generator::package::contract_of(&text) != Ok(2) {
+                    return Ok(None);
+                }
+                "torchscript"
+            }
+            _ => return Ok(None),
+        };
+        let package = Package::load(dir)?;
+        let runtime = package.runtime.name();
+        if runtime != wants {
+            return Err(EngineError::Model {
+                path: dir.to_owned(),
+                message: format!(
+                    "{MANIFEST}: runtime: {runtime}: load it with backend {runtime} (not {})",
+                    self.backend
+                ),
+            });
+        }
+        Ok(Some(package))
     }
 
     /// The state limit in bytes.
@@ -208,6 +244,8 @@ pub enum Backend {
     TorchScript,
     /// A model's own Python code in a worker process.
     Python,
+    /// A contract 2 AOTInductor package (`model.pt2`), in process.
+    Aoti,
     /// A test pattern.
     Pattern,
     /// A backend registered by name.
@@ -220,6 +258,7 @@ impl Backend {
             Backend::Procedural => "procedural",
             Backend::TorchScript => "torchscript",
             Backend::Python => "python",
+            Backend::Aoti => "aoti",
             Backend::Pattern => "pattern",
             Backend::Registered(n) => n,
         }
@@ -241,6 +280,7 @@ impl std::str::FromStr for Backend {
             "procedural" => Backend::Procedural,
             "torchscript" => Backend::TorchScript,
             "python" => Backend::Python,
+            "aoti" => Backend::Aoti,
             "pattern" => Backend::Pattern,
             other => {
                 let known = crate::generator::backend_names();

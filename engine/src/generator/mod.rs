@@ -9,6 +9,8 @@
 //! Backends are looked up by name in a registry, so an application (or a test) can add
 //! its own beside the built-in `procedural`, `torchscript` and `pattern`.
 
+pub mod aoti;
+pub mod inprocess;
 pub mod package;
 pub mod pattern;
 pub mod procedural;
@@ -447,21 +449,25 @@ where
     REGISTRY.lock().insert(name.to_owned(), Arc::new(factory));
 }
 
-/// The names of all known backends: the registry's, and `python` (a model's own code in
-/// a worker process, which the engine runs itself rather than as a [`Generator`]).
+/// The names of all known backends: the registry's, `python` (a model's own code in a
+/// worker process) and `aoti` (a compiled package in process), which the engine runs
+/// itself, chunk by chunk, rather than as a [`Generator`].
 pub fn backend_names() -> Vec<String> {
     let mut names: Vec<String> = REGISTRY.lock().keys().cloned().collect();
-    names.push("python".into());
+    names.extend(["python".into(), "aoti".into()]);
     names.sort();
     names
 }
 
 /// Creates the generator `config.backend` names. Call on the thread that will own it.
 pub fn create_generator(config: &BackendConfig) -> Result<Box<dyn Generator>, EngineError> {
-    if config.backend == "python" {
+    if config.backend == "python" || config.backend == "aoti" {
         return Err(EngineError::Config {
             what: "backend".into(),
-            message: "python models run in a worker process, not as a frame generator".into(),
+            message: format!(
+                "{} models make chunks on their own clock, not one frame when asked",
+                config.backend
+            ),
         });
     }
     // Look up and release the lock before calling: a factory may take a while.

@@ -4,7 +4,8 @@
 //! - Contract 1 (no `contract` field): a TorchScript `model.pt` making one frame per
 //!   step at the show's rate. Its manifest is read by [`super::torchscript`], unchanged.
 //! - Contract 2 (`contract: 2`): what real-time video models are. A `runtime`
-//!   (`python`: the model's own code in a worker process), a native `fps` the model is
+//!   (`python`: the model's own code in a worker process; `aoti` and `torchscript`: a
+//!   compiled graph run in this process, see [`super::inprocess`]), a native `fps` the model is
 //!   played at, chunks of `frames_per_step` frames, typed per-frame `inputs` (action
 //!   axes, W3C keys, mouse, camera poses, a start image), how the prompt is passed, what
 //!   a failed step does to the state, and what the model needs (`vram_gb`, `warmup_s`).
@@ -68,6 +69,9 @@ struct ManifestV2 {
     entry: Option<String>,
     #[serde(default)]
     python: Option<String>,
+    /// The in-process runtimes' state tensors, in the order their graphs take them.
+    #[serde(default)]
+    state: Option<Vec<String>>,
     width: u32,
     height: u32,
     fps: FpsField,
@@ -204,9 +208,34 @@ pub enum Runtime {
         entry: String,
         python: Option<PathBuf>,
     },
-    /// A TorchScript package, in process.
+    /// An AOTInductor package (`model.pt2`, graphs `reset` and `step`), in process.
+    Aoti,
+    /// A TorchScript module (`model.pt`, methods `reset` and `step`), in process.
     TorchScript,
 }
+
+impl Runtime {
+    /// As a manifest names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Runtime::Python { .. } => "python",
+            Runtime::Aoti => "aoti",
+            Runtime::TorchScript => "torchscript",
+        }
+    }
+
+    /// The file an in-process runtime loads the model from.
+    pub fn weights(&self) -> Option<&'static str> {
+        match self {
+            Runtime::Python { .. } => None,
+            Runtime::Aoti => Some("model.pt2"),
+            Runtime::TorchScript => Some("model.pt"),
+        }
+    }
+}
+
+/// The most state tensors an in-process model may keep.
+pub const MAX_STATE_TENSORS: usize = 64;
 
 /// A contract-2 package, checked.
 #[derive(Debug, Clone)]
@@ -228,6 +257,8 @@ pub struct Package {
     pub step_timeout: Duration,
     /// Handed to the model's constructor as it is.
     pub config: serde_json::Value,
+    /// An in-process model's state tensors, by name, in the order its graphs take them.
+    pub state: Vec<String>,
 }
 
 /// The contract a manifest is written to: 1 when it has no `contract` field.
@@ -264,6 +295,22 @@ impl Package {
         }
         let mut package = Package::parse(&text).map_err(|m| fail(format!("{MANIFEST}: {m}")))?;
         package.dir = dir.to_owned();
+        if let Some(weights) = package.runtime.weights() {
+            let bytes = std::fs::read(dir.join(weights)).map_err(|e| {
+                fail(format!(
+                    "{weights}: {e} (a {} package keeps its model there)",
+                    package.runtime.name()
+                ))
+            })?;
+            package.info.hash = format!(
+                "sha256:{:x}",
+                Sha256::new()
+                    .chain_update(text.as_bytes())
+                    .chain_update(&bytes)
+                    .finalize()
+            );
+            return Ok(package);
+        }
         if let Runtime::Python { entry, python } = &mut package.runtime {
             let module = entry.split(':').next().unwrap_or_default();
             let file = dir.join(format!("{}.py", module.replace('.', "/")));
@@ -302,37 +349,39 @@ impl Package {
         if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
             return bad("name", "must be 1 to 128 printable characters".into());
         }
-        let runtime =
-            match m.runtime.as_str() {
-                "python" => {
-                    let entry = m
-                        .entry
-                        .clone()
-                        .ok_or("entry: missing: the python runtime needs `entry: module:Class`")?;
-                    if !is_entry(&entry) {
-                        return bad(
-                            "entry",
-                            format!("expected module:Class (such as model:MyModel), got {entry:?}"),
-                        );
-                    }
-                    Runtime::Python {
-                        entry,
-                        python: m.python.as_ref().map(PathBuf::from),
-                    }
-                }
-                "torchscript" => return bad(
-                    "runtime",
-                    "torchscript packages are contract 1 for now (leave out the contract field); \
-                     contract 2 runs the python runtime"
-                        .into(),
-                ),
-                other => {
+        let runtime = match m.runtime.as_str() {
+            "python" => {
+                let entry = m
+                    .entry
+                    .clone()
+                    .ok_or("entry: missing: the python runtime needs `entry: module:Class`")?;
+                if !is_entry(&entry) {
                     return bad(
-                        "runtime",
-                        format!("expected python or torchscript, got {other:?}"),
-                    )
+                        "entry",
+                        format!("expected module:Class (such as model:MyModel), got {entry:?}"),
+                    );
                 }
-            };
+                Runtime::Python {
+                    entry,
+                    python: m.python.as_ref().map(PathBuf::from),
+                }
+            }
+            "aoti" => Runtime::Aoti,
+            "torchscript" => Runtime::TorchScript,
+            other => {
+                return bad(
+                    "runtime",
+                    format!("expected python, aoti or torchscript, got {other:?}"),
+                )
+            }
+        };
+        let in_process = runtime.weights().is_some();
+        if m.python.is_some() && in_process {
+            return bad(
+                "python",
+                "only the python runtime has an interpreter".into(),
+            );
+        }
         if m.entry.is_some() && !matches!(runtime, Runtime::Python { .. }) {
             return bad("entry", "only the python runtime has an entry".into());
         }
@@ -488,6 +537,24 @@ impl Package {
                 format!("must be 0.1 to 600 seconds, got {step_timeout_s}"),
             );
         }
+        let (state, state_rollback, save_state) = if in_process {
+            in_process_fields(&m, runtime.name())?;
+            // Its state is the tensors its graphs hand back: kept whole by cuecast, so a
+            // failed step leaves it as it was, and it is its own compact state.
+            (
+                state_names(m.state.as_deref().unwrap_or_default())?,
+                StateRollback::Copy,
+                true,
+            )
+        } else {
+            if m.state.is_some() {
+                return bad(
+                    "state",
+                    "only the aoti and torchscript runtimes name their state tensors".into(),
+                );
+            }
+            (Vec::new(), state_rollback, m.save_state)
+        };
         let config = match m.config {
             None => serde_json::Value::Object(Default::default()),
             Some(map) => {
@@ -533,14 +600,80 @@ impl Package {
             info,
             runtime,
             state_rollback,
-            save_state: m.save_state,
+            save_state,
             vram_gb: m.vram_gb,
             memory_gb: m.memory_gb,
             warmup: Duration::from_secs_f64(warmup_s),
             step_timeout: Duration::from_secs_f64(step_timeout_s),
             config,
+            state,
         })
     }
+}
+
+/// What the in-process runtimes cannot take, refused by field: their graphs take tensors
+/// only (no text, no live media), each of a fixed shape.
+fn in_process_fields(m: &ManifestV2, runtime: &str) -> Result<(), String> {
+    let refuse = |field: &str, why: &str| Err(format!("{field}: {why} (runtime: {runtime})"));
+    if m.state.is_none() {
+        return refuse(
+            "state",
+            "missing: name the state tensors reset returns and step takes and returns, in order",
+        );
+    }
+    if m.prompt != "none" {
+        return refuse(
+            "prompt",
+            "a compiled graph takes tensors, not text: prompt: none (a text model runs in the python runtime)",
+        );
+    }
+    if m.inputs.image.as_deref() == Some("optional") {
+        return refuse(
+            "inputs.image",
+            "a graph's inputs are fixed: none or required",
+        );
+    }
+    if m.inputs.video.is_some() {
+        return refuse("inputs.video", "live video in runs in the python runtime");
+    }
+    if m.audio.out.is_some() || m.audio.input.is_some() {
+        return refuse("audio", "sound runs in the python runtime");
+    }
+    if m.config.is_some() {
+        return refuse(
+            "config",
+            "a compiled graph has no constructor to hand it to",
+        );
+    }
+    Ok(())
+}
+
+/// An in-process model's state tensor names: 1 to [`MAX_STATE_TENSORS`], each an
+/// identifier, each once.
+fn state_names(names: &[String]) -> Result<Vec<String>, String> {
+    if names.is_empty() || names.len() > MAX_STATE_TENSORS {
+        return Err(format!(
+            "state: 1 to {MAX_STATE_TENSORS} tensor names, got {}",
+            names.len()
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, n) in names.iter().enumerate() {
+        let ok = n.len() <= 64
+            && n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!(
+                "state[{i}]: {n:?} is not a name (letters, digits and _, at most 64)"
+            ));
+        }
+        if !seen.insert(n) {
+            return Err(format!("state[{i}]: {n:?} is listed twice"));
+        }
+    }
+    Ok(names.to_vec())
 }
 
 /// `module:Class`, each part a dotted Python identifier.
@@ -891,7 +1024,7 @@ mod tests {
             (BASE.replace("runtime: python", "runtime: onnx"), "runtime"),
             (
                 BASE.replace("runtime: python", "runtime: torchscript"),
-                "runtime",
+                "entry",
             ),
             (BASE.replace("entry: model:Kv\n", ""), "entry"),
             (BASE.replace("model:Kv", "model.py"), "entry"),
@@ -936,5 +1069,44 @@ mod tests {
             "code is hashed"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn in_process_packages_name_their_state_and_take_tensors_only() {
+        let base = "contract: 2\nname: t\nruntime: aoti\nwidth: 64\nheight: 32\nfps: 10\n\
+                    prompt: none\nstate: [latent, t]\ninputs: {keys: [KeyW]}\n";
+        let p = Package::parse(base).unwrap();
+        assert_eq!(p.runtime, Runtime::Aoti);
+        assert_eq!(p.state, ["latent", "t"]);
+        assert_eq!(p.state_rollback, StateRollback::Copy);
+        let ts = Package::parse(&base.replace("aoti", "torchscript")).unwrap();
+        assert_eq!(ts.runtime.weights(), Some("model.pt"));
+        for (text, field) in [
+            (base.replace("state: [latent, t]\n", ""), "state"),
+            (base.replace("[latent, t]", "[latent, latent]"), "state[1]"),
+            (base.replace("[latent, t]", "[\"a b\"]"), "state[0]"),
+            (base.replace("[latent, t]", "[]"), "state"),
+            (base.replace("prompt: none", "prompt: every_step"), "prompt"),
+            (format!("{base}python: venv/bin/python\n"), "python"),
+            (
+                base.replace("{keys: [KeyW]}", "{image: optional}"),
+                "inputs.image",
+            ),
+            (
+                base.replace("{keys: [KeyW]}", "{video: {}}\nlatency_frames: 1"),
+                "inputs.video",
+            ),
+            (format!("{base}audio: {{out: {{rate: 16000}}}}\n"), "audio"),
+            (format!("{base}config: {{a: 1}}\n"), "config"),
+            (
+                base.replace("runtime: aoti", "runtime: python\nentry: m:M"),
+                "state",
+            ),
+        ] {
+            let e = Package::parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{text} accepted"));
+            assert!(e.starts_with(field), "{text:?}: {e}");
+        }
     }
 }

@@ -122,8 +122,10 @@ impl TorchScript {
                     super::package::Runtime::Python { .. } => format!(
                         "{MANIFEST}: runtime: this package runs as python: load it with the python backend"
                     ),
-                    super::package::Runtime::TorchScript => {
-                        format!("{MANIFEST}: runtime: contract 2 torchscript packages are not supported")
+                    super::package::Runtime::TorchScript | super::package::Runtime::Aoti => {
+                        format!(
+                            "{MANIFEST}: a contract 2 package: the engine runs it chunk by chunk, not as a frame generator"
+                        )
                     }
                 }));
             }
@@ -262,7 +264,7 @@ fn kind_name(v: &IValue) -> &'static str {
     }
 }
 
-fn all_finite(t: &Tensor) -> Result<bool, StepError> {
+pub(super) fn all_finite(t: &Tensor) -> Result<bool, StepError> {
     if !matches!(
         t.kind(),
         Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16

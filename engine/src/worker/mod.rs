@@ -41,7 +41,7 @@ mod protocol;
 pub mod sandbox;
 mod shm;
 mod supervisor;
-mod terms;
+pub(crate) mod terms;
 
 pub use env::{passes, PASSED_ENV};
 use folder::RuntimeDir;

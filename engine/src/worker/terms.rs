@@ -11,7 +11,7 @@ use crate::generator::{FrameInput, ModelInfo, PromptMode};
 use super::protocol::StepInputs;
 
 /// A chunk's inputs, one column per input the model takes.
-pub(super) fn columns(frames: &[FrameInput], info: &ModelInfo) -> StepInputs {
+pub(crate) fn columns(frames: &[FrameInput], info: &ModelInfo) -> StepInputs {
     let col = |taken: bool, f: &dyn Fn(&FrameInput) -> Vec<f32>| {
         taken.then(|| frames.iter().map(f).collect::<Vec<_>>())
     };

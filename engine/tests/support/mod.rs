@@ -57,6 +57,19 @@ pub fn example_package(dir: &Path) -> PathBuf {
     out
 }
 
+/// The compiled reference packages (models/compiled/export.py, with `reference.npz`
+/// beside each `.pt2`), exported once into `dir`: `tiny-world-aoti`,
+/// `tiny-world-torchscript`, `tiny-world-python`, `chunks-aoti`.
+pub fn compiled_packages(dir: &Path) -> PathBuf {
+    let mut cmd = python();
+    cmd.arg(repo().join("models/compiled/export.py"))
+        .arg("--out")
+        .arg(dir)
+        .arg("--reference");
+    run(cmd, "exporting the compiled reference models");
+    dir.to_path_buf()
+}
+
 /// Writes the broken packages of tests/fixtures/broken_models.py into `dir`.
 pub fn broken_packages(dir: &Path) -> PathBuf {
     let mut cmd = python();

@@ -47,7 +47,7 @@ use crate::take::Size;
 use crate::video_in::VideoIn;
 use crate::worker::{RgbImage, StepMedia, WorkerEvent};
 use clock::{slot_at, slot_frame};
-pub(crate) use runtime::ChunkModel;
+pub(crate) use runtime::{ChunkModel, InProcess};
 
 /// Chunk times kept for the lead.
 const WALLS: usize = 32;
