@@ -184,6 +184,15 @@ fn main() -> Result<()> {
             Ok(())
         });
     }
+    // `--runtimes`: section 8's one-frame model in each runtime.
+    if args.iter().any(|a| a == "--runtimes") {
+        return merge(&|report, work| {
+            let (rounds, steps) = if quick { (3, 20) } else { (9, 60) };
+            report["models"]["runtimes"] = models::runtimes(&python, work, rounds, steps)?;
+            report["models"]["runtimes_run"] = json!({"date": today(), "machine": machine()});
+            Ok(())
+        });
+    }
     // `--media`: section 9 alone (video in, sound out).
     if args.iter().any(|a| a == "--media") {
         return merge(&|report, work| {

@@ -479,3 +479,86 @@ fn gpu(python: &str, work: &Path, quick: bool) -> Result<Value> {
         "pacing": {"seconds": pace["seconds"], "frames": pace["frames"], "repeated": pace["repeated"]},
     }))
 }
+
+/// The same one-frame model (`tiny-world`, from `models/compiled/export.py`) three ways,
+/// per step, rounds alternating: the `aoti` runtime (its `.pt2` in this process), the
+/// `torchscript` runtime (contract 2, in this process) and the `python` runtime (eager
+/// PyTorch in the worker). In process a step is timed from its inputs to its frame in an
+/// RGBx buffer; through the worker, from asking for the chunk to having its frame in
+/// cuecast's buffer. One torch thread each.
+pub(crate) fn runtimes(python: &str, work: &Path, rounds: usize, steps: usize) -> Result<Value> {
+    use cuecast_engine::generator::inprocess::InProcessModel;
+    use cuecast_engine::generator::{write_image, Image};
+    let dir = work.join("compiled");
+    let out = std::process::Command::new(python)
+        .arg(repo().join("models/compiled/export.py"))
+        .args(["--models", "tiny-world", "--out"])
+        .arg(&dir)
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .context("exporting tiny-world")?;
+    if !out.status.success() {
+        bail!(
+            "exporting tiny-world: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    tch::set_num_threads(1);
+    let _guard = tch::no_grad_guard();
+    let mut compiled = Vec::new();
+    for runtime in ["aoti", "torchscript"] {
+        let package = Package::load(&dir.join(format!("tiny-world-{runtime}")))?;
+        compiled.push(InProcessModel::load(&package, tch::Device::Cpu, 1, None)?);
+    }
+    let mut hosted = Hosted::start(python, &dir.join("tiny-world-python"))?;
+    let (w, h) = (256, 144);
+    let mut buf = vec![0u8; w * h * 4];
+    let mut next = 0u64;
+    let mut figures: [Vec<f64>; 3] = Default::default();
+    let mut steps_ms: [Vec<f64>; 3] = Default::default();
+    let mut ratios = Vec::new();
+    for round in 0..rounds + 1 {
+        let mut round_ms: [Vec<f64>; 3] = Default::default();
+        for (i, model) in compiled.iter_mut().enumerate() {
+            let p = model.package().clone();
+            for _ in 0..steps {
+                let frames = inputs(&p, next, 1);
+                next += 1;
+                let t = Instant::now();
+                let made = model.step(&frames).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut image = Image {
+                    width: w,
+                    height: h,
+                    data: &mut buf,
+                };
+                write_image(&mut image, &made.rgb.get(0)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                round_ms[i].push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        for _ in 0..steps {
+            let c = hosted.chunk(false)?;
+            round_ms[2].push(c.wall.as_secs_f64() * 1e3);
+            steps_ms[2].push(c.step.as_secs_f64() * 1e3);
+        }
+        // The first round warms every runtime up and is left out.
+        if round == 0 {
+            continue;
+        }
+        let medians: Vec<f64> = round_ms.iter_mut().map(|v| median(v)).collect();
+        ratios.push(medians[0] / medians[1]);
+        for (all, m) in figures.iter_mut().zip(medians) {
+            all.push(m);
+        }
+    }
+    Ok(json!({
+        "model": "256x144, one frame a step, with depth",
+        "rounds": rounds, "steps": steps,
+        "aoti_ms": median(&mut figures[0]),
+        "torchscript_ms": median(&mut figures[1]),
+        "python_worker_ms": median(&mut figures[2]),
+        "python_step_ms": median(&mut steps_ms[2]),
+        "aoti_over_torchscript": median(&mut ratios.clone()),
+        "ratios": ratios,
+        "device": "cpu",
+    }))
+}

@@ -631,6 +631,7 @@ fn models_section(d: &mut String, m: &Value) -> Result<()> {
         )?;
     }
     writeln!(d, "\nTarget ≤ 2 ms: **{}** ({best:.2} ms at best). 12 frames at 832x480 are 14.4 MB of RGB: on this machine one pass over that much memory is itself about 2 ms, and the worker's write is that pass.\n", verdict(best <= 2.0))?;
+    runtimes_section(d, m)?;
     let p = &m["pacing"];
     writeln!(d, "### Pacing, chunks, restarts and cues\n")?;
     writeln!(d, "| | figure | target |")?;
@@ -891,5 +892,50 @@ fn transport_section(d: &mut String, t: &Value) -> Result<()> {
         }
         writeln!(d)?;
     }
+    Ok(())
+}
+
+/// Section 8's one-frame model in each runtime: aoti, TorchScript, the python worker.
+fn runtimes_section(d: &mut String, m: &Value) -> Result<()> {
+    writeln!(
+        d,
+        "### One model, three runtimes: aoti, TorchScript, python\n"
+    )?;
+    let r = &m["runtimes"];
+    if r.is_null() {
+        writeln!(
+            d,
+            "Not in this run (`cargo run --release -p cuecast-bench -- --runtimes` adds it).\n"
+        )?;
+        return Ok(());
+    }
+    let run = &m["runtimes_run"];
+    writeln!(
+        d,
+        "Measured on its own (`--runtimes`) on {}, {}.\n",
+        run["date"].as_str().unwrap_or(""),
+        run["machine"].as_str().unwrap_or("")
+    )?;
+    writeln!(d, "`tiny-world` ({}) exported by `models/compiled/export.py` three ways and stepped {} times a round by each, rounds alternating, {} rounds after one to warm up, one torch thread each, on the CPU. In process (`aoti`: its `.pt2`; `torchscript`: its `model.pt`) a step is timed from its inputs to its frame in an RGBx buffer; through the worker (`python`: the same model in eager PyTorch), from asking for the frame to having it in cuecast's buffer. Medians of the rounds' medians.\n", r["model"].as_str().unwrap_or(""), r["steps"], r["rounds"])?;
+    writeln!(d, "| runtime | per step |")?;
+    writeln!(d, "|---|---|")?;
+    writeln!(d, "| `aoti` (in process) | {:.2} ms |", f(&r["aoti_ms"]))?;
+    writeln!(
+        d,
+        "| `torchscript` (in process) | {:.2} ms |",
+        f(&r["torchscript_ms"])
+    )?;
+    writeln!(
+        d,
+        "| `python` (worker; its step alone {:.2} ms) | {:.2} ms |\n",
+        f(&r["python_step_ms"]),
+        f(&r["python_worker_ms"])
+    )?;
+    let ratio = f(&r["aoti_over_torchscript"]);
+    writeln!(
+        d,
+        "Target aoti ≤ TorchScript: **{}** ({ratio:.2}×, the median of the rounds' ratios).\n",
+        verdict(ratio <= 1.0)
+    )?;
     Ok(())
 }
