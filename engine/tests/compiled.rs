@@ -219,3 +219,75 @@ fn compiled_models_run_in_a_show_and_answer_their_inputs() {
     }
     assert_ne!(aoti[0], aoti[7]);
 }
+
+#[test]
+fn a_compiled_models_saved_state_resumes_it_exactly() {
+    use cuecast_engine::generator::inprocess::InProcessModel;
+    use cuecast_engine::generator::FrameInput;
+    let package = Package::load(&packages().join("chunks-aoti")).unwrap();
+    let info = package.info.clone();
+    let chunk = |from: u64, n: u32| -> Vec<FrameInput> {
+        (from..from + u64::from(n))
+            .map(|k| {
+                let mut f = FrameInput::still(k, info.fps, vec![0.4, 1.5]);
+                f.input.keys = vec!["KeyW".into(), "KeyD".into()];
+                f.input.mouse = [3.0, -1.0];
+                f
+            })
+            .collect()
+    };
+    let _guard = tch::no_grad_guard();
+    let mut a = InProcessModel::load(&package, Device::Cpu, 5, None).unwrap();
+    a.step(&chunk(0, 3)).unwrap();
+    a.step(&chunk(3, 4)).unwrap();
+    let saved = a.save_state();
+    assert_eq!(
+        saved.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["latents", "seed"]
+    );
+    let next: Vec<Tensor> = (0..2)
+        .map(|k| a.step(&chunk(7 + 4 * k, 4)).unwrap().rgb)
+        .collect();
+    // Another model, from another seed, given the saved state, makes the same frames.
+    let mut b = InProcessModel::load(&package, Device::Cpu, 77, None).unwrap();
+    let other = b.step(&chunk(0, 3)).unwrap().rgb;
+    assert!(!other.equal(&next[0].narrow(0, 0, 3)));
+    b.load_state(&saved).unwrap();
+    for (k, want) in next.iter().enumerate() {
+        let got = b.step(&chunk(7 + 4 * k as u64, 4)).unwrap().rgb;
+        assert!(got.equal(want), "chunk {k} after the saved state differs");
+    }
+    // A state of another shape is refused by name, and changes nothing.
+    let wrong = vec![
+        (
+            "latents".to_owned(),
+            Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)),
+        ),
+        (saved[1].0.clone(), saved[1].1.shallow_clone()),
+    ];
+    let e = b.load_state(&wrong).unwrap_err().to_string();
+    assert!(
+        e.contains("\"latents\"") && e.contains("float32 [4, 8, 18, 32]"),
+        "{e}"
+    );
+    let again = b.step(&chunk(15, 4)).unwrap().rgb;
+    assert_eq!(again.size(), [4, 3, 144, 256]);
+
+    // In a show: a checkpoint saved live restores into another show of the model.
+    let dir = support::tempdir("compiled-checkpoint");
+    let (engine, rx) =
+        Engine::start_with_channel(show("aoti", &packages().join("chunks-aoti"))).unwrap();
+    engine.set_output(256, 144, Fps::new(30, 1));
+    support::frames_of(&engine, &rx, 0..20);
+    engine.handle().save_checkpoint(&dir.join("c")).unwrap();
+    drop(engine);
+    let ckpt = cuecast_engine::checkpoint::Checkpoint::load(&dir.join("c")).unwrap();
+    assert_eq!(ckpt.manifest.state_tensors, ["latents", "seed"]);
+    let (engine, rx) =
+        Engine::start_with_channel(show("aoti", &packages().join("chunks-aoti"))).unwrap();
+    engine.set_output(256, 144, Fps::new(30, 1));
+    support::frames_of(&engine, &rx, 0..5);
+    engine.handle().restore(ckpt).unwrap();
+    support::frames_of(&engine, &rx, 5..20);
+    assert_eq!(engine.status().steps_failed, 0);
+}

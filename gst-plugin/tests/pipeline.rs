@@ -270,6 +270,34 @@ fn the_example_torchscript_package_runs_through_the_element() {
 }
 
 #[test]
+fn a_compiled_chunked_package_runs_through_the_element_with_no_python() {
+    let dir = tempdir("aoti-element");
+    let mut export = support::python();
+    export
+        .arg(support::repo().join("models/compiled/export.py"))
+        .args(["--models", "chunks", "--runtimes", "aoti", "--out"])
+        .arg(&dir);
+    assert!(
+        export.status().unwrap().success(),
+        "exporting the chunked model"
+    );
+    let (p, sink) = pipeline(&format!(
+        "cuecastsrc backend=aoti model={} device=cpu is-live=false num-buffers=30 ! \
+         video/x-raw,format=RGBx,width=256,height=144,framerate=30/1 ! appsink name=sink sync=false",
+        dir.join("chunks-aoti").display()
+    ));
+    let frames = pull(&sink, 30);
+    p.set_state(gst::State::Null).unwrap();
+    // A 16 fps model in a 30 fps show: about two show frames each, and alive.
+    assert!(frames.iter().all(|(_, px)| px.len() == 256 * 144 * 4));
+    let distinct = frames.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    assert!(
+        (12..=18).contains(&distinct),
+        "{distinct} changes in 30 frames"
+    );
+}
+
+#[test]
 fn a_model_that_starts_failing_never_stalls_the_live_output() {
     let dir = support::broken_packages(&tempdir("ts-failing"));
     init();
