@@ -270,6 +270,15 @@ fn a_compiled_models_saved_state_resumes_it_exactly() {
         e.contains("\"latents\"") && e.contains("float32 [4, 8, 18, 32]"),
         "{e}"
     );
+    let nan = vec![
+        (
+            "latents".to_owned(),
+            Tensor::full([4, 8, 18, 32], f64::NAN, (Kind::Float, Device::Cpu)),
+        ),
+        (saved[1].0.clone(), saved[1].1.shallow_clone()),
+    ];
+    let e = b.load_state(&nan).unwrap_err().to_string();
+    assert!(e.contains("\"latents\" has NaN"), "{e}");
     let again = b.step(&chunk(15, 4)).unwrap().rgb;
     assert_eq!(again.size(), [4, 3, 144, 256]);
 

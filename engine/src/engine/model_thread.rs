@@ -751,15 +751,16 @@ fn load_chunked(
         .model_threads
         .map_or_else(default_model_threads, |n| n as usize);
     if !matches!(package.runtime, Runtime::Python { .. }) {
-        let model = crate::generator::inprocess::InProcessModel::load(
+        let runner = chunked::InProcess::start(
             &package,
             device,
             config.settings.seed,
-            image.as_deref(),
+            image.clone(),
+            threads,
+            move |e| {
+                let _ = requests.send(Request::Worker(e));
+            },
         )?;
-        let runner = chunked::InProcess::start(model, threads, move |e| {
-            let _ = requests.send(Request::Worker(e));
-        });
         return Ok(Chunked::new(
             Box::new(runner),
             images,

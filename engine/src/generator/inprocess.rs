@@ -120,7 +120,8 @@ impl Program {
                     Graph::Step => step,
                     Graph::FirstStep => first_step.as_ref().unwrap_or(step),
                 };
-                if let Some(takes) = g.metadata().get(SIGNATURE) {
+                let signed = g.metadata().get(SIGNATURE);
+                if let Some(takes) = signed {
                     check_signature(takes, inputs, names).map_err(|e| {
                         StepError(format!(
                             "{}() {e}: the manifest and the graph disagree",
@@ -128,10 +129,12 @@ impl Program {
                         ))
                     })?;
                 }
-                g.run(inputs).map_err(|e| {
-                    fail(format!(
-                        "{e} (an input of another shape or kind than the graph was compiled for: libtorch's log names it)"
-                    ))
+                g.run(inputs).map_err(|e| match signed {
+                    Some(_) => fail(e),
+                    // AOTInductor's own input check says which input only in the log.
+                    None => fail(format!(
+                        "{e} (perhaps an input of another shape or kind than the graph was compiled for: libtorch's log says)"
+                    )),
                 })
             }
             Program::TorchScript(m) => {
@@ -258,6 +261,8 @@ pub struct Stepped {
     pub rgb: Tensor,
     /// Float `[F, H, W]` in metres, for a model that makes depth.
     pub depth: Option<Tensor>,
+    /// The state after it: the model's once [`InProcessModel::commit`]ted.
+    pub state: Vec<Tensor>,
 }
 
 /// A contract 2 package run in this process: its program, and its state.
@@ -266,6 +271,8 @@ pub struct InProcessModel {
     program: Program,
     device: Device,
     state: Vec<Tensor>,
+    /// Why the model has no state to step from: its last reset failed.
+    broken: Option<String>,
 }
 
 impl InProcessModel {
@@ -287,6 +294,7 @@ impl InProcessModel {
             program,
             device,
             state: Vec::new(),
+            broken: None,
         };
         let info = &package.info;
         let still = |from: u32, n: u32| -> Vec<FrameInput> {
@@ -343,15 +351,47 @@ impl InProcessModel {
             );
         }
         let names = ["seed", "image"].map(String::from);
-        let state = self.program.run(Graph::Reset, &inputs, &names)?;
-        self.check_state(&state, Graph::Reset, None)?;
-        self.state = state;
-        Ok(())
+        let made = self
+            .program
+            .run(Graph::Reset, &inputs, &names)
+            .and_then(|state| self.check_state(&state, Graph::Reset, None).map(|()| state));
+        match made {
+            Ok(state) => {
+                self.state = state;
+                self.broken = None;
+                Ok(())
+            }
+            Err(e) => {
+                // The world asked to start over: going on from the old state would
+                // drop the cue that asked. Steps fail until a reset succeeds.
+                self.broken = Some(e.0.clone());
+                Err(e)
+            }
+        }
     }
 
-    /// Makes one chunk: `frames` are its frames' inputs, as many as `step` (or, after a
-    /// reset, `first_step`) makes. The state moves on only when the whole step succeeds.
+    /// Makes one chunk and moves the state on: [`Self::try_step`], then
+    /// [`Self::commit`].
     pub fn step(&mut self, frames: &[FrameInput]) -> Result<Stepped, StepError> {
+        let mut made = self.try_step(frames)?;
+        self.commit(std::mem::take(&mut made.state));
+        Ok(made)
+    }
+
+    /// The state a step made becomes the model's: once everything done with the step's
+    /// frames has succeeded, so that a step that fails anywhere leaves the model as it was.
+    pub fn commit(&mut self, state: Vec<Tensor>) {
+        self.state = state;
+    }
+
+    /// Makes one chunk without moving the state on: `frames` are its frames' inputs, as
+    /// many as `step` (or `first_step`) makes.
+    pub fn try_step(&self, frames: &[FrameInput]) -> Result<Stepped, StepError> {
+        if let Some(why) = &self.broken {
+            return Err(StepError(format!(
+                "the model has no state to step from: its reset failed ({why})"
+            )));
+        }
         let info = &self.package.info;
         let chunking = info.chunking;
         let want = frames.len();
@@ -412,8 +452,7 @@ impl InProcessModel {
             }
         }
         self.check_state(&state, graph, Some(&self.state))?;
-        self.state = state;
-        Ok(Stepped { rgb, depth })
+        Ok(Stepped { rgb, depth, state })
     }
 
     /// The names of a step's inputs, in order.
@@ -531,9 +570,18 @@ impl InProcessModel {
                     describe(now)
                 )));
             }
-            state.push(t.to_device(self.device).copy());
+            if !all_finite(t)? {
+                return Err(StepError(format!(
+                    "the saved state's {name:?} has NaN or infinite values"
+                )));
+            }
+            // Into a tensor laid out as the graph's own (strides included).
+            let mut into = now.empty_like();
+            into.f_copy_(&t.to_device(self.device))?;
+            state.push(into);
         }
         self.state = state;
+        self.broken = None;
         Ok(())
     }
 

@@ -85,10 +85,10 @@ struct ManifestV2 {
     inputs: InputsField,
     #[serde(default = "every_step")]
     prompt: String,
-    #[serde(default = "none")]
-    state_rollback: String,
     #[serde(default)]
-    save_state: bool,
+    state_rollback: Option<String>,
+    #[serde(default)]
+    save_state: Option<bool>,
     #[serde(default)]
     vram_gb: f64,
     #[serde(default)]
@@ -175,10 +175,6 @@ fn one() -> u32 {
 fn every_step() -> String {
     "every_step".into()
 }
-fn none() -> String {
-    "none".into()
-}
-
 /// What a failed step does to a model's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateRollback {
@@ -296,19 +292,17 @@ impl Package {
         let mut package = Package::parse(&text).map_err(|m| fail(format!("{MANIFEST}: {m}")))?;
         package.dir = dir.to_owned();
         if let Some(weights) = package.runtime.weights() {
-            let bytes = std::fs::read(dir.join(weights)).map_err(|e| {
-                fail(format!(
-                    "{weights}: {e} (a {} package keeps its model there)",
-                    package.runtime.name()
-                ))
-            })?;
-            package.info.hash = format!(
-                "sha256:{:x}",
-                Sha256::new()
-                    .chain_update(text.as_bytes())
-                    .chain_update(&bytes)
-                    .finalize()
-            );
+            // Streamed: a package's weights can be gigabytes.
+            let mut hash = Sha256::new().chain_update(text.as_bytes());
+            std::fs::File::open(dir.join(weights))
+                .and_then(|mut f| std::io::copy(&mut f, &mut hash))
+                .map_err(|e| {
+                    fail(format!(
+                        "{weights}: {e} (a {} package keeps its model there)",
+                        package.runtime.name()
+                    ))
+                })?;
+            package.info.hash = format!("sha256:{:x}", hash.finalize());
             return Ok(package);
         }
         if let Runtime::Python { entry, python } = &mut package.runtime {
@@ -501,7 +495,7 @@ impl Package {
                 format!("expected {}, got {:?}", names.join(", "), m.prompt),
             );
         };
-        let state_rollback = match m.state_rollback.as_str() {
+        let state_rollback = match m.state_rollback.as_deref().unwrap_or("none") {
             "copy" => StateRollback::Copy,
             "none" => StateRollback::None,
             other => {
@@ -511,7 +505,7 @@ impl Package {
                 )
             }
         };
-        if state_rollback == StateRollback::Copy && !m.save_state {
+        if state_rollback == StateRollback::Copy && m.save_state != Some(true) && !in_process {
             return bad(
                 "state_rollback",
                 "copy puts back the state save_state gives: it needs save_state: true".into(),
@@ -553,7 +547,7 @@ impl Package {
                     "only the aoti and torchscript runtimes name their state tensors".into(),
                 );
             }
-            (Vec::new(), state_rollback, m.save_state)
+            (Vec::new(), state_rollback, m.save_state.unwrap_or(false))
         };
         let config = match m.config {
             None => serde_json::Value::Object(Default::default()),
@@ -644,6 +638,18 @@ fn in_process_fields(m: &ManifestV2, runtime: &str) -> Result<(), String> {
             "config",
             "a compiled graph has no constructor to hand it to",
         );
+    }
+    // The state is cuecast's to keep whole: both are what the runtime does anyway.
+    for (field, given) in [
+        ("state_rollback", m.state_rollback.is_some()),
+        ("save_state", m.save_state.is_some()),
+    ] {
+        if given {
+            return refuse(
+                field,
+                "implied: the state is the tensors the graphs hand back, kept whole (leave it out)",
+            );
+        }
     }
     Ok(())
 }
@@ -1098,6 +1104,8 @@ mod tests {
             ),
             (format!("{base}audio: {{out: {{rate: 16000}}}}\n"), "audio"),
             (format!("{base}config: {{a: 1}}\n"), "config"),
+            (format!("{base}state_rollback: copy\n"), "state_rollback"),
+            (format!("{base}save_state: true\n"), "save_state"),
             (
                 base.replace("runtime: aoti", "runtime: python\nentry: m:M"),
                 "state",

@@ -21,12 +21,14 @@ void set_error(char* err, size_t len, const std::string& message) {
 }
 
 // AOTInductor checks each input's dtype, shape, strides and device against the ones it
-// was compiled for only when AOTI_RUNTIME_CHECK_INPUTS is set, as each compiled model
-// reads it on its first run. Without the check, a tensor of the wrong shape is read out
-// of bounds. cuecast sets it once, before its first package loads.
+// was compiled for only when AOTI_RUNTIME_CHECK_INPUTS is set (and not "0"), as each
+// compiled model reads it on its first run. Without the check, a tensor of the wrong
+// shape is read out of bounds. cuecast sets it, whatever the environment said, once,
+// before its first package loads. (setenv beside another thread's getenv is a race in
+// glibc before 2.40; this runs once, on the thread loading the model, before any graph.)
 void check_inputs_always() {
   static std::once_flag once;
-  std::call_once(once, [] { setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 0); });
+  std::call_once(once, [] { setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 1); });
 }
 
 }  // namespace

@@ -6,8 +6,9 @@
 
 use super::*;
 use crate::generator::inprocess::InProcessModel;
+use crate::generator::package::Package;
 use crate::worker::{Chunk, ProcessHandle, StepMedia};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// A model that makes chunks off the model thread (see the module doc).
 ///
@@ -75,15 +76,57 @@ impl ChunkModel for Worker {
     }
 }
 
-/// An in-process model (`runtime: aoti` or `torchscript`), stepped on a thread of its own
-/// so the model thread keeps pacing the show while a chunk is made, and answering as the
-/// worker does. Its calls cannot be interrupted: a step that hangs holds its thread, and
-/// the show goes on repeating frames (counted) as it does for a late worker.
+/// An in-process model (`runtime: aoti` or `torchscript`), loaded and stepped on a thread
+/// of its own so the model thread keeps pacing the show while a chunk is made, and
+/// answering as the worker does. A graph's call cannot be interrupted: a step that hangs
+/// holds its thread, and the show goes on repeating frames (counted) as it does for a late
+/// worker; every wait on that thread here is bounded.
 pub(crate) struct InProcess {
     commands: Option<mpsc::Sender<InProcessCommand>>,
     next_id: AtomicU64,
     state_bytes: Arc<AtomicU64>,
+    /// Set when the show ends: the thread skips what is still queued.
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A request whose asker stops waiting: the thread does it only while it is still wanted,
+/// and says whether it did, so a late `load_state` never changes the model after the
+/// restore that asked for it was refused.
+struct Claim(Mutex<ClaimState>);
+
+#[derive(PartialEq)]
+enum ClaimState {
+    Waiting,
+    Done,
+    Abandoned,
+}
+
+impl Claim {
+    fn new() -> Arc<Claim> {
+        Arc::new(Claim(Mutex::new(ClaimState::Waiting)))
+    }
+
+    /// On the model's thread: runs `f` unless the asker gave up.
+    fn run<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let mut state = self.0.lock();
+        if *state == ClaimState::Abandoned {
+            return None;
+        }
+        let r = f();
+        *state = ClaimState::Done;
+        Some(r)
+    }
+
+    /// On the asker's side, after its wait ran out: whether the work was done after all.
+    fn give_up(&self) -> bool {
+        let mut state = self.0.lock();
+        if *state == ClaimState::Done {
+            return true;
+        }
+        *state = ClaimState::Abandoned;
+        false
+    }
 }
 
 enum InProcessCommand {
@@ -96,69 +139,98 @@ enum InProcessCommand {
         seed: u64,
         image: Option<Arc<RgbImage>>,
     },
-    Save(mpsc::Sender<Vec<(String, Tensor)>>),
-    Load(Vec<(String, Tensor)>, mpsc::Sender<Result<(), StepError>>),
+    Save(Arc<Claim>, mpsc::Sender<Vec<(String, Tensor)>>),
+    Load(
+        Vec<(String, Tensor)>,
+        Arc<Claim>,
+        mpsc::Sender<Result<(), StepError>>,
+    ),
 }
 
 /// How long a checkpoint waits for the model's thread (a step in flight included).
 const IN_PROCESS_REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// How long the end of a show waits for the call the model's thread is in.
+const IN_PROCESS_STOP_LIMIT: Duration = Duration::from_secs(5);
 
 impl InProcess {
-    /// Runs `model` on a new thread; what it makes goes to `events`.
+    /// Loads `package` on a new thread (at most its `warmup_s`), reset from `seed` and
+    /// `image`; what it makes then goes to `events`.
     pub(crate) fn start(
-        mut model: InProcessModel,
+        package: &Package,
+        device: tch::Device,
+        seed: u64,
+        image: Option<Arc<RgbImage>>,
         threads: usize,
         events: impl Fn(WorkerEvent) + Send + 'static,
-    ) -> InProcess {
+    ) -> Result<InProcess, EngineError> {
         let (tx, rx) = mpsc::channel::<InProcessCommand>();
-        let state_bytes = Arc::new(AtomicU64::new(model.state_bytes()));
-        let bytes = state_bytes.clone();
+        let (loaded_tx, loaded_rx) = mpsc::channel();
+        let state_bytes = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (bytes, stopped, for_thread) = (state_bytes.clone(), stop.clone(), package.clone());
         let thread = std::thread::Builder::new()
             .name("cuecast-model-graph".into())
             .spawn(move || {
                 // libtorch's thread count is per thread.
                 tch::set_num_threads(threads.max(1) as i32);
                 let _guard = tch::no_grad_guard();
-                for command in rx {
-                    match command {
-                        InProcessCommand::Step { id, frames, pool } => {
-                            let asked = Instant::now();
-                            let made = catch_unwind(AssertUnwindSafe(|| {
-                                make_chunk(&mut model, id, &frames, &pool, asked)
-                            }))
-                            .unwrap_or_else(|p| {
-                                Err(StepError(format!(
-                                    "the model's step panicked: {}",
-                                    panic_message(p.as_ref())
-                                )))
-                            });
-                            bytes.store(model.state_bytes(), Ordering::Relaxed);
-                            events(WorkerEvent::Chunk(made.map_err(|e| (id, e))));
-                        }
-                        InProcessCommand::Reset { seed, image } => {
-                            if let Err(error) = model.reset(seed, image.as_deref()) {
-                                events(WorkerEvent::Failed {
-                                    request: "reset",
-                                    error,
-                                });
-                            }
-                        }
-                        InProcessCommand::Save(reply) => {
-                            let _ = reply.send(model.save_state());
-                        }
-                        InProcessCommand::Load(state, reply) => {
-                            let _ = reply.send(model.load_state(&state));
-                        }
+                let loaded = catch_unwind(AssertUnwindSafe(|| {
+                    InProcessModel::load(&for_thread, device, seed, image.as_deref())
+                }))
+                .unwrap_or_else(|p| {
+                    Err(EngineError::Model {
+                        path: for_thread.dir.clone(),
+                        message: format!("loading panicked: {}", panic_message(p.as_ref())),
+                    })
+                });
+                let mut model = match loaded {
+                    Ok(m) => {
+                        bytes.store(m.state_bytes(), Ordering::Relaxed);
+                        let _ = loaded_tx.send(Ok(()));
+                        m
                     }
+                    Err(e) => {
+                        let _ = loaded_tx.send(Err(e));
+                        return;
+                    }
+                };
+                for command in rx {
+                    if stopped.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    serve(&mut model, command, &events);
+                    bytes.store(model.state_bytes(), Ordering::Relaxed);
                 }
             })
-            .expect("a thread for the model");
-        InProcess {
+            .map_err(|e| EngineError::Config {
+                what: "model".into(),
+                message: format!("cannot start the model's thread: {e}"),
+            })?;
+        match loaded_rx.recv_timeout(package.warmup) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                // Still loading: left to finish on its own, then to end (nothing queued).
+                stop.store(true, Ordering::Relaxed);
+                return Err(EngineError::Model {
+                    path: package.dir.clone(),
+                    message: format!(
+                        "did not load, reset and make its first chunks within {:.0} s (warmup_s)",
+                        package.warmup.as_secs_f64()
+                    ),
+                });
+            }
+        }
+        Ok(InProcess {
             commands: Some(tx),
             next_id: AtomicU64::new(1),
             state_bytes,
+            stop,
             thread: Some(thread),
-        }
+        })
     }
 
     fn send(&self, c: InProcessCommand) {
@@ -168,7 +240,62 @@ impl InProcess {
     }
 }
 
-/// One step, its frames written into buffers from `pool`.
+/// One request, on the model's thread. A panic in libtorch (out of memory, say) is the
+/// request's failure, never the thread's end.
+fn serve(model: &mut InProcessModel, command: InProcessCommand, events: &dyn Fn(WorkerEvent)) {
+    match command {
+        InProcessCommand::Step { id, frames, pool } => {
+            let asked = Instant::now();
+            let made = catch_unwind(AssertUnwindSafe(|| {
+                make_chunk(model, id, &frames, &pool, asked)
+            }))
+            .unwrap_or_else(|p| {
+                Err(StepError(format!(
+                    "the model's step panicked: {}",
+                    panic_message(p.as_ref())
+                )))
+            });
+            events(WorkerEvent::Chunk(made.map_err(|e| (id, e))));
+        }
+        InProcessCommand::Reset { seed, image } => {
+            let done = catch_unwind(AssertUnwindSafe(|| model.reset(seed, image.as_deref())))
+                .unwrap_or_else(|p| {
+                    Err(StepError(format!(
+                        "reset panicked: {}",
+                        panic_message(p.as_ref())
+                    )))
+                });
+            if let Err(error) = done {
+                events(WorkerEvent::Failed {
+                    request: "reset",
+                    error,
+                });
+            }
+        }
+        InProcessCommand::Save(claim, reply) => {
+            let state = claim.run(|| catch_unwind(AssertUnwindSafe(|| model.save_state())));
+            if let Some(Ok(state)) = state {
+                let _ = reply.send(state);
+            }
+        }
+        InProcessCommand::Load(state, claim, reply) => {
+            let done = claim.run(|| {
+                catch_unwind(AssertUnwindSafe(|| model.load_state(&state))).unwrap_or_else(|p| {
+                    Err(StepError(format!(
+                        "loading the state panicked: {}",
+                        panic_message(p.as_ref())
+                    )))
+                })
+            });
+            if let Some(done) = done {
+                let _ = reply.send(done);
+            }
+        }
+    }
+}
+
+/// One step, its frames written into buffers from `pool`; the model's state moves on only
+/// once they are.
 fn make_chunk(
     model: &mut InProcessModel,
     id: u64,
@@ -177,7 +304,7 @@ fn make_chunk(
     asked: Instant,
 ) -> Result<Chunk, StepError> {
     let started = Instant::now();
-    let stepped = model.step(frames)?;
+    let stepped = model.try_step(frames)?;
     let step = started.elapsed();
     let moved = Instant::now();
     let rgb = stepped.rgb.to_device(tch::Device::Cpu);
@@ -193,7 +320,7 @@ fn make_chunk(
         write_image(&mut image, &rgb.get(i))?;
         out.push(buf.freeze());
     }
-    let depth = match stepped.depth {
+    let depth = match &stepped.depth {
         Some(d) => {
             let d = d
                 .to_kind(tch::Kind::Float)
@@ -206,6 +333,7 @@ fn make_chunk(
         None => Vec::new(),
     };
     let transfer = moved.elapsed();
+    model.commit(stepped.state);
     Ok(Chunk {
         id,
         frames: out,
@@ -221,11 +349,13 @@ fn make_chunk(
 
 impl Drop for InProcess {
     fn drop(&mut self) {
-        // Closing the queue ends the thread after the call it is in; one that hangs is
-        // left behind rather than holding up the show's shutdown.
+        // What is still queued is skipped; the call the thread is in is waited for a
+        // while, and a thread that hangs in its graph is left behind rather than holding
+        // up the show's end (it holds its memory until the process ends).
+        self.stop.store(true, Ordering::Relaxed);
         self.commands = None;
         if let Some(t) = self.thread.take() {
-            let deadline = Instant::now() + IN_PROCESS_REQUEST_LIMIT;
+            let deadline = Instant::now() + IN_PROCESS_STOP_LIMIT;
             while !t.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -254,16 +384,31 @@ impl ChunkModel for InProcess {
 
     fn save_state(&self) -> Result<Vec<(String, Tensor)>, StepError> {
         let (tx, rx) = mpsc::channel();
-        self.send(InProcessCommand::Save(tx));
-        rx.recv_timeout(IN_PROCESS_REQUEST_LIMIT)
-            .map_err(|_| StepError("the model did not give its state in time".into()))
+        let claim = Claim::new();
+        self.send(InProcessCommand::Save(claim.clone(), tx));
+        match rx.recv_timeout(IN_PROCESS_REQUEST_LIMIT) {
+            Ok(state) => Ok(state),
+            Err(_) if claim.give_up() => rx
+                .recv_timeout(IN_PROCESS_STOP_LIMIT)
+                .map_err(|_| StepError("the model could not give its state".into())),
+            Err(_) => Err(StepError("the model did not give its state in time".into())),
+        }
     }
 
     fn load_state(&self, state: Vec<(String, Tensor)>) -> Result<(), StepError> {
         let (tx, rx) = mpsc::channel();
-        self.send(InProcessCommand::Load(state, tx));
-        rx.recv_timeout(IN_PROCESS_REQUEST_LIMIT)
-            .unwrap_or_else(|_| Err(StepError("the model did not load the state in time".into())))
+        let claim = Claim::new();
+        self.send(InProcessCommand::Load(state, claim.clone(), tx));
+        match rx.recv_timeout(IN_PROCESS_REQUEST_LIMIT) {
+            Ok(done) => done,
+            // Done just as the wait ran out: its answer is on its way.
+            Err(_) if claim.give_up() => rx
+                .recv_timeout(IN_PROCESS_STOP_LIMIT)
+                .unwrap_or_else(|_| Err(StepError("the model's answer was lost".into()))),
+            Err(_) => Err(StepError(
+                "the model did not load the state in time (it is left as it was)".into(),
+            )),
+        }
     }
 
     fn saved_state_bytes(&self) -> u64 {
