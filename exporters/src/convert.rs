@@ -11,7 +11,7 @@
 //! | target | axes | units | position | orientation |
 //! |---|---|---|---|---|
 //! | glTF | Y up, right-handed; camera looks -Z | metres | `(x, y, z)` | quaternion of `Ry(yaw)·Rx(pitch)` |
-//! | USD (`upAxis = "Z"`) | Z up, right-handed; camera looks -Z | cm | `100·(x, -z, y)` | `rotateXYZ = (90 + pitch, 0, yaw)` |
+//! | USD (`upAxis = "Z"`) | Z up, right-handed; camera looks -Z | metres (`metersPerUnit = 1`) | `(x, -z, y)` | `rotateXYZ = (90 + pitch, 0, yaw)` |
 //! | Blender | Z up, right-handed; camera looks -Z | metres | `(x, -z, y)` | Euler XYZ `(90 + pitch, 0, yaw)` |
 //! | Unreal | Z up, left-handed, X forward, Y right | cm | `100·(-z, x, y)` | pitch = pitch, yaw = -yaw, roll = 0 |
 //! | After Effects | Y down, Z into the screen | pixels | `(w/2 + s·x, h/2 - s·y, -s·z)` | point of interest along the view |
@@ -37,7 +37,7 @@ pub const SENSOR_WIDTH_MM: f64 = 36.0;
 /// After Effects works in pixels: one metre of the world is this many comp pixels.
 pub const AE_PIXELS_PER_METRE: f64 = 100.0;
 
-/// USD and Unreal work in centimetres.
+/// Unreal works in centimetres.
 pub const CM_PER_METRE: f64 = 100.0;
 
 /// The camera's orientation as a rotation matrix (rows), `Ry(yaw) · Rx(pitch)`: the
@@ -119,15 +119,26 @@ pub mod gltf {
     }
 }
 
-/// USD with `upAxis = "Z"` and `metersPerUnit = 0.01` (what Unreal's USD importer
-/// expects); the camera prim looks down its -Z like every USD camera.
+/// USD with `upAxis = "Z"` and `metersPerUnit = 1`: the stage in metres, so that a
+/// reader that ignores the stage's units (Blender 4.2's importer places prims in
+/// metres whatever `metersPerUnit` says) and one that converts them (Unreal's) both put
+/// the camera where it was. The camera prim looks down its -Z like every USD camera.
 pub mod usd {
     use super::*;
 
-    /// `xformOp:translate` in cm: `100·(x, -z, y)`.
+    /// The stage's `metersPerUnit`.
+    pub const METERS_PER_UNIT: f64 = 1.0;
+
+    /// `xformOp:translate` in metres: `(x, -z, y)`, Blender's own placement.
     pub fn translate(pose: &Pose) -> [f64; 3] {
         let [x, y, z] = pose.pos;
-        [x * CM_PER_METRE, -z * CM_PER_METRE, y * CM_PER_METRE]
+        [x, -z, y]
+    }
+
+    /// USD keeps a camera's lens and filmback in tenths of a scene unit (Blender's and
+    /// Unreal's importers read them so: millimetres = value · 100 · `metersPerUnit`).
+    pub fn lens_units(mm: f64) -> f64 {
+        mm / (100.0 * METERS_PER_UNIT)
     }
 
     /// `xformOp:rotateXYZ` in degrees: `(90 + pitch, 0, yaw)`.
@@ -135,9 +146,9 @@ pub mod usd {
         [90.0 + pose.pitch, 0.0, pose.yaw]
     }
 
-    /// `focalLength`, in tenths of a scene unit: millimetres on a centimetre stage.
+    /// `focalLength`, in tenths of a scene unit.
     pub fn focal_length(pose: &Pose) -> f64 {
-        focal_length_mm(pose.fov)
+        lens_units(focal_length_mm(pose.fov))
     }
 }
 

@@ -2,7 +2,8 @@
 //! a point cloud.
 //!
 //! - One node holds the camera; its `translation` and `rotation` are keyed once per
-//!   timeline frame (`LINEAR`: at the frame times the values are exact, and between
+//!   timeline frame, at the time of its exported frame number (frame 1, the plate's
+//!   first, at 1/fps) (`LINEAR`: at the frame times the values are exact, and between
 //!   them motion blur sees the straight path a real shutter would).
 //! - The field of view is keyed through `KHR_animation_pointer` on
 //!   `/cameras/0/perspective/yfov`: core glTF cannot animate camera properties. The
@@ -123,7 +124,10 @@ pub(crate) fn scene_glb(
 ) -> Vec<u8> {
     let aspect = t.aspect();
     let mut bin = Bin::default();
-    let times: Vec<f32> = (0..t.len() as u64).map(|k| t.time_s(k) as f32).collect();
+    // Keyed at the exported frame numbers' times (frame 1 at 1/fps): importers turn a
+    // key's time into a frame as time × fps (Blender's does), so the first key lands on
+    // the plate's first frame, 1, as in the USD and the scripts.
+    let times: Vec<f32> = (0..t.len()).map(|k| t.time_s(t.number(k)) as f32).collect();
     let translations: Vec<f32> = t
         .poses
         .iter()

@@ -586,7 +586,7 @@ fn manifest(
         "units": {
             "take": "metres, degrees",
             "camera/scene.glb": "metres",
-            "camera/camera.usda": "centimetres (metersPerUnit 0.01); focal length and apertures in mm",
+            "camera/camera.usda": "metres (metersPerUnit 1); focal length and apertures in tenths of a metre, USD's lens units (x 100 = mm)",
             "ae/import_scene.jsx": format!("pixels, {} per metre; zoom in pixels", convert::AE_PIXELS_PER_METRE),
             "blender/import_scene.py": "metres; lens in mm",
             "depth/depth.####.exr": "metres along the view axis",

@@ -1,12 +1,15 @@
 //! `camera/camera.usda`: the camera as USD ASCII, written by hand (no USD library is
 //! needed to write a camera, and the file stays readable and diffable).
 //!
-//! The stage is Z up in centimetres (`upAxis = "Z"`, `metersPerUnit = 0.01`), what
-//! Unreal's USD importer expects; Blender's importer converts units and axes itself.
-//! Time codes are the exported frame numbers (1 = the take's first frame) at the
-//! take's rate. The camera prim has one time sample per frame for `xformOp:translate`
-//! (cm), `xformOp:rotateXYZ` (degrees) and `focalLength` (mm on a 36 mm wide
-//! aperture: see [`crate::convert::SENSOR_WIDTH_MM`]). USD has no backplate schema; the
+//! The stage is Z up in metres (`upAxis = "Z"`, `metersPerUnit = 1`): Blender 4.2's
+//! importer places prims in the file's numbers as metres whatever the stage's units say,
+//! and Unreal's converts the stage's metres to its centimetres itself, so both put the
+//! camera where the bundle's Blender script does. Time codes are the exported frame
+//! numbers (1 = the take's first frame) at the take's rate. The camera prim has one time
+//! sample per frame for `xformOp:translate` (metres), `xformOp:rotateXYZ` (degrees) and
+//! `focalLength`; the lens and filmback are in USD's tenths of a scene unit (a 36 mm wide
+//! aperture is 0.36, see [`crate::convert::SENSOR_WIDTH_MM`]), which both importers turn
+//! back into millimetres. USD has no backplate schema; the
 //! plate's path is recorded on the camera as `cuecast:backplate` for tools and people.
 
 use std::fmt::Write;
@@ -38,7 +41,7 @@ pub(crate) fn camera_usda(t: &Timeline, inputs: &UsdInputs<'_>) -> String {
     doc = "cuecast take {take}: camera, one time sample per frame"
     endTimeCode = {end}
     framesPerSecond = {rate}
-    metersPerUnit = 0.01
+    metersPerUnit = {meters_per_unit}
     startTimeCode = {start}
     timeCodesPerSecond = {rate}
     upAxis = "Z"
@@ -54,9 +57,10 @@ def Xform "cuecast"
         start = t.number(0),
         end = t.last_number(),
         rate = num(rate),
+        meters_per_unit = num(usd::METERS_PER_UNIT),
     );
     let first = &t.poses[0];
-    let _ = writeln!(s, "        float2 clippingRange = (10, 1000000)");
+    let _ = writeln!(s, "        float2 clippingRange = (0.1, 10000)");
     let _ = writeln!(
         s,
         "        float focalLength = {}",
@@ -68,13 +72,15 @@ def Xform "cuecast"
     let _ = writeln!(
         s,
         "        float horizontalAperture = {}",
-        num(convert::SENSOR_WIDTH_MM)
+        num(usd::lens_units(convert::SENSOR_WIDTH_MM))
     );
     let _ = writeln!(s, "        token projection = \"perspective\"");
     let _ = writeln!(
         s,
         "        float verticalAperture = {}",
-        num(convert::sensor_height_mm(t.width, t.height))
+        num(usd::lens_units(convert::sensor_height_mm(
+            t.width, t.height
+        )))
     );
     samples(&mut s, "double3 xformOp:rotateXYZ", t, |p| {
         triple(usd::rotate_xyz(p))

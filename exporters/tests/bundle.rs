@@ -297,8 +297,17 @@ fn gltf_has_one_key_per_timeline_frame_matching_the_take() {
 
     let (times, n) = accessor_f32(&json, &bin, sampler(0)["input"].as_u64().unwrap());
     assert_eq!(n, poses.len());
+    // Keyed at the exported frame numbers' times: a plain glTF import (Blender's: frame
+    // = time × fps) keys frame 1 on the plate's first frame, 1, as the bundle's script
+    // and the USD do.
     for (k, t) in times.iter().enumerate() {
-        assert!(close(f64::from(*t), k as f64 / 30.0, 1e-6));
+        let frame = (k + 1) as f64;
+        assert!(close(f64::from(*t), frame / 30.0, 1e-6));
+        assert_eq!(
+            (f64::from(*t) * 30.0).round(),
+            frame,
+            "key {k} on frame {frame}"
+        );
     }
     let (translations, n) = accessor_f32(&json, &bin, sampler(0)["output"].as_u64().unwrap());
     assert_eq!(n, poses.len());
@@ -417,7 +426,7 @@ fn usd_opens_complies_and_matches_the_take() {
     println!("usd-core UsdValidation: {:#}", report["validation"]);
     assert_eq!(report["validation"], serde_json::json!([]));
     assert_eq!(report["upAxis"], "Z");
-    assert_eq!(report["metersPerUnit"], 0.01);
+    assert_eq!(report["metersPerUnit"], 1.0);
     assert_eq!(report["timeCodesPerSecond"], 30.0);
     assert_eq!(report["framesPerSecond"], 30.0);
     let poses = timeline_poses(&e.take);
@@ -426,11 +435,14 @@ fn usd_opens_complies_and_matches_the_take() {
     assert_eq!(report["defaultPrim"], "/cuecast");
     assert_eq!(report["cameraType"], "Camera");
     assert_eq!(report["projection"], "perspective");
-    assert_eq!(report["horizontalAperture"], 36.0);
+    // USD's lens units are tenths of a scene unit: 0.36 m tenths is the 36 mm back
+    // (Blender's and Unreal's importers: mm = value × 100 × metersPerUnit).
+    let mm = |v: &Value| v.as_f64().unwrap() * 100.0 * report["metersPerUnit"].as_f64().unwrap();
+    assert!(close(mm(&report["horizontalAperture"]), 36.0, 1e-5));
     assert!(close(
-        report["verticalAperture"].as_f64().unwrap(),
+        mm(&report["verticalAperture"]),
         36.0 * support::HEIGHT as f64 / support::WIDTH as f64,
-        1e-5
+        1e-4
     ));
     assert_eq!(
         report["xformOpOrder"],
@@ -447,13 +459,25 @@ fn usd_opens_complies_and_matches_the_take() {
         assert!(close(
             s["focalLength"].as_f64().unwrap(),
             usd::focal_length(p),
-            1e-4
+            1e-6
         ));
-        // What USD computes from them: the rig's position and view, turned to Z up.
-        let [x, y, z] = p.pos;
+        // A plain import in Blender 4.2 reads the numbers as metres, whatever the
+        // stage's units, and the lens as tenths of a unit: it must land exactly where the
+        // bundle's own Blender script puts the camera.
         assert_close3(
-            vec3(&s["position"]),
-            [100.0 * x, -100.0 * z, 100.0 * y],
+            vec3(&s["translate"]),
+            blender::location(p),
+            1e-9,
+            "Blender's location",
+        );
+        assert!(close(mm(&s["focalLength"]), blender::lens_mm(p), 1e-4));
+        // What USD computes from them, in metres (Unreal converts these to its cm): the
+        // rig's position and view, turned to Z up.
+        let [x, y, z] = p.pos;
+        let metres = report["metersPerUnit"].as_f64().unwrap();
+        assert_close3(
+            vec3(&s["position"]).map(|v| v * metres),
+            [x, -z, y],
             1e-6,
             "position",
         );

@@ -142,9 +142,11 @@ fn focal_length_on_the_36mm_sensor() {
 #[test]
 fn usd_at_known_poses() {
     let p = pose([1.0, 2.0, 3.0], 0.0, 0.0, 90.0);
-    assert_close(usd::translate(&p), [100.0, -300.0, 200.0]);
+    assert_close(usd::translate(&p), [1.0, -3.0, 2.0]);
+    assert_close(usd::translate(&p), blender::location(&p));
     assert_close(usd::rotate_xyz(&p), [90.0, 0.0, 0.0]);
-    assert!((usd::focal_length(&p) - 18.0).abs() < EPS);
+    // Tenths of a metre: 18 mm.
+    assert!((usd::focal_length(&p) - 0.18).abs() < EPS);
     // At yaw 0 the camera looks down the rig's -Z, which is USD's +Y.
     assert_close(
         euler_xyz(usd::rotate_xyz(&p), [0.0, 0.0, -1.0]),
