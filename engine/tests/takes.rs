@@ -168,6 +168,38 @@ fn replays_identically(config: EngineConfig, size: (usize, usize), name: &str) {
     let again = Take::open(&dir.join("again")).unwrap();
     let poses = |t: &Take| t.frames.iter().map(|f| f.pose).collect::<Vec<_>>();
     assert_eq!(poses(&again), poses(&take));
+    // Every frame's hash is recorded, and is its bytes'.
+    for (k, record) in take.frames.iter().enumerate() {
+        let hash = cuecast_engine::take::frame_hash(&take.rgb(k).unwrap());
+        assert_eq!(record.hash.as_deref(), Some(hash.as_str()), "frame {k}");
+    }
+    // A take whose record of frame 7 says another picture: the replay names that frame.
+    let edited = dir.join("edited");
+    copy_dir(&dir.join("t1"), &edited);
+    let lines = std::fs::read_to_string(edited.join("frames.jsonl")).unwrap();
+    let wrong = take.frames[7].hash.clone().unwrap();
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    let lines: Vec<String> = lines
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 7 {
+                l.replace(&wrong, &zeros)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(edited.join("frames.jsonl"), lines.join("\n") + "\n").unwrap();
+    let s = replay(
+        &Take::open(&edited).unwrap(),
+        &dir.join("again-edited"),
+        &ReplayOptions::default(),
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(s.identical, Some(false));
+    assert_eq!(s.differing, [take.frames[7].frame]);
     // At another size it renders, and says it cannot compare.
     let small = ReplayOptions {
         size: Some((size.0 / 2, size.1 / 2)),

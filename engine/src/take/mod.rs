@@ -6,7 +6,7 @@
 //! | file | what |
 //! |---|---|
 //! | `take.json` | the manifest: model, size, rate, first frame, lost frames |
-//! | `frames.jsonl` | one line per recorded frame: its show frame, world frame and camera |
+//! | `frames.jsonl` | one line per recorded frame: its show frame, world frame, camera and hash |
 //! | `rgb.raw` | the frames, RGBx 8-bit, top row first, one after another |
 //! | `depth.raw` | depth per frame, f32 little-endian metres along the view axis |
 //! | `cues.jsonl` | the cues applied during the take, with their frames |
@@ -138,6 +138,16 @@ pub struct FrameRecord {
     /// (`restores/FRAME`), which a replay restores here too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<String>,
+    /// `sha256:` of the frame's bytes in `rgb.raw` (RGBx), written by the writer: what
+    /// a replay compares its frames with, and what shows a changed `rgb.raw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// The hash a take records of a frame's RGBx bytes.
+pub fn frame_hash(rgbx: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{:x}", Sha256::digest(rgbx))
 }
 
 fn full_detail() -> f32 {

@@ -39,6 +39,7 @@ impl ModelThread {
             detail: self.drawn_detail,
             reset: self.did_reset,
             restored: self.restored.take(),
+            hash: None,
         };
         take.frame(record, shown, depth);
     }
