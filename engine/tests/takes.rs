@@ -225,12 +225,42 @@ fn a_torchscript_replay_is_bit_identical_to_its_take() {
     let config = EngineConfig {
         settings: cuecast_engine::engine::ModelSettings {
             backend: "torchscript".parse().unwrap(),
-            model: Some(pkg),
+            model: Some(pkg.clone()),
             ..procedural().settings
         },
         ..procedural()
     };
     replays_identically(config, (256, 144), "replay-torchscript");
+    // A take made by another version of the package (here: its manifest said another
+    // thing): replay refuses, naming the model and both hashes.
+    let manifest = pkg.join("cuecast-model.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("overall light level", "overall light"),
+    )
+    .unwrap();
+    let dir = support::tempdir("replay-ts-changed");
+    let original = EngineConfig {
+        settings: cuecast_engine::engine::ModelSettings {
+            backend: "torchscript".parse().unwrap(),
+            model: Some(pkg.clone()),
+            ..procedural().settings
+        },
+        ..procedural()
+    };
+    let take = record_take(original, &dir.join("t1"), (256, 144));
+    std::fs::write(&manifest, text).unwrap();
+    let e = replay(
+        &take,
+        &dir.join("again"),
+        &ReplayOptions::default(),
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("tiny-world") && e.contains("sha256:"), "{e}");
+    assert!(!dir.join("again").exists(), "nothing half-made is left");
 }
 
 /// Frames `from..to` of a run that saves a checkpoint after frame `save_after`.
