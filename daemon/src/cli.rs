@@ -88,6 +88,10 @@ enum Command {
         /// Replace --out if it exists
         #[arg(long)]
         force: bool,
+        /// Every frame at the model's full quality (the procedural world at full detail
+        /// where live it drew some at less), not exactly as live
+        #[arg(long = "final")]
+        final_quality: bool,
     },
     /// Turn a take into a bundle for Blender, Unreal and After Effects, offline
     Export {
@@ -198,7 +202,8 @@ impl Cli {
                 width,
                 height,
                 force,
-            } => replay_take(&take, &out, width.zip(height), force),
+                final_quality,
+            } => replay_take(&take, &out, width.zip(height), force, final_quality),
             Command::Export {
                 take,
                 out,
@@ -220,11 +225,18 @@ fn print_json(v: &Value) -> Result<()> {
 }
 
 /// `cuecast replay`.
-fn replay_take(take: &str, out: &Path, size: Option<(usize, usize)>, force: bool) -> Result<()> {
+fn replay_take(
+    take: &str,
+    out: &Path,
+    size: Option<(usize, usize)>,
+    force: bool,
+    final_quality: bool,
+) -> Result<()> {
     let take = open_take(take)?;
     let out = out_folder(out, force)?;
     let options = ReplayOptions {
         size,
+        final_quality,
         ..Default::default()
     };
     let mut bar = Progress::new("replay");
@@ -245,6 +257,10 @@ fn replay_take(take: &str, out: &Path, size: Option<(usize, usize)>, force: bool
             "{} frames differ from the take's (first: frame {}): other software or hardware?",
             summary.differing.len(),
             summary.differing[0]
+        ),
+        None if final_quality && size.is_none() => eprintln!(
+            "cuecast: final quality: {} frames differ from the live take (drawn at less than full detail live)",
+            summary.differing.len()
         ),
         None => eprintln!("cuecast: rendered at another size: not compared with the take"),
     }

@@ -24,6 +24,10 @@ pub struct ReplayOptions {
     /// Render at another size than the take's (a preview or a final render).
     pub size: Option<(usize, usize)>,
     pub device: DeviceSpec,
+    /// Final quality: every frame at the model's full quality, where live it may have
+    /// drawn some at less (the procedural world's adaptive detail), instead of exactly
+    /// as live.
+    pub final_quality: bool,
 }
 
 /// What a replay made.
@@ -33,9 +37,10 @@ pub struct ReplaySummary {
     pub seconds: f64,
     /// Frames made per second of wall-clock time.
     pub fps: f64,
-    /// Whether every frame equals the take's, byte for byte (`None` at another size).
+    /// Whether every frame equals the take's, byte for byte (`None` at another size, or
+    /// at final quality, which is not meant to be the same).
     pub identical: Option<bool>,
-    /// The show frames that differ from the take's.
+    /// The show frames that differ from the take's (at the take's size).
     pub differing: Vec<u64>,
     pub failed_steps: u64,
 }
@@ -112,7 +117,12 @@ pub fn replay(
             // Restored live before this frame: the take's copy, at the same point.
             show.restore(Checkpoint::load(&take.dir.join(rel))?)?;
         }
-        engine.render_at(record.frame, record.detail, record.reset)?;
+        let detail = if options.final_quality {
+            1.0
+        } else {
+            record.detail
+        };
+        engine.render_at(record.frame, detail, record.reset)?;
         let rendered = frames
             .recv()
             .map_err(|_| EngineError::Stopped("the model thread has stopped".into()))?;
@@ -140,7 +150,8 @@ pub fn replay(
                 differing.push(record.frame);
             }
         }
-        (Some(differing.is_empty()), differing)
+        let identical = (!options.final_quality).then_some(differing.is_empty());
+        (identical, differing)
     } else {
         (None, Vec::new())
     };

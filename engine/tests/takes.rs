@@ -219,6 +219,37 @@ fn a_procedural_replay_is_bit_identical_to_its_take() {
 }
 
 #[test]
+fn a_final_quality_replay_draws_every_frame_at_full_detail() {
+    let dir = support::tempdir("replay-final");
+    let take = record_take(procedural(), &dir.join("t1"), SIZE);
+    let lowered: Vec<u64> = take
+        .frames
+        .iter()
+        .filter(|f| f.detail < 1.0)
+        .map(|f| f.frame)
+        .collect();
+    assert_eq!(lowered.len(), 4, "the take drew four frames at half detail");
+    let options = ReplayOptions {
+        final_quality: true,
+        ..Default::default()
+    };
+    let s = replay(&take, &dir.join("final"), &options, |_, _| {}).unwrap();
+    assert_eq!((s.frames, s.identical), (30, None));
+    // Exactly the frames drawn at less than full detail live are drawn anew; the camera
+    // track, the frames and their timing are the take's.
+    assert_eq!(s.differing, lowered);
+    let again = Take::open(&dir.join("final")).unwrap();
+    assert!(again.frames.iter().all(|f| f.detail == 1.0));
+    let track = |t: &Take| {
+        t.frames
+            .iter()
+            .map(|f| (f.frame, f.pose))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(track(&again), track(&take));
+}
+
+#[test]
 fn a_torchscript_replay_is_bit_identical_to_its_take() {
     let dir = support::tempdir("replay-ts-package");
     let pkg = support::example_package(&dir);
