@@ -171,8 +171,8 @@ impl InProcess {
         let thread = std::thread::Builder::new()
             .name("cuecast-model-graph".into())
             .spawn(move || {
-                // libtorch's thread count is per thread.
-                tch::set_num_threads(threads.max(1) as i32);
+                // As the model thread does: with OpenMP the count is the calling thread's.
+                tch::set_num_threads(threads.clamp(1, MAX_MODEL_THREADS) as i32);
                 let _guard = tch::no_grad_guard();
                 let loaded = catch_unwind(AssertUnwindSafe(|| {
                     InProcessModel::load(&for_thread, device, seed, image.as_deref())
