@@ -102,7 +102,7 @@ pub(super) fn specs() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecString::builder("model")
                 .nick("Model package")
-                .blurb("Folder with cuecast-model.yaml: model.pt (torchscript backend) or the model's Python (python backend)")
+                .blurb("Folder with cuecast-model.yaml: model.pt (torchscript backend), model.pt2 (aoti backend) or the model's Python (python backend)")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("python")
