@@ -271,12 +271,7 @@ fn stop_all(all: Vec<Running>) {
 fn stop(mut r: Running, deadline: Instant) {
     r.stop.store(true, Ordering::Relaxed);
     if let Some(t) = r.thread.take() {
-        while !t.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if t.is_finished() {
-            let _ = t.join();
-        } else {
+        if !cuecast_engine::join::join_until(t, deadline) {
             tracing::warn!(
                 "input {:?} did not stop within {} s: left to end by itself",
                 r.input.name,

@@ -40,6 +40,7 @@ pub mod engine;
 pub mod files;
 pub mod frame;
 pub mod generator;
+pub mod join;
 pub mod media;
 pub mod metrics;
 mod parallel;

@@ -525,13 +525,7 @@ impl Engine {
             v.close();
         }
         let Some(t) = self.thread.take() else { return };
-        let deadline = Instant::now() + grace;
-        while !t.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if t.is_finished() {
-            let _ = t.join();
-        } else {
+        if !crate::join::join_until(t, Instant::now() + grace) {
             let running = self.counters.step_running().unwrap_or_default();
             tracing::warn!(
                 "the model did not stop within {:.1} s (its step has been running for {:.1} s): left behind",

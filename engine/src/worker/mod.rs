@@ -472,13 +472,7 @@ impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.tx.send(Inbound::Command(Command::Quit));
         if let Some(t) = self.thread.take() {
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
+            crate::join::join_until(t, Instant::now() + Duration::from_secs(3));
         }
     }
 }

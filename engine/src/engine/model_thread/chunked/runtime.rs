@@ -355,13 +355,7 @@ impl Drop for InProcess {
         self.stop.store(true, Ordering::Relaxed);
         self.commands = None;
         if let Some(t) = self.thread.take() {
-            let deadline = Instant::now() + IN_PROCESS_STOP_LIMIT;
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
+            if !crate::join::join_until(t, Instant::now() + IN_PROCESS_STOP_LIMIT) {
                 tracing::warn!("the model's graph did not finish its call: its thread is left");
             }
         }
