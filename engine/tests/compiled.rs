@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use cuecast_engine::generator::aoti::Pt2;
 use cuecast_engine::generator::package::Package;
-use cuecast_engine::{Cue, DeviceSpec, Engine, EngineConfig, Fps};
+use cuecast_engine::{DeviceSpec, Engine, EngineConfig};
 use serde_json::json;
 use tch::{Device, Kind, Tensor};
 
@@ -159,17 +159,7 @@ fn packages_that_do_not_match_their_manifest_are_refused_at_load_by_name() {
 }
 
 fn render(config: EngineConfig, cues: &[serde_json::Value], n: u64) -> Vec<Vec<u8>> {
-    let (engine, rx) = Engine::start_with_channel(config).unwrap();
-    engine.set_output(256, 144, Fps::new(30, 1));
-    if !cues.is_empty() {
-        engine
-            .inbox()
-            .submit(
-                cues.iter().map(|c| Cue::from_value(c).unwrap()).collect(),
-                None,
-            )
-            .unwrap();
-    }
+    let (engine, rx) = support::with_cues(config, (256, 144), cues);
     let frames = support::frames_of(&engine, &rx, 0..n);
     let status = engine.status();
     assert_eq!(status.steps_failed, 0, "no failed steps");
@@ -284,17 +274,21 @@ fn a_compiled_models_saved_state_resumes_it_exactly() {
 
     // In a show: a checkpoint saved live restores into another show of the model.
     let dir = support::tempdir("compiled-checkpoint");
-    let (engine, rx) =
-        Engine::start_with_channel(show("aoti", &packages().join("chunks-aoti"))).unwrap();
-    engine.set_output(256, 144, Fps::new(30, 1));
+    let (engine, rx) = support::with_cues(
+        show("aoti", &packages().join("chunks-aoti")),
+        (256, 144),
+        &[],
+    );
     support::frames_of(&engine, &rx, 0..20);
     engine.handle().save_checkpoint(&dir.join("c")).unwrap();
     drop(engine);
     let ckpt = cuecast_engine::checkpoint::Checkpoint::load(&dir.join("c")).unwrap();
     assert_eq!(ckpt.manifest.state_tensors, ["latents", "seed"]);
-    let (engine, rx) =
-        Engine::start_with_channel(show("aoti", &packages().join("chunks-aoti"))).unwrap();
-    engine.set_output(256, 144, Fps::new(30, 1));
+    let (engine, rx) = support::with_cues(
+        show("aoti", &packages().join("chunks-aoti")),
+        (256, 144),
+        &[],
+    );
     support::frames_of(&engine, &rx, 0..5);
     engine.handle().restore(ckpt).unwrap();
     support::frames_of(&engine, &rx, 5..20);

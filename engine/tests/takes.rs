@@ -261,7 +261,7 @@ fn a_torchscript_replay_is_bit_identical_to_its_take() {
         },
         ..procedural()
     };
-    replays_identically(config, (256, 144), "replay-torchscript");
+    replays_identically(config.clone(), (256, 144), "replay-torchscript");
     // A take made by another version of the package (here: its manifest said another
     // thing): replay refuses, naming the model and both hashes.
     let manifest = pkg.join("cuecast-model.yaml");
@@ -272,15 +272,7 @@ fn a_torchscript_replay_is_bit_identical_to_its_take() {
     )
     .unwrap();
     let dir = support::tempdir("replay-ts-changed");
-    let original = EngineConfig {
-        settings: cuecast_engine::engine::ModelSettings {
-            backend: "torchscript".parse().unwrap(),
-            model: Some(pkg.clone()),
-            ..procedural().settings
-        },
-        ..procedural()
-    };
-    let take = record_take(original, &dir.join("t1"), (256, 144));
+    let take = record_take(config, &dir.join("t1"), (256, 144));
     std::fs::write(&manifest, text).unwrap();
     let e = replay(
         &take,

@@ -79,14 +79,12 @@ pub fn broken_packages(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// Starts an engine, sends `cues` before the first frame, renders frames `0..n` at
-/// `size`, and returns their pixels. A failed step fails the test.
-pub fn frames(
+/// Starts an engine at `size` and 30 fps and sends `cues` before its first frame.
+pub fn with_cues(
     config: EngineConfig,
     size: (usize, usize),
     cues: &[serde_json::Value],
-    n: u64,
-) -> Vec<Vec<u8>> {
+) -> (Engine, mpsc::Receiver<cuecast_engine::Rendered>) {
     let (engine, rx) = Engine::start_with_channel(config).unwrap();
     engine.set_output(size.0, size.1, Fps::new(30, 1));
     if !cues.is_empty() {
@@ -98,6 +96,18 @@ pub fn frames(
             )
             .unwrap();
     }
+    (engine, rx)
+}
+
+/// Starts an engine, sends `cues` before the first frame, renders frames `0..n` at
+/// `size`, and returns their pixels. A failed step fails the test.
+pub fn frames(
+    config: EngineConfig,
+    size: (usize, usize),
+    cues: &[serde_json::Value],
+    n: u64,
+) -> Vec<Vec<u8>> {
+    let (engine, rx) = with_cues(config, size, cues);
     (0..n)
         .map(|f| {
             engine.render(f).unwrap();
