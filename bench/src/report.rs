@@ -22,13 +22,7 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
         d,
         "## 1. Source cost: `cuecastsrc` and `videotestsrc`, not live, into `fakesink`\n"
     )?;
-    if let Some(date) = r["source_run"]["date"].as_str() {
-        writeln!(
-            d,
-            "Run on its own (`--world`) on {date}, {}.\n",
-            r["source_run"]["machine"].as_str().unwrap_or("")
-        )?;
-    }
+    run_alone(&mut d, "--world", &r["source_run"])?;
     writeln!(d, "RGBx at 30/1 caps, time per frame between the first and the last buffer (so start-up is left out), median of {} alternating runs of 300 frames (16-31 for the procedural world). `null`: a backend whose step does nothing, so what is left is the element (model thread handoff, buffer, timestamps). `tensor-out`: a step that only turns a finished float `[3, H, W]` frame into the buffer, the work every tensor backend adds. `pattern`: a trivial backend that draws a picture into the buffer, like `videotestsrc`. `procedural`: the built-in world, model step included.\n", r["source"][0]["rounds"])?;
     writeln!(d, "| size | null | tensor-out | pattern | procedural | videotestsrc | pattern ÷ videotestsrc (frames/s) |")?;
     writeln!(d, "|---|---|---|---|---|---|---|")?;
@@ -166,13 +160,7 @@ pub(crate) fn document(r: &Value, quick: bool) -> Result<String> {
     let ds = &r["default_show"];
     if !ds.is_null() {
         writeln!(d, "### The default show, quiet and on a busy machine\n")?;
-        if let Some(date) = r["default_show"]["date"].as_str() {
-            writeln!(
-                d,
-                "Run on its own (`--world`) on {date}, {}.\n",
-                r["default_show"]["machine"].as_str().unwrap_or("")
-            )?;
-        }
+        run_alone(&mut d, "--world", ds)?;
         writeln!(d, "`cuecast serve` with the default config as `scripts/show` runs it (the default show preset, 1280x720 at 30 fps, a recording and a preview), first quiet, then with one core kept busy by a spinning thread beside it (the build or browser a newcomer's laptop always has). Repeats: frame slots filled by repeating the previous frame. Detail: what status reported, sampled every second (1 full; the procedural world draws at 0.75 or 0.5 while its steps run late, and back at full once there is room).\n")?;
         writeln!(d, "| machine | seconds | frames out | repeated | repeats per minute | detail (min / median / max) |")?;
         writeln!(d, "|---|---|---|---|---|---|")?;
@@ -602,14 +590,7 @@ fn models_section(d: &mut String, m: &Value) -> Result<()> {
     let hosting = f(&o["worker_ms"]) / f(&o["worker_step_ms"]);
     writeln!(d, "Hosting alone (a chunk through the worker against the same worker's step, the two timed on the same chunks): {hosting:.3}×. When the bare loop's rounds spread as widely as the worker's (see the rounds in benchmarks.json), the round ratio measures this machine's neighbours more than the worker.\n")?;
     writeln!(d, "### Moving a 12-frame 832x480 chunk into cuecast\n")?;
-    let run = &m["transfer_run"];
-    if let Some(date) = run["date"].as_str() {
-        writeln!(
-            d,
-            "Measured on its own (`--transfer`) on {date}, {}.\n",
-            run["machine"].as_str().unwrap_or("")
-        )?;
-    }
+    run_alone(d, "--transfer", &m["transfer_run"])?;
     writeln!(d, "A model that only hands over a chunk it holds, so the move is all that is timed: the worker's write into its slot of shared memory (RGB; from float, rounding to 8 bits too), then either nothing (the frames go on air where they lie: what `cuecastsrc` negotiates for a worker's model, RGB at its size) or cuecast's copy into RGBx (a show that takes only RGBx), chunk by chunk alternately. Medians.\n")?;
     writeln!(
         d,
@@ -909,13 +890,7 @@ fn runtimes_section(d: &mut String, m: &Value) -> Result<()> {
         )?;
         return Ok(());
     }
-    let run = &m["runtimes_run"];
-    writeln!(
-        d,
-        "Measured on its own (`--runtimes`) on {}, {}.\n",
-        run["date"].as_str().unwrap_or(""),
-        run["machine"].as_str().unwrap_or("")
-    )?;
+    run_alone(d, "--runtimes", &m["runtimes_run"])?;
     writeln!(d, "`tiny-world` ({}) exported by `models/compiled/export.py` three ways and stepped {} times a round by each, rounds alternating, {} rounds after one to warm up, one torch thread each, on the CPU. In process (`aoti`: its `.pt2`; `torchscript`: its `model.pt`) a step is timed from its inputs to its frame in an RGBx buffer; through the worker (`python`: the same model in eager PyTorch), from asking for the frame to having it in cuecast's buffer. Medians of the rounds' medians.\n", r["model"].as_str().unwrap_or(""), r["steps"], r["rounds"])?;
     writeln!(d, "| runtime | per step |")?;
     writeln!(d, "|---|---|")?;
@@ -937,5 +912,18 @@ fn runtimes_section(d: &mut String, m: &Value) -> Result<()> {
         "Target aoti ≤ TorchScript: **{}** ({ratio:.2}×, the median of the rounds' ratios).\n",
         verdict(ratio <= 1.0)
     )?;
+    Ok(())
+}
+
+/// "Run on its own (`FLAG`) on DATE, MACHINE.", for a part measured apart from the full
+/// run (`run` has its `date` and `machine`; nothing is said without a date).
+fn run_alone(d: &mut String, flag: &str, run: &Value) -> Result<()> {
+    if let Some(date) = run["date"].as_str() {
+        writeln!(
+            d,
+            "Run on its own (`{flag}`) on {date}, {}.\n",
+            run["machine"].as_str().unwrap_or("")
+        )?;
+    }
     Ok(())
 }
